@@ -1,0 +1,23 @@
+"""vmjax.core: the environment contract (DESIGN.md), spaces, registry, wrappers and validation."""
+
+from vmjax.core import spaces
+from vmjax.core.env import Environment, is_concrete, select_tree
+from vmjax.core.registry import make, register, registered_envs
+from vmjax.core.rollout import agent_means, rollout
+from vmjax.core.wrappers import LogState, LogWrapper, VecEnv, Wrapper
+
+__all__ = [
+    "Environment",
+    "LogState",
+    "LogWrapper",
+    "VecEnv",
+    "Wrapper",
+    "agent_means",
+    "rollout",
+    "is_concrete",
+    "make",
+    "register",
+    "registered_envs",
+    "select_tree",
+    "spaces",
+]

@@ -1,0 +1,113 @@
+"""The environment contract (DESIGN.md): gymnax-1.0 signatures with a leading agent axis.
+
+    obs, state = env.reset(key, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+
+The env object holds only static configuration (sizes, switches); everything dynamic lives in the
+`EnvState` pytree and every physical constant in the `EnvParams` pytree, so `jax.vmap` over params runs
+an ablation in one compiled call. A subclass implements `reset_env` and `step_env` (one transition, no
+reset); `step` adds the auto-reset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from vmjax.core import spaces
+
+PyTree = Any
+
+
+def select_tree(pred: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:
+    """Leafwise `jnp.where(pred, a, b)` for a scalar boolean `pred`."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def is_concrete(tree: PyTree) -> bool:
+    """True when no leaf is a tracer, i.e. values can be checked in Python before tracing."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+class Environment:
+    """Base class of every vmjax scenario.
+
+    Subclasses set `num_agents` and implement `default_params`, `reset_env`, `step_env`,
+    `observation_space`, `action_space`, and where they apply `action_mask` and `world_state`.
+    """
+
+    num_agents: int
+
+    # ------------------------------------------------------------------ the contract
+    @property
+    def default_params(self) -> PyTree:
+        raise NotImplementedError
+
+    def reset(self, key: jax.Array, params: PyTree | None = None) -> tuple[jax.Array, PyTree]:
+        """Start an episode: returns (obs [num_agents, obs_dim], state)."""
+        params = self.default_params if params is None else params
+        if is_concrete(params):
+            self.validate_params(params)
+        return self.reset_env(key, params)
+
+    def step(self, key: jax.Array, state: PyTree, action: PyTree, params: PyTree | None = None):
+        """One transition with auto-reset.
+
+        When the episode ends (terminated or truncated), the returned obs and state are those of a freshly
+        reset episode; the observation the episode ended on is in `info["final_observation"]` (always
+        present, equal to `obs` when the episode goes on). `terminated` (a true end, no bootstrap) and
+        `truncated` (time limit, bootstrap) are kept apart.
+        """
+        params = self.default_params if params is None else params
+        if is_concrete(params):
+            self.validate_params(params)
+        key_step, key_reset = jax.random.split(key)
+        obs_step, state_step, reward, terminated, truncated, info = self.step_env(key_step, state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        obs_reset, state_reset = self.reset_env(key_reset, params)
+        obs, state = self.merge_reset(done, (obs_reset, state_reset), (obs_step, state_step))
+        info = dict(info, final_observation=obs_step)
+        return obs, state, reward, terminated, truncated, info
+
+    def merge_reset(self, done: jax.Array, reset_out: PyTree, step_out: PyTree) -> PyTree:
+        """Pick the reset (obs, state) where `done`, else the stepped one. Wrappers that keep data across
+        episodes (episode statistics) override this."""
+        return select_tree(done, reset_out, step_out)
+
+    # ------------------------------------------------------------------ to implement
+    def reset_env(self, key: jax.Array, params: PyTree) -> tuple[jax.Array, PyTree]:
+        raise NotImplementedError
+
+    def step_env(self, key: jax.Array, state: PyTree, action: PyTree, params: PyTree):
+        """One transition without reset: (obs, state, reward [num_agents], terminated, truncated, info)."""
+        raise NotImplementedError
+
+    def observation_space(self, params: PyTree | None = None) -> spaces.Space:
+        raise NotImplementedError
+
+    def action_space(self, params: PyTree | None = None) -> spaces.Space:
+        raise NotImplementedError
+
+    def action_mask(self, state: PyTree, params: PyTree) -> jax.Array:
+        """Boolean mask [num_agents, n] of the discrete head (all True by default)."""
+        space = self.action_space(params)
+        discrete = [s for s in getattr(space, "spaces", {"": space}).values() if isinstance(s, spaces.Discrete)]
+        if not discrete:
+            raise NotImplementedError(f"{self.name} has no discrete action head")
+        return jnp.ones((self.num_agents, discrete[0].n), dtype=bool)
+
+    def world_state(self, state: PyTree, params: PyTree) -> jax.Array:
+        """Centralized-critic input [num_agents, state_dim]."""
+        raise NotImplementedError
+
+    def validate_params(self, params: PyTree) -> None:
+        """Raise ValueError naming the field when a concrete params value is invalid."""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"{self.name}(num_agents={self.num_agents})"

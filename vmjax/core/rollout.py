@@ -1,0 +1,53 @@
+"""Roll a per-world policy through `num_envs` worlds in one `lax.scan` (the evaluation loop)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from vmjax.core.env import Environment
+from vmjax.core.wrappers import VecEnv
+
+Policy = Callable[[jax.Array, Any, Any], Any]
+"""policy(key, state, params) -> action, for one world; `rollout` vmaps it over worlds."""
+
+
+def agent_means(reward: jax.Array, info: dict) -> dict:
+    """Default per-step summary: every per-agent array [E, N] averaged over agents -> [E]."""
+    out = {"reward": jnp.mean(reward, axis=-1)}
+    for name, value in info.items():
+        if name == "final_observation":
+            continue
+        out[name] = jnp.mean(value.astype(jnp.float32), axis=-1) if value.ndim == 2 else value
+    return out
+
+
+def rollout(
+    env: Environment,
+    policy: Policy,
+    key: jax.Array,
+    params: Any,
+    num_envs: int,
+    num_steps: int,
+    summarize: Callable[[jax.Array, dict], Any] = agent_means,
+):
+    """Reset `num_envs` worlds from `key` and run `policy` for `num_steps` steps (auto-reset included).
+
+    The env's randomness comes from keys that do not depend on the policy, so two policies rolled out
+    from the same key face the same worlds, trajectories and tasks (held-out episodes).
+    Returns `summarize(reward, info)` stacked over steps, e.g. {name: [num_steps, num_envs]}.
+    """
+    vec = VecEnv(env, num_envs)
+    k_reset, k_env, k_policy = jax.random.split(key, 3)
+    _, state = vec.reset(k_reset, params)
+
+    def body(state, keys):
+        k_step, k_act = keys
+        actions = jax.vmap(policy, in_axes=(0, 0, None))(jax.random.split(k_act, num_envs), state, params)
+        _, state, reward, _, _, info = vec.step(k_step, state, actions, params)
+        return state, summarize(reward, info)
+
+    keys = (jax.random.split(k_env, num_steps), jax.random.split(k_policy, num_steps))
+    return jax.lax.scan(body, state, keys)[1]

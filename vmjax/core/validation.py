@@ -1,0 +1,69 @@
+"""Config and params validation in Python, before tracing, with errors that name the field."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable
+
+import numpy as np
+
+
+def _values(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
+
+
+def check_finite(owner: str, field: str, value: Any) -> None:
+    if not np.all(np.isfinite(_values(value))):
+        raise ValueError(f"{owner}.{field} must be finite, got {value!r}")
+
+
+def check_positive(owner: str, field: str, value: Any) -> None:
+    check_finite(owner, field, value)
+    if not np.all(_values(value) > 0):
+        raise ValueError(f"{owner}.{field} must be > 0, got {value!r}")
+
+
+def check_non_negative(owner: str, field: str, value: Any) -> None:
+    check_finite(owner, field, value)
+    if not np.all(_values(value) >= 0):
+        raise ValueError(f"{owner}.{field} must be >= 0, got {value!r}")
+
+
+def check_probability(owner: str, field: str, value: Any) -> None:
+    check_finite(owner, field, value)
+    v = _values(value)
+    if not np.all((v >= 0) & (v <= 1)):
+        raise ValueError(f"{owner}.{field} must be in [0, 1], got {value!r}")
+
+
+def check_range(owner: str, low_field: str, high_field: str, low: Any, high: Any) -> None:
+    if not np.all(_values(low) <= _values(high)):
+        raise ValueError(f"{owner}.{low_field} must be <= {owner}.{high_field}, got {low!r} > {high!r}")
+
+
+def check_int_at_least(owner: str, field: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{owner}.{field} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner}.{field} must be >= {minimum}, got {value}")
+
+
+def check_choice(owner: str, field: str, value: Any, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{owner}.{field} must be one of {choices}, got {value!r}")
+
+
+def check_shape(owner: str, field: str, value: Any, shape: tuple[int, ...]) -> None:
+    got = tuple(np.shape(value))
+    if got != tuple(shape):
+        raise ValueError(f"{owner}.{field} must have shape {tuple(shape)}, got {got}")
+
+
+def config_from_kwargs(config_cls: type, owner: str, kwargs: dict[str, Any]):
+    """Build a frozen config dataclass, naming unknown fields and listing the valid ones."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise ValueError(f"{owner} got unknown config field(s) {unknown}; valid fields: {sorted(names)}")
+    return config_cls(**kwargs)
