@@ -1,0 +1,1 @@
+"""Comparison methods from the papers, built on vmjax (heuristics first)."""

@@ -1,0 +1,3 @@
+from baselines.evaluate import main
+
+raise SystemExit(main())
