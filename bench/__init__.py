@@ -1,0 +1,1 @@
+"""vmjax benchmarks: throughput measured in one process, compile time reported apart (README)."""

@@ -1,0 +1,109 @@
+"""Environment throughput of AvatarPremigration-v0: env steps/s and agent steps/s at several world counts.
+
+    python -m bench.env_throughput [--worlds 1 64 1024 4096] [--vehicles 20] [--rsus 10]
+
+Method (ANCHORS.md): AOT-compile the rollout first and report compile time apart; then time the compiled
+call with `block_until_ready`, several repeats, median. One rollout = `--steps` steps of a `VecEnv`
+(auto-reset included: episodes of 100 slots end inside the run) with a fixed random action per world, so
+only the environment is timed. The reference in the same process is the same env stepped with 1 world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+import vmjax
+from bench.machine import describe_machine, machine_label
+from vmjax.core.io import atomic_write_json
+
+
+def make_env_rollout(env, num_worlds: int, num_steps: int):
+    """A jitted function key -> summed reward, running `num_steps` steps in `num_worlds` worlds."""
+    vec = vmjax.VecEnv(env, num_worlds)
+    params = env.default_params
+
+    def run(key):
+        k_reset, k_action, k_steps = jax.random.split(key, 3)
+        _, state = vec.reset(k_reset, params)
+        actions = jax.vmap(env.action_space(params).sample)(jax.random.split(k_action, num_worlds))
+
+        def body(carry, k):
+            state, total = carry
+            _, state, reward, *_ = vec.step(k, state, actions, params)
+            return (state, total + jnp.sum(reward)), None
+
+        (state, total), _ = jax.lax.scan(body, (state, jnp.float32(0.0)), jax.random.split(k_steps, num_steps))
+        return total
+
+    return jax.jit(run)
+
+
+def time_compiled(fn, key, repeats: int) -> tuple[float, float]:
+    """(compile seconds, median run seconds) of a jitted function of one key."""
+    start = time.perf_counter()
+    compiled = fn.lower(key).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(key))  # warm-up run, excluded
+    runs = []
+    for i in range(repeats):
+        k = jax.random.fold_in(key, i)
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(k))
+        runs.append(time.perf_counter() - start)
+    return compile_s, statistics.median(runs)
+
+
+def measure(worlds, num_vehicles, num_rsus, num_steps, repeats):
+    env = vmjax.make("AvatarPremigration-v0", num_vehicles=num_vehicles, num_rsus=num_rsus)
+    rows = []
+    for num_worlds in worlds:
+        compile_s, run_s = time_compiled(make_env_rollout(env, num_worlds, num_steps), jax.random.key(0), repeats)
+        env_steps = num_worlds * num_steps / run_s
+        rows.append(
+            {
+                "worlds": num_worlds,
+                "compile_s": compile_s,
+                "run_s": run_s,
+                "env_steps_per_s": env_steps,
+                "agent_steps_per_s": env_steps * num_vehicles,
+            }
+        )
+        print(
+            f"{num_worlds:>7} worlds  {env_steps:>14,.0f} env steps/s  {env_steps * num_vehicles:>16,.0f} agent steps/s"
+            f"  compile {compile_s:6.1f} s  run {run_s * 1e3:9.2f} ms",
+            flush=True,
+        )
+    base = rows[0]["env_steps_per_s"]
+    for row in rows:
+        row["ratio_vs_first"] = row["env_steps_per_s"] / base
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.env_throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--worlds", type=int, nargs="+", default=[1, 64, 1024, 4096], help="world counts")
+    parser.add_argument("--vehicles", type=int, default=20, help="N vehicles (agents) per world")
+    parser.add_argument("--rsus", type=int, default=10, help="M RSUs per world")
+    parser.add_argument("--steps", type=int, default=200, help="steps per timed rollout (episodes are 100)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
+    parser.add_argument("--out", help="JSON path (default bench/results/env_throughput-<machine>.json)")
+    args = parser.parse_args(argv)
+    machine = describe_machine()
+    print(f"AvatarPremigration-v0 env throughput, N={args.vehicles}, M={args.rsus}; {machine}")
+    rows = measure(args.worlds, args.vehicles, args.rsus, args.steps, args.repeats)
+    print(f"ratio of the largest to the first world count: {rows[-1]['ratio_vs_first']:.1f}x")
+    out = Path(args.out or Path(__file__).parent / "results" / f"env_throughput-{machine_label(machine)}.json")
+    atomic_write_json(out, {"benchmark": "env_throughput", "env": "AvatarPremigration-v0", "config": vars(args),
+                            "machine": machine, "rows": rows})
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
