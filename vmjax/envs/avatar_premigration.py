@@ -440,10 +440,10 @@ class AvatarPremigration(Environment):
     def sample_slot_draws(self, key, params: EnvParams) -> SlotDraws:
         """New tasks every slot [P ranges] and, when enabled, the slot's fading."""
         n = self.num_agents
-        k_in, k_task, k_fade = jax.random.split(key, 3)
-        task_input = fastrand.uniform(k_in, (n,), params.task_input_bits_low, params.task_input_bits_high)
-        task = fastrand.uniform(k_task, (n,), params.task_bits_low, params.task_bits_high)
-        fading = net.rayleigh_power_gain(k_fade, (n, self.num_rsus)) if self.config.rayleigh_fading else None
+        # independent streams of one key (no key split: this runs every step)
+        task_input = fastrand.uniform(key, (n,), params.task_input_bits_low, params.task_input_bits_high, stream=0)
+        task = fastrand.uniform(key, (n,), params.task_bits_low, params.task_bits_high, stream=1)
+        fading = net.rayleigh_power_gain(key, (n, self.num_rsus), stream=2) if self.config.rayleigh_fading else None
         return SlotDraws(task_input_bits=task_input, task_bits=task, fading=fading)
 
     # ------------------------------------------------------------------ what the agents see

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from vmjax.core.io import atomic_write_text
 from vmjax.mobility.trace import Trace
 from vmjax.net.geo import lonlat_to_xy_m, xy_to_lonlat
 
@@ -34,22 +35,14 @@ def write_trace_csv(path, trace: Trace, slot_s: float, origin_lonlat=None) -> No
     else:
         header = ["vehicle_id", "timestamp", "longitude", "latitude"]
         columns = xy_to_lonlat(positions_m[..., 0], positions_m[..., 1], float(origin_lonlat[0]), float(origin_lonlat[1]))
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".trace-", suffix=".csv.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            for v in range(num_vehicles):
-                for t in range(num_steps):
-                    if valid[t, v]:
-                        writer.writerow([v, repr(t * float(slot_s)), repr(float(columns[0][t, v])), repr(float(columns[1][t, v]))])
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for v in range(num_vehicles):
+        for t in range(num_steps):
+            if valid[t, v]:
+                writer.writerow([v, repr(t * float(slot_s)), repr(float(columns[0][t, v])), repr(float(columns[1][t, v]))])
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _parse_timestamp_s(text: str, where: str) -> float:

@@ -12,8 +12,8 @@ Each vehicle drives on a road (along x or along y) in a direction (+1 / -1) and 
 3. emitted position: road point + (lane offset + N(0, jitter^2)) along the right-hand normal + N(0, gps^2 I),
    drawn as one 2-D normal in the road frame (the same distribution).
 
-Everything is one `lax.scan` over slots, vectorised over vehicles, deterministic for a key; random numbers
-are drawn up front. `grid`, `num_vehicles`, `num_steps` and `substeps` are static.
+Everything is one `lax.scan` over slots, vectorised over vehicles, deterministic for a key; each slot draws
+its random numbers from its own key. `grid`, `num_vehicles`, `num_steps` and `substeps` are static.
 """
 
 from __future__ import annotations
@@ -258,49 +258,46 @@ def generate_trajectories(
             raise ValueError(f"generate_trajectories: {name} must be a Python int >= 1, got {value!r}")
     validate_params(params)
 
-    k_init, k_speed, k_stop, k_turn, k_across, k_along = jax.random.split(key, 6)
-    shape = (num_steps - 1, num_vehicles)
+    k_init, k_slots = jax.random.split(key)
     has_intersections = bool(grid.x_roads_m) and bool(grid.y_roads_m)
-    per_slot = (
-        fastrand.normal(k_speed, shape),
-        fastrand.uniform(k_stop, shape),
-        # Turn draws only where a turn can happen (random numbers are a large part of the cost).
-        fastrand.uniform(k_turn, (num_steps - 1, substeps, num_vehicles)) if has_intersections else None,
-    )
     crossings_m = jnp.asarray(_crossing_table(grid)) if has_intersections else None
     # Without intersections the sub-steps only matter at a road end, where one reflection of the whole
     # slot's distance gives the same position: one move per slot suffices.
     moves_per_slot = substeps if has_intersections else 1
     offsets_m = jnp.asarray(grid.lane_offsets_m, jnp.float32)
     move_s = jnp.asarray(slot_s, jnp.float32) / moves_per_slot
+    # Lateral jitter N(0, j^2) along the right-hand normal plus isotropic GPS noise N(0, g^2 I) is, in
+    # distribution, N(0, j^2 + g^2) across the road and N(0, g^2) along it: one 2-D draw instead of three.
+    across_std_m = jnp.sqrt(params.lateral_jitter_std_m**2 + params.gps_noise_std_m**2)
 
-    def emit(drive: _Drive):
-        """Road-frame outputs of one slot: centre-line point [V, 2] and unit heading [V, 2]."""
-        return _road_point_m(drive.vertical, drive.road_m, drive.along_m), _unit_heading(drive.vertical, drive.direction)
+    def observe(drive: _Drive, lane_offset_m, key):
+        """Emitted position [V, 2] and unit heading [V, 2] of one slot: road point + lane + noise."""
+        heading_xy = _unit_heading(drive.vertical, drive.direction)
+        across, along = fastrand.normal_pair(key, (num_vehicles,))
+        lateral_m = lane_offset_m + across_std_m * across
+        point_m = _road_point_m(drive.vertical, drive.road_m, drive.along_m)
+        position_m = point_m + lateral_m[:, None] * _right_normal(heading_xy) + (params.gps_noise_std_m * along)[:, None] * heading_xy
+        return position_m, heading_xy
 
-    def slot_step(drive: _Drive, noise):
-        speed_noise, stop_u, turn_u = noise
+    def slot_step(drive: _Drive, keys):
+        """Observe this slot, then move to the next; each slot draws from its own keys (no [T, V] noise
+        buffers)."""
+        k_speed, k_stop, k_turn, k_noise = keys
+        observed = observe(drive, lane_offset_m, k_noise)
         in_core = _in_box(_road_point_m(drive.vertical, drive.road_m, drive.along_m), grid.core_box_m)
-        drive = _next_speed(drive, in_core, params, speed_noise, stop_u)
+        drive = _next_speed(drive, in_core, params, fastrand.normal(k_speed, (num_vehicles,)), fastrand.uniform(k_stop, (num_vehicles,)))
         distance_m = drive.speed_mps * move_s
+        # Turn draws only where a turn can happen.
+        turn_u = fastrand.uniform(k_turn, (moves_per_slot, num_vehicles)) if has_intersections else None
         for substep in range(moves_per_slot):  # static unroll over sub-steps
             substep_turn_u = None if turn_u is None else turn_u[substep]
             drive = _drive_substep(drive, distance_m, substep_turn_u, params.turn_prob, crossings_m, grid.extent_m)
-        return drive, emit(drive)
+        return drive, observed
 
     drive0 = _initial_drive(k_init, grid, params, num_vehicles)
-    _, (points_m, headings_xy) = jax.lax.scan(slot_step, drive0, per_slot)
-    first_point_m, first_heading_xy = emit(drive0)
-    points_m = jnp.concatenate([first_point_m[None], points_m], axis=0)  # [T, V, 2]
-    headings_xy = jnp.concatenate([first_heading_xy[None], headings_xy], axis=0)
-
     lane_offset_m = offsets_m[drive0.lane]  # a vehicle keeps its lane index (a U-turn moves it across the road)
-    # Lateral jitter N(0, j^2) along the right-hand normal plus isotropic GPS noise N(0, g^2 I) is, in
-    # distribution, N(0, j^2 + g^2) across the road and N(0, g^2) along it: one 2-D draw instead of three.
-    lateral_std_m = jnp.sqrt(params.lateral_jitter_std_m**2 + params.gps_noise_std_m**2)
-    lateral_m = lane_offset_m + lateral_std_m * fastrand.normal(k_across, points_m.shape[:-1])
-    along_m = params.gps_noise_std_m * fastrand.normal(k_along, points_m.shape[:-1])
-    positions_m = points_m + lateral_m[..., None] * _right_normal(headings_xy) + along_m[..., None] * headings_xy
+    slot_keys = jax.random.split(k_slots, (num_steps, 4))  # all keys in one call, outside the loop
+    _, (positions_m, headings_xy) = jax.lax.scan(slot_step, drive0, slot_keys)  # [T, V, 2] each
     headings_rad = jnp.arctan2(headings_xy[..., 1], headings_xy[..., 0])
     return Trace(positions_m=positions_m.astype(jnp.float32), headings_rad=headings_rad.astype(jnp.float32))
 

@@ -31,9 +31,9 @@ def calibrated_gain_coeff(snr_ref, noise_power_w, tx_power_w, ref_distance_m, ca
     return snr_ref * noise_power_w / (tx_power_w * free_space)
 
 
-def rayleigh_power_gain(key, shape):
+def rayleigh_power_gain(key, shape, stream: int = 0):
     """Small-scale Rayleigh fading power |g|^2 ~ Exp(1) (optional flag in specs 002, 003, 004)."""
-    return fastrand.exponential(key, shape)
+    return fastrand.exponential(key, shape, stream)
 
 
 def snr(tx_power_w, gain, noise_power_w):
