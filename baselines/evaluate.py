@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import time
 
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - start
     print(f"AvatarPremigration-v0: N={args.num_vehicles} vehicles, M={args.num_rsus} RSUs, {args.max_steps} slots")
     print(format_table(results, args.episodes))
-    machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform}"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}"
     print(f"wall time {wall:.1f} s including compilation ({machine})")
     if args.json:
         atomic_write_json(args.json, {"config": vars(args), "results": results, "wall_s": wall})

@@ -145,3 +145,18 @@ def test_registry_lists_known_ids():
         vmjax.make("NoSuchEnv-v0")
     with pytest.raises(ValueError, match="already registered"):
         vmjax.core.register("AvatarPremigration-v0", CountEnv)
+
+
+def test_vec_env_when_every_world_ends_together():
+    env = LogWrapper(CountEnv())
+    vec = VecEnv(env, num_envs=2)
+    obs, state = vec.reset(jax.random.key(0))
+    step = jax.jit(vec.step)
+    actions = jnp.array([[1, 0], [0, 1]])
+    for i in range(4):  # t reaches the limit 4 in both worlds at once (totals stay below 3 until then)
+        obs, state, reward, term, trunc, info = step(jax.random.key(i), state, actions * (i < 2))
+    np.testing.assert_array_equal(trunc, [True, True])
+    np.testing.assert_array_equal(obs[:, 0], [[0.0, 0.0], [0.0, 0.0]])  # both reset
+    np.testing.assert_array_equal(info["final_observation"][:, 0], [[4.0, 2.0], [4.0, 2.0]])
+    np.testing.assert_array_equal(state.returned_episode_returns, [[2.0, 0.0], [0.0, 2.0]])
+    np.testing.assert_array_equal(state.episode_lengths, [0, 0])

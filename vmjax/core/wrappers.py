@@ -178,7 +178,14 @@ class VecEnv:
         def reset_finished(_):
             keys_reset = jax.random.split(key_reset, self.num_envs)
             reset_out = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys_reset, params)
-            return jax.vmap(self.env.merge_reset)(done, reset_out, (obs_step, state_step))
+            merge = jax.vmap(self.env.merge_reset)
+            # worlds that start together end together: then the mask is a constant and XLA drops the selects
+            all_done = jnp.ones_like(done)
+            return jax.lax.cond(
+                jnp.all(done),
+                lambda: merge(all_done, reset_out, (obs_step, state_step)),
+                lambda: merge(done, reset_out, (obs_step, state_step)),
+            )
 
         obs, state = jax.lax.cond(jnp.any(done), reset_finished, lambda _: (obs_step, state_step), None)
         info = dict(info, final_observation=obs_step)

@@ -203,8 +203,9 @@ def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, param
     vehicles = jnp.arange(serving.shape[0])
     premigrates = (target != serving) & (fraction > 0.0)
     alpha = jnp.where(premigrates, fraction, 0.0)
-    # Per-vehicle lookups first, behind an optimization barrier: XLA's CPU backend would otherwise fuse the
-    # gathers into the arithmetic below and emit it as scalar (unvectorized) loops, several times slower.
+    # Per-vehicle lookups first, behind an optimization barrier: XLA's CPU backend fuses gathers into the
+    # arithmetic below and then emits scalar (unvectorized) loops; grouping them here measurably cut the
+    # step's time (bench/env_throughput.py). Values and gradients are unchanged.
     at_serving, at_target = jax.lax.optimization_barrier(
         (
             {
