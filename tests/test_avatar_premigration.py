@@ -398,6 +398,8 @@ def test_bad_params_name_the_field(env, params):
         env.validate_params(params.replace(noise_power_w=float("nan")))
     with pytest.raises(ValueError, match="rsu_xy_m"):
         env.reset(jax.random.key(0), params.replace(rsu_xy_m=jnp.zeros((5, 2))))
+    with pytest.raises(ValueError, match="MobilityParams.stop_prob"):
+        env.validate_params(params.replace(mobility=params.mobility.replace(stop_prob=1.5)))
     _, state = env.reset(jax.random.key(0), params)
     action = {"target": jnp.zeros(10, jnp.int32), "fraction": jnp.zeros(10)}
     with pytest.raises(ValueError, match="cloud_uplink_bps"):

@@ -381,6 +381,7 @@ class AvatarPremigration(Environment):
         validation.check_shape(owner, "rsu_xy_m", params.rsu_xy_m, (self.num_rsus, 2))
         validation.check_finite(owner, "rsu_xy_m", params.rsu_xy_m)
         validation.check_positive(owner, "map_extent_m", params.map_extent_m)
+        mobility.validate_params(params.mobility)
 
     # ------------------------------------------------------------------ spaces
     def action_space(self, params=None) -> spaces.Dict:

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from vmjax.core import fastrand
+from vmjax.core import fastrand, validation
+from vmjax.core.env import is_concrete
 from vmjax.mobility.roads import RoadGrid
 from vmjax.mobility.trace import Trace
 
@@ -47,16 +48,13 @@ class MobilityParams:
 
 
 def validate_params(params: MobilityParams) -> None:
-    """Python-side range checks of the concrete fields (traced fields are skipped); ValueError names the field."""
+    """Python-side range checks when the params are concrete (skipped under tracing); ValueError names the field."""
 
-    def concrete(name):
-        value = getattr(params, name)
-        return None if isinstance(value, jax.core.Tracer) else np.asarray(value)
-
+    if not is_concrete(params):
+        return
+    owner = "MobilityParams"
     for name in ("speed_ar_coeff", "stop_prob", "turn_prob", "core_start_prob"):
-        value = concrete(name)
-        if value is not None and not np.all((value >= 0.0) & (value <= 1.0)):
-            raise ValueError(f"MobilityParams.{name} must be in [0, 1], got {value}")
+        validation.check_probability(owner, name, getattr(params, name))
     for name in (
         "mean_speed_core_mps",
         "mean_speed_outskirts_mps",
@@ -65,12 +63,10 @@ def validate_params(params: MobilityParams) -> None:
         "lateral_jitter_std_m",
         "gps_noise_std_m",
     ):
-        value = concrete(name)
-        if value is not None and not np.all(np.isfinite(value) & (value >= 0.0)):
-            raise ValueError(f"MobilityParams.{name} must be finite and >= 0, got {value}")
-    low, high = concrete("stop_min_slots"), concrete("stop_max_slots")
-    if low is not None and high is not None and not np.all((low >= 1) & (low <= high)):
-        raise ValueError(f"MobilityParams.stop_min_slots must satisfy 1 <= stop_min_slots <= stop_max_slots, got {low}, {high}")
+        validation.check_non_negative(owner, name, getattr(params, name))
+    if not np.all(np.asarray(params.stop_min_slots) >= 1):
+        raise ValueError(f"{owner}.stop_min_slots must be >= 1, got {params.stop_min_slots}")
+    validation.check_range(owner, "stop_min_slots", "stop_max_slots", params.stop_min_slots, params.stop_max_slots)
 
 
 @struct.dataclass
