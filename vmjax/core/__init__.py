@@ -1,7 +1,7 @@
 """vmjax.core: the environment contract (DESIGN.md), spaces, registry, wrappers and validation."""
 
 from vmjax.core import spaces
-from vmjax.core.env import Environment, is_concrete, select_tree
+from vmjax.core.env import Environment, is_concrete, materialize, select_tree
 from vmjax.core.registry import make, register, registered_envs
 from vmjax.core.rollout import agent_means, rollout
 from vmjax.core.wrappers import LogState, LogWrapper, VecEnv, Wrapper
@@ -15,6 +15,7 @@ __all__ = [
     "agent_means",
     "rollout",
     "is_concrete",
+    "materialize",
     "make",
     "register",
     "registered_envs",

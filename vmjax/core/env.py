@@ -26,6 +26,19 @@ def select_tree(pred: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
+@jax.custom_jvp
+def materialize(tree: PyTree) -> PyTree:
+    """`lax.optimization_barrier` with an identity derivative: asks XLA to compute `tree` before what uses it
+    (a performance hint; values and gradients are unchanged). The custom JVP keeps it differentiable on JAX
+    versions whose barrier has no differentiation rule."""
+    return jax.lax.optimization_barrier(tree)
+
+
+@materialize.defjvp
+def _materialize_jvp(primals, tangents):
+    return materialize(primals[0]), tangents[0]
+
+
 def is_concrete(tree: PyTree) -> bool:
     """True when no leaf is a tracer, i.e. values can be checked in Python before tracing."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))

@@ -27,7 +27,7 @@ from flax import struct
 
 from vmjax import mobility, net
 from vmjax.core import fastrand, spaces, validation
-from vmjax.core.env import Environment
+from vmjax.core.env import Environment, materialize
 
 MB = net.BITS_PER_MEGABYTE
 
@@ -206,7 +206,7 @@ def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, param
     # Per-vehicle lookups first, behind an optimization barrier: XLA's CPU backend fuses gathers into the
     # arithmetic below and then emits scalar (unvectorized) loops; grouping them here measurably cut the
     # step's time (bench/env_throughput.py). Values and gradients are unchanged.
-    at_serving, at_target = jax.lax.optimization_barrier(
+    at_serving, at_target = materialize(
         (
             {
                 "distance_m": ctx.distance_m[vehicles, serving],
@@ -458,7 +458,7 @@ class AvatarPremigration(Environment):
         serving = jnp.argmin(distance, axis=-1).astype(jnp.int32)
         # materialize the lookups, x and y apart, before the arithmetic (see `slot_latency`)
         split_xy = lambda xy: (xy[..., 0], xy[..., 1])
-        parts = jax.lax.optimization_barrier((split_xy(position), split_xy(previous), split_xy(params.rsu_xy_m[serving])))
+        parts = materialize((split_xy(position), split_xy(previous), split_xy(params.rsu_xy_m[serving])))
         position, previous, serving_xy = (jnp.stack(xy, axis=-1) for xy in parts)
         velocity = (position - previous) / params.slot_s
         stay = net.disk_exit_time_s(
