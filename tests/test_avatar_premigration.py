@@ -119,7 +119,7 @@ def test_serving_rsu_and_stay_time(env, params):
     rsu = np.asarray(params.rsu_xy_m)
     d = np.linalg.norm(pos[:, None] - rsu[None], axis=-1)
     np.testing.assert_array_equal(ctx.serving, d.argmin(axis=1))
-    prev = np.asarray(state.positions_m[env.config.history_slots - 1, :10])
+    prev = np.asarray(state.trace.positions_m[env.config.history_slots - 1, :10])
     v = (pos - prev) / 10.0
     for i in range(10):
         c = rsu[d[i].argmin()]
@@ -160,7 +160,7 @@ def test_coverage_oracle_forecast_is_eq_18():
     env = vmjax.make("AvatarPremigration-v0", workload_forecast="coverage_oracle", num_background_vehicles=5)
     p = env.default_params
     obs, state = jax.jit(env.reset)(jax.random.key(7), p)
-    future = np.asarray(state.positions_m[env.config.history_slots + 1])  # p(t+1) of all 15 vehicles
+    future = np.asarray(state.trace.positions_m[env.config.history_slots + 1])  # p(t+1) of all 15 vehicles
     d = np.linalg.norm(future[:, None] - np.asarray(p.rsu_xy_m)[None], axis=-1)
     expected = 75e9 * (d <= 300.0).sum(axis=0)
     np.testing.assert_allclose(env.forecast(state, p), expected, rtol=1e-6)
@@ -176,7 +176,7 @@ def test_background_vehicles_add_load():
     step = jax.jit(env.step_env)
     _, with_bg, *_ = step(jax.random.key(9), state, action, p)
     _, without_bg, *_ = step(jax.random.key(9), state, action, p.replace(background_cycles_per_vehicle=0.0))
-    bg = np.asarray(state.positions_m[env.config.history_slots, 10:])
+    bg = np.asarray(state.trace.positions_m[env.config.history_slots, 10:])
     counts = (np.linalg.norm(bg[:, None] - np.asarray(p.rsu_xy_m)[None], axis=-1) <= 300.0).sum(axis=0)
     cap = np.asarray(state.rsu.max_workload_cycles)
     diff = np.asarray(with_bg.queue_cycles) - np.asarray(without_bg.queue_cycles)

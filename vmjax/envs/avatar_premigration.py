@@ -168,7 +168,7 @@ class SlotDraws:
 @struct.dataclass
 class EnvState:
     t: jax.Array  # () slot index in the episode
-    positions_m: jax.Array  # [history + T_max + 1, N + N_bg, 2] exogenous trajectories
+    trace: mobility.Trace  # positions [history + T_max + 1, N + N_bg, 2]: exogenous trajectories, agents first
     rsu: RsuState
     queue_cycles: jax.Array  # [M] L_m(t) = Q_m(t)
     draws: SlotDraws
@@ -404,6 +404,7 @@ class AvatarPremigration(Environment):
             k_traj, self.road_grid, params.mobility, c.num_vehicles + c.num_background_vehicles,
             self.trajectory_slots, params.slot_s, c.mobility_substeps,
         )
+        trace = mobility.Trace(positions_m=trace.positions_m)  # headings are not used: keep them out of the state
         positions = trace.positions_m
         queue = fastrand.uniform(k_queue, (self.num_rsus,)) * params.initial_load_max_frac * rsu.max_workload_cycles
         forecast = None
@@ -414,7 +415,7 @@ class AvatarPremigration(Environment):
             )
         state = EnvState(
             t=jnp.int32(0),
-            positions_m=positions,
+            trace=trace,
             rsu=rsu,
             queue_cycles=queue,
             draws=self.sample_slot_draws(k_draws, params),
@@ -453,7 +454,7 @@ class AvatarPremigration(Environment):
         """Start-of-slot quantities shared by the env step and state-based policies."""
         n = self.num_agents
         index = self.config.history_slots + state.t
-        position, previous = state.positions_m[index, :n], state.positions_m[index - 1, :n]
+        position, previous = state.trace.position_at(index)[:n], state.trace.position_at(index - 1)[:n]
         distance = net.pairwise_planar_distance_m(position, params.rsu_xy_m, params.min_distance_m)
         serving = jnp.argmin(distance, axis=-1).astype(jnp.int32)
         # materialize the lookups, x and y apart, before the arithmetic (see `slot_latency`)
@@ -484,7 +485,7 @@ class AvatarPremigration(Environment):
 
     def vehicle_positions(self, state: EnvState) -> jax.Array:
         """p_v(t) of the agents [N, 2]."""
-        return state.positions_m[self.config.history_slots + state.t, : self.num_agents]
+        return state.trace.position_at(self.config.history_slots + state.t)[: self.num_agents]
 
     def forecast(self, state: EnvState, params: EnvParams) -> jax.Array:
         """L^(t+1) [M] for the observation (§4.4, until the trajectory predictor exists)."""
@@ -566,7 +567,7 @@ class AvatarPremigration(Environment):
 
         arrivals = workload_arrivals_cycles(ctx, target, latency, params, self.num_rsus)
         if self.config.num_background_vehicles:
-            background = state.positions_m[self.config.history_slots + state.t, self.num_agents :]
+            background = state.trace.position_at(self.config.history_slots + state.t)[self.num_agents :]
             arrivals = arrivals + params.background_cycles_per_vehicle * coverage_counts(
                 background, params.rsu_xy_m, params.coverage_radius_m
             )
