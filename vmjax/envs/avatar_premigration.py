@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from vmjax import mobility, net
+from vmjax import mobility, net, predict
 from vmjax.core import fastrand, spaces, validation
 from vmjax.core.env import Environment, materialize
 
@@ -45,7 +45,8 @@ class AvatarPremigrationConfig:
     layout: str = "corridor"  # "corridor" (§7.2 road corridor) | "grid" (dense urban core, sparse outskirts)
     area: str = "urban"  # "urban": all RSUs selectable | "remote": {serving, next} | "by_location": core urban
     workload_forecast: str = "persistence"  # L^(t+1) in obs: "persistence" (= L(t)) | "coverage_oracle" (eq. 18
-    # with the true next positions) | "none" (the "w.o. Prediction" 9-dim observation)
+    # with the true next positions) | "lstm" (eq. 18 with the positions predicted by EnvParams.predictor, §4)
+    # | "none" (the "w.o. Prediction" 9-dim observation)
     share_uplink_bandwidth: bool = False  # B^u_m split equally among the vehicles m serves [C option]
     rayleigh_fading: bool = False  # multiply h by Exp(1) per (vehicle, RSU, slot) [C option]
     cloud_truncate: bool = False  # T^p_m capped at the stay time when the cloud takes over [C option]
@@ -67,7 +68,7 @@ class AvatarPremigrationConfig:
         validation.check_choice(owner, "layout", self.layout, ("corridor", "grid"))
         validation.check_choice(owner, "area", self.area, ("urban", "remote", "by_location"))
         validation.check_choice(
-            owner, "workload_forecast", self.workload_forecast, ("persistence", "coverage_oracle", "none")
+            owner, "workload_forecast", self.workload_forecast, ("persistence", "coverage_oracle", "lstm", "none")
         )
         validation.check_positive(owner, "corridor_rsu_spacing_m", self.corridor_rsu_spacing_m)
         validation.check_positive(owner, "corridor_width_m", self.corridor_width_m)
@@ -119,6 +120,8 @@ class EnvParams:
     stay_min_speed_mps: float = 0.1  # below this speed the stay time is `stay_max_s`
     stay_max_s: float = 1e3
     latency_obs_scale_s: float = 10.0  # T_v(t-1) / 10 s in the observation
+    # trajectory predictor (§4), used by workload_forecast="lstm"; None otherwise
+    predictor: predict.TrajectoryPredictor | None = None
 
     @property
     def mean_max_workload_cycles(self):
@@ -174,7 +177,7 @@ class EnvState:
     draws: SlotDraws
     prev_latency_s: jax.Array  # [N] T_v(t-1), 0 at t = 0
     prev_fraction: jax.Array  # [N] alpha_v(t-1)
-    forecast_cycles: jax.Array | None  # [T_max, M] L^(t+1) for "coverage_oracle", else None
+    forecast_cycles: jax.Array | None  # [T_max, M] L^(t+1) for "coverage_oracle" and "lstm", else None
 
 
 @struct.dataclass
@@ -382,6 +385,30 @@ class AvatarPremigration(Environment):
         validation.check_finite(owner, "rsu_xy_m", params.rsu_xy_m)
         validation.check_positive(owner, "map_extent_m", params.map_extent_m)
         mobility.validate_params(params.mobility)
+        self._check_predictor(params)
+
+    def _check_predictor(self, params: EnvParams) -> None:
+        """workload_forecast="lstm" needs a `TrajectoryPredictor` whose window is the env's pre-roll (static
+        checks: they also run at trace time)."""
+        c = self.config
+        if c.workload_forecast != "lstm":
+            return
+        if params.predictor is None:
+            raise ValueError(
+                'EnvParams.predictor is None, but workload_forecast="lstm" needs a trained trajectory predictor: '
+                "params = env.default_params.replace(predictor=vmjax.predict.load_predictor(path)) (or a "
+                "predictor from vmjax.predict.train_predictor)"
+            )
+        if not isinstance(params.predictor, predict.TrajectoryPredictor):
+            raise TypeError(
+                f"EnvParams.predictor must be a vmjax.predict.TrajectoryPredictor, got {type(params.predictor).__name__}"
+            )
+        if params.predictor.history_slots != c.history_slots:
+            raise ValueError(
+                f"EnvParams.predictor.history_slots={params.predictor.history_slots} differs from the env's "
+                f"history_slots={c.history_slots}: train the predictor with PredictorConfig(history_slots="
+                f"{c.history_slots}) or make the env with history_slots={params.predictor.history_slots}"
+            )
 
     # ------------------------------------------------------------------ spaces
     def action_space(self, params=None) -> spaces.Dict:
@@ -410,6 +437,13 @@ class AvatarPremigration(Environment):
         forecast = None
         if c.workload_forecast == "coverage_oracle":  # eq. (18) with the true p(t+1), all vehicles counted
             future = positions[c.history_slots + 1 : c.history_slots + 1 + c.max_steps]
+            forecast = params.workload_per_vehicle_cycles * coverage_counts(
+                future, params.rsu_xy_m, params.coverage_radius_m
+            )
+        elif c.workload_forecast == "lstm":  # eq. (18) with p^(t+1) of the LSTM (§4.4), all vehicles counted
+            self._check_predictor(params)
+            # one batched call: the window of slots t+1 .. t+history (ending at p(t)) predicts p(t+1), t < T_max
+            future = predict.predict_trajectory_m(params.predictor, positions[1 : c.history_slots + c.max_steps])
             forecast = params.workload_per_vehicle_cycles * coverage_counts(
                 future, params.rsu_xy_m, params.coverage_radius_m
             )
@@ -488,8 +522,9 @@ class AvatarPremigration(Environment):
         return state.trace.position_at(self.config.history_slots + state.t)[: self.num_agents]
 
     def forecast(self, state: EnvState, params: EnvParams) -> jax.Array:
-        """L^(t+1) [M] for the observation (§4.4, until the trajectory predictor exists)."""
-        if self.config.workload_forecast == "coverage_oracle":
+        """L^(t+1) [M] for the observation (§4.4): precomputed at reset for "coverage_oracle" and "lstm", the
+        current L(t) for "persistence"."""
+        if self.config.workload_forecast in ("coverage_oracle", "lstm"):
             return state.forecast_cycles[jnp.minimum(state.t, self.config.max_steps - 1)]
         return state.queue_cycles
 
