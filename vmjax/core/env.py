@@ -115,6 +115,15 @@ class Environment:
         """Centralized-critic input [num_agents, state_dim]."""
         raise NotImplementedError
 
+    def world_state_from_observation(self, obs: jax.Array) -> jax.Array:
+        """Centralized-critic input built from the joint observation [..., N, D] alone (what trainers use, so
+        the value of a final, pre-reset observation can be bootstrapped): every agent's observation
+        concatenated, plus the agent's one-hot id -> [..., N, N * D + N] (the MAPPO / JaxMARL world state)."""
+        n, d = obs.shape[-2:]
+        joint = jnp.broadcast_to(obs.reshape(obs.shape[:-2] + (1, n * d)), obs.shape[:-2] + (n, n * d))
+        ids = jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), obs.shape[:-2] + (n, n))
+        return jnp.concatenate([joint, ids], axis=-1)
+
     def validate_params(self, params: PyTree) -> None:
         """Raise ValueError naming the field when a concrete params value is invalid."""
 

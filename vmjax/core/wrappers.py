@@ -54,6 +54,9 @@ class Wrapper(Environment):
     def world_state(self, state, params):
         return self._env.world_state(state, params)
 
+    def world_state_from_observation(self, obs):
+        return self._env.world_state_from_observation(obs)
+
     def validate_params(self, params):
         return self._env.validate_params(params)
 
@@ -129,6 +132,15 @@ class LogWrapper(Wrapper):
             **{f"returned_episode_{name}": state.returned_episode_metrics[name] for name in self.metrics},
         )
         return obs, state, reward, terminated, truncated, info
+
+    def action_mask(self, state: LogState, params):
+        return self._env.action_mask(state.env_state, params)
+
+    def world_state(self, state: LogState, params):
+        return self._env.world_state(state.env_state, params)
+
+    def observation(self, state: LogState, params):
+        return self._env.observation(state.env_state, params)
 
     def merge_reset(self, done, reset_out, step_out):
         (obs_reset, log_reset), (obs_step, log_step) = reset_out, step_out

@@ -1,0 +1,363 @@
+"""Hybrid-MAPPO (spec 003 §6): per-agent discrete and continuous actors, two centralized critics, each branch
+updated with its own clipped surrogate, the whole training one jitted function (PureJaxRL pattern).
+
+    trainer = make_trainer(env, HybridMappoConfig())
+    state = trainer.init(key)
+    state, metrics = trainer.run(state, num_iterations)   # jit-compiled lax.scan over iterations
+    train = make_train(env, config)                         # train(key) -> (state, metrics), vmap over seeds
+
+One iteration (Algorithm 2, §6.4): roll `num_envs` worlds for `num_steps` steps sampling a^d ~ pi^d_old and
+a^c ~ pi^c_old simultaneously; compute V^d, V^c and GAE advantages per branch (bootstrapping from the final
+observation at truncation); then `update_epochs` epochs of shuffled minibatches, each a gradient step on
+theta^d, phi^d, theta^c and phi^c with four separate Adam states.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from vmjax.agents import distributions, networks, ppo
+from vmjax.core import validation
+from vmjax.core.env import Environment
+from vmjax.core.wrappers import LogWrapper, VecEnv
+
+PyTree = Any
+BRANCHES = ("actor_d", "actor_c", "critic_d", "critic_c")
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridMappoConfig:
+    """Hyper-parameters of Hybrid-MAPPO (spec 003 §6.3; [P] paper value, [C] recommended choice)."""
+
+    num_envs: int = 20  # parallel worlds per rollout; 20 x 100 steps x 10 agents = the 20,000 buffer [C]
+    num_steps: int = 100  # rollout steps per iteration (one episode of T_max = 100) [C]
+    num_iterations: int = 500  # training iterations (rollout + update) [C]
+    update_epochs: int = 10  # PPO epochs K per iteration [C]
+    num_minibatches: int = 4  # minibatches per epoch [C]
+    gamma: float = 0.95  # discount [P]
+    gae_lambda: float = 0.95  # GAE / TD(lambda) decay [C]
+    clip_eps: float = 0.2  # surrogate clip epsilon [P]
+    value_clip_eps: float = 0.2  # MAPPO value clipping; 0 disables it
+    entropy_coef: float = 0.01  # entropy bonus per branch [C]
+    actor_lr: float = 1e-4  # Adam learning rate of both actors [C]
+    critic_lr: float = 1e-4  # Adam learning rate of both critics [C]
+    anneal_lr: bool = False  # linear decay of both learning rates to 0 over training
+    max_grad_norm: float = 0.5  # global-norm gradient clipping per parameter group [C]
+    normalize_advantages: bool = True  # per-minibatch advantage normalization [C]
+    reward_scale: float = 0.1  # train on r / 10; the raw reward is logged [C]
+    hidden_sizes: tuple[int, ...] = (64, 64)  # MLP widths of actors and critics [C]
+    activation: str = "relu"  # "relu" | "tanh"
+    layer_norm: bool = False  # LayerNorm after each hidden layer
+    log_std_init: float = -1.0  # initial log-std of the continuous actor [C]
+    share_actor_params: bool = False  # one actor pair for all agents (+ one-hot id) instead of per-agent actors
+    ratio: str = "separate"  # "separate": one clipped ratio per branch [P]; "joint": one ratio of the summed
+    # log-probs (LHDPPO style) with the discrete critic's advantage
+    deterministic_eval: bool = True  # evaluation policy: argmax target and Gaussian mean (else sample)
+
+    def __post_init__(self):
+        owner = "HybridMappoConfig"
+        for name in ("num_envs", "num_steps", "num_iterations", "update_epochs", "num_minibatches"):
+            validation.check_int_at_least(owner, name, getattr(self, name), 1)
+        for name in ("gamma", "gae_lambda"):
+            validation.check_probability(owner, name, getattr(self, name))
+        for name in ("clip_eps", "actor_lr", "critic_lr", "max_grad_norm", "reward_scale"):
+            validation.check_positive(owner, name, getattr(self, name))
+        for name in ("value_clip_eps", "entropy_coef"):
+            validation.check_non_negative(owner, name, getattr(self, name))
+        validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
+        validation.check_choice(owner, "ratio", self.ratio, ("separate", "joint"))
+        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+            raise ValueError(f"{owner}.hidden_sizes must be positive layer widths, got {self.hidden_sizes!r}")
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            raise ValueError(
+                f"{owner}.num_minibatches ({self.num_minibatches}) must divide num_envs * num_steps "
+                f"({self.num_envs * self.num_steps})"
+            )
+
+    @property
+    def env_steps_per_iteration(self) -> int:
+        return self.num_envs * self.num_steps
+
+
+@struct.dataclass
+class TrainerState:
+    """Everything a training run needs to continue: a checkpoint is this pytree."""
+
+    params: dict  # {"actor_d", "actor_c", "critic_d", "critic_c"} -> Flax params
+    opt_state: dict  # one optax state per parameter group
+    env_state: PyTree  # [E] LogWrapper states of the worlds
+    obs: jax.Array  # [E, N, D] current observations
+    key: jax.Array
+    iteration: jax.Array  # () finished iterations
+
+
+class Transition(NamedTuple):
+    obs: jax.Array  # [E, N, D]
+    mask: jax.Array  # [E, N, M]
+    target: jax.Array  # [E, N] a^d
+    raw_fraction: jax.Array  # [E, N, 1] unclipped Gaussian sample (log-probs are taken on it)
+    log_prob_d: jax.Array  # [E, N]
+    log_prob_c: jax.Array  # [E, N]
+    value_d: jax.Array  # [E, N]
+    value_c: jax.Array  # [E, N]
+    reward: jax.Array  # [E, N] scaled reward
+    terminated: jax.Array  # [E]
+    done: jax.Array  # [E]
+    final_obs: jax.Array  # [E, N, D] observation the step reached, before any reset
+
+
+class Batch(NamedTuple):
+    obs: jax.Array
+    mask: jax.Array
+    target: jax.Array
+    raw_fraction: jax.Array
+    log_prob_d: jax.Array
+    log_prob_c: jax.Array
+    value_d: jax.Array
+    value_c: jax.Array
+    advantage_d: jax.Array
+    advantage_c: jax.Array
+    return_d: jax.Array
+    return_c: jax.Array
+
+
+class Policy(NamedTuple):
+    """The two actors and how to apply them (shared or per-agent parameters)."""
+
+    discrete: networks.DiscreteActor
+    continuous: networks.ContinuousActor
+    shared: bool
+
+    def _apply(self, module, params, obs):
+        if self.shared:
+            return module.apply(params, networks.with_agent_id(obs))
+        return networks.apply_per_agent(module, params, obs)
+
+    def distributions(self, params: dict, obs: jax.Array, mask: jax.Array | None):
+        """(masked categorical over targets, Gaussian over the raw fraction) for observations [..., N, D]."""
+        logits = self._apply(self.discrete, params["actor_d"], obs)
+        mean, log_std = self._apply(self.continuous, params["actor_c"], obs)
+        return distributions.masked_categorical(logits, mask), distributions.gaussian(mean, log_std)
+
+    def act(self, key, params: dict, obs, mask, deterministic: bool = False):
+        """Hybrid action {"target" int32 [..., N], "fraction" [..., N]} plus (raw sample, log-probs)."""
+        dist_d, dist_c = self.distributions(params, obs, mask)
+        if deterministic:
+            target, raw = dist_d.mode(), dist_c.mode()
+        else:
+            k_d, k_c = jax.random.split(key)
+            target, raw = dist_d.sample(seed=k_d), dist_c.sample(seed=k_c)
+        action = {"target": target.astype(jnp.int32), "fraction": distributions.to_unit_interval(raw[..., 0])}
+        return action, raw, dist_d.log_prob(target), dist_c.log_prob(raw)
+
+
+class Trainer(NamedTuple):
+    config: HybridMappoConfig
+    env: Environment
+    env_params: PyTree
+    policy: Policy
+    init: Callable[[jax.Array], TrainerState]
+    update: Callable[[TrainerState], tuple[TrainerState, dict]]
+    run: Callable[[TrainerState, int], tuple[TrainerState, dict]]
+
+    def make_eval_policy(self, params: dict, deterministic: bool | None = None):
+        """policy(key, env_state, env_params) -> action, for one world of the *unwrapped* env (the same
+        signature as the heuristics in `baselines/`, so `vmjax.core.rollout` evaluates it)."""
+        deterministic = self.config.deterministic_eval if deterministic is None else deterministic
+        env = self.env
+
+        def policy(key, env_state, env_params):
+            obs = env.observation(env_state, env_params)
+            mask = env.action_mask(env_state, env_params)
+            return self.policy.act(key, params, obs, mask, deterministic)[0]
+
+        return policy
+
+
+def _optimizer(config: HybridMappoConfig, learning_rate: float) -> optax.GradientTransformation:
+    if config.anneal_lr:
+        steps = config.num_iterations * config.update_epochs * config.num_minibatches
+        learning_rate = optax.linear_schedule(learning_rate, 0.0, steps)
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate, eps=1e-5))
+
+
+def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None,
+                 log_metrics: tuple[str, ...] = ("total_latency_s",)) -> Trainer:
+    """Build the pure functions of a Hybrid-MAPPO run on a multi-agent env with a hybrid
+    {"target": Discrete, "fraction": Box[0, 1]} action."""
+    env_params = env.default_params if env_params is None else env_params
+    if jax.tree.leaves(env_params) and all(not isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(env_params)):
+        env.validate_params(env_params)
+    num_targets = env.action_space(env_params).spaces["target"].n
+    logged = LogWrapper(env, metrics=log_metrics)
+    vec = VecEnv(logged, config.num_envs)
+    widths = tuple(int(h) for h in config.hidden_sizes)
+    arch = dict(hidden_sizes=widths, activation=config.activation, layer_norm=config.layer_norm)
+    policy = Policy(
+        discrete=networks.DiscreteActor(num_targets, **arch),
+        continuous=networks.ContinuousActor(1, log_std_init=config.log_std_init, **arch),
+        shared=config.share_actor_params,
+    )
+    critic = networks.Critic(**arch)
+    optimizers = {
+        "actor_d": _optimizer(config, config.actor_lr),
+        "actor_c": _optimizer(config, config.actor_lr),
+        "critic_d": _optimizer(config, config.critic_lr),
+        "critic_c": _optimizer(config, config.critic_lr),
+    }
+    value_clip = config.value_clip_eps if config.value_clip_eps > 0 else None
+
+    def values(params, obs):
+        world = env.world_state_from_observation(obs)
+        return critic.apply(params["critic_d"], world), critic.apply(params["critic_c"], world)
+
+    def init(key) -> TrainerState:
+        k_env, k_d, k_c, k_vd, k_vc, k_run = jax.random.split(key, 6)
+        obs, env_state = vec.reset(k_env, env_params)
+        agent_obs = obs[0]  # [N, D]
+        if config.share_actor_params:
+            actor_input = networks.with_agent_id(agent_obs)
+            actor_d = policy.discrete.init(k_d, actor_input)
+            actor_c = policy.continuous.init(k_c, actor_input)
+        else:
+            actor_d = networks.init_per_agent(policy.discrete, k_d, env.num_agents, agent_obs[0])
+            actor_c = networks.init_per_agent(policy.continuous, k_c, env.num_agents, agent_obs[0])
+        world = env.world_state_from_observation(agent_obs)
+        params = {
+            "actor_d": actor_d,
+            "actor_c": actor_c,
+            "critic_d": critic.init(k_vd, world),
+            "critic_c": critic.init(k_vc, world),
+        }
+        opt_state = {name: optimizers[name].init(params[name]) for name in BRANCHES}
+        return TrainerState(params, opt_state, env_state, obs, k_run, jnp.int32(0))
+
+    # ------------------------------------------------------------------ rollout
+    def rollout(state: TrainerState, key):
+        def step(carry, step_key):
+            env_state, obs = carry
+            k_act, k_env = jax.random.split(step_key)
+            mask = vec.action_mask(env_state, env_params)
+            action, raw, log_prob_d, log_prob_c = policy.act(k_act, state.params, obs, mask)
+            value_d, value_c = values(state.params, obs)
+            next_obs, env_state, reward, terminated, truncated, info = vec.step(k_env, env_state, action, env_params)
+            done = jnp.logical_or(terminated, truncated)
+            transition = Transition(
+                obs, mask, action["target"], raw, log_prob_d, log_prob_c, value_d, value_c,
+                reward * config.reward_scale, terminated, done, info["final_observation"],
+            )
+            log = {
+                "reward": jnp.mean(reward),
+                "returned_episode": info["returned_episode"],
+                "returned_episode_returns": jnp.mean(info["returned_episode_returns"], axis=-1),
+                **{f"returned_episode_{m}": info[f"returned_episode_{m}"] for m in log_metrics},
+            }
+            return (env_state, next_obs), (transition, log)
+
+        keys = jax.random.split(key, config.num_steps)
+        (env_state, obs), (traj, log) = jax.lax.scan(step, (state.env_state, state.obs), keys)
+        return env_state, obs, traj, log
+
+    def advantages(params, traj: Transition):
+        next_d, next_c = values(params, traj.final_obs)
+        flags = lambda x: x[..., None]  # noqa: E731  [T, E] -> [T, E, 1], broadcast over agents
+        cfg = (config.gamma, config.gae_lambda)
+        adv_d, ret_d = ppo.gae(traj.reward, traj.value_d, next_d, flags(traj.terminated), flags(traj.done), *cfg)
+        adv_c, ret_c = ppo.gae(traj.reward, traj.value_c, next_c, flags(traj.terminated), flags(traj.done), *cfg)
+        return adv_d, adv_c, ret_d, ret_c
+
+    # ------------------------------------------------------------------ losses
+    def loss_fn(params, batch: Batch):
+        dist_d, dist_c = policy.distributions(params, batch.obs, batch.mask)
+        log_prob_d = dist_d.log_prob(batch.target)
+        log_prob_c = dist_c.log_prob(batch.raw_fraction)
+        norm = ppo.normalize if config.normalize_advantages else (lambda x: x)
+        adv_d, adv_c = norm(batch.advantage_d), norm(batch.advantage_c)
+        if config.ratio == "separate":  # eqs. (22)-(27): each branch its own ratio and critic
+            loss_d, stats_d = ppo.clipped_surrogate_loss(log_prob_d, batch.log_prob_d, adv_d, config.clip_eps)
+            loss_c, stats_c = ppo.clipped_surrogate_loss(log_prob_c, batch.log_prob_c, adv_c, config.clip_eps)
+        else:
+            loss_d, stats_d = ppo.clipped_surrogate_loss(
+                log_prob_d + log_prob_c, batch.log_prob_d + batch.log_prob_c, adv_d, config.clip_eps
+            )
+            loss_c, stats_c = jnp.float32(0.0), stats_d
+        entropy_d, entropy_c = jnp.mean(dist_d.entropy()), jnp.mean(dist_c.entropy())
+        value_d, value_c = values(params, batch.obs)
+        value_loss_d = ppo.value_loss(value_d, batch.value_d, batch.return_d, value_clip)
+        value_loss_c = ppo.value_loss(value_c, batch.value_c, batch.return_c, value_clip)
+        total = (loss_d - config.entropy_coef * entropy_d) + (loss_c - config.entropy_coef * entropy_c)
+        total = total + value_loss_d + value_loss_c  # disjoint parameter groups: each gets its own gradient
+        stats = {
+            "policy_loss_d": loss_d, "policy_loss_c": loss_c, "value_loss_d": value_loss_d,
+            "value_loss_c": value_loss_c, "entropy_d": entropy_d, "entropy_c": entropy_c,
+            "approx_kl_d": stats_d["approx_kl"], "approx_kl_c": stats_c["approx_kl"],
+            "clip_fraction_d": stats_d["clip_fraction"], "clip_fraction_c": stats_c["clip_fraction"],
+        }
+        return total, stats
+
+    def gradient_step(carry, batch: Batch):
+        params, opt_state = carry
+        grads, stats = jax.grad(loss_fn, has_aux=True)(params, batch)
+        new_params, new_opt = {}, {}
+        for name in BRANCHES:  # four separate Adam states (Algorithm 2, step 3.3)
+            updates, new_opt[name] = optimizers[name].update(grads[name], opt_state[name], params[name])
+            new_params[name] = optax.apply_updates(params[name], updates)
+        return (new_params, new_opt), stats
+
+    def update(state: TrainerState) -> tuple[TrainerState, dict]:
+        key, k_roll, k_epochs = jax.random.split(state.key, 3)
+        env_state, obs, traj, log = rollout(state, k_roll)
+        adv_d, adv_c, ret_d, ret_c = advantages(state.params, traj)
+        # flatten time x worlds into one sample axis, keeping each world's agents together
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+        data = Batch(
+            flat(traj.obs), flat(traj.mask), flat(traj.target), flat(traj.raw_fraction), flat(traj.log_prob_d),
+            flat(traj.log_prob_c), flat(traj.value_d), flat(traj.value_c),
+            flat(adv_d), flat(adv_c), flat(ret_d), flat(ret_c),
+        )
+        size = config.env_steps_per_iteration
+
+        def epoch(carry, epoch_key):
+            order = jax.random.permutation(epoch_key, size)
+            shuffled = jax.tree.map(lambda x: x[order].reshape((config.num_minibatches, -1) + x.shape[1:]), data)
+            return jax.lax.scan(gradient_step, carry, shuffled)
+
+        (params, opt_state), stats = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(k_epochs, config.update_epochs)
+        )
+        finished = log["returned_episode"]
+        count = jnp.maximum(jnp.sum(finished), 1)
+        episode_mean = lambda x: jnp.sum(jnp.where(finished, x, 0.0)) / count  # noqa: E731
+        metrics = {
+            "iteration": state.iteration + 1,
+            "env_steps": (state.iteration + 1) * size,
+            "mean_reward": jnp.mean(log["reward"]),
+            "episodes": jnp.sum(finished),
+            "episode_return": episode_mean(log["returned_episode_returns"]),
+            **{f"episode_{m}": episode_mean(log[f"returned_episode_{m}"]) for m in log_metrics},
+            **jax.tree.map(jnp.mean, stats),
+        }
+        new_state = TrainerState(params, opt_state, env_state, obs, key, state.iteration + 1)
+        return new_state, metrics
+
+    def run(state: TrainerState, num_iterations: int):
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
+
+    return Trainer(config, env, env_params, policy, init, update, run)
+
+
+def make_train(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None):
+    """PureJaxRL entry point: train(key) -> (final TrainerState, per-iteration metrics), one jittable
+    function; `jax.vmap(train)(keys)` trains one policy per seed."""
+    trainer = make_trainer(env, config, env_params)
+
+    def train(key):
+        return trainer.run(trainer.init(key), config.num_iterations)
+
+    return train

@@ -1,0 +1,134 @@
+"""Actor and critic networks (Flax linen), MAPPO defaults: MLPs with orthogonal init, a small last-layer
+gain on policy heads, optional LayerNorm (spec 003 §6.1 [C]).
+
+Per-agent parameters are stacked on a leading agent axis and applied with `jax.vmap`
+(`init_per_agent` / `apply_per_agent`); shared parameters take the agent's one-hot id as an extra input
+(`with_agent_id`). Both are config choices of the trainers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "tanh": nn.tanh}
+
+
+def _gram_schmidt(a: jax.Array) -> jax.Array:
+    """Orthonormal columns of `a` [n, k] (n >= k), modified Gram-Schmidt applied twice per column, so
+    Q has the distribution of QR's Q with sign-corrected R (Haar) for a Gaussian `a`."""
+    k = a.shape[1]
+
+    def column(j, q):
+        v = jax.lax.dynamic_index_in_dim(a, j, axis=1, keepdims=False)
+        earlier = (jnp.arange(k) < j).astype(a.dtype)
+        for _ in range(2):  # "twice is enough" for float32
+            v = v - q @ ((q.T @ v) * earlier)
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    return jax.lax.fori_loop(0, k, column, jnp.zeros_like(a))
+
+
+def orthogonal(scale: float = 1.0):
+    """Orthogonal initializer (the same distribution as `jax.nn.initializers.orthogonal`) built from
+    matrix products instead of LAPACK QR: on jax 0.10 CPU, the QR custom call inside a large jitted
+    graph (a whole `train`) was seen to deadlock XLA's executor."""
+
+    def init(key, shape, dtype=jnp.float32):
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        tall = (max(rows, cols), min(rows, cols))
+        q = _gram_schmidt(jax.random.normal(key, tall, jnp.float32))
+        q = q if rows >= cols else q.T
+        return (scale * q).reshape(shape).astype(dtype)
+
+    return init
+
+
+def _dense(features: int, gain: float) -> nn.Dense:
+    return nn.Dense(features, kernel_init=orthogonal(gain), bias_init=nn.initializers.zeros)
+
+
+class MLP(nn.Module):
+    """Hidden layers of an actor or critic: Dense -> (LayerNorm) -> activation, repeated."""
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden_sizes:
+            x = _dense(width, np.sqrt(2.0))(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = ACTIVATIONS[self.activation](x)
+        return x
+
+
+class DiscreteActor(nn.Module):
+    """pi^d(a^d | o): unmasked logits over `num_actions` choices (masking is the distribution's job)."""
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
+        return _dense(self.num_actions, 0.01)(x)
+
+
+class ContinuousActor(nn.Module):
+    """pi^c(a^c | o) for actions in [0, 1]: Gaussian mean = sigmoid(MLP(o)) and a learned state-independent
+    log-std initialised at `log_std_init` (spec 003 §6.1 [C]). Returns (mean, log_std), both [..., D]."""
+
+    action_dim: int = 1
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "relu"
+    layer_norm: bool = False
+    log_std_init: float = -1.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
+        mean = nn.sigmoid(_dense(self.action_dim, 0.01)(x))
+        log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
+        return mean, jnp.broadcast_to(log_std, mean.shape)
+
+
+class Critic(nn.Module):
+    """V(s): a scalar value of the centralized (world) state."""
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, state: jax.Array) -> jax.Array:
+        x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(state)
+        return _dense(1, 1.0)(x)[..., 0]
+
+
+def with_agent_id(obs: jax.Array) -> jax.Array:
+    """Append the one-hot agent id to observations [..., N, D] -> [..., N, D + N] (shared-parameter actors)."""
+    n = obs.shape[-2]
+    ids = jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), obs.shape[:-2] + (n, n))
+    return jnp.concatenate([obs, ids], axis=-1)
+
+
+def init_per_agent(module: nn.Module, key: jax.Array, num_agents: int, sample_input: jax.Array):
+    """Independent parameters for each agent, stacked on a leading agent axis."""
+    keys = jax.random.split(key, num_agents)
+    return jax.vmap(module.init, in_axes=(0, None))(keys, sample_input)
+
+
+def apply_per_agent(module: nn.Module, params, inputs: jax.Array):
+    """Apply agent v's parameters to agent v's input. `inputs` [..., N, D]; outputs keep the agent axis at the
+    same place (a tuple output is handled leafwise)."""
+    agent_axis = inputs.ndim - 2
+    return jax.vmap(module.apply, in_axes=(0, agent_axis), out_axes=agent_axis)(params, inputs)
