@@ -46,6 +46,7 @@ class HybridMappoConfig:
     value_clip_eps: float = 0.2  # MAPPO value clipping; 0 disables it
     entropy_coef: float = 0.01  # entropy bonus per branch [C]
     actor_lr: float = 1e-4  # Adam learning rate of both actors [C]
+    continuous_actor_lr: float = 0.0  # learning rate of the continuous actor alone; 0 means `actor_lr`
     critic_lr: float = 1e-4  # Adam learning rate of both critics [C]
     anneal_lr: bool = False  # linear decay of both learning rates to 0 over training
     max_grad_norm: float = 0.5  # global-norm gradient clipping per parameter group [C]
@@ -56,6 +57,8 @@ class HybridMappoConfig:
     layer_norm: bool = False  # LayerNorm after each hidden layer
     log_std_init: float = -1.0  # initial log-std of the continuous actor [C]
     share_actor_params: bool = False  # one actor pair for all agents (+ one-hot id) instead of per-agent actors
+    alpha_per_target: bool = False  # continuous actor outputs one alpha per target RSU and the chosen target's
+    # is executed (H-PPO parameterised actions); False: one alpha for whichever target (spec §6.1)
     ratio: str = "separate"  # "separate": one clipped ratio per branch [P]; "joint": one ratio of the summed
     # log-probs (LHDPPO style) with the discrete critic's advantage
     deterministic_eval: bool = True  # evaluation policy: argmax target and Gaussian mean (else sample)
@@ -68,7 +71,7 @@ class HybridMappoConfig:
             validation.check_probability(owner, name, getattr(self, name))
         for name in ("clip_eps", "actor_lr", "critic_lr", "max_grad_norm", "reward_scale"):
             validation.check_positive(owner, name, getattr(self, name))
-        for name in ("value_clip_eps", "entropy_coef"):
+        for name in ("value_clip_eps", "entropy_coef", "continuous_actor_lr"):
             validation.check_non_negative(owner, name, getattr(self, name))
         validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
         validation.check_choice(owner, "ratio", self.ratio, ("separate", "joint"))
@@ -133,27 +136,35 @@ class Policy(NamedTuple):
     discrete: networks.DiscreteActor
     continuous: networks.ContinuousActor
     shared: bool
+    per_target: bool = False
 
     def _apply(self, module, params, obs):
         if self.shared:
             return module.apply(params, networks.with_agent_id(obs))
         return networks.apply_per_agent(module, params, obs)
 
-    def distributions(self, params: dict, obs: jax.Array, mask: jax.Array | None):
-        """(masked categorical over targets, Gaussian over the raw fraction) for observations [..., N, D]."""
-        logits = self._apply(self.discrete, params["actor_d"], obs)
+    def discrete_distribution(self, params: dict, obs: jax.Array, mask: jax.Array | None):
+        """Masked categorical over targets for observations [..., N, D]."""
+        return distributions.masked_categorical(self._apply(self.discrete, params["actor_d"], obs), mask)
+
+    def continuous_distribution(self, params: dict, obs: jax.Array, target: jax.Array):
+        """Gaussian over the raw fraction [..., N, 1]; with `per_target`, the component of `target`."""
         mean, log_std = self._apply(self.continuous, params["actor_c"], obs)
-        return distributions.masked_categorical(logits, mask), distributions.gaussian(mean, log_std)
+        if self.per_target:
+            mean = jnp.take_along_axis(mean, target[..., None], axis=-1)
+            log_std = jnp.take_along_axis(log_std, target[..., None], axis=-1)
+        return distributions.gaussian(mean, log_std)
 
     def act(self, key, params: dict, obs, mask, deterministic: bool = False):
-        """Hybrid action {"target" int32 [..., N], "fraction" [..., N]} plus (raw sample, log-probs)."""
-        dist_d, dist_c = self.distributions(params, obs, mask)
-        if deterministic:
-            target, raw = dist_d.mode(), dist_c.mode()
-        else:
-            k_d, k_c = jax.random.split(key)
-            target, raw = dist_d.sample(seed=k_d), dist_c.sample(seed=k_c)
-        action = {"target": target.astype(jnp.int32), "fraction": distributions.to_unit_interval(raw[..., 0])}
+        """Hybrid action {"target" int32 [..., N], "fraction" [..., N]} plus (raw sample, log-probs). Both
+        parts are drawn at once from o_v (the continuous draw does not depend on the discrete one: with
+        `per_target`, every target's alpha is drawn and the chosen target's is executed)."""
+        dist_d = self.discrete_distribution(params, obs, mask)
+        k_d, k_c = jax.random.split(key)
+        target = (dist_d.mode() if deterministic else dist_d.sample(seed=k_d)).astype(jnp.int32)
+        dist_c = self.continuous_distribution(params, obs, target)
+        raw = dist_c.mode() if deterministic else dist_c.sample(seed=k_c)
+        action = {"target": target, "fraction": distributions.to_unit_interval(raw[..., 0])}
         return action, raw, dist_d.log_prob(target), dist_c.log_prob(raw)
 
 
@@ -201,13 +212,16 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
     arch = dict(hidden_sizes=widths, activation=config.activation, layer_norm=config.layer_norm)
     policy = Policy(
         discrete=networks.DiscreteActor(num_targets, **arch),
-        continuous=networks.ContinuousActor(1, log_std_init=config.log_std_init, **arch),
+        continuous=networks.ContinuousActor(
+            num_targets if config.alpha_per_target else 1, log_std_init=config.log_std_init, **arch
+        ),
         shared=config.share_actor_params,
+        per_target=config.alpha_per_target,
     )
     critic = networks.Critic(**arch)
     optimizers = {
         "actor_d": _optimizer(config, config.actor_lr),
-        "actor_c": _optimizer(config, config.actor_lr),
+        "actor_c": _optimizer(config, config.continuous_actor_lr or config.actor_lr),
         "critic_d": _optimizer(config, config.critic_lr),
         "critic_c": _optimizer(config, config.critic_lr),
     }
@@ -274,7 +288,8 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
 
     # ------------------------------------------------------------------ losses
     def loss_fn(params, batch: Batch):
-        dist_d, dist_c = policy.distributions(params, batch.obs, batch.mask)
+        dist_d = policy.discrete_distribution(params, batch.obs, batch.mask)
+        dist_c = policy.continuous_distribution(params, batch.obs, batch.target)
         log_prob_d = dist_d.log_prob(batch.target)
         log_prob_c = dist_c.log_prob(batch.raw_fraction)
         norm = ppo.normalize if config.normalize_advantages else (lambda x: x)

@@ -208,7 +208,8 @@ class DeterministicActor(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = networks.MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
-        head = nn.Dense(1, kernel_init=nn.initializers.orthogonal(0.01), bias_init=nn.initializers.zeros)
+        # networks.orthogonal, not nn.initializers.orthogonal: LAPACK QR inside a large jit can deadlock XLA CPU
+        head = nn.Dense(1, kernel_init=networks.orthogonal(0.01), bias_init=nn.initializers.zeros)
         return head(x)[..., 0]
 
 
@@ -404,7 +405,7 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
         updates, opt_q = optimizers["critic_q"].update(grads_q, opt_state["critic_q"], params["critic_q"])
         params_q = optax.apply_updates(params["critic_q"], updates)
 
-        def actor_loss(params_c):
+        def actor_loss(params_c):  # against the critic just updated (critic step first, then actor)
             alpha, pre = policy.mu(params_c, b.obs)
             # row v: the buffer's joint alpha with agent v's own entry replaced by mu_v(o_v) (MADDPG)
             fraction_rows = jnp.where(eye, alpha[:, None, :], b.fraction[:, None, :])
