@@ -147,9 +147,11 @@ def test_tiny_training_run_under_jit_has_finite_losses_and_traces_once():
     assert float(metrics["episode_total_latency_s"]) > 0
 
 
-@pytest.mark.parametrize("ratio,share", [("joint", False), ("separate", True)])
-def test_training_variants_run(ratio, share):
-    config = HybridMappoConfig(**{**TINY, "num_iterations": 1}, ratio=ratio, share_actor_params=share)
+@pytest.mark.parametrize("ratio,share,per_target,mean", [("joint", False, False, "sigmoid"),
+                                                         ("separate", True, True, "linear")])
+def test_training_variants_run(ratio, share, per_target, mean):
+    config = HybridMappoConfig(**{**TINY, "num_iterations": 1}, ratio=ratio, share_actor_params=share,
+                               alpha_per_target=per_target, alpha_mean=mean)
     _, metrics = jax.jit(make_train(tiny_env(), config))(jax.random.PRNGKey(1))
     chex.assert_tree_all_finite(metrics)
 
@@ -206,3 +208,20 @@ def test_checkpoint_round_trip_and_resume_continue_the_same_run(tmp_path):
         checkpoint.load_checkpoint(tmp_path / "bad.msgpack", start)
     with pytest.raises(ValueError, match="does not exist"):
         checkpoint.load_checkpoint(tmp_path / "missing.msgpack", start)
+
+
+def test_alpha_per_target_uses_the_chosen_targets_component():
+    from vmjax.agents.hybrid_mappo import Policy
+
+    policy = Policy(networks.DiscreteActor(3, (8,)), networks.ContinuousActor(3, (8,)), shared=True, per_target=True)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (2, 5))
+    params = {"actor_d": policy.discrete.init(jax.random.PRNGKey(1), networks.with_agent_id(obs)),
+              "actor_c": policy.continuous.init(jax.random.PRNGKey(2), networks.with_agent_id(obs))}
+    mean, log_std = policy.continuous.apply(params["actor_c"], networks.with_agent_id(obs))
+    target = jnp.array([2, 0])
+    raw = jnp.array([[0.7], [0.1]])
+    got = policy.continuous_distribution(params, obs, target).log_prob(raw)
+    sigma = np.exp(np.asarray(log_std)[[0, 1], [2, 0]])
+    mu = np.asarray(mean)[[0, 1], [2, 0]]
+    want = -0.5 * ((raw[:, 0] - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+    np.testing.assert_allclose(got, want, rtol=1e-5)

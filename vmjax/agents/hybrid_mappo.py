@@ -56,6 +56,8 @@ class HybridMappoConfig:
     activation: str = "relu"  # "relu" | "tanh"
     layer_norm: bool = False  # LayerNorm after each hidden layer
     log_std_init: float = -1.0  # initial log-std of the continuous actor [C]
+    alpha_mean: str = "sigmoid"  # Gaussian mean of alpha: "sigmoid" (in (0, 1), spec §6.1 [C]) | "linear"
+    # (0.5 + a linear output: no saturation when the best alpha is at a bound; executed alpha is clipped)
     share_actor_params: bool = False  # one actor pair for all agents (+ one-hot id) instead of per-agent actors
     alpha_per_target: bool = False  # continuous actor outputs one alpha per target RSU and the chosen target's
     # is executed (H-PPO parameterised actions); False: one alpha for whichever target (spec §6.1)
@@ -75,6 +77,7 @@ class HybridMappoConfig:
             validation.check_non_negative(owner, name, getattr(self, name))
         validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
         validation.check_choice(owner, "ratio", self.ratio, ("separate", "joint"))
+        validation.check_choice(owner, "alpha_mean", self.alpha_mean, ("sigmoid", "linear"))
         if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
             raise ValueError(f"{owner}.hidden_sizes must be positive layer widths, got {self.hidden_sizes!r}")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
@@ -213,7 +216,8 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
     policy = Policy(
         discrete=networks.DiscreteActor(num_targets, **arch),
         continuous=networks.ContinuousActor(
-            num_targets if config.alpha_per_target else 1, log_std_init=config.log_std_init, **arch
+            num_targets if config.alpha_per_target else 1, log_std_init=config.log_std_init,
+            mean_squash="sigmoid" if config.alpha_mean == "sigmoid" else "none", **arch
         ),
         shared=config.share_actor_params,
         per_target=config.alpha_per_target,

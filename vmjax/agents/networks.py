@@ -92,11 +92,13 @@ class ContinuousActor(nn.Module):
     activation: str = "relu"
     layer_norm: bool = False
     log_std_init: float = -1.0
+    mean_squash: str = "sigmoid"  # "sigmoid": mean in (0, 1) [C]; "none": 0.5 + linear output, unbounded
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
-        mean = nn.sigmoid(_dense(self.action_dim, 0.01)(x))
+        out = _dense(self.action_dim, 0.01)(x)
+        mean = nn.sigmoid(out) if self.mean_squash == "sigmoid" else 0.5 + out
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         return mean, jnp.broadcast_to(log_std, mean.shape)
 
