@@ -105,6 +105,22 @@ def make_greedy_policy(env: AvatarPremigration, num_fractions: int = 21):
     return policy
 
 
+def make_lighter_neighbour_policy(env: AvatarPremigration, fraction: float = 0.6):
+    """An observation-only rule: pre-migrate `fraction` to the second-nearest RSU when its backlog L_m(t)
+    is smaller than the serving RSU's, else no pre-migration. It uses only what an agent observes (its
+    position, hence the RSU layout, and L(t)): a reference for what the learners could reach."""
+
+    def policy(key, state, params):
+        ctx = env.slot_context(state, params)
+        second = jnp.argsort(ctx.distance_m, axis=-1)[:, 1]
+        lighter = state.queue_cycles[second] < state.queue_cycles[ctx.serving]
+        allowed = jnp.take_along_axis(env.action_mask(state, params), second[:, None], axis=1)[:, 0]
+        target = jnp.where(lighter & allowed, second, ctx.serving)
+        return _action(target, jnp.where(target == ctx.serving, 0.0, fraction))
+
+    return policy
+
+
 POLICIES: dict[str, Callable[[AvatarPremigration], Callable]] = {
     "greedy": make_greedy_policy,
     "random": make_random_policy,
@@ -112,5 +128,6 @@ POLICIES: dict[str, Callable[[AvatarPremigration], Callable]] = {
     "no_premigration": make_no_premigration_policy,
     "nearest_rsu": make_nearest_rsu_policy,
     "least_loaded": make_least_loaded_policy,
+    "lighter_neighbour": make_lighter_neighbour_policy,
 }
 """Every heuristic for AvatarPremigration-v0 by name."""

@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     parser.add_argument("--predictor-hidden", type=int, default=32, help="LSTM cells (command-line default 32)")
     parser.add_argument("--epochs", type=int, default=10, help="PPO epochs per iteration (spec default 10)")
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations per world count (median)")
+    parser.add_argument("--large-repeats", type=int, default=1,
+                        help="timed iterations at 2048 worlds or more (one CPU iteration takes minutes there)")
     parser.add_argument("--out", help="JSON path (default bench/results/train_throughput-<machine>.json)")
     args = parser.parse_args(argv)
     machine = describe_machine()
@@ -78,7 +80,8 @@ def main(argv=None) -> int:
           f"{args.epochs} epochs); {machine}", flush=True)
     rows = []
     for worlds in args.worlds:
-        row = measure_one(env, params, worlds, args.epochs, args.repeats)
+        repeats = args.repeats if worlds < 2048 else args.large_repeats
+        row = measure_one(env, params, worlds, args.epochs, repeats)
         rows.append(row)
         print(f"{worlds:>6} worlds  {row['env_steps_per_s']:>12,.0f} env steps/s  {row['agent_steps_per_s']:>13,.0f} "
               f"agent steps/s  iteration {row['iteration_s']:7.2f} s  compile {row['compile_s']:5.1f} s", flush=True)

@@ -172,13 +172,16 @@ def test_remote_mask_is_respected_in_rollouts_and_by_the_eval_policy():
     state = trainer.init(jax.random.PRNGKey(0))
     policy = trainer.make_eval_policy(state.params, deterministic=False)
     params = env.default_params
-    _, env_state = env.reset(jax.random.PRNGKey(1), params)
+    many = jax.jit(jax.vmap(policy, in_axes=(0, None, None)))
+    step, mask_of = jax.jit(env.step), jax.jit(env.action_mask)
+    _, env_state = jax.jit(env.reset)(jax.random.PRNGKey(1), params)
     for i in range(8):
-        mask = env.action_mask(env_state, params)
-        for k in range(20):
-            action = policy(jax.random.PRNGKey(100 * i + k), env_state, params)
-            assert bool(jnp.all(jnp.take_along_axis(mask, action["target"][:, None], 1)))
-        _, env_state, *_ = env.step(jax.random.PRNGKey(i), env_state, action, params)
+        mask = mask_of(env_state, params)
+        actions = many(jax.random.split(jax.random.PRNGKey(i), 50), env_state, params)
+        allowed = jnp.take_along_axis(jnp.broadcast_to(mask, (50,) + mask.shape), actions["target"][..., None], -1)
+        assert bool(jnp.all(allowed))
+        action = jax.tree.map(lambda x: x[0], actions)
+        _, env_state, *_ = step(jax.random.PRNGKey(i), env_state, action, params)
 
 
 def test_config_validation_names_the_field():

@@ -122,3 +122,15 @@ def test_main_prints_the_table_and_writes_json(tmp_path, capsys):
     assert set(saved["results"]) == set(heuristics.POLICIES)
     with pytest.raises(SystemExit):
         evaluate.main(["--episodes", "1"])
+
+
+def test_lighter_neighbour_uses_only_positions_and_backlogs(env, setup):
+    params, state, ctx = setup
+    second = np.argsort(np.asarray(ctx.distance_m), axis=1)[:, 1]
+    serving = np.asarray(ctx.serving)
+    for queue in (np.array([1e9, 2e9, 3e9, 4e9]), np.array([4e9, 3e9, 2e9, 1e9])):
+        loaded = state.replace(queue_cycles=jnp.asarray(queue, jnp.float32))
+        action = act(env, "lighter_neighbour", loaded, params)
+        lighter = queue[second] < queue[serving]
+        np.testing.assert_array_equal(action["target"], np.where(lighter, second, serving))
+        np.testing.assert_allclose(action["fraction"], np.where(lighter, 0.6, 0.0))

@@ -71,6 +71,6 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
     cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "2"])
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
     assert set(results) == {"Hybrid-MAPPO", "greedy", "random", "full_premigration", "no_premigration",
-                            "nearest_rsu", "least_loaded"}
+                            "nearest_rsu", "least_loaded", "lighter_neighbour"}
     assert all(r["latency_s"] > 0 and len(r["latency_s_seed_means"]) == 2 for r in results.values())
     assert (run_dir / "evaluation.png").is_file() and (run_dir / "evaluation.md").is_file()
