@@ -24,7 +24,7 @@ from flax import struct
 
 from vmjax.agents import distributions, networks, ppo
 from vmjax.core import validation
-from vmjax.core.env import Environment
+from vmjax.core.env import Environment, is_concrete
 from vmjax.core.wrappers import LogWrapper, VecEnv
 
 PyTree = Any
@@ -206,7 +206,7 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
     """Build the pure functions of a Hybrid-MAPPO run on a multi-agent env with a hybrid
     {"target": Discrete, "fraction": Box[0, 1]} action."""
     env_params = env.default_params if env_params is None else env_params
-    if jax.tree.leaves(env_params) and all(not isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(env_params)):
+    if is_concrete(env_params):
         env.validate_params(env_params)
     num_targets = env.action_space(env_params).spaces["target"].n
     logged = LogWrapper(env, metrics=log_metrics)
