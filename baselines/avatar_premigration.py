@@ -2,7 +2,8 @@
 
 Each `make_*(env)` returns a pure `policy(key, state, params) -> {"target", "fraction"}` for one world;
 `vmjax.core.rollout` vmaps it over worlds inside the jitted rollout. The policies read the start-of-slot
-state through `env.slot_context`, the same quantities the env's step uses, and respect `env.action_mask`.
+state through `env.slot_context`, the same quantities the env's step uses, and respect `env.rsu_mask`;
+`_action` encodes the chosen RSU in the env's `rsu_order`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import jax.numpy as jnp
 from vmjax.envs.avatar_premigration import AvatarPremigration, next_rsu_ahead, slot_latency
 
 
-def _action(target, fraction):
-    return {"target": target.astype(jnp.int32), "fraction": jnp.asarray(fraction, jnp.float32)}
+def _action(env, state, params, rsu, fraction):
+    """The env action that sends `fraction` to RSU index `rsu` (encoded in the env's `rsu_order`)."""
+    target = env.encode_target(state, params, rsu.astype(jnp.int32))
+    return {"target": target, "fraction": jnp.asarray(fraction, jnp.float32)}
 
 
 def make_random_policy(env: AvatarPremigration):
@@ -26,7 +29,7 @@ def make_random_policy(env: AvatarPremigration):
     def policy(key, state, params):
         k_target, k_fraction = jax.random.split(key)
         target = space["target"].sample(k_target, env.action_mask(state, params))
-        return _action(target, jax.random.uniform(k_fraction, (env.num_agents,)))
+        return {"target": target.astype(jnp.int32), "fraction": jax.random.uniform(k_fraction, (env.num_agents,))}
 
     return policy
 
@@ -36,7 +39,7 @@ def make_no_premigration_policy(env: AvatarPremigration):
 
     def policy(key, state, params):
         ctx = env.slot_context(state, params)
-        return _action(ctx.serving, jnp.zeros(env.num_agents))
+        return _action(env, state, params, ctx.serving, jnp.zeros(env.num_agents))
 
     return policy
 
@@ -47,7 +50,7 @@ def make_full_premigration_policy(env: AvatarPremigration):
     def policy(key, state, params):
         ctx = env.slot_context(state, params)
         ahead = next_rsu_ahead(env.vehicle_positions(state), ctx.velocity_mps, params.rsu_xy_m, ctx.serving)
-        return _action(ahead, jnp.ones(env.num_agents))
+        return _action(env, state, params, ahead, jnp.ones(env.num_agents))
 
     return policy
 
@@ -57,10 +60,10 @@ def make_nearest_rsu_policy(env: AvatarPremigration, fraction: float = 0.5):
 
     def policy(key, state, params):
         ctx = env.slot_context(state, params)
-        others = env.action_mask(state, params) & (jnp.arange(env.num_rsus) != ctx.serving[:, None])
+        others = env.rsu_mask(state, params) & (jnp.arange(env.num_rsus) != ctx.serving[:, None])
         target = jnp.argmin(jnp.where(others, ctx.distance_m, jnp.inf), axis=-1)
         target = jnp.where(jnp.any(others, axis=-1), target, ctx.serving)
-        return _action(target, jnp.full(env.num_agents, fraction))
+        return _action(env, state, params, target, jnp.full(env.num_agents, fraction))
 
     return policy
 
@@ -72,9 +75,9 @@ def make_least_loaded_policy(env: AvatarPremigration, fraction: float = 0.5):
     def policy(key, state, params):
         ctx = env.slot_context(state, params)
         wait_s = ctx.queue_cycles / ctx.rsu.gpu_hz
-        mask = env.action_mask(state, params)
+        mask = env.rsu_mask(state, params)
         target = jnp.argmin(jnp.where(mask, wait_s[None, :], jnp.inf), axis=-1)
-        return _action(target, jnp.full(env.num_agents, fraction))
+        return _action(env, state, params, target, jnp.full(env.num_agents, fraction))
 
     return policy
 
@@ -97,10 +100,10 @@ def make_greedy_policy(env: AvatarPremigration, num_fractions: int = 21):
             return lat["total_latency_s"]
 
         grid = jax.vmap(lambda m: jax.vmap(lambda a: latency(m, a))(fractions))(targets)  # [M, F, N]
-        allowed = env.action_mask(state, params).T[:, None, :]  # [M, 1, N]
+        allowed = env.rsu_mask(state, params).T[:, None, :]  # [M, 1, N]
         grid = jnp.where(allowed, grid, jnp.inf).reshape(-1, n)
         best = jnp.argmin(grid, axis=0)
-        return _action(best // num_fractions, fractions[best % num_fractions])
+        return _action(env, state, params, best // num_fractions, fractions[best % num_fractions])
 
     return policy
 
@@ -114,9 +117,9 @@ def make_lighter_neighbour_policy(env: AvatarPremigration, fraction: float = 0.6
         ctx = env.slot_context(state, params)
         second = jnp.argsort(ctx.distance_m, axis=-1)[:, 1]
         lighter = state.queue_cycles[second] < state.queue_cycles[ctx.serving]
-        allowed = jnp.take_along_axis(env.action_mask(state, params), second[:, None], axis=1)[:, 0]
+        allowed = jnp.take_along_axis(env.rsu_mask(state, params), second[:, None], axis=1)[:, 0]
         target = jnp.where(lighter & allowed, second, ctx.serving)
-        return _action(target, jnp.where(target == ctx.serving, 0.0, fraction))
+        return _action(env, state, params, target, jnp.where(target == ctx.serving, 0.0, fraction))
 
     return policy
 

@@ -7,7 +7,7 @@ generates the avatar task. The agent's hybrid action picks a target RSU (discret
 coverage disk goes to the cloud; results come back over the downlink.
 
     observation  eq. (19)  `observation`      position, RSU workloads L(t), forecast L^(t+1), own T(t-1)
-    action       eq. (20)  `parse_action`     {"target": int32 [N], "fraction": float32 [N] in [0, 1]}
+    action       eq. (20)  `parse_action`     {"target": int32 [N] RSU (slot, `rsu_slots`), "fraction": float32 [N]}
     latency      eqs. (1)-(9)  `slot_latency` uplink + max(local, migration + remote) + cloud + downlink
     reward       eq. (21)  `step_env`         r_v = -T_v (seconds)
     transition   §2.8      `step_env`         fluid workload queues, new tasks, exogenous mobility
@@ -52,6 +52,8 @@ class AvatarPremigrationConfig:
     cloud_truncate: bool = False  # T^p_m capped at the stay time when the cloud takes over [C option]
     obs_prev_fraction: bool = False  # append the previous alpha to the observation [C option]
     obs_serving_onehot: bool = False  # append a one-hot of the serving RSU [C option]
+    rsu_order: str = "index"  # how agents name RSUs in the observation and action: "index" (RSU m is slot m)
+    # | "distance" (slot k is the vehicle's k-th nearest RSU, slot 0 the serving one) [C option]
     corridor_rsu_spacing_m: float = 415.0  # corridor length = spacing * M (2,490 m for M = 6) [C]
     corridor_width_m: float = 122.0  # [R] lat 22.5312-22.5323
     grid_core_rsu_share: float = 0.6  # grid layout: share of RSUs inside the urban core
@@ -66,6 +68,7 @@ class AvatarPremigrationConfig:
         validation.check_int_at_least(owner, "num_background_vehicles", self.num_background_vehicles, 0)
         validation.check_int_at_least(owner, "mobility_substeps", self.mobility_substeps, 1)
         validation.check_choice(owner, "layout", self.layout, ("corridor", "grid"))
+        validation.check_choice(owner, "rsu_order", self.rsu_order, ("index", "distance"))
         validation.check_choice(owner, "area", self.area, ("urban", "remote", "by_location"))
         validation.check_choice(
             owner, "workload_forecast", self.workload_forecast, ("persistence", "coverage_oracle", "lstm", "none")
@@ -528,22 +531,52 @@ class AvatarPremigration(Environment):
             return state.forecast_cycles[jnp.minimum(state.t, self.config.max_steps - 1)]
         return state.queue_cycles
 
+    def rsu_slots(self, state: EnvState, params: EnvParams) -> jax.Array | None:
+        """The RSU each vehicle sees in each of its M observation/action slots [N, M] int32: RSUs by
+        increasing distance for rsu_order="distance" (slot 0 = serving RSU, ties to the lower index, as
+        `slot_context`'s nearest-RSU rule); None for "index" (slot m is RSU m)."""
+        if self.config.rsu_order == "index":
+            return None
+        distance = net.pairwise_planar_distance_m(self.vehicle_positions(state), params.rsu_xy_m, params.min_distance_m)
+        return jnp.argsort(distance, axis=-1, stable=True).astype(jnp.int32)
+
+    def per_rsu_view(self, values: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
+        """Per-RSU `values` ([M], or [N, M] per vehicle) in each vehicle's slot order: [N, M]."""
+        values = jnp.broadcast_to(values, (self.num_agents, self.num_rsus))
+        slots = self.rsu_slots(state, params)
+        return values if slots is None else jnp.take_along_axis(values, slots, axis=1)
+
+    def encode_target(self, state: EnvState, params: EnvParams, rsu: jax.Array) -> jax.Array:
+        """The action's `target` [N] that selects RSU index `rsu` [N] (its slot under rsu_order)."""
+        slots = self.rsu_slots(state, params)
+        if slots is None:
+            return rsu.astype(jnp.int32)
+        return jnp.argmax(slots == rsu[:, None], axis=1).astype(jnp.int32)
+
+    def decode_target(self, state: EnvState, params: EnvParams, target: jax.Array) -> jax.Array:
+        """The RSU index [N] that the action's `target` slot [N] names under rsu_order."""
+        slots = self.rsu_slots(state, params)
+        if slots is None:
+            return target
+        return jnp.take_along_axis(slots, target[:, None], axis=1)[:, 0]
+
     def observation(self, state: EnvState, params: EnvParams) -> jax.Array:
-        """o_v(t) = {p_v(t), L(t), L^(t+1), T_v(t-1)}, eq. (19), normalised as §5 [C]: [N, obs_dim]."""
-        c, n = self.config, self.num_agents
+        """o_v(t) = {p_v(t), L(t), L^(t+1), T_v(t-1)}, eq. (19), normalised as §5 [C]: [N, obs_dim]. The
+        per-RSU blocks are in the vehicle's slot order (`rsu_slots`)."""
+        c = self.config
         scale = params.mean_max_workload_cycles
         parts = [
             jnp.clip(self.vehicle_positions(state) / params.map_extent_m, 0.0, 1.0),
-            jnp.broadcast_to(state.queue_cycles / scale, (n, self.num_rsus)),
+            self.per_rsu_view(state.queue_cycles / scale, state, params),
         ]
         if c.workload_forecast != "none":
-            parts.append(jnp.broadcast_to(self.forecast(state, params) / scale, (n, self.num_rsus)))
+            parts.append(self.per_rsu_view(self.forecast(state, params) / scale, state, params))
         parts.append((state.prev_latency_s / params.latency_obs_scale_s)[:, None])
         if c.obs_prev_fraction:
             parts.append(state.prev_fraction[:, None])
         if c.obs_serving_onehot:
             serving = jnp.argmin(net.pairwise_planar_distance_m(self.vehicle_positions(state), params.rsu_xy_m), axis=-1)
-            parts.append(jax.nn.one_hot(serving, self.num_rsus))
+            parts.append(self.per_rsu_view(jax.nn.one_hot(serving, self.num_rsus), state, params))
         return jnp.concatenate(parts, axis=-1).astype(jnp.float32)
 
     def world_state(self, state: EnvState, params: EnvParams) -> jax.Array:
@@ -552,9 +585,14 @@ class AvatarPremigration(Environment):
         n = self.num_agents
         return jnp.concatenate([jnp.broadcast_to(obs.reshape(-1), (n, n * self.obs_dim)), jnp.eye(n)], axis=-1)
 
-    def action_mask(self, state: EnvState, params: EnvParams) -> jax.Array:
-        """Selectable target RSUs [N, M]: all in urban areas; {serving, next ahead} in remote areas (§5)."""
+    def rsu_mask(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """Selectable target RSUs by RSU index [N, M]: all in urban areas; {serving, next ahead} in remote
+        areas (§5)."""
         return self._mask(self.slot_context(state, params), state, params)
+
+    def action_mask(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """Selectable action targets [N, M]: `rsu_mask` in the vehicle's slot order (`rsu_slots`)."""
+        return self.per_rsu_view(self.rsu_mask(state, params), state, params)
 
     def _mask(self, ctx: SlotContext, state: EnvState, params: EnvParams) -> jax.Array:
         n, m = self.num_agents, self.num_rsus
@@ -594,6 +632,7 @@ class AvatarPremigration(Environment):
     # ------------------------------------------------------------------ transition and reward
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         target, fraction = self.parse_action(action)
+        target = self.decode_target(state, params, target)
         ctx = self.slot_context(state, params)
         allowed = jnp.take_along_axis(self._mask(ctx, state, params), target[:, None], axis=1)[:, 0]
         target = jnp.where(allowed, target, ctx.serving)  # a masked target means no pre-migration
