@@ -237,6 +237,36 @@ def test_remote_area_mask_is_serving_and_next_ahead():
     np.testing.assert_array_equal(info["target"], ctx.serving)
 
 
+def test_distance_rsu_order_is_a_relabelling_of_the_same_world():
+    """rsu_order="distance": slot k is the k-th nearest RSU (slot 0 serving) in the observation, the mask
+    and the action; the same RSU choice gives the same step as with index order."""
+    by_index = vmjax.make("AvatarPremigration-v0", area="remote")
+    by_distance = vmjax.make("AvatarPremigration-v0", area="remote", rsu_order="distance")
+    p = by_index.default_params
+    _, state = by_index.reset(jax.random.key(5), p)  # same state for both: the order is not part of it
+    dist = np.linalg.norm(np.asarray(by_index.vehicle_positions(state))[:, None] - np.asarray(p.rsu_xy_m)[None], axis=-1)
+    order = np.argsort(dist, axis=1, kind="stable")
+    slots = np.asarray(by_distance.rsu_slots(state, p))
+    np.testing.assert_array_equal(slots, order)
+    np.testing.assert_array_equal(slots[:, 0], np.asarray(by_index.slot_context(state, p).serving))
+    obs_i, obs_d = np.asarray(by_index.observation(state, p)), np.asarray(by_distance.observation(state, p))
+    rows = np.arange(10)[:, None]
+    np.testing.assert_array_equal(obs_d[:, :2], obs_i[:, :2])
+    np.testing.assert_array_equal(obs_d[:, 2:8], obs_i[:, 2:8][rows, order])  # L(t) by distance
+    np.testing.assert_array_equal(
+        np.asarray(by_distance.action_mask(state, p)), np.asarray(by_index.action_mask(state, p))[rows, order]
+    )
+    rsu = jnp.asarray(np.random.default_rng(0).integers(0, 6, 10), jnp.int32)
+    slot = by_distance.encode_target(state, p, rsu)
+    np.testing.assert_array_equal(by_distance.decode_target(state, p, slot), rsu)
+    np.testing.assert_array_equal(by_index.encode_target(state, p, rsu), rsu)
+    fraction = jnp.linspace(0.0, 1.0, 10)
+    _, _, r_i, _, _, info_i = by_index.step_env(jax.random.key(1), state, {"target": rsu, "fraction": fraction}, p)
+    _, _, r_d, _, _, info_d = by_distance.step_env(jax.random.key(1), state, {"target": slot, "fraction": fraction}, p)
+    np.testing.assert_array_equal(r_d, r_i)
+    np.testing.assert_array_equal(info_d["target"], info_i["target"])
+
+
 def test_grid_layout_runs_with_location_dependent_masks():
     env = vmjax.make("AvatarPremigration-v0", layout="grid", area="by_location", num_rsus=12, num_vehicles=20)
     p = env.default_params

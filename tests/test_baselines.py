@@ -95,6 +95,17 @@ def test_random_and_greedy_respect_the_remote_mask():
     assert mask[np.arange(6), np.asarray(greedy["target"])].all()
 
 
+def test_heuristics_choose_the_same_rsus_under_either_rsu_order():
+    """The heuristics decide by RSU index and encode the choice in the env's rsu_order: same episodes."""
+    names = [n for n in heuristics.POLICIES if n != "random"]  # random draws a slot, not an RSU
+    latency = {}
+    for order in ("index", "distance"):
+        env = vmjax.make("AvatarPremigration-v0", num_vehicles=6, num_rsus=4, max_steps=5, area="remote", rsu_order=order)
+        results = evaluate.evaluate_heuristics(env, env.default_params, jax.random.key(2), 3, names)
+        latency[order] = [results[n]["latency_s"] for n in names]
+    np.testing.assert_allclose(latency["distance"], latency["index"], rtol=1e-6)
+
+
 def test_evaluation_uses_the_same_episodes_for_every_policy(env):
     params = env.default_params
     results = evaluate.evaluate_heuristics(env, params, jax.random.key(1), 4, ["no_premigration", "greedy"])
