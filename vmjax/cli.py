@@ -63,10 +63,12 @@ class RunConfig:
 
 
 # The command line's defaults where they differ from the library's (spec) defaults: a run that finishes in a
-# few minutes on 2 CPU cores. Spec values: 500 iterations at lr 1e-4, an LSTM of 256 cells trained 500 epochs.
+# few minutes on 2 CPU cores, and RSUs named by distance (slot 0 = serving RSU), with which the learners
+# escape the "alpha -> 0" trap (README, Training). Spec values: 500 iterations at lr 1e-4, RSUs by index, an
+# LSTM of 256 cells trained 500 epochs.
 CLI_DEFAULTS: dict[str, dict[str, Any]] = {
-    "env": {"workload_forecast": "lstm"},
-    "agent": {"num_iterations": 150, "actor_lr": 3e-4, "critic_lr": 3e-4, "actor_d_lr": 3e-4, "critic_d_lr": 3e-4},
+    "env": {"workload_forecast": "lstm", "rsu_order": "distance"},
+    "agent": {"num_iterations": 300, "actor_lr": 3e-4, "critic_lr": 3e-4, "actor_d_lr": 3e-4, "critic_d_lr": 3e-4},
     "predictor": {"hidden_size": 32, "epochs": 15},
 }
 RESUMABLE_OVERRIDES = {("agent", "num_iterations"), ("run", "chunk_iterations")}
@@ -362,8 +364,14 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
         if (env.num_agents, env.num_rsus, env.config.max_steps) != (env0.num_agents, env0.num_rsus, env0.config.max_steps):
             raise SystemExit("evaluate: all runs must share num_vehicles, num_rsus and max_steps")
     groups = [(env0, params0, {name: make(env0) for name, make in POLICIES.items()})]
-    for configs, env, params, trainer, state in runs:
-        groups.append((env, params, {run_label(configs): trainer.make_eval_policy(state.params)}))
+    labels = [run_label(configs) for configs, *_ in runs]
+    run_of_label: dict[str, str] = {}
+    for index, (run_dir, (configs, env, params, trainer, state)) in enumerate(zip(run_dirs, runs)):
+        label = labels[index]
+        if labels.count(label) > 1:  # two runs of the same kind: tell them apart by their folder
+            label = f"{label} [{Path(run_dir).name}]"
+        groups.append((env, params, {label: trainer.make_eval_policy(state.params)}))
+        run_of_label[label] = str(run_dir)
     per_seed: dict[str, list[dict]] = {}
     episodes_all: dict[str, dict[str, list]] = {}
     start = time.perf_counter()
@@ -383,6 +391,8 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
         seed_means = np.array([s["latency_s"] for s in seed_summaries])
         pooled["latency_s_seed_std"] = float(seed_means.std(ddof=1)) if seeds > 1 else 0.0
         pooled["latency_s_seed_means"] = seed_means.tolist()
+        if name in run_of_label:
+            pooled["run_dir"] = run_of_label[name]
         results[name] = pooled
     wall = time.perf_counter() - start
     table = format_comparison(results, episodes, seeds)
