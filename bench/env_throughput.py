@@ -47,8 +47,9 @@ def make_env_rollout(env, num_worlds: int, num_steps: int):
     return jax.jit(reset), jax.jit(run)
 
 
-def time_compiled(fn, args, repeats: int) -> tuple[float, float]:
-    """(compile seconds, median run seconds) of a jitted function of `args`."""
+def compile_and_time(fn, args, repeats: int):
+    """(compiled executable, compile seconds, [run seconds] of `repeats` timed runs) of a jitted function of
+    `args`: AOT-compiled first, one warm-up run excluded, each run waited for with `block_until_ready`."""
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - start
@@ -58,6 +59,12 @@ def time_compiled(fn, args, repeats: int) -> tuple[float, float]:
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         runs.append(time.perf_counter() - start)
+    return compiled, compile_s, runs
+
+
+def time_compiled(fn, args, repeats: int) -> tuple[float, float]:
+    """(compile seconds, median run seconds) of a jitted function of `args`."""
+    _, compile_s, runs = compile_and_time(fn, args, repeats)
     return compile_s, statistics.median(runs)
 
 
