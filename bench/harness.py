@@ -410,6 +410,19 @@ def measure_vmjax_train(env_config, agent_config, chunk: int, repeats: int) -> d
             "agent_steps_per_s": steps * env.num_agents / iteration_s}
 
 
+def vmjax_train_breakdown(env_config, agent_config, full: dict, chunk: int, repeats: int) -> dict:
+    """Where a vmjax iteration's time goes, measured: the same iteration with 1 PPO epoch instead of E gives
+    t(1) = rollout + GAE + 1 epoch and t(E) = rollout + GAE + E epochs, so one epoch is
+    (t(E) - t(1)) / (E - 1) and the rollout with GAE is t(1) minus one epoch."""
+    epochs = agent_config.update_epochs
+    one = measure_vmjax_train(env_config, dataclasses.replace(agent_config, update_epochs=1), chunk, repeats)
+    epoch_s = max(full["iteration_s"] - one["iteration_s"], 0.0) / (epochs - 1)
+    rollout_gae_s = max(one["iteration_s"] - epoch_s, 0.0)
+    return {"iteration_s_one_epoch": one["iteration_s"], "epoch_s": epoch_s, "rollout_gae_s": rollout_gae_s,
+            "update_s": epochs * epoch_s, "update_share": epochs * epoch_s / full["iteration_s"],
+            "method": "t(1 epoch) and t(E epochs) of the same jitted iteration; epoch = (t(E) - t(1)) / (E - 1)"}
+
+
 def torch_config_from(agent_config):
     """The PyTorch trainer's config with the same hyper-parameters; raises if the vmjax config uses an option
     the PyTorch trainer does not implement."""
@@ -478,7 +491,13 @@ def bench_train(opts) -> dict:
             iterations = opts.torch_large_iterations if large else opts.torch_iterations
             torch_row = measure_torch_train(env_config, agent_config, iterations, opts.torch_threads)
         ratio = _ratio(vm["env_steps_per_s"], torch_row.get("env_steps_per_s"))
-        rows.append({"worlds": worlds, "vmjax": vm, "torch": torch_row, "ratio_vmjax_over_torch": ratio})
+        row = {"worlds": worlds, "vmjax": vm, "torch": torch_row, "ratio_vmjax_over_torch": ratio}
+        if worlds == opts.train_worlds[0] and agent_config.update_epochs > 1:
+            row["vmjax_breakdown"] = vmjax_train_breakdown(env_config, agent_config, vm, chunk, repeats)
+            b = row["vmjax_breakdown"]
+            _log(f"  train {worlds:>6} worlds: vmjax rollout + GAE {b['rollout_gae_s']:.3f} s, "
+                 f"{agent_config.update_epochs} PPO epochs {b['update_s']:.3f} s per iteration")
+        rows.append(row)
         torch_text = (f"torch {torch_row['env_steps_per_s']:>9,.0f} ({torch_row['torch_threads']} thread(s)), "
                       f"ratio {ratio:.1f}x" if ratio is not None else f"torch {torch_row['skipped']}")
         _log(f"  train {worlds:>6} worlds: vmjax {vm['env_steps_per_s']:>9,.0f} env steps/s "
@@ -645,6 +664,19 @@ def render_tables(result: dict) -> str:
         for r in train["rows"]:
             if "skipped" in r["torch"]:
                 out.append(f"\ntorch at {r['worlds']} worlds: {r['torch']['skipped']}")
+        for r in train["rows"]:
+            if "vmjax_breakdown" in r:
+                b, t = r["vmjax_breakdown"], r["torch"]
+                out.append(f"\nWhere an iteration's time goes at {r['worlds']} worlds (seconds; vmjax: {b['method']}; "
+                           "torch: timed around its rollout and update loops)\n")
+                torch_rollout = t.get("rollout_s")
+                torch_update = t.get("update_s")
+                out.append(_table(["part", "vmjax s", "torch s", "vmjax / torch speed"], [
+                    ["rollout (+ GAE)", f"{b['rollout_gae_s']:.3f}", "–" if torch_rollout is None else f"{torch_rollout:.3f}",
+                     _times(_ratio(torch_rollout, b["rollout_gae_s"]))],
+                    [f"{a['update_epochs']} PPO epochs", f"{b['update_s']:.3f}", "–" if torch_update is None else f"{torch_update:.3f}",
+                     _times(_ratio(torch_update, b["update_s"]))],
+                ]))
     scaling = result.get("scaling")
     if scaling is not None:
         for axis, label in (("vehicles", "N vehicles (M = 10)"), ("rsus", "M RSUs (N = 20)")):

@@ -118,3 +118,15 @@ def test_skip_options_and_bad_arguments(tmp_path):
     assert opts.worlds == [3] and opts.skip_torch and opts.repeats == harness.QUICK["repeats"]
     full = harness.parse_args([])
     assert full.worlds == [1, 64, 1024, 4096, 16384] and full.torch_threads == 1
+
+
+def test_train_breakdown_separates_rollout_from_epochs(monkeypatch):
+    """t(1 epoch) = 1.0 s and t(10 epochs) = 2.8 s: one epoch 0.2 s, rollout + GAE 0.8 s, update 2.0 s."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(harness, "measure_vmjax_train", lambda env, agent, chunk, repeats: {"iteration_s": 1.0})
+    agent = SimpleNamespace(update_epochs=10)
+    monkeypatch.setattr(harness.dataclasses, "replace", lambda config, **changes: SimpleNamespace(**changes))
+    b = harness.vmjax_train_breakdown(None, agent, {"iteration_s": 2.8}, 1, 1)
+    assert _close(b["epoch_s"], 0.2) and _close(b["rollout_gae_s"], 0.8) and _close(b["update_s"], 2.0)
+    assert _close(b["update_share"], 2.0 / 2.8)
