@@ -1,10 +1,17 @@
-"""vmjax.predict: the coverage-aware LSTM trajectory predictor of spec 003 §4.
+"""vmjax.predict: the coverage-aware LSTM trajectory predictor of spec 003 §4 (`lstm`) and the workload
+predictors of spec 002 §4 (`workload`: the LSTM-based Transformer and the LSTM / GRU / CNN-LSTM / CNN-GRU
+comparison models).
 
     positions_m = simulate_trajectories(key, env, num_vehicles=10, num_slots=8640)
     predictor, history = train_predictor(key, PredictorConfig(hidden_size=32), positions_m, box_m=map_box_m(env))
     save_predictor("predictor.msgpack", predictor)
     env = vmjax.make("AvatarPremigration-v0", workload_forecast="lstm")
     params = env.default_params.replace(predictor=load_predictor("predictor.msgpack"))
+
+    series = simulate_server_traffic(key, server_xy_m, radius_m=600.0, num_vehicles=300, num_slots=2000)
+    workload_predictor, history = train_workload_predictor(key, WorkloadPredictorConfig(), series)
+    next_load = predict_next_load(workload_predictor, series[-6:])      # [..., 6, S] -> [..., S]
+    print(format_comparison_table(compare_predictors(key, series)))
 """
 
 from vmjax.predict.lstm import (
@@ -30,25 +37,76 @@ from vmjax.predict.lstm import (
     train_predictor,
 )
 
+from vmjax.predict.workload import (
+    LSTMTransformer,
+    MODEL_KINDS,
+    RecurrentPredictor,
+    WorkloadPredictor,
+    WorkloadPredictorConfig,
+    compare_predictors,
+    count_params,
+    evaluate_persistence,
+    evaluate_workload_predictor,
+    fit_scaler,
+    format_comparison_table,
+    init_workload_predictor,
+    load_traffic_csv,
+    load_workload_predictor,
+    make_workload_model,
+    persistence,
+    predict_load_series,
+    predict_next_load,
+    save_workload_predictor,
+    simulate_server_traffic,
+    split_sizes,
+    synthetic_traffic_flow,
+    train_workload_predictor,
+    workload_metrics,
+)
+
 __all__ = [
+    "LSTMTransformer",
+    "MODEL_KINDS",
     "PredictorConfig",
+    "RecurrentPredictor",
     "TrajectoryLSTM",
     "TrajectoryPredictor",
+    "WorkloadPredictor",
+    "WorkloadPredictorConfig",
     "apply_stacked",
     "chronological_split",
+    "compare_predictors",
     "constant_velocity",
+    "count_params",
     "denormalize",
     "evaluate_constant_velocity",
+    "evaluate_persistence",
     "evaluate_predictor",
+    "evaluate_workload_predictor",
+    "fit_scaler",
+    "format_comparison_table",
     "init_predictor",
+    "init_workload_predictor",
     "load_predictor",
+    "load_traffic_csv",
+    "load_workload_predictor",
+    "make_workload_model",
     "map_box_m",
     "normalize",
+    "persistence",
+    "predict_load_series",
+    "predict_next_load",
     "predict_next_position_m",
     "predict_trajectory_m",
     "regression_metrics",
     "save_predictor",
+    "save_workload_predictor",
+    "simulate_server_traffic",
     "simulate_trajectories",
     "sliding_windows",
+    "split_sizes",
+    "synthetic_traffic_flow",
     "train_predictor",
+    "train_workload_predictor",
+    "workload_metrics",
 ]

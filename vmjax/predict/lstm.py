@@ -232,10 +232,12 @@ def constant_velocity(history_m: jax.Array) -> jax.Array:
 
 
 # ====================================================================== data, §4.3 / §7.2
-def _check_positions(owner: str, positions_m, min_slots: int) -> jax.Array:
+def _check_positions(owner: str, positions_m, min_slots: int, num_features: int = 2) -> jax.Array:
     positions_m = jnp.asarray(positions_m, jnp.float32)
-    if positions_m.ndim != 3 or positions_m.shape[-1] != 2:
-        raise ValueError(f"{owner}: positions_m must have shape [T, V, 2], got {tuple(positions_m.shape)}")
+    if positions_m.ndim != 3 or positions_m.shape[-1] != num_features:
+        raise ValueError(
+            f"{owner}: positions_m must have shape [T, V, {num_features}], got {tuple(positions_m.shape)}"
+        )
     if positions_m.shape[0] < min_slots:
         raise ValueError(f"{owner}: positions_m needs at least {min_slots} slots, got {positions_m.shape[0]}")
     return positions_m
@@ -247,16 +249,17 @@ def _windows(positions_m: jax.Array, length: int) -> jax.Array:
     return positions_m[starts[:, None] + jnp.arange(length)[None, :]]
 
 
-def sliding_windows(positions_m, history: int) -> tuple[jax.Array, jax.Array]:
-    """Training pairs of §4.3: (inputs [S, history, 2], targets [S, 2]) with S = V (T - history).
+def sliding_windows(positions_m, history: int, num_features: int = 2) -> tuple[jax.Array, jax.Array]:
+    """Training pairs of §4.3: (inputs [S, history, F], targets [S, F]) with S = V (T - history), from
+    series [T, V, F] (F = `num_features`: 2 for positions, 1 for the univariate workload series).
 
     Vehicle-major order: sample v * (T - history) + s is vehicle v's slots s .. s + history - 1 -> slot
     s + history, so each vehicle's samples are chronological.
     """
     validation.check_int_at_least("sliding_windows", "history", history, 1)
-    positions_m = _check_positions("sliding_windows", positions_m, history + 1)
-    windows = jnp.moveaxis(_windows(positions_m, history + 1), 2, 0)  # [V, W, h + 1, 2]
-    windows = windows.reshape(-1, history + 1, 2)
+    positions_m = _check_positions("sliding_windows", positions_m, history + 1, num_features)
+    windows = jnp.moveaxis(_windows(positions_m, history + 1), 2, 0)  # [V, W, h + 1, F]
+    windows = windows.reshape(-1, history + 1, num_features)
     return windows[:, :history], windows[:, history]
 
 
@@ -271,15 +274,16 @@ def train_windows_per_vehicle(num_windows: int, train_fraction: float) -> int:
     return num_train
 
 
-def chronological_split(positions_m, history: int, train_fraction: float):
+def chronological_split(positions_m, history: int, train_fraction: float, num_features: int = 2):
     """Chronological split per vehicle (§10 #21): each vehicle's first `train_fraction` of windows train, the
-    later ones are held out. Returns ((train_inputs, train_targets), (heldout_inputs, heldout_targets))."""
-    positions_m = _check_positions("chronological_split", positions_m, history + 2)
+    later ones are held out. Series [T, V, F] as in `sliding_windows`.
+    Returns ((train_inputs, train_targets), (heldout_inputs, heldout_targets))."""
+    positions_m = _check_positions("chronological_split", positions_m, history + 2, num_features)
     num_vehicles, num_windows = positions_m.shape[1], positions_m.shape[0] - history
     num_train = train_windows_per_vehicle(num_windows, train_fraction)
-    inputs, targets = sliding_windows(positions_m, history)
-    inputs = inputs.reshape(num_vehicles, num_windows, history, 2)
-    targets = targets.reshape(num_vehicles, num_windows, 2)
+    inputs, targets = sliding_windows(positions_m, history, num_features)
+    inputs = inputs.reshape(num_vehicles, num_windows, history, num_features)
+    targets = targets.reshape(num_vehicles, num_windows, num_features)
     flat = lambda a: a.reshape(-1, *a.shape[2:])
     return (
         (flat(inputs[:, :num_train]), flat(targets[:, :num_train])),
