@@ -4,12 +4,14 @@ from vmjax.core import spaces
 from vmjax.core.env import Environment, is_concrete, materialize, select_tree
 from vmjax.core.registry import make, register, registered_envs
 from vmjax.core.rollout import agent_means, rollout
+from vmjax.core.stats import RunningMoments
 from vmjax.core.wrappers import LogState, LogWrapper, VecEnv, Wrapper
 
 __all__ = [
     "Environment",
     "LogState",
     "LogWrapper",
+    "RunningMoments",
     "VecEnv",
     "Wrapper",
     "agent_means",

@@ -2,7 +2,9 @@
 
 from vmjax.core.registry import register
 from vmjax.envs.avatar_premigration import AvatarPremigration
+from vmjax.envs.twin_routing import TwinRouting
 
 register("AvatarPremigration-v0", AvatarPremigration)
+register("TwinRouting-v0", TwinRouting)
 
-__all__ = ["AvatarPremigration"]
+__all__ = ["AvatarPremigration", "TwinRouting"]

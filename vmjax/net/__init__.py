@@ -14,9 +14,11 @@ from vmjax.net.geo import (
     distance_with_height_m,
     haversine_central_angle_rad,
     haversine_distance_m,
+    latlon_offset_to_xy_m,
     lonlat_to_xy_m,
     pairwise_planar_distance_m,
     planar_distance_m,
+    xy_to_latlon_offset_deg,
     xy_to_lonlat,
 )
 from vmjax.net.latency import (

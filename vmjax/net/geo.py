@@ -24,6 +24,13 @@ def _dot2(a, b):
     return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
 
 
+def _safe_sqrt(x):
+    """sqrt(x) for x >= 0 with a zero (not infinite) derivative at x = 0: gradients through coincident points
+    stay finite (0 * inf would give NaN) and values are unchanged."""
+    positive = x > 0.0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
 def planar_distance_m(a_xy, b_xy, min_distance_m=0.0):
     """Euclidean distance ||a - b||_2 over the last axis (spec 003 §2.3, spec 004 (C1)), clamped below."""
     diff = jnp.asarray(a_xy) - jnp.asarray(b_xy)
@@ -33,7 +40,7 @@ def planar_distance_m(a_xy, b_xy, min_distance_m=0.0):
 def distance_with_height_m(ground_distance_m, height_m):
     """Slant distance sqrt(D^2 + h^2) for an antenna or UAV at height h (spec 002 eq. 2, spec 004 (C1) [R])."""
     ground_distance_m = jnp.asarray(ground_distance_m)
-    return jnp.sqrt(ground_distance_m * ground_distance_m + jnp.asarray(height_m) ** 2)
+    return _safe_sqrt(ground_distance_m * ground_distance_m + jnp.asarray(height_m) ** 2)
 
 
 def pairwise_planar_distance_m(a_xy, b_xy, min_distance_m=0.0):
@@ -66,7 +73,7 @@ def haversine_central_angle_rad(lat1_deg, lon1_deg, lat2_deg, lon2_deg, variant:
         a = jnp.sin(dlon) ** 2 + cos_cos * jnp.sin(dlat) ** 2
     else:
         raise ValueError(f"variant must be 'standard' or 'printed', got {variant!r}")
-    return 2.0 * jnp.arcsin(jnp.sqrt(jnp.clip(a, 0.0, 1.0)))
+    return 2.0 * jnp.arcsin(_safe_sqrt(jnp.clip(a, 0.0, 1.0)))
 
 
 def haversine_distance_m(
@@ -75,6 +82,27 @@ def haversine_distance_m(
     """Great-circle distance R * eta (spec 002 eq. 2 for RSUs, spec 000 eq. 7); see
     `haversine_central_angle_rad` for origin-relative inputs."""
     return radius_m * haversine_central_angle_rad(lat1_deg, lon1_deg, lat2_deg, lon2_deg, variant, origin_lat_deg)
+
+
+def xy_to_latlon_offset_deg(xy_m, origin_lat_deg, radius_m=EARTH_RADIUS_M):
+    """Metres east/north of a map origin [..., 2] -> (latitude offset, longitude offset) in degrees, by the
+    spherical equirectangular projection of radius `radius_m`: dlat = y / R, dlon = x / (R cos lat0).
+
+    The inverse of `latlon_offset_to_xy_m`. It lets a scenario keep positions in local metres and still
+    measure distances with the haversine on the same sphere (spec 002 §2.1-2.2): inside a region of tens of
+    kilometres the two agree to < 0.1 %. `origin_lat_deg` is a Python float; `radius_m` may be traced.
+    """
+    xy_m = jnp.asarray(xy_m, jnp.float32)
+    deg_per_m = (180.0 / math.pi) / jnp.asarray(radius_m, jnp.float32)
+    return xy_m[..., 1] * deg_per_m, xy_m[..., 0] * deg_per_m / math.cos(math.radians(origin_lat_deg))
+
+
+def latlon_offset_to_xy_m(dlat_deg, dlon_deg, origin_lat_deg, radius_m=EARTH_RADIUS_M):
+    """(latitude, longitude) offsets in degrees from a map origin -> metres east/north [..., 2] (the spherical
+    equirectangular projection of `xy_to_latlon_offset_deg`)."""
+    m_per_deg = jnp.asarray(radius_m, jnp.float32) * (math.pi / 180.0)
+    x = jnp.asarray(dlon_deg, jnp.float32) * m_per_deg * math.cos(math.radians(origin_lat_deg))
+    return jnp.stack([x, jnp.asarray(dlat_deg, jnp.float32) * m_per_deg], axis=-1)
 
 
 def metres_per_degree(origin_lat_deg):
