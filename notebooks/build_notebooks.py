@@ -22,6 +22,8 @@ behind the command line (`vmjax train`, `vmjax evaluate`):
 - **Hybrid-MAPPO** with the LSTM workload forecast in the observation (the proposed method), 3 training seeds,
 - **Hybrid-MAPPO w/o prediction** (9-dim observation), 3 training seeds,
 - **MAPPO-DDPG** with and without prediction (the spec's comparison learner), 1 training seed each,
+- **Hybrid-MAPPO with RSUs named by index** (`rsu_order="index"`, the spec's layout), 1 training seed, the
+  ablation of the relabelling,
 
 and evaluates them with the seven heuristics on the same held-out episodes. `ITERATIONS` below is the
 budget per run; the machine, the budget and the wall time of the run that produced the outputs are printed at
@@ -43,9 +45,9 @@ from IPython.display import Image, Markdown, display
 from vmjax import cli
 start = time.time()
 print(cli.machine_description())"""),
-    ("code", """def configs_for(name, algo, forecast, seed):
+    ("code", """def configs_for(name, algo, forecast, seed, rsu_order):
     overrides = {"run.run_dir": str(RUNS / name), "run.algo": algo, "env.workload_forecast": forecast,
-                 "agent.num_iterations": ITERATIONS, "run.seed": seed}
+                 "agent.num_iterations": ITERATIONS, "run.seed": seed, "env.rsu_order": rsu_order}
     if forecast == "lstm" and (RUNS / "hybrid_lstm_s0" / "predictor.msgpack").exists():
         overrides["run.predictor_path"] = str(RUNS / "hybrid_lstm_s0" / "predictor.msgpack")  # one predictor for all
     if TINY:
@@ -54,17 +56,18 @@ print(cli.machine_description())"""),
                           "predictor.epochs": 1, "predictor.num_slots": 200})
     return cli.build_configs(overrides, cli.ALGORITHMS[algo][0])
 
-VARIANTS = {  # run folder -> (algorithm, forecast in the observation, training seed)
-    **{f"hybrid_lstm_s{s}": ("hybrid_mappo", "lstm", s) for s in TRAIN_SEEDS},
-    **{f"hybrid_none_s{s}": ("hybrid_mappo", "none", s) for s in TRAIN_SEEDS},
-    "ddpg_lstm_s0": ("mappo_ddpg", "lstm", 0),
-    "ddpg_none_s0": ("mappo_ddpg", "none", 0),
+VARIANTS = {  # run folder -> (algorithm, forecast in the observation, training seed, rsu_order)
+    **{f"hybrid_lstm_s{s}": ("hybrid_mappo", "lstm", s, "distance") for s in TRAIN_SEEDS},
+    **{f"hybrid_none_s{s}": ("hybrid_mappo", "none", s, "distance") for s in TRAIN_SEEDS},
+    "ddpg_lstm_s0": ("mappo_ddpg", "lstm", 0, "distance"),
+    "ddpg_none_s0": ("mappo_ddpg", "none", 0, "distance"),
+    "hybrid_lstm_index_s0": ("hybrid_mappo", "lstm", 0, "index"),
 }
 train_wall = {}
-for name, (algo, forecast, seed) in VARIANTS.items():
+for name, variant in VARIANTS.items():
     done = RUNS / name / "checkpoint.json"
     if not done.exists():
-        cli.train(configs_for(name, algo, forecast, seed))
+        cli.train(configs_for(name, *variant))
     else:
         print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
     train_wall[name] = json.loads(done.read_text())["train_wall_s"]"""),
@@ -93,8 +96,8 @@ display(Image(str(RUNS / "evaluation.png")))"""),
 def over_seeds(prefix):
     values = np.array([v for name, v in by_run.items() if name.startswith(prefix)])
     return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0), len(values)
-hybrid, hybrid_std, n = over_seeds("hybrid_lstm_")
-hybrid_none, hybrid_none_std, _ = over_seeds("hybrid_none_")
+hybrid, hybrid_std, n = over_seeds("hybrid_lstm_s")
+hybrid_none, hybrid_none_std, _ = over_seeds("hybrid_none_s")
 print(f"Hybrid-MAPPO (LSTM)      {hybrid:.3f} s, std over {n} training seeds {hybrid_std:.3f}")
 print(f"Hybrid-MAPPO w/o pred.   {hybrid_none:.3f} s, std over {n} training seeds {hybrid_none_std:.3f}")
 for name in ["random", "no_premigration", "full_premigration", "nearest_rsu", "least_loaded", "lighter_neighbour", "greedy"]:
