@@ -1,19 +1,41 @@
 """vmjax.agents: networks, distributions, PPO math and the trainers (`make_train(env, config)`)."""
 
-from vmjax.agents import checkpoint, distributions, hybrid_mappo, mappo_ddpg, networks, ppo
-from vmjax.agents.hybrid_mappo import HybridMappoConfig, TrainerState, make_train, make_trainer
+from vmjax.agents import (
+    checkpoint,
+    distributions,
+    dm_mappo,
+    hybrid_mappo,
+    mappo_ddpg,
+    masac,
+    networks,
+    ppo,
+    replay,
+)
+from vmjax.agents.dm_mappo import DmMappoConfig
+from vmjax.agents.hybrid_mappo import (
+    HybridMappoConfig,
+    TrainerState,
+    make_train,
+    make_trainer,
+)
 from vmjax.agents.mappo_ddpg import MappoDdpgConfig
+from vmjax.agents.masac import MasacConfig
 
 __all__ = [
+    "DmMappoConfig",
     "HybridMappoConfig",
     "MappoDdpgConfig",
+    "MasacConfig",
     "TrainerState",
     "checkpoint",
     "distributions",
+    "dm_mappo",
     "hybrid_mappo",
     "make_train",
     "make_trainer",
     "mappo_ddpg",
+    "masac",
     "networks",
     "ppo",
+    "replay",
 ]

@@ -15,7 +15,8 @@ theta^d, phi^d, theta^c and phi^c with four separate Adam states.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -270,13 +271,7 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
                 obs, mask, action["target"], raw, log_prob_d, log_prob_c, value_d, value_c,
                 reward * config.reward_scale, terminated, done, info["final_observation"],
             )
-            log = {
-                "reward": jnp.mean(reward),
-                "returned_episode": info["returned_episode"],
-                "returned_episode_returns": jnp.mean(info["returned_episode_returns"], axis=-1),
-                **{f"returned_episode_{m}": info[f"returned_episode_{m}"] for m in log_metrics},
-            }
-            return (env_state, next_obs), (transition, log)
+            return (env_state, next_obs), (transition, ppo.episode_log(reward, info, log_metrics))
 
         keys = jax.random.split(key, config.num_steps)
         (env_state, obs), (traj, log) = jax.lax.scan(step, (state.env_state, state.obs), keys)
@@ -333,33 +328,19 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
         key, k_roll, k_epochs = jax.random.split(state.key, 3)
         env_state, obs, traj, log = rollout(state, k_roll)
         adv_d, adv_c, ret_d, ret_c = advantages(state.params, traj)
-        # flatten time x worlds into one sample axis, keeping each world's agents together
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+        flat = ppo.flatten_time
         data = Batch(
             flat(traj.obs), flat(traj.mask), flat(traj.target), flat(traj.raw_fraction), flat(traj.log_prob_d),
             flat(traj.log_prob_c), flat(traj.value_d), flat(traj.value_c),
             flat(adv_d), flat(adv_c), flat(ret_d), flat(ret_c),
         )
-        size = config.env_steps_per_iteration
-
-        def epoch(carry, epoch_key):
-            order = jax.random.permutation(epoch_key, size)
-            shuffled = jax.tree.map(lambda x: x[order].reshape((config.num_minibatches, -1) + x.shape[1:]), data)
-            return jax.lax.scan(gradient_step, carry, shuffled)
-
-        (params, opt_state), stats = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(k_epochs, config.update_epochs)
+        (params, opt_state), stats = ppo.shuffled_minibatch_epochs(
+            k_epochs, data, config.update_epochs, config.num_minibatches, gradient_step, (state.params, state.opt_state)
         )
-        finished = log["returned_episode"]
-        count = jnp.maximum(jnp.sum(finished), 1)
-        episode_mean = lambda x: jnp.sum(jnp.where(finished, x, 0.0)) / count  # noqa: E731
         metrics = {
             "iteration": state.iteration + 1,
-            "env_steps": (state.iteration + 1) * size,
-            "mean_reward": jnp.mean(log["reward"]),
-            "episodes": jnp.sum(finished),
-            "episode_return": episode_mean(log["returned_episode_returns"]),
-            **{f"episode_{m}": episode_mean(log[f"returned_episode_{m}"]) for m in log_metrics},
+            "env_steps": (state.iteration + 1) * config.env_steps_per_iteration,
+            **ppo.episode_metrics(log, log_metrics),
             **jax.tree.map(jnp.mean, stats),
         }
         new_state = TrainerState(params, opt_state, env_state, obs, key, state.iteration + 1)

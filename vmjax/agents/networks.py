@@ -8,7 +8,7 @@ Per-agent parameters are stacked on a leading agent axis and applied with `jax.v
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -106,3 +106,32 @@ def apply_per_agent(module: nn.Module, params, inputs: jax.Array):
     same place (a tuple output is handled leafwise)."""
     agent_axis = inputs.ndim - 2
     return jax.vmap(module.apply, in_axes=(0, agent_axis), out_axes=agent_axis)(params, inputs)
+
+
+class QNetwork(nn.Module):
+    """Q(o, .): one value per discrete action (`num_actions` outputs, unit-gain head; DM-MAPPO C1, MASAC)."""
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
+        return _dense(self.num_actions, 1.0)(x)
+
+
+def init_agents(module: nn.Module, key: jax.Array, sample_inputs: jax.Array, shared: bool, add_id: bool = True):
+    """Parameters for agents whose inputs are [N, D]: one set for all (`shared`; the one-hot id appended when
+    `add_id`) or one per agent stacked on a leading axis."""
+    if shared:
+        return module.init(key, with_agent_id(sample_inputs) if add_id else sample_inputs)
+    return init_per_agent(module, key, sample_inputs.shape[-2], sample_inputs[0])
+
+
+def apply_agents(module: nn.Module, params, inputs: jax.Array, shared: bool, add_id: bool = True):
+    """Apply `init_agents` parameters to inputs [..., N, D] (agent axis kept)."""
+    if shared:
+        return module.apply(params, with_agent_id(inputs) if add_id else inputs)
+    return apply_per_agent(module, params, inputs)
