@@ -79,13 +79,8 @@ class HybridMappoConfig:
         validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
         validation.check_choice(owner, "ratio", self.ratio, ("separate", "joint"))
         validation.check_choice(owner, "alpha_mean", self.alpha_mean, ("sigmoid", "linear"))
-        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
-            raise ValueError(f"{owner}.hidden_sizes must be positive layer widths, got {self.hidden_sizes!r}")
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
-            raise ValueError(
-                f"{owner}.num_minibatches ({self.num_minibatches}) must divide num_envs * num_steps "
-                f"({self.num_envs * self.num_steps})"
-            )
+        validation.check_layer_widths(owner, "hidden_sizes", self.hidden_sizes)
+        validation.check_minibatches(owner, self.num_minibatches, self.num_envs, self.num_steps)
 
     @property
     def env_steps_per_iteration(self) -> int:

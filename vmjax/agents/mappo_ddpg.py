@@ -118,13 +118,8 @@ class MappoDdpgConfig:
             validation.check_non_negative(owner, name, getattr(self, name))
         validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
         validation.check_choice(owner, "target_discrete", self.target_discrete, ("mode", "sample"))
-        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
-            raise ValueError(f"{owner}.hidden_sizes must be positive layer widths, got {self.hidden_sizes!r}")
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
-            raise ValueError(
-                f"{owner}.num_minibatches ({self.num_minibatches}) must divide num_envs * num_steps "
-                f"({self.num_envs * self.num_steps})"
-            )
+        validation.check_layer_widths(owner, "hidden_sizes", self.hidden_sizes)
+        validation.check_minibatches(owner, self.num_minibatches, self.num_envs, self.num_steps)
         if self.buffer_size < self.num_envs:
             raise ValueError(
                 f"{owner}.buffer_size ({self.buffer_size}) must be >= num_envs ({self.num_envs}): one vectorized "

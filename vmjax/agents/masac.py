@@ -95,8 +95,7 @@ class MasacConfig:
         validation.check_non_negative(owner, "target_entropy_ratio", self.target_entropy_ratio)
         validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
         validation.check_choice(owner, "target_entropy", self.target_entropy, ("feasible", "uniform"))
-        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
-            raise ValueError(f"{owner}.hidden_sizes must be positive layer widths, got {self.hidden_sizes!r}")
+        validation.check_layer_widths(owner, "hidden_sizes", self.hidden_sizes)
         if self.buffer_size < self.num_envs:
             raise ValueError(f"{owner}.buffer_size ({self.buffer_size}) must be >= num_envs ({self.num_envs})")
         if self.buffer_size < self.min_buffer_fill:

@@ -60,6 +60,20 @@ def check_shape(owner: str, field: str, value: Any, shape: tuple[int, ...]) -> N
         raise ValueError(f"{owner}.{field} must have shape {tuple(shape)}, got {got}")
 
 
+def check_layer_widths(owner: str, field: str, value: Any) -> None:
+    """A non-empty sequence of positive layer widths (hidden sizes of an MLP)."""
+    if not value or any(int(width) < 1 for width in value):
+        raise ValueError(f"{owner}.{field} must be positive layer widths, got {value!r}")
+
+
+def check_minibatches(owner: str, num_minibatches: int, num_envs: int, num_steps: int) -> None:
+    """`num_minibatches` must split the num_envs * num_steps samples of a rollout evenly."""
+    if (num_envs * num_steps) % num_minibatches:
+        raise ValueError(
+            f"{owner}.num_minibatches ({num_minibatches}) must divide num_envs * num_steps ({num_envs * num_steps})"
+        )
+
+
 def config_from_kwargs(config_cls: type, owner: str, kwargs: dict[str, Any]):
     """Build a frozen config dataclass, naming unknown fields and listing the valid ones."""
     names = {f.name for f in dataclasses.fields(config_cls)}

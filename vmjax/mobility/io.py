@@ -8,14 +8,13 @@ seconds (any number) or ISO dates 'YYYY-MM-DD HH:MM:SS' (read as UTC). NumPy and
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import math
 import os
 
 import numpy as np
 
-from vmjax.core.io import atomic_write_text
+from vmjax.core.io import atomic_write_text, parse_finite_float, parse_time_s
 from vmjax.mobility.trace import Trace
 from vmjax.net.geo import lonlat_to_xy_m, xy_to_lonlat
 
@@ -43,37 +42,6 @@ def write_trace_csv(path, trace: Trace, slot_s: float, origin_lonlat=None) -> No
             if valid[t, v]:
                 writer.writerow([v, repr(t * float(slot_s)), repr(float(columns[0][t, v])), repr(float(columns[1][t, v]))])
     atomic_write_text(path, buffer.getvalue())
-
-
-def _parse_timestamp_s(text: str, where: str) -> float:
-    """Seconds from a number or an ISO date-time (naive = UTC)."""
-    try:
-        value = float(text)
-    except ValueError:
-        try:
-            stamp = datetime.datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise ValueError(
-                f"{where}, column 'timestamp': unparseable timestamp {text!r} "
-                "(expected seconds or 'YYYY-MM-DD HH:MM:SS')"
-            ) from None
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=datetime.timezone.utc)
-        return stamp.timestamp()
-    if not math.isfinite(value):
-        raise ValueError(f"{where}, column 'timestamp': non-finite timestamp {text!r}")
-    return value
-
-
-def _parse_coordinate(text: str, where: str, column: str) -> float:
-    """A finite float, or ValueError naming line and column."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{where}, column {column!r}: non-numeric value {text!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{where}, column {column!r}: non-finite coordinate {text!r}")
-    return value
 
 
 def _read_rows(path: str, origin_lonlat):
@@ -105,8 +73,8 @@ def _read_rows(path: str, origin_lonlat):
             if not vehicle_id:
                 raise ValueError(f"{where}, column 'vehicle_id': empty vehicle id")
             ids.append(vehicle_id)
-            times_s.append(_parse_timestamp_s(row[index["timestamp"]], where))
-            coords.append([_parse_coordinate(row[index[c]], where, c) for c in coordinate_columns])
+            times_s.append(parse_time_s(row[index["timestamp"]], where, "timestamp", "timestamp"))
+            coords.append([parse_finite_float(row[index[c]], where, c, "coordinate") for c in coordinate_columns])
             lines.append(reader.line_num)
     if not ids:
         raise ValueError(f"{path}: no data rows after the header")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime
 import functools
 import json
 import math
@@ -51,7 +50,10 @@ from flax import serialization, struct
 
 from vmjax import mobility
 from vmjax.core import io, validation
-from vmjax.core.initializers import orthogonal  # QR-free (flax's QR-based init can deadlock big CPU jits)
+from vmjax.core.initializers import (
+    orthogonal,  # QR-free (flax's QR-based init can deadlock big CPU jits)
+)
+from vmjax.core.io import parse_finite_float, parse_time_s
 from vmjax.predict.lstm import (
     chronological_split,
     denormalize,
@@ -365,34 +367,6 @@ _ID_NAMES = ("id", "series", "series_id", "server", "server_id", "station", "sta
 _VALUE_NAMES = ("value", "flow", "load", "traffic", "count")
 
 
-def _parse_time(text: str, where: str, column: str) -> float:
-    """Seconds (a number) or an ISO date-time 'YYYY-MM-DD HH:MM[:SS]' (naive = UTC), as seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        try:
-            stamp = datetime.datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise ValueError(
-                f"{where}, column {column!r}: unparseable time {text!r} (expected seconds or 'YYYY-MM-DD HH:MM:SS')"
-            ) from None
-        stamp = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=datetime.timezone.utc)
-        return stamp.timestamp()
-    if not math.isfinite(value):
-        raise ValueError(f"{where}, column {column!r}: non-finite time {text!r}")
-    return value
-
-
-def _parse_value(text: str, where: str, column: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{where}, column {column!r}: non-numeric value {text!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{where}, column {column!r}: non-finite value {text!r}")
-    return value
-
-
 def load_traffic_csv(path, layout: str = "auto", columns: Sequence[str] | None = None, return_labels: bool = False):
     """Read a traffic-flow CSV (e.g. PeMS station flow exported per time) into series [T, S] float32.
 
@@ -460,8 +434,8 @@ def _read_wide(path, header, data):
         where = f"{path}, line {line}"
         if len(row) != len(header):
             raise ValueError(f"{where}: expected {len(header)} fields ({','.join(header)}), got {len(row)}")
-        times.append(_parse_time(row[0], where, header[0]))
-        values.append([_parse_value(text, where, name) for text, name in zip(row[1:], header[1:])])
+        times.append(parse_time_s(row[0], where, header[0]))
+        values.append([parse_finite_float(text, where, name) for text, name in zip(row[1:], header[1:])])
         lines.append(line)
     times = np.asarray(times, np.float64)
     _check_unique_times(path, times, lines, header[0])
@@ -485,11 +459,11 @@ def _read_long(path, header, data):
         where = f"{path}, line {line}"
         if len(row) != 3:
             raise ValueError(f"{where}: expected 3 fields ({','.join(header)}), got {len(row)}")
-        t = _parse_time(row[0], where, time_column)
+        t = parse_time_s(row[0], where, time_column)
         series_id = row[1].strip()
         if not series_id:
             raise ValueError(f"{where}, column {id_column!r}: empty series id")
-        value = _parse_value(row[2], where, value_column)
+        value = parse_finite_float(row[2], where, value_column)
         if (t, series_id) in cells:
             raise ValueError(
                 f"{where}: duplicate ({time_column}, {id_column}) = ({row[0].strip()}, {series_id}), first on line "
