@@ -56,8 +56,8 @@ def test_config_defaults_are_the_spec_and_validation_names_the_field():
 def test_transformer_has_the_spec_sizes():
     """§4.2 with the defaults: LSTM(32) -> Dense(32 -> 64) -> 4 heads of width 64 (W_O: 256 -> 64) ->
     FFN 64 -> 128 -> 64 with two LayerNorms -> Dense(64 -> 1)."""
-    shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(workload._init_params, jax.random.key(0),
-                                                             predict.WorkloadPredictorConfig()))
+    init = lambda key: workload._init_params(key, config=predict.WorkloadPredictorConfig())  # noqa: E731
+    shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(init, jax.random.key(0)))
     assert set(shapes) == {"lstm", "project", "attention", "norm_1", "ffn_1", "ffn_2", "norm_2", "head"}
     assert shapes["lstm"]["hi"]["kernel"] == (32, 32) and shapes["lstm"]["ii"]["kernel"] == (1, 32)
     assert shapes["project"]["kernel"] == (32, 64)
@@ -67,11 +67,11 @@ def test_transformer_has_the_spec_sizes():
     assert shapes["ffn_1"]["kernel"] == (64, 128) and shapes["ffn_2"]["kernel"] == (128, 64)
     assert shapes["head"]["kernel"] == (64, 1)
     with_positions = predict.WorkloadPredictorConfig(positional_embedding=True)
-    assert jax.eval_shape(workload._init_params, jax.random.key(0), with_positions)["position"].shape == (6, 64)
+    assert jax.eval_shape(lambda key: workload._init_params(key, config=with_positions), jax.random.key(0))["position"].shape == (6, 64)
     # §4.4: 32 units everywhere; the CNN variants start with Conv1D(kernel 1, 32 filters)
     for kind, cell in (("lstm", "lstm"), ("gru", "gru"), ("cnn_lstm", "lstm"), ("cnn_gru", "gru")):
         config = predict.WorkloadPredictorConfig(kind=kind)
-        shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(workload._init_params, jax.random.key(0), config))
+        shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(lambda key: workload._init_params(key, config=config), jax.random.key(0)))
         assert set(shapes) == ({"conv", cell, "head"} if kind.startswith("cnn") else {cell, "head"})
         assert shapes["head"]["kernel"] == (32, 1)
         if kind.startswith("cnn"):

@@ -36,10 +36,9 @@ from vmjax.predict.lstm import (
     sliding_windows,
     train_predictor,
 )
-
 from vmjax.predict.workload import (
-    LSTMTransformer,
     MODEL_KINDS,
+    LSTMTransformer,
     RecurrentPredictor,
     WorkloadPredictor,
     WorkloadPredictorConfig,

@@ -524,7 +524,9 @@ def load_predictor(path: str | os.PathLike) -> TrajectoryPredictor:
         low_m, high_m = _check_box("predictor file", header["low_m"], header["high_m"])
         if not sep:
             raise ValueError("no weights after the header")
-        template = jax.eval_shape(_init_params, jax.random.key(0), hidden_size, history_slots)  # shapes only
+        template = jax.eval_shape(  # shapes only; static arguments bound outside eval_shape (older jax traces them)
+            lambda key: _init_params(key, hidden_size=hidden_size, history_slots=history_slots), jax.random.key(0)
+        )
         params = serialization.from_bytes(template, payload)
         shapes_ok = jax.tree.all(jax.tree.map(lambda a, b: np.shape(a) == b.shape, params, template))
         if not shapes_ok:

@@ -914,7 +914,7 @@ def load_workload_predictor(path: str | os.PathLike) -> WorkloadPredictor:
         low, high = _check_scaler("workload predictor file", header["low"], header["high"])
         if not sep:
             raise ValueError("no weights after the header")
-        template = jax.eval_shape(_init_params, jax.random.key(0), config)  # shapes only
+        template = jax.eval_shape(lambda key: _init_params(key, config=config), jax.random.key(0))  # shapes only
         params = serialization.from_bytes(template, payload)
         same = jax.tree.structure(params) == jax.tree.structure(template) and jax.tree.all(
             jax.tree.map(lambda a, b: np.shape(a) == b.shape, params, template)
