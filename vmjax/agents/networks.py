@@ -48,11 +48,12 @@ class DiscreteActor(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "relu"
     layer_norm: bool = False
+    head_gain: float = 0.01  # orthogonal gain of the output layer (small: a near-uniform initial policy)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
-        return _dense(self.num_actions, 0.01)(x)
+        return _dense(self.num_actions, self.head_gain)(x)
 
 
 class ContinuousActor(nn.Module):
@@ -108,18 +109,10 @@ def apply_per_agent(module: nn.Module, params, inputs: jax.Array):
     return jax.vmap(module.apply, in_axes=(0, agent_axis), out_axes=agent_axis)(params, inputs)
 
 
-class QNetwork(nn.Module):
+class QNetwork(DiscreteActor):
     """Q(o, .): one value per discrete action (`num_actions` outputs, unit-gain head; DM-MAPPO C1, MASAC)."""
 
-    num_actions: int
-    hidden_sizes: Sequence[int] = (64, 64)
-    activation: str = "relu"
-    layer_norm: bool = False
-
-    @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
-        return _dense(self.num_actions, 1.0)(x)
+    head_gain: float = 1.0
 
 
 def init_agents(module: nn.Module, key: jax.Array, sample_inputs: jax.Array, shared: bool, add_id: bool = True):
