@@ -108,7 +108,7 @@ def test_attention_causal_mask_pooling_and_dropout():
         v = {"params": params}
         sequences = {name: (m.apply(v, x, return_sequence=True), m.apply(v, bumped, return_sequence=True))
                      for name, m in (("causal", causal), ("full", full))}
-        outputs = {"causal": causal.apply(v, x), "mean": mean.apply(v, x),
+        outputs = {"causal": causal.apply(v, x), "full": full.apply(v, x), "mean": mean.apply(v, x),
                    "mean_sequence": mean.apply(v, x, return_sequence=True),
                    "mean_train": mean.apply(v, x, train=True, rngs={"dropout": key})}
         return sequences, outputs
@@ -120,7 +120,9 @@ def test_attention_causal_mask_pooling_and_dropout():
         changed = np.any(np.abs(np.asarray(after - before)) > 1e-6, axis=(0, 2))
         # the LSTM is causal, so only attention can carry the change to earlier steps
         assert list(changed) == ([False] * 3 + [True] * 3 if name == "causal" else [True] * 6)
-    np.testing.assert_allclose(outputs["causal"], head(sequences["causal"][0][:, -1]), rtol=1e-5, atol=1e-6)
+    # "last" pooling attends from the last query only: the same numbers as the whole sequence's last step
+    for name in ("causal", "full"):
+        np.testing.assert_allclose(outputs[name], head(sequences[name][0][:, -1]), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outputs["mean"], head(outputs["mean_sequence"].mean(axis=1)), rtol=1e-5, atol=1e-6)
     assert not np.allclose(outputs["mean_train"], outputs["mean"])  # dropout only in training
 
