@@ -74,3 +74,62 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
                             "nearest_rsu", "least_loaded", "lighter_neighbour"}
     assert all(r["latency_s"] > 0 and len(r["latency_s_seed_means"]) == 2 for r in results.values())
     assert (run_dir / "evaluation.png").is_file() and (run_dir / "evaluation.md").is_file()
+
+
+TINY_TWIN = [
+    "--env", "TwinRouting-v0", "--env.num_vehicles", "2", "--env.num_rsus", "6", "--env.num_uavs", "1",
+    "--env.max_steps", "6", "--env.city_size_m", "2000", "--agent.num_envs", "2", "--agent.num_steps", "6",
+    "--agent.num_iterations", "2", "--agent.hidden_sizes", "8", "--run.chunk_iterations", "1",
+    "--run.norm_episodes", "2",
+]
+TINY_PREDICTOR = [
+    "--predictor.hidden_size", "4", "--predictor.model_dim", "8", "--predictor.num_heads", "2",
+    "--predictor.head_dim", "4", "--predictor.ffn_dim", "8", "--predictor.epochs", "1", "--traffic.num_slots", "60",
+]
+
+
+def test_twin_routing_train_and_evaluate_dm_mappo_and_masac(tmp_path):
+    """`vmjax train --env TwinRouting-v0 --algo dm-mappo` trains the workload predictor on the env's own
+    background load, calibrates the reward statistics for the run's config, trains; MASAC w/o prediction and
+    the mask ablation run as configs; `vmjax evaluate` compares them with Greedy and Random."""
+    dm = tmp_path / "dm"
+    cli.main(["train", "--algo", "dm-mappo", "--run.run_dir", str(dm), *TINY_TWIN, *TINY_PREDICTOR,
+              "--agent.update_epochs", "1", "--agent.num_minibatches", "2"])
+    for name in ("config.json", "metrics.jsonl", "checkpoint.msgpack", "predictor.msgpack", "predictor_metrics.json",
+                 "traffic.npy", "norm_stats.json", "learning_curve.png"):
+        assert (dm / name).is_file(), name
+    saved = json.loads((dm / "config.json").read_text())
+    assert saved["run"]["env"] == "TwinRouting-v0" and saved["run"]["algo"] == "dm_mappo"
+    assert saved["env"]["workload_forecast"] == "predictor" and saved["predictor"]["head_dim"] == 4
+    records = cli.read_metrics(dm / "metrics.jsonl")
+    assert [r["iteration"] for r in records] == [1, 2]
+    assert all(r["episode_total_latency_s"] > 0 and 0 <= r["episode_failure"] <= 1 for r in records)
+
+    masac = tmp_path / "masac"
+    cli.main(["train", "--algo", "masac", "--run.run_dir", str(masac), *TINY_TWIN,
+              "--env.workload_forecast", "persistence", "--agent.batch_size", "4", "--agent.buffer_size", "64"])
+    no_mask = tmp_path / "no_mask"
+    cli.main(["train", "--run.algo", "dm_mappo", "--run.run_dir", str(no_mask), *TINY_TWIN, "--env.use_mask", "false",
+              "--run.predictor_path", str(dm / "predictor.msgpack"), "--agent.update_epochs", "1",
+              "--agent.num_minibatches", "2"])
+    assert not (no_mask / "traffic.npy").exists()  # the predictor was reused, not trained
+
+    cli.main(["evaluate", str(dm), str(masac), str(no_mask), "--episodes", "2", "--seeds", "2",
+              "--out", str(tmp_path / "eval")])
+    results = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["results"]
+    assert set(results) == {"DM-MAPPO", "MASAC w/o pred.", "DM-MAPPO w/o mask", "greedy", "random"}
+    for r in results.values():
+        assert r["latency_s"] > 0 and 0 <= r["packet_loss"] <= 1 and len(r["packet_loss_seed_means"]) == 2
+    assert "packet loss" in (tmp_path / "eval" / "evaluation.md").read_text()
+
+
+def test_twin_routing_flags_are_checked():
+    with pytest.raises(SystemExit, match="--algo must be one of"):
+        cli.main(["train", "--env", "TwinRouting-v0", "--algo", "hybrid_mappo"])
+    with pytest.raises(SystemExit, match="load_history_slots"):
+        cli.main(["train", "--env", "TwinRouting-v0", "--predictor.window", "5"])
+    with pytest.raises(SystemExit, match="--env must be one of"):
+        cli.main(["train", "--env", "TwinRouting-v1"])
+    parser = cli.make_parser("masac")
+    text = parser._subparsers._group_actions[0].choices["train"].format_help()
+    assert "--traffic.num_slots" in text and "--agent.tau" in text and "--env.use_mask" in text

@@ -669,3 +669,26 @@ def test_greedy_picks_the_nearest_feasible_server(env, params, jitted):
     np.testing.assert_array_equal(choice, d.argmin(axis=1))
     full = state.replace(queue_bits=jnp.full(9, 300 * MB).at[8].set(0.0))  # every RSU/UAV full
     np.testing.assert_array_equal(greedy(jax.random.key(0), full, params), [8, 8, 8])
+
+
+def test_background_load_series_is_the_episode_background_process():
+    """The predictor's training series (§4.3) is the env's own B_m(t): without flow noise it is deterministic
+    and equals the background loads an episode from the same reset key goes through; with noise it keeps the
+    AR(1) flow's stationary level."""
+    env = vmjax.make("TwinRouting-v0", **SMALL, workload_forecast="predictor")
+    params = env.default_params.replace(flow_noise_frac=0.0)
+    key = jax.random.key(3)
+    series = jax.jit(env.background_load_series, static_argnums=2)(key, params, 40)
+    assert series.shape == (40, env.num_servers)
+    persistence = vmjax.make("TwinRouting-v0", **SMALL)  # the same world with a forecast that needs no predictor
+    _, state = persistence.reset_env(jax.random.split(key)[0], params)
+    backgrounds = [state.background_bits]
+    for t in range(SMALL["max_steps"] - 1):
+        _, state, *_ = persistence.step_env(jax.random.key(t), state, state.host, params)
+        backgrounds.append(state.background_bits)
+    np.testing.assert_allclose(series[: SMALL["max_steps"]], np.stack(backgrounds), rtol=1e-5)
+    noisy = env.background_load_series(key, env.default_params, 2000)
+    rsu_mean_flow = float(jnp.mean(noisy[:, : env.num_rsus])) / float(params.data_bits)
+    assert abs(rsu_mean_flow - float(params.flow_mean_vehicles)) < 0.1 * float(params.flow_mean_vehicles)
+    with pytest.raises(ValueError, match="num_slots"):
+        env.background_load_series(key, params, 0)

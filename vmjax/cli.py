@@ -1,15 +1,19 @@
-"""The `vmjax` command line: train a learner on AvatarPremigration-v0, then compare it with the heuristics.
+"""The `vmjax` command line: train a learner on a scenario, then compare it with the scenario's heuristics.
 
     vmjax train [--run.run_dir runs/avatar_premigration] [--agent.num_iterations 150] [--env.workload_forecast none]
+    vmjax train --env TwinRouting-v0 --algo dm-mappo [--env.use_mask false]   # spec 002 (DM-MAPPO, MASAC)
     vmjax train --run.run_dir runs/avatar_premigration --resume      # continue from the last checkpoint
     vmjax evaluate runs/avatar_premigration [more run folders]       # trained policies vs heuristics
 
-Every config field is a flag `--<section>.<field>`; `vmjax train --help` lists them all with their defaults.
-A run folder holds config.json, predictor.msgpack (with the LSTM forecast), metrics.jsonl (one line per
-iteration), learning_curve.png, checkpoint.msgpack + checkpoint.json, and after `evaluate` evaluation.json,
-evaluation.md and evaluation.png. Training runs in jitted chunks of `run.chunk_iterations` iterations; the
-checkpoint and the metrics are written (atomically) after every chunk, so an interrupted run loses at most one
-chunk and `--resume` continues from the same iteration with the same random stream.
+Scenarios (`--env`, default AvatarPremigration-v0): AvatarPremigration-v0 (spec 003; --algo hybrid_mappo |
+mappo_ddpg) and TwinRouting-v0 (spec 002; --algo dm_mappo | masac). Every config field is a flag
+`--<section>.<field>`; `vmjax train --env E --algo A --help` lists them all with their defaults.
+A run folder holds config.json, the predictor (predictor.msgpack, its metrics predictor_metrics.json and, for
+TwinRouting-v0, its training series traffic.npy and the run's reward statistics norm_stats.json), metrics.jsonl
+(one line per iteration), learning_curve.png, checkpoint.msgpack + checkpoint.json, and after `evaluate`
+evaluation.json, evaluation.md and evaluation.png. Training runs in jitted chunks of `run.chunk_iterations`
+iterations; the checkpoint and the metrics are written (atomically) after every chunk, so an interrupted run
+loses at most one chunk and `--resume` continues from the same iteration with the same random stream.
 
 Layering: this module sits on top of `vmjax`; `evaluate` also imports the sibling package `baselines`
 (heuristics), installed with vmjax, at call time.
@@ -26,6 +30,8 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -33,44 +39,123 @@ import jax
 import numpy as np
 
 from vmjax import predict
-from vmjax.agents import checkpoint, hybrid_mappo, mappo_ddpg
+from vmjax.agents import checkpoint, dm_mappo, hybrid_mappo, mappo_ddpg, masac
 from vmjax.core import io, registry, validation
 from vmjax.envs.avatar_premigration import AvatarPremigrationConfig
+from vmjax.envs.twin_routing import NormStats, TwinRoutingConfig
 
-ENV_ID = "AvatarPremigration-v0"
-ALGORITHMS = {
-    "hybrid_mappo": (hybrid_mappo.HybridMappoConfig, hybrid_mappo.make_trainer),
-    "mappo_ddpg": (mappo_ddpg.MappoDdpgConfig, mappo_ddpg.make_trainer),
+
+@dataclasses.dataclass(frozen=True)
+class TrafficConfig:
+    """The workload predictor's training series (TwinRouting-v0, spec 002 §4.1 and §4.3)."""
+
+    num_slots: int = 2000  # slots of the env's own simulated background load per server (288 slots = one day)
+    csv_path: str = ""  # a traffic CSV (`vmjax.predict.load_traffic_csv`, one column per server) instead
+
+    def __post_init__(self):
+        validation.check_int_at_least("TrafficConfig", "num_slots", self.num_slots, 20)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """What the command line needs to know about one environment."""
+
+    env_id: str
+    env_config: type  # the env's config dataclass (section "env")
+    algorithms: dict[str, tuple[type, Callable]]  # --run.algo -> (agent config class, make_trainer)
+    algo_names: dict[str, str]  # --run.algo -> name in tables
+    predictor_config: type  # section "predictor"
+    learned_forecast: str  # the env's workload_forecast value that needs a trained predictor
+    run_dir: str  # default run folder
+    defaults: dict[str, dict[str, Any]]  # command-line defaults that differ from the library's, per section
+    log_metrics: tuple[str, ...]  # info fields logged per finished episode during training
+    extra_sections: dict[str, type] = dataclasses.field(default_factory=dict)
+
+    def sections(self, algo: str) -> dict[str, type]:
+        return {"run": RunConfig, "env": self.env_config, "agent": self.algorithms[algo][0],
+                "predictor": self.predictor_config, **self.extra_sections}
+
+
+SCENARIOS: dict[str, Scenario] = {
+    # CLI defaults: a run that finishes in a few minutes on 2 CPU cores, and RSUs named by distance (slot 0 =
+    # serving RSU), with which the learners escape the "alpha -> 0" trap (README, Training). Spec values: 500
+    # iterations at lr 1e-4, RSUs by index, an LSTM of 256 cells trained 500 epochs.
+    "AvatarPremigration-v0": Scenario(
+        env_id="AvatarPremigration-v0",
+        env_config=AvatarPremigrationConfig,
+        algorithms={"hybrid_mappo": (hybrid_mappo.HybridMappoConfig, hybrid_mappo.make_trainer),
+                    "mappo_ddpg": (mappo_ddpg.MappoDdpgConfig, mappo_ddpg.make_trainer)},
+        algo_names={"hybrid_mappo": "Hybrid-MAPPO", "mappo_ddpg": "MAPPO-DDPG"},
+        predictor_config=predict.PredictorConfig,
+        learned_forecast="lstm",
+        run_dir="runs/avatar_premigration",
+        defaults={
+            "env": {"workload_forecast": "lstm", "rsu_order": "distance"},
+            "agent": {"num_iterations": 300, "actor_lr": 3e-4, "critic_lr": 3e-4, "actor_d_lr": 3e-4,
+                      "critic_d_lr": 3e-4},
+            "predictor": {"hidden_size": 32, "epochs": 15},
+        },
+        log_metrics=("total_latency_s",),
+    ),
+    # CLI defaults: the LSTM-Transformer forecast in the loop (DM-MAPPO as proposed) with 16-wide attention
+    # heads (spec: 64; 16 makes the in-rollout predictor ~1.5x cheaper on a CPU), 150 iterations (spec: 300).
+    "TwinRouting-v0": Scenario(
+        env_id="TwinRouting-v0",
+        env_config=TwinRoutingConfig,
+        algorithms={"dm_mappo": (dm_mappo.DmMappoConfig, dm_mappo.make_trainer),
+                    "masac": (masac.MasacConfig, masac.make_trainer)},
+        algo_names={"dm_mappo": "DM-MAPPO", "masac": "MASAC"},
+        predictor_config=predict.WorkloadPredictorConfig,
+        learned_forecast="predictor",
+        run_dir="runs/twin_routing",
+        defaults={
+            "env": {"workload_forecast": "predictor"},
+            "agent": {"num_iterations": 150},
+            "predictor": {"head_dim": 16, "epochs": 20},
+        },
+        log_metrics=("total_latency_s", "migration_s", "failure"),
+        extra_sections={"traffic": TrafficConfig},
+    ),
 }
+ENV_ID = "AvatarPremigration-v0"  # the default scenario
+ALGORITHMS = {name: entry for scenario in SCENARIOS.values() for name, entry in scenario.algorithms.items()}
+CLI_DEFAULTS = SCENARIOS[ENV_ID].defaults  # the default scenario's command-line defaults
+
+
+def scenario_of_algo(algo: str) -> str:
+    return next(env_id for env_id, scenario in SCENARIOS.items() if algo in scenario.algorithms)
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Where a run lives and how it is driven."""
 
-    run_dir: str = "runs/avatar_premigration"  # folder of the run (config, metrics, figures, checkpoint)
-    algo: str = "hybrid_mappo"  # "hybrid_mappo" (spec 003 §6) | "mappo_ddpg" (§8 comparison learner)
+    env: str = ENV_ID  # scenario: "AvatarPremigration-v0" (spec 003) | "TwinRouting-v0" (spec 002)
+    run_dir: str = ""  # folder of the run (config, metrics, figures, checkpoint); "" = runs/<scenario>
+    algo: str = ""  # learner; "" = the scenario's first: hybrid_mappo | mappo_ddpg (AvatarPremigration-v0, spec
+    # 003 §6 / §8), dm_mappo | masac (TwinRouting-v0, spec 002 §6 / §8.1)
     seed: int = 0  # training seed: worlds, network initialisation and action sampling
     chunk_iterations: int = 10  # iterations per jitted chunk; progress, metrics and checkpoint after each
-    predictor_path: str = ""  # workload_forecast="lstm": a saved predictor to use instead of training one
-    predictor_seed: int = 1  # seed of the predictor's simulated training trajectories and initialisation
+    predictor_path: str = ""  # a saved predictor to use instead of training one (learned forecast only)
+    predictor_seed: int = 1  # seed of the predictor's training data and initialisation
+    calibrate_norm: bool = True  # TwinRouting-v0: fit the reward z-score constants to this run's config (§3.3 A:
+    # Greedy and Random with the mask, `norm_episodes` episodes each); False: the library's default constants
+    norm_episodes: int = 64  # episodes per policy of that calibration
 
     def __post_init__(self):
-        validation.check_choice("RunConfig", "algo", self.algo, tuple(ALGORITHMS))
+        validation.check_choice("RunConfig", "env", self.env, tuple(SCENARIOS))
+        scenario = SCENARIOS[self.env]
+        if not self.algo:
+            object.__setattr__(self, "algo", next(iter(scenario.algorithms)))
+        if not self.run_dir:
+            object.__setattr__(self, "run_dir", scenario.run_dir)
+        validation.check_choice("RunConfig", "algo", self.algo, tuple(scenario.algorithms))
         validation.check_int_at_least("RunConfig", "chunk_iterations", self.chunk_iterations, 1)
         validation.check_int_at_least("RunConfig", "seed", self.seed, 0)
         validation.check_int_at_least("RunConfig", "predictor_seed", self.predictor_seed, 0)
+        validation.check_int_at_least("RunConfig", "norm_episodes", self.norm_episodes, 2)
 
 
-# The command line's defaults where they differ from the library's (spec) defaults: a run that finishes in a
-# few minutes on 2 CPU cores, and RSUs named by distance (slot 0 = serving RSU), with which the learners
-# escape the "alpha -> 0" trap (README, Training). Spec values: 500 iterations at lr 1e-4, RSUs by index, an
-# LSTM of 256 cells trained 500 epochs.
-CLI_DEFAULTS: dict[str, dict[str, Any]] = {
-    "env": {"workload_forecast": "lstm", "rsu_order": "distance"},
-    "agent": {"num_iterations": 300, "actor_lr": 3e-4, "critic_lr": 3e-4, "actor_d_lr": 3e-4, "critic_d_lr": 3e-4},
-    "predictor": {"hidden_size": 32, "epochs": 15},
-}
 RESUMABLE_OVERRIDES = {("agent", "num_iterations"), ("run", "chunk_iterations")}
 
 
@@ -132,17 +217,38 @@ def add_config_flags(parser: argparse.ArgumentParser, section: str, cls, default
         )
 
 
-def build_configs(overrides: dict[str, Any], agent_cls) -> dict[str, Any]:
-    """Config dataclasses of every section from CLI defaults and explicit overrides (errors name the flag)."""
-    sections = {"run": RunConfig, "env": AvatarPremigrationConfig, "agent": agent_cls, "predictor": predict.PredictorConfig}
-    configs = {}
+def build_configs(overrides: dict[str, Any], agent_cls=None) -> dict[str, Any]:
+    """Config dataclasses of every section of the run's scenario (`run.env`) from the scenario's command-line
+    defaults and explicit overrides `{"section.field": value}` (errors name the flag). `agent_cls` is implied
+    by `run.algo` and only checked."""
+    run_values = {key.split(".", 1)[1]: v for key, v in overrides.items() if key.startswith("run.")}
+    if "algo" in run_values and "env" not in run_values and run_values["algo"] in ALGORITHMS:
+        run_values["env"] = scenario_of_algo(run_values["algo"])  # --run.algo dm_mappo implies its scenario
+    run = RunConfig(**run_values)
+    scenario = SCENARIOS[run.env]
+    sections = scenario.sections(run.algo)
+    if agent_cls is not None and agent_cls is not sections["agent"]:
+        raise ValueError(f"agent config {agent_cls.__name__} does not belong to --run.algo {run.algo}")
+    unknown = {key.split(".", 1)[0] for key in overrides} - set(sections)
+    if unknown:
+        raise ValueError(f"{run.env} has no config section(s) {sorted(unknown)}; sections: {sorted(sections)}")
+    configs = {"run": run}
     for section, cls in sections.items():
-        values = dict(CLI_DEFAULTS.get(section, {}))
+        if section == "run":
+            continue
         names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in values.items() if k in names}
+        values = {k: v for k, v in scenario.defaults.get(section, {}).items() if k in names}
         values.update({key.split(".", 1)[1]: v for key, v in overrides.items() if key.split(".", 1)[0] == section})
         configs[section] = cls(**values)
+    check_consistency(configs)
     return configs
+
+
+def check_consistency(configs: dict[str, Any]) -> None:
+    """Cross-section checks that no single config can make."""
+    if configs["run"].env == "TwinRouting-v0" and configs["predictor"].window != configs["env"].load_history_slots:
+        raise ValueError(f"--predictor.window ({configs['predictor'].window}) must equal --env.load_history_slots "
+                         f"({configs['env'].load_history_slots}): the predictor reads the env's load history")
 
 
 def configs_to_json(configs: dict[str, Any]) -> dict[str, dict]:
@@ -150,11 +256,9 @@ def configs_to_json(configs: dict[str, Any]) -> dict[str, dict]:
 
 
 def configs_from_json(data: dict[str, dict]) -> dict[str, Any]:
-    algo = data["run"]["algo"]
-    agent_cls = ALGORITHMS[algo][0]
-    sections = {"run": RunConfig, "env": AvatarPremigrationConfig, "agent": agent_cls, "predictor": predict.PredictorConfig}
+    run = RunConfig(**data["run"])
     out = {}
-    for section, cls in sections.items():
+    for section, cls in SCENARIOS[run.env].sections(run.algo).items():
         values = dict(data[section])
         for field in dataclasses.fields(cls):
             if isinstance(field.default, tuple) and field.name in values:
@@ -171,22 +275,101 @@ def machine_description() -> str:
 
 # ====================================================================== building a run
 def build_env_and_params(configs: dict[str, Any], run_dir: Path, log=print):
-    """The env of a run and its params; with the LSTM forecast, the predictor is loaded from the run folder,
-    from `run.predictor_path`, or trained (and saved) here."""
-    env = registry.make(ENV_ID, **dataclasses.asdict(configs["env"]))
+    """The env of a run and its params. With the learned forecast the predictor is loaded from the run folder,
+    from `run.predictor_path`, or trained (and saved) here; TwinRouting-v0's reward statistics are calibrated
+    to the run's config (or read back from the run folder)."""
+    run = configs["run"]
+    scenario = SCENARIOS[run.env]
+    env = registry.make(run.env, **dataclasses.asdict(configs["env"]))
     params = env.default_params
-    if configs["env"].workload_forecast != "lstm":
-        return env, params
+    if configs["env"].workload_forecast == scenario.learned_forecast:
+        params = _with_predictor(env, params, configs, run_dir, log)
+    if run.env == "TwinRouting-v0" and run.calibrate_norm:
+        params = params.replace(norm_stats=_norm_stats(env, params, run, run_dir, log))
+    return env, params
+
+
+def _with_predictor(env, params, configs, run_dir: Path, log):
+    run = configs["run"]
+    twin = run.env == "TwinRouting-v0"
+    load, save = ((predict.load_workload_predictor, predict.save_workload_predictor) if twin
+                  else (predict.load_predictor, predict.save_predictor))
     saved = run_dir / "predictor.msgpack"
-    source = Path(configs["run"].predictor_path) if configs["run"].predictor_path else saved
+    source = Path(run.predictor_path) if run.predictor_path else saved
     if source.is_file():
-        predictor = predict.load_predictor(source)
-        log(f"trajectory predictor: loaded {source}")
+        predictor = load(source)
+        log(f"predictor: loaded {source}")
+    elif twin:
+        predictor = train_workload_predictor(env, params, configs, run_dir, log)
     else:
-        predictor = train_trajectory_predictor(env, configs["predictor"], configs["run"].predictor_seed, run_dir, log)
+        predictor = train_trajectory_predictor(env, configs["predictor"], run.predictor_seed, run_dir, log)
     if source != saved or not saved.is_file():
-        predict.save_predictor(saved, predictor)
-    return env, params.replace(predictor=predictor)
+        save(saved, predictor)
+    return params.replace(**{"workload_predictor" if twin else "predictor": predictor})
+
+
+def _norm_stats(env, params, run: RunConfig, run_dir: Path, log) -> NormStats:
+    """§3.3 (A): the z-score constants of this config, calibrated once per run folder (norm_stats.json)."""
+    path = run_dir / "norm_stats.json"
+    if path.is_file():
+        return NormStats(**json.loads(path.read_text()))
+    from baselines.twin_routing import calibrate
+
+    start = time.perf_counter()
+    stats = calibrate(env, params, jax.random.key(run.seed + 7919), run.norm_episodes)
+    io.atomic_write_json(path, {f.name: float(getattr(stats, f.name)) for f in dataclasses.fields(NormStats)})
+    log(f"reward statistics (§3.3 A) calibrated on {run.norm_episodes} Greedy + Random episodes in "
+        f"{time.perf_counter() - start:.0f} s: latency {stats.latency_mean_s:.3f} +- {stats.latency_std_s:.3f} s")
+    return stats
+
+
+def load_traffic_series(env, params, configs) -> tuple[np.ndarray, str]:
+    """The predictor's training series [T, S] in the units it forecasts (`env.forecast_units`) and a
+    description of its source: the user's CSV, or `traffic.num_slots` slots of the env's background load."""
+    traffic = configs["traffic"]
+    if traffic.csv_path:
+        series = np.asarray(predict.load_traffic_csv(traffic.csv_path), np.float32)
+        if series.shape[1] != env.num_servers and configs["predictor"].per_series_scaling:
+            raise ValueError(f"--traffic.csv_path has {series.shape[1]} series but the env has {env.num_servers} "
+                             "servers: give one column per server, or --predictor.per_series_scaling false")
+        return series, f"{traffic.csv_path} ({series.shape[0]} slots x {series.shape[1]} series)"
+    key = jax.random.fold_in(jax.random.key(configs["run"].predictor_seed), 1)
+    series = np.asarray(jax.jit(env.background_load_series, static_argnums=2)(key, params, traffic.num_slots))
+    if configs["env"].forecast_units == "flow":
+        series = series / float(params.data_bits)
+    return series, f"simulated background load, {traffic.num_slots} slots x {env.num_servers} servers"
+
+
+def train_workload_predictor(env, params, configs, run_dir: Path, log=print):
+    """§4.3: fit the workload predictor (`predictor.kind`, default the LSTM-Transformer) on per-server load
+    series, report its test-split error against the persistence forecast; the series is kept in the run folder
+    (traffic.npy) for the §4.4 comparison."""
+    config = configs["predictor"]
+    series, source = load_traffic_series(env, params, configs)
+    buffer = BytesIO()
+    np.save(buffer, series)
+    io.atomic_write_bytes(run_dir / "traffic.npy", buffer.getvalue())
+    log(f"workload predictor: training {config.kind} for up to {config.epochs} epochs on {source}")
+
+    def progress(epoch, record):
+        _progress_line(f"  epoch {epoch + 1}/{config.epochs}  val MSE {record['val_mse']:.2e}  {record['elapsed_s']:.0f} s")
+
+    key = jax.random.fold_in(jax.random.key(configs["run"].predictor_seed), 2)
+    predictor, history = predict.train_workload_predictor(key, config, series, progress=progress)
+    _progress_end()
+    test = predict.evaluate_workload_predictor(predictor, series, "test")
+    reference = predict.evaluate_persistence(series, config, "test")
+    log(f"workload predictor: test RMSE {test['rmse']:.4g} (persistence {reference['rmse']:.4g}), R2 {test['r2']:.3f}, "
+        f"{history['elapsed_s'][-1]:.0f} s")
+    io.atomic_write_json(run_dir / "predictor_metrics.json", {
+        "source": source,
+        "test": _to_python(test),
+        "test_persistence": _to_python(reference),
+        "train_mse": np.asarray(history["train_mse"]).tolist(),
+        "val_mse": np.asarray(history["val_mse"]).tolist(),
+        "train_wall_s": float(history["elapsed_s"][-1]),
+    })
+    return predictor
 
 
 def train_trajectory_predictor(env, config, seed: int, run_dir: Path, log=print):
@@ -259,6 +442,12 @@ def read_metrics(path: Path, up_to_iteration: int | None = None) -> list[dict]:
 
 
 # ====================================================================== train
+def make_trainer(configs: dict[str, Any], env, params):
+    run = configs["run"]
+    make = SCENARIOS[run.env].algorithms[run.algo][1]
+    return make(env, configs["agent"], params, log_metrics=SCENARIOS[run.env].log_metrics)
+
+
 def train(configs: dict[str, Any], resume: bool = False, log=print) -> Path:
     """Run (or continue) a training run; returns the run folder."""
     run = configs["run"]
@@ -274,7 +463,7 @@ def train(configs: dict[str, Any], resume: bool = False, log=print) -> Path:
 
     env, params = build_env_and_params(configs, run_dir, log)
     agent = configs["agent"]
-    trainer = ALGORITHMS[run.algo][1](env, agent, params)
+    trainer = make_trainer(configs, env, params)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(run.seed))
     done, wall_before = 0, 0.0
     if resume and ckpt_path.exists():
@@ -289,7 +478,7 @@ def train(configs: dict[str, Any], resume: bool = False, log=print) -> Path:
     steps_per_iteration = agent.num_envs * agent.num_steps
     compiled: dict[int, Any] = {}
     wall = wall_before
-    log(f"training {run.algo} on {ENV_ID} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, "
+    log(f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, "
         f"forecast={configs['env'].workload_forecast}), {agent.num_envs} worlds, {total} iterations "
         f"[{machine_description()}]")
     while done < total:
@@ -323,7 +512,7 @@ def train(configs: dict[str, Any], resume: bool = False, log=print) -> Path:
     from vmjax import report
 
     report.plot_learning_curve(records, run_dir / "learning_curve.png",
-                               f"{run.algo} on {ENV_ID} (forecast={configs['env'].workload_forecast})")
+                               f"{run.algo} on {run.env} (forecast={configs['env'].workload_forecast})")
     log(f"done: {done} iterations, {done * steps_per_iteration:,} env steps, {wall:.0f} s of training; "
         f"wrote {run_dir}/metrics.jsonl, learning_curve.png, checkpoint.msgpack")
     return run_dir
@@ -337,33 +526,55 @@ def load_run(run_dir: Path):
         raise SystemExit(f"{run_dir} is not a run folder (no config.json)")
     configs = configs_from_json(json.loads(config_path.read_text()))
     env, params = build_env_and_params(configs, run_dir, log=lambda *_: None)
-    trainer = ALGORITHMS[configs["run"].algo][1](env, configs["agent"], params)
+    trainer = make_trainer(configs, env, params)
     template = jax.jit(trainer.init)(jax.random.PRNGKey(configs["run"].seed))
     state = checkpoint.load_checkpoint(run_dir / "checkpoint.msgpack", template)
     return configs, env, params, trainer, state
 
 
 def run_label(configs) -> str:
-    forecast = configs["env"].workload_forecast
-    suffix = "" if forecast != "none" else " w/o pred."
-    name = {"hybrid_mappo": "Hybrid-MAPPO", "mappo_ddpg": "MAPPO-DDPG"}[configs["run"].algo]
-    return name + (suffix if forecast == "none" else f" ({forecast})" if forecast != "lstm" else "")
+    """A run's name in tables: the learner, then how its config departs from the proposed method's."""
+    run, env = configs["run"], configs["env"]
+    scenario = SCENARIOS[run.env]
+    name = scenario.algo_names[run.algo]
+    forecast = env.workload_forecast
+    if run.env == "TwinRouting-v0":  # spec 002: "w/o prediction" = the persistence forecast
+        name += "" if forecast == "predictor" else " w/o pred." if forecast == "persistence" else f" ({forecast})"
+        return name + ("" if env.use_mask else " w/o mask")
+    return name + ("" if forecast == "lstm" else " w/o pred." if forecast == "none" else f" ({forecast})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """How `evaluate` treats one scenario: its heuristics and evaluator (in `baselines`), the metrics given a
+    spread over seeds, the table and the panels of the figure."""
+
+    heuristics: str  # module with POLICIES (name -> make(env) -> policy)
+    evaluator: str  # module with make_policy_evaluator(env, policies, params, num_episodes)
+    seed_metrics: tuple[str, ...]
+    table: Callable[[dict, int, int], str]
+    panels: tuple[tuple[str, str, float], ...]  # (metric, y label, scale)
 
 
 def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, out_dir: Path, log=print) -> dict:
     """Trained policies of `run_dirs` and the heuristics on the same held-out episodes: `seeds` sets of
     `episodes` worlds drawn from PRNGKey(first_seed + s), disjoint from the training stream."""
-    from baselines.avatar_premigration import POLICIES
-    from baselines.evaluate import make_policy_evaluator, summarize_episodes
+    import importlib
 
+    from baselines.evaluate import summarize_episodes
     from vmjax import report
 
     runs = [load_run(Path(d)) for d in run_dirs]
-    env0, params0 = runs[0][1], runs[0][2]
+    (configs0, env0, params0, *_) = runs[0]
+    env_id = configs0["run"].env
+    spec = EVALUATIONS[env_id]
+    shape = lambda configs, env: (configs["run"].env, env.num_agents, configs["env"].num_rsus, env.config.max_steps)
     for configs, env, *_ in runs[1:]:
-        if (env.num_agents, env.num_rsus, env.config.max_steps) != (env0.num_agents, env0.num_rsus, env0.config.max_steps):
-            raise SystemExit("evaluate: all runs must share num_vehicles, num_rsus and max_steps")
-    groups = [(env0, params0, {name: make(env0) for name, make in POLICIES.items()})]
+        if shape(configs, env) != shape(configs0, env0):
+            raise SystemExit("evaluate: all runs must share the scenario, num_vehicles, num_rsus and max_steps")
+    heuristics = importlib.import_module(spec.heuristics).POLICIES
+    make_policy_evaluator = importlib.import_module(spec.evaluator).make_policy_evaluator
+    groups = [(env0, params0, {name: make(env0) for name, make in heuristics.items()})]
     labels = [run_label(configs) for configs, *_ in runs]
     run_of_label: dict[str, str] = {}
     for index, (run_dir, (configs, env, params, trainer, state)) in enumerate(zip(run_dirs, runs)):
@@ -388,32 +599,34 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
     results = {}
     for name, seed_summaries in per_seed.items():
         pooled = summarize_episodes({k: np.concatenate(v) for k, v in episodes_all[name].items()})
-        seed_means = np.array([s["latency_s"] for s in seed_summaries])
-        pooled["latency_s_seed_std"] = float(seed_means.std(ddof=1)) if seeds > 1 else 0.0
-        pooled["latency_s_seed_means"] = seed_means.tolist()
+        for metric in spec.seed_metrics:
+            seed_means = np.array([s[metric] for s in seed_summaries])
+            pooled[f"{metric}_seed_std"] = float(seed_means.std(ddof=1)) if seeds > 1 else 0.0
+            pooled[f"{metric}_seed_means"] = seed_means.tolist()
         if name in run_of_label:
             pooled["run_dir"] = run_of_label[name]
         results[name] = pooled
     wall = time.perf_counter() - start
-    table = format_comparison(results, episodes, seeds)
+    table = spec.table(results, episodes, seeds)
     log(table)
     out_dir.mkdir(parents=True, exist_ok=True)
     io.atomic_write_json(out_dir / "evaluation.json", {
-        "runs": [str(d) for d in run_dirs], "episodes_per_seed": episodes, "seeds": seeds,
+        "env": env_id, "runs": [str(d) for d in run_dirs], "episodes_per_seed": episodes, "seeds": seeds,
         "first_seed": first_seed, "results": results, "wall_s": wall, "machine": machine_description(),
     })
     io.atomic_write_text(out_dir / "evaluation.md", table + f"\n\nmachine: {machine_description()}; "
                          f"evaluation wall time {wall:.0f} s\n")
-    report.plot_comparison(results, out_dir / "evaluation.png",
-                           f"{ENV_ID}: {seeds} x {episodes} held-out episodes")
+    report.plot_comparison(results, out_dir / "evaluation.png", f"{env_id}: {seeds} x {episodes} held-out episodes",
+                           panels=spec.panels)
     log(f"wrote {out_dir}/evaluation.json, evaluation.md, evaluation.png ({wall:.0f} s)")
     return results
 
 
 def format_comparison(results: dict[str, dict], episodes: int, seeds: int) -> str:
+    """AvatarPremigration-v0's table: latency and its terms."""
     lines = [
-        "| policy | mean latency (s) | std over seeds | std over episodes | migration (s) | processing (s) | "
-        "downlink (s) | pre-migrated |",
+        ("| policy | mean latency (s) | std over seeds | std over episodes | migration (s) | processing (s) | "
+         "downlink (s) | pre-migrated |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
@@ -427,23 +640,61 @@ def format_comparison(results: dict[str, dict], episodes: int, seeds: int) -> st
     return "\n".join(lines)
 
 
+def format_twin_comparison(results: dict[str, dict], episodes: int, seeds: int) -> str:
+    """TwinRouting-v0's table: latency, migration latency and packet loss (eq. 15) with their spread over the
+    held-out seeds, then failures, migrations and satellite hosting."""
+    lines = [
+        ("| policy | latency (s) | ± seeds | migration latency (s) | ± seeds | packet loss (%) | ± seeds | "
+         "migrations (%) | on satellite (%) | reward |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
+        lines.append(
+            f"| {name} | {r['latency_s']:.4f} | {r['latency_s_seed_std']:.4f} | {r['migration_s']:.4f} | "
+            f"{r['migration_s_seed_std']:.4f} | {100 * r['packet_loss']:.3f} | {100 * r['packet_loss_seed_std']:.3f} | "
+            f"{100 * r['migration_share']:.1f} | {100 * r['satellite_share']:.1f} | {r['reward']:.3f} |"
+        )
+    lines.append(f"\nmeans per active vehicle-slot (packet loss: eq. 15 per vehicle, then over vehicles) over {seeds} "
+                 f"seeds x {episodes} held-out episodes (the same worlds for every policy); ± = std of the seed means")
+    return "\n".join(lines)
+
+
+EVALUATIONS = {
+    "AvatarPremigration-v0": Evaluation(
+        "baselines.avatar_premigration", "baselines.evaluate", ("latency_s",), format_comparison,
+        (("latency_s", "mean total latency per vehicle-slot (s)", 1.0),)),
+    "TwinRouting-v0": Evaluation(
+        "baselines.twin_routing", "baselines.twin_routing", ("latency_s", "migration_s", "packet_loss"),
+        format_twin_comparison,
+        (("latency_s", "mean latency per vehicle-slot (s)", 1.0), ("migration_s", "migration latency (s)", 1.0),
+         ("packet_loss", "packet loss rate (%)", 100.0))),
+}
+
+
 # ====================================================================== entry point
-def make_parser(algo: str = "hybrid_mappo") -> argparse.ArgumentParser:
+def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
+    """The parser; the train flags are those of the scenario `env_id` (default: the one of `algo`, else
+    AvatarPremigration-v0) and the learner `algo` (default: the scenario's first)."""
+    env_id = env_id or (scenario_of_algo(algo) if algo in ALGORITHMS else ENV_ID)
+    scenario = SCENARIOS[env_id]
+    algo = algo or next(iter(scenario.algorithms))
     parser = argparse.ArgumentParser(prog="vmjax", description="vmjax: vehicular-metaverse edge-network simulator")
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser(
-        "train", help="train a learner (default: Hybrid-MAPPO with the LSTM forecast)",
-        description=f"Train on {ENV_ID}. Every config field is a flag; command-line defaults finish in a few "
-        "minutes on 2 CPU cores.", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "train", help="train a learner (default: Hybrid-MAPPO on AvatarPremigration-v0 with the LSTM forecast)",
+        description=f"Train {algo} on {env_id} (--env {'|'.join(SCENARIOS)}, --algo picks the learner). Every config "
+        "field is a flag; command-line defaults finish in a few minutes on 2 CPU cores.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     train_parser.add_argument("--resume", action="store_true",
                               help="continue the run in --run.run_dir from its checkpoint (its saved config is used; "
                               "only --agent.num_iterations and --run.chunk_iterations may change)")
-    add_config_flags(train_parser, "run", RunConfig, {})
-    add_config_flags(train_parser, "env", AvatarPremigrationConfig, CLI_DEFAULTS["env"])
-    agent_cls = ALGORITHMS[algo][0]
-    add_config_flags(train_parser, "agent", agent_cls, CLI_DEFAULTS["agent"])
-    add_config_flags(train_parser, "predictor", predict.PredictorConfig, CLI_DEFAULTS["predictor"])
+    train_parser.add_argument("--env", dest="run.env", default=argparse.SUPPRESS, metavar="ENV_ID",
+                              help="the scenario, short for --run.env")
+    train_parser.add_argument("--algo", dest="run.algo", default=argparse.SUPPRESS, metavar="ALGO",
+                              type=lambda text: text.replace("-", "_"), help="the learner, short for --run.algo")
+    for section, cls in scenario.sections(algo).items():
+        add_config_flags(train_parser, section, cls, scenario.defaults.get(section, {}))
     eval_parser = commands.add_parser("evaluate", help="compare trained policies with the heuristics",
                                       description=evaluate.__doc__.splitlines()[0])
     eval_parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders to evaluate")
@@ -454,39 +705,44 @@ def make_parser(algo: str = "hybrid_mappo") -> argparse.ArgumentParser:
     return parser
 
 
-def _algo_from_argv(argv: list[str]) -> str:
+def _flag_from_argv(argv: list[str], names: tuple[str, ...]) -> str:
     for i, arg in enumerate(argv):
-        if arg.startswith("--run.algo="):
-            return arg.split("=", 1)[1]
-        if arg == "--run.algo" and i + 1 < len(argv):
-            return argv[i + 1]
-    return "hybrid_mappo"
+        for name in names:
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    algo = _algo_from_argv(argv)
-    if algo not in ALGORITHMS:
-        raise SystemExit(f"--run.algo must be one of {sorted(ALGORITHMS)}, got {algo!r}")
-    args = make_parser(algo).parse_args(argv)
+    algo = _flag_from_argv(argv, ("--run.algo", "--algo")).replace("-", "_")
+    env_id = _flag_from_argv(argv, ("--run.env", "--env"))
+    if env_id and env_id not in SCENARIOS:
+        raise SystemExit(f"--env must be one of {sorted(SCENARIOS)}, got {env_id!r}")
+    if algo and algo not in (SCENARIOS[env_id].algorithms if env_id else ALGORITHMS):
+        choices = sorted(SCENARIOS[env_id].algorithms if env_id else ALGORITHMS)
+        raise SystemExit(f"--algo must be one of {choices}{f' for {env_id}' if env_id else ''}, got {algo!r}")
+    args = make_parser(algo, env_id).parse_args(argv)
     if args.command == "train":
         overrides = {k: v for k, v in vars(args).items() if "." in k}
         try:
             if args.resume:
-                run_dir = Path(overrides.get("run.run_dir", RunConfig.run_dir))
+                run_dir = Path(overrides.get("run.run_dir") or RunConfig(env=env_id or ENV_ID, algo=algo).run_dir)
                 if not (run_dir / "config.json").is_file():
                     raise SystemExit(f"--resume: {run_dir} has no config.json")
                 saved = json.loads((run_dir / "config.json").read_text())
                 for key, value in overrides.items():
                     section, name = key.split(".", 1)
-                    if key == "run.run_dir":
+                    if key in ("run.run_dir", "run.env", "run.algo") and value == saved["run"].get(name, value):
                         continue
                     if (section, name) not in RESUMABLE_OVERRIDES:
                         raise SystemExit(f"--resume uses the run's saved config; --{key} cannot change")
                     saved[section][name] = value
                 configs = configs_from_json(saved)
             else:
-                configs = build_configs(overrides, ALGORITHMS[algo][0])
+                configs = build_configs(overrides)
         except (ValueError, TypeError) as error:
             raise SystemExit(f"vmjax train: {error}") from error
         train(configs, resume=args.resume)
@@ -501,4 +757,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["ALGORITHMS", "CLI_DEFAULTS", "RunConfig", "evaluate", "main", "train"]
+__all__ = ["ALGORITHMS", "CLI_DEFAULTS", "SCENARIOS", "RunConfig", "TrafficConfig", "evaluate", "main", "train"]

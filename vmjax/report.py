@@ -46,16 +46,23 @@ def plot_learning_curve(records: Sequence[dict], path: str | os.PathLike, title:
     _save(fig, path)
 
 
-def plot_comparison(results: dict[str, dict], path: str | os.PathLike, title: str = "") -> None:
-    """Bar chart of mean latency per policy with the spread over evaluation seeds as error bars."""
-    names = sorted(results, key=lambda n: results[n]["latency_s"])
-    means = [results[n]["latency_s"] for n in names]
-    spread = [results[n].get("latency_s_seed_std", 0.0) for n in names]
-    fig, ax = _figure(max(6, 1.1 * len(names)), 3.8)
-    ax.bar(range(len(names)), means, yerr=spread, capsize=4, color="tab:blue")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=30, ha="right")
-    ax.set_ylabel("mean total latency per vehicle-slot (s)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_title(title)
+DEFAULT_PANELS = (("latency_s", "mean total latency per vehicle-slot (s)", 1.0),)
+
+
+def plot_comparison(results: dict[str, dict], path: str | os.PathLike, title: str = "",
+                    panels: Sequence[tuple[str, str, float]] = DEFAULT_PANELS) -> None:
+    """Bar charts, one panel per (metric, y label, scale), of each policy's mean with the spread over evaluation
+    seeds (`<metric>_seed_std`) as error bars; policies ordered by their first metric."""
+    names = sorted(results, key=lambda n: results[n][panels[0][0]])
+    fig, axes = _figure(max(6, 1.1 * len(names)) * (1 if len(panels) == 1 else 0.75 * len(panels)), 3.8,
+                        columns=len(panels))
+    for ax, (metric, label, scale) in zip(np.atleast_1d(axes), panels):
+        means = [scale * results[n][metric] for n in names]
+        spread = [scale * results[n].get(f"{metric}_seed_std", 0.0) for n in names]
+        ax.bar(range(len(names)), means, yerr=spread, capsize=4, color="tab:blue")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
     _save(fig, path)

@@ -598,6 +598,34 @@ class TwinRouting(Environment):
         daily = params.flow_daily_amplitude * jnp.sin(tau - phase) + params.flow_half_daily_amplitude * jnp.sin(2.0 * tau)
         return jnp.maximum(params.flow_mean_vehicles * (1.0 + daily) + noise, 0.0)
 
+    def next_flow_noise(self, key, noise, params: EnvParams):
+        """The AR(1) flow noise of the next slot, n(t + 1) = rho n(t) + sigma eps, sigma = `flow_noise_frac` x
+        the mean flow (§4.1 [REC])."""
+        eps = fastrand.normal(jax.random.fold_in(key, 7), (self.num_rsus,))
+        return params.flow_ar_coeff * noise + params.flow_noise_frac * params.flow_mean_vehicles * eps
+
+    def background_load_series(self, key, params: EnvParams, num_slots: int) -> jax.Array:
+        """The true background loads B_m(t) [num_slots, M] (bits) of one world in the slots 0 .. num_slots - 1 after
+        a reset from `key`, its flows and UAV patrols running on past the episode's end: the series the workload
+        predictor trains on (§4.3), the process its [W, M] history window sees in an episode. Jittable."""
+        validation.check_int_at_least("background_load_series", "num_slots", num_slots, 1)
+        probe = self
+        if self.config.workload_forecast == "predictor":  # the reset's forecast must not need the predictor
+            probe = TwinRouting(**{**dataclasses.asdict(self.config), "workload_forecast": "persistence"})
+        k_reset, k_steps = jax.random.split(key)
+        _, state = probe.reset_env(k_reset, params)
+
+        def next_slot(noise, inputs):
+            t, k = inputs
+            noise = self.next_flow_noise(k, noise, params)
+            uav_xy, uav_present = self.uav_positions(state, params, t)
+            flow = self.flow_vehicles(state.flow_offset_slots, state.flow_phase_rad, noise, t, params)
+            return noise, self.background_load(flow, uav_xy, uav_present, params)
+
+        slots = jnp.arange(1, num_slots, dtype=jnp.int32)
+        _, rows = jax.lax.scan(next_slot, state.flow_noise, (slots, jax.random.split(k_steps, num_slots - 1)))
+        return jnp.concatenate([state.background_bits[None], rows], axis=0)
+
     def background_load(self, flow, uav_xy, uav_present, params: EnvParams):
         """B_m(t) [M] = S_v c_m(t): RSUs their flow, a UAV `uav_flow_share` x its nearest present RSU's flow, the
         satellite `sat_flow_factor` x the mean RSU flow; 0 for absent servers [REC §4.1, §7.2]."""
@@ -995,10 +1023,7 @@ class TwinRouting(Environment):
 
         # next slot: flows, UAV positions, background, history, forecast
         t_next = state.t + 1
-        rho = params.flow_ar_coeff
-        noise = rho * state.flow_noise + params.flow_noise_frac * params.flow_mean_vehicles * fastrand.normal(
-            jax.random.fold_in(key, 7), (self.num_rsus,)
-        )
+        noise = self.next_flow_noise(key, state.flow_noise, params)
         uav_xy, uav_present = self.uav_positions(state, params, t_next)
         flow = self.flow_vehicles(state.flow_offset_slots, state.flow_phase_rad, noise, t_next, params)
         background = self.background_load(flow, uav_xy, uav_present, params)
