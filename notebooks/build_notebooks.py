@@ -113,7 +113,174 @@ print(f"budget {ITERATIONS} iterations per learner; training wall time (jitted c
       f"on {cli.machine_description()}")"""),
 ]
 
-NOTEBOOKS = {"avatar_premigration.ipynb": AVATAR_CELLS}
+TWIN_CELLS = [
+    ("markdown", """# DM-MAPPO on TwinRouting-v0: workload predictors, learning curves, latency and packet loss
+
+Spec 002 (digital-twin routing over RSUs, UAVs and a satellite with a dynamic action mask). This notebook runs,
+with the library functions behind the command line (`vmjax train --env TwinRouting-v0`, `vmjax evaluate`):
+
+- the **workload predictor** (§4): the LSTM-Transformer trained on the env's own per-server background load, and
+  the §4.4 comparison with LSTM, GRU, CNN-LSTM, CNN-GRU and persistence on the same series;
+- **DM-MAPPO** (predictor forecast in the observation and the mask, the proposed method), **DM-MAPPO w/o mask**
+  (presence-only mask, §8.2 #4), **DM-MAPPO w/o pred.** (persistence forecast, §8.2 #8) and **MASAC** (§8.1),
+  each with 3 training seeds, all with the same LSTM-Transformer;
+- the comparison with **Greedy** (nearest selectable server, 10% exploration) and **Random** on the same held-out
+  episodes: latency, migration latency and packet loss (eq. 15) with the spread over seeds;
+- a **robustness sweep** over the number of edge servers: RSUs removed from the map (`EnvParams.rsu_present`), the
+  trained DM-MAPPO and the heuristics evaluated at every size in one vmapped, once-compiled evaluation.
+
+The same runs from a shell: `vmjax train --env TwinRouting-v0 --algo dm-mappo --run.run_dir runs/nb_twin/dm_s0`,
+`... --env.use_mask false`, `... --env.workload_forecast persistence`, `... --algo masac`, `... --run.seed 1`,
+then `vmjax evaluate runs/nb_twin/*`. `ITERATIONS` is the budget per run; the machine and the wall times are
+printed at the end."""),
+    ("code", """import os, time, json
+from pathlib import Path
+
+ITERATIONS = int(os.environ.get("VMJAX_NOTEBOOK_ITERATIONS", "120"))  # training iterations per learner (the budget)
+TINY = ITERATIONS < 10  # the test suite runs this notebook with 1 iteration and tiny sizes
+EPISODES, SEEDS = (2, 1) if TINY else (100, 3)  # held-out episodes per seed, held-out seeds
+TRAIN_SEEDS = [0] if TINY else [0, 1, 2]
+RUNS = Path(os.environ.get("VMJAX_NOTEBOOK_RUNS", "../runs/notebook_twin"))
+
+import jax
+import numpy as np
+from IPython.display import Image, Markdown, display
+from vmjax import cli, predict
+from vmjax.core.io import atomic_write_json
+start = time.time()
+print(cli.machine_description())"""),
+    ("code", """def configs_for(name, algo, forecast, use_mask, seed):
+    overrides = {"run.env": "TwinRouting-v0", "run.algo": algo, "run.run_dir": str(RUNS / name), "run.seed": seed,
+                 "env.workload_forecast": forecast, "env.use_mask": use_mask, "agent.num_iterations": ITERATIONS}
+    if name != "dm_s0":  # one LSTM-Transformer, trained by the first run, for every run
+        overrides["run.predictor_path"] = str(RUNS / "dm_s0" / "predictor.msgpack")
+    if TINY:
+        overrides.update({"env.num_vehicles": 2, "env.num_rsus": 6, "env.num_uavs": 1, "env.max_steps": 6,
+                          "env.city_size_m": 2000.0, "agent.num_envs": 2, "agent.num_steps": 6,
+                          "agent.hidden_sizes": (8,), "run.chunk_iterations": 1, "run.norm_episodes": 2,
+                          "predictor.hidden_size": 4, "predictor.model_dim": 8, "predictor.num_heads": 2,
+                          "predictor.head_dim": 4, "predictor.ffn_dim": 8, "predictor.epochs": 1,
+                          "traffic.num_slots": 60})
+        overrides.update({"agent.update_epochs": 1, "agent.num_minibatches": 2} if algo == "dm_mappo" else
+                         {"agent.batch_size": 4, "agent.buffer_size": 64})
+    return cli.build_configs(overrides)
+
+VARIANTS = {  # run folder -> (algorithm, forecast, mask, training seed)
+    **{f"dm_s{s}": ("dm_mappo", "predictor", True, s) for s in TRAIN_SEEDS},
+    **{f"dm_nomask_s{s}": ("dm_mappo", "predictor", False, s) for s in TRAIN_SEEDS},
+    **{f"dm_nopred_s{s}": ("dm_mappo", "persistence", True, s) for s in TRAIN_SEEDS},
+    **{f"masac_s{s}": ("masac", "predictor", True, s) for s in TRAIN_SEEDS},
+}
+if TINY:  # the test checks that the cells run (MASAC and the rest are covered by tests/test_cli.py)
+    VARIANTS = {name: v for name, v in VARIANTS.items() if name in ("dm_s0", "dm_nomask_s0")}
+train_wall = {}
+for name, variant in VARIANTS.items():
+    done = RUNS / name / "checkpoint.json"
+    if not done.exists():
+        cli.train(configs_for(name, *variant))
+    else:
+        print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
+    train_wall[name] = json.loads(done.read_text())["train_wall_s"]"""),
+    ("markdown", """## Workload predictors (§4.4): one protocol, the series the DM-MAPPO predictor was trained on
+
+The env's background load B_m(t) of every server (RSU flows, UAVs at half their nearest RSU's, the satellite at 4x
+the mean), `traffic.num_slots` consecutive slots; chronological 70/10/20 split per series, the test split scored.
+Error rate = WAPE (§4.5 [REC])."""),
+    ("code", """pm = json.loads((RUNS / "dm_s0" / "predictor_metrics.json").read_text())
+print(f"DM-MAPPO's predictor: {pm['source']}; test RMSE {pm['test']['rmse'] / 8e6:.3f} MB "
+      f"(persistence {pm['test_persistence']['rmse'] / 8e6:.3f} MB), R2 {pm['test']['r2']:.3f}, trained in {pm['train_wall_s']:.0f} s")
+comparison = RUNS / "predictor_comparison.json"
+if not comparison.exists():
+    series = np.load(RUNS / "dm_s0" / "traffic.npy")
+    predictor_config = cli.configs_from_json(json.loads((RUNS / "dm_s0" / "config.json").read_text()))["predictor"]
+    kinds = ("lstm_transformer", "lstm") if TINY else predict.MODEL_KINDS
+    rows = predict.compare_predictors(jax.random.key(0), series, kinds, predictor_config)
+    atomic_write_json(comparison, json.loads(json.dumps(rows, default=lambda x: np.asarray(x).tolist())))
+rows = json.loads(comparison.read_text())
+display(Markdown(predict.format_comparison_table(rows)))"""),
+    ("markdown", "## Learning curves (mean over training seeds of the episodes finished in each iteration; band: min-max)"),
+    ("code", """import matplotlib.pyplot as plt
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+for group in ("dm", "dm_nomask", "dm_nopred", "masac"):
+    names = [n for n in VARIANTS if n.rsplit("_s", 1)[0] == group]
+    if not names:
+        continue
+    runs = [cli.read_metrics(RUNS / n / "metrics.jsonl") for n in names]
+    steps = np.array([r["env_steps"] for r in runs[0]])
+    for ax, key, scale in ((axes[0], "episode_total_latency_s", 1.0), (axes[1], "episode_failure", 100.0)):
+        values = scale * np.array([[r[key] for r in records] for records in runs])
+        line, = ax.plot(steps, values.mean(0), label=f"{group} ({len(names)} seeds)")
+        ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
+axes[0].set_ylabel("mean latency per vehicle-slot (s)"); axes[1].set_ylabel("service failures (% of vehicle-slots)")
+for ax in axes:
+    ax.set_xlabel("environment steps"); ax.set_yscale("log"); ax.grid(alpha=0.3); ax.legend()
+plt.show()"""),
+    ("markdown", "## Comparison on held-out episodes (the same worlds for every policy)"),
+    ("code", """results = cli.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
+display(Markdown((RUNS / "evaluation.md").read_text()))
+display(Image(str(RUNS / "evaluation.png")))"""),
+    ("markdown", "## Over training seeds: each learner's mean and spread (std over its training seeds)"),
+    ("code", """by_run = {Path(r["run_dir"]).name: r for r in results.values() if "run_dir" in r}
+def over_seeds(group, metric, scale=1.0):
+    values = scale * np.array([r[metric] for name, r in by_run.items() if name.rsplit("_s", 1)[0] == group])
+    return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0), len(values)
+LABELS = {"dm": "DM-MAPPO", "dm_nomask": "DM-MAPPO w/o mask", "dm_nopred": "DM-MAPPO w/o pred.", "masac": "MASAC"}
+summary = {}
+lines = ["| method | training seeds | latency (s) | migration latency (s) | packet loss (%) |", "|---|---|---|---|---|"]
+for group, label in LABELS.items():
+    if not any(n.rsplit("_s", 1)[0] == group for n in VARIANTS):
+        continue
+    (lat, lat_sd, n), (mig, mig_sd, _), (loss, loss_sd, _) = (over_seeds(group, "latency_s"), over_seeds(group, "migration_s"),
+                                                             over_seeds(group, "packet_loss", 100.0))
+    summary[group] = {"latency_s": lat, "packet_loss_pct": loss}
+    lines.append(f"| {label} | {n} | {lat:.4f} ± {lat_sd:.4f} | {mig:.4f} ± {mig_sd:.4f} | {loss:.3f} ± {loss_sd:.3f} |")
+for name in ("greedy", "random"):
+    r = results[name]
+    summary[name] = {"latency_s": r["latency_s"], "packet_loss_pct": 100 * r["packet_loss"]}
+    lines.append(f"| {name} | - | {r['latency_s']:.4f} ± {r['latency_s_seed_std']:.4f} | {r['migration_s']:.4f} ± "
+                 f"{r['migration_s_seed_std']:.4f} | {100 * r['packet_loss']:.3f} ± {100 * r['packet_loss_seed_std']:.3f} |")
+display(Markdown("\\n".join(lines) + "\\n\\n± for learners: std over training seeds; for heuristics: std over the held-out seeds"))
+dm, no_mask = summary["dm"], summary["dm_nomask"]
+print(f"mask: packet loss {dm['packet_loss_pct']:.3f}% with vs {no_mask['packet_loss_pct']:.3f}% without -> "
+      f"{'LOWER with the mask' if dm['packet_loss_pct'] < no_mask['packet_loss_pct'] else 'NOT lower with the mask'}")
+if "dm_nopred" in summary:
+    no_pred = summary["dm_nopred"]
+    print(f"prediction: latency {dm['latency_s']:.4f} s with vs {no_pred['latency_s']:.4f} s without; packet loss "
+          f"{dm['packet_loss_pct']:.3f}% vs {no_pred['packet_loss_pct']:.3f}%")
+for name in [n for n in ("masac", "greedy", "random") if n in summary]:
+    print(f"DM-MAPPO vs {name}: latency {dm['latency_s']:.4f} vs {summary[name]['latency_s']:.4f} s, packet loss "
+          f"{dm['packet_loss_pct']:.3f}% vs {summary[name]['packet_loss_pct']:.3f}%")"""),
+    ("markdown", """## Robustness: fewer edge servers (one vmapped evaluation over the RSU subsets)
+
+RSUs are removed at random (nested subsets: a smaller map keeps a subset of a larger one's RSUs); UAVs and the
+satellite stay. The DM-MAPPO policy (training seed 0, trained with all RSUs) and the heuristics run on the same
+held-out worlds at every size; one compilation covers every size."""),
+    ("code", """from baselines.twin_routing import POLICIES, server_count_sweep
+configs, env, params, trainer, state = cli.load_run(RUNS / "dm_s0")
+policies = {"DM-MAPPO": trainer.make_eval_policy(state.params), **{n: make(env) for n, make in POLICIES.items()}}
+FRACTIONS = [1.0, 0.75, 0.5, 0.25]
+sweep_start = time.time()
+sweep = server_count_sweep(env, policies, params, FRACTIONS, jax.random.key(20_000), EPISODES)
+sweep_wall = time.time() - sweep_start
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+for name, rows in sweep.items():
+    servers = [r["num_edge_servers"] for r in rows]
+    axes[0].errorbar(servers, [r["latency_s"] for r in rows], yerr=[r["latency_s_ci95"] for r in rows], marker="o", label=name)
+    axes[1].errorbar(servers, [100 * r["packet_loss"] for r in rows], yerr=[100 * r["packet_loss_ci95"] for r in rows],
+                     marker="o", label=name)
+axes[0].set_ylabel("mean latency per vehicle-slot (s)"); axes[1].set_ylabel("packet loss (%)")
+for ax in axes:
+    ax.set_xlabel("edge servers present (RSUs + UAVs; + 1 satellite)"); ax.grid(alpha=0.3); ax.legend()
+plt.show()
+print(" | ".join(f"{name}: " + ", ".join(f"{r['num_edge_servers']} servers {r['latency_s']:.4f} s / {100 * r['packet_loss']:.2f}%"
+                                         for r in rows) for name, rows in sweep.items()))
+print(f"sweep: {len(FRACTIONS)} sizes x {len(policies)} policies x {EPISODES} episodes in {sweep_wall:.0f} s (compile included)")
+print(f"budget {ITERATIONS} iterations per learner; training wall time (jitted chunks, compile excluded) "
+      + ", ".join(f"{n} {s:.0f} s" for n, s in train_wall.items()) + f"; this execution {time.time() - start:.0f} s "
+      f"on {cli.machine_description()}")"""),
+]
+
+NOTEBOOKS = {"avatar_premigration.ipynb": AVATAR_CELLS, "twin_routing.ipynb": TWIN_CELLS}
 
 
 def build(name: str, cells, execute: bool = True) -> Path:
