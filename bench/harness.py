@@ -13,7 +13,10 @@ What is measured (bench/README.md has the details):
    hyper-parameters (the `vmjax train` defaults with the persistence forecast);
 3. vmjax step time against the number of vehicles and of RSUs;
 4. peak memory per world of every implementation;
-5. the machine (CPU model and cores, or the accelerator).
+5. the machine (CPU model and cores, or the accelerator);
+6. env throughput of TwinRouting-v0 (the default config: 5 vehicles, 76 RSUs, 10 UAVs, a satellite) under a
+   masked uniform random policy, with the persistence forecast and with the in-rollout workload predictor
+   (bench/twin_routing_throughput.py; no reference: absolute env and agent steps/s; `--skip-twin-routing`).
 
 Timing rules (ANCHORS.md): AOT-compile first and report compile time apart; `block_until_ready`; a warm-up
 run excluded; the median of repeated runs.
@@ -83,6 +86,8 @@ FULL = {
     "scale_worlds": 1024,
     "scale_vehicles": [10, 50, 200],
     "scale_rsus": [5, 20, 80],
+    "twin_worlds": [1, 64, 1024, 4096],
+    "twin_max_rollout_s": 60.0,
 }
 QUICK = {
     **FULL,
@@ -103,6 +108,7 @@ QUICK = {
     "scale_worlds": 4,
     "scale_vehicles": [10],
     "scale_rsus": [5],
+    "twin_worlds": [1, 4],
 }
 LARGE_TRAIN_WORLDS = 256  # from here on: chunks of one iteration, `train_large_repeats` / `torch_large_iterations`
 
@@ -545,6 +551,19 @@ def bench_scaling(opts, cache: dict) -> dict:
                       "table's measurement"}
 
 
+# ====================================================================== TwinRouting-v0
+def bench_twin_routing(opts) -> dict:
+    """Part 6: TwinRouting-v0 env throughput (bench/twin_routing_throughput.py), both forecasts at
+    `--twin-worlds`; its steps come from that module's full or --quick settings, the repeats from `--repeats`."""
+    from bench import twin_routing_throughput as twin
+
+    preset = twin.QUICK if opts.quick else twin.FULL
+    return twin.bench_twin_routing(
+        opts.twin_worlds, twin.FORECASTS, preset["steps"], preset["split_steps"], opts.repeats,
+        opts.twin_max_rollout_s, preset["long_run_s"], preset["long_repeats"],
+    )
+
+
 # ====================================================================== targets, tables, plot
 def evaluate_targets(result: dict) -> list[dict]:
     backend = result["machine"]["backend"]
@@ -686,6 +705,10 @@ def render_tables(result: dict) -> str:
                      _bytes(r["peak_bytes_per_world"])] for r in scaling[axis]]
             out.append(_table([label.split(" (")[0], "ms per step (all worlds)", "ns per world-step", "env steps/s",
                                "agent steps/s", "memory per world"], rows))
+    if result.get("twin_routing") is not None:
+        from bench import twin_routing_throughput as twin
+
+        out.append("\n" + twin.render_table(result["twin_routing"]))
     out.append("\n### Targets\n")
     rows = []
     for t in result["targets"]:
@@ -773,6 +796,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--scale-worlds", help="worlds of the scaling sweep (1024)", **ints)
     parser.add_argument("--scale-vehicles", nargs="+", help="N values at M = 10 (10 50 200)", **ints)
     parser.add_argument("--scale-rsus", nargs="+", help="M values at N = 20 (5 20 80)", **ints)
+    parser.add_argument("--skip-twin-routing", action="store_true", help="do not run the TwinRouting-v0 env part")
+    parser.add_argument("--twin-worlds", nargs="+", help="TwinRouting-v0 world counts (1 64 1024 4096)", **ints)
+    parser.add_argument("--twin-max-rollout-s", type=float, default=None, metavar="S",
+                        help="TwinRouting-v0: longest estimated rollout run, else the split method (60)")
     parser.add_argument("--out", help="JSON path (default bench/results/bench-<machine>.json, -quick with --quick); "
                         "the plot goes next to it (.png)")
     args = parser.parse_args(argv)
@@ -780,7 +807,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name, value in preset.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    for name in ("worlds", "train_worlds", "scale_vehicles", "scale_rsus"):
+    for name in ("worlds", "train_worlds", "scale_vehicles", "scale_rsus", "twin_worlds"):
         if not getattr(args, name) or min(getattr(args, name)) < 1:
             parser.error(f"--{name.replace('_', '-')} needs positive integers")
     return args
@@ -816,6 +843,9 @@ def run(opts) -> dict:
     if not opts.skip_scaling:
         _log("scaling")
         result["scaling"] = bench_scaling(opts, cache)
+    if not opts.skip_twin_routing:
+        _log("TwinRouting-v0 env throughput")
+        result["twin_routing"] = bench_twin_routing(opts)
     result["targets"] = evaluate_targets(result)
     result["wall_s"] = time.perf_counter() - started
     plot_path = out.with_suffix(".png")

@@ -1,6 +1,9 @@
 """`python -m bench` (bench/harness.py) in --quick mode, in-process: every part runs, the JSON result has the
 documented structure, its ratios are the quotients of its measured numbers, and the JSON and the plot are
-written where --out says. Tiny sizes; the PyTorch part runs only where PyTorch is installed."""
+written where --out says. Tiny sizes; the PyTorch part runs only where PyTorch is installed.
+`python -m bench.twin_routing_throughput --quick` (TwinRouting-v0) likewise at 1 world with the predictor
+forecast (the costlier path; two forecasts would double its ~20 s of XLA compiles); the harness's run reuses
+that section instead of measuring it again, and the per-forecast bookkeeping is checked on stand-in rows."""
 
 import importlib.util
 import json
@@ -9,17 +12,37 @@ import math
 import pytest
 
 from bench import harness
+from bench import twin_routing_throughput as twin
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def twin_quick(tmp_path_factory):
+    """The TwinRouting-v0 part on its own, --quick at 1 world, the in-rollout predictor: 130 steps (one
+    auto-reset)."""
+    out = tmp_path_factory.mktemp("twin") / "twin.json"
+    argv = ["--quick", "--worlds", "1", "--repeats", "1", "--forecasts", "predictor", "--out", str(out)]
+    assert twin.main(argv) == 0
+    return out, json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, twin_quick):
     out = tmp_path_factory.mktemp("bench") / "result.json"
     # the N / M sweep reuses the env table's compiled N=20, M=10 row (one compile fewer), at 4 worlds
     argv = ["--quick", "--worlds", "1", "4", "--repeats", "1", "--scale-vehicles", "20", "--scale-rsus", "10",
-            "--out", str(out)]
-    assert harness.main(argv) == 0
+            "--twin-worlds", "1", "--out", str(out)]
+    calls = []
+
+    def measured_section(*args, **kwargs):  # the TwinRouting-v0 part, measured once by twin_quick
+        calls.append(args)
+        return {k: v for k, v in twin_quick[1].items() if k not in ("machine", "options", "created", "wall_s")}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(twin, "bench_twin_routing", measured_section)
+        assert harness.main(argv) == 0
+    assert len(calls) == 1 and calls[0][:2] == ([1], twin.FORECASTS) and calls[0][4] == 1  # worlds, repeats
     return out, json.loads(out.read_text())
 
 
@@ -109,6 +132,7 @@ def test_tables_render(quick_run):
     _, result = quick_run
     text = harness.render_tables(result)
     assert "| worlds | vmjax env steps/s |" in text and "### Targets" in text and "vmjax / per-world" in text
+    assert "### TwinRouting-v0 env throughput" in text and "| predictor | 1 |" in text
 
 
 def test_skip_options_and_bad_arguments(tmp_path):
@@ -118,6 +142,12 @@ def test_skip_options_and_bad_arguments(tmp_path):
     assert opts.worlds == [3] and opts.skip_torch and opts.repeats == harness.QUICK["repeats"]
     full = harness.parse_args([])
     assert full.worlds == [1, 64, 1024, 4096, 16384] and full.torch_threads == 1
+    assert not full.skip_twin_routing and full.twin_worlds == [1, 64, 1024, 4096]
+    assert harness.parse_args(["--skip-twin-routing"]).skip_twin_routing
+    assert twin.parse_args([]).worlds == [1, 64, 1024, 4096] and twin.parse_args([]).steps == 240
+    for bad in (["--worlds", "0"], ["--max-rollout-s", "-1"], ["--forecasts", "oracle"]):
+        with pytest.raises(SystemExit):
+            twin.parse_args(bad)
 
 
 def test_train_breakdown_separates_rollout_from_epochs(monkeypatch):
@@ -130,3 +160,92 @@ def test_train_breakdown_separates_rollout_from_epochs(monkeypatch):
     b = harness.vmjax_train_breakdown(None, agent, {"iteration_s": 2.8}, 1, 1)
     assert _close(b["epoch_s"], 0.2) and _close(b["rollout_gae_s"], 0.8) and _close(b["update_s"], 2.0)
     assert _close(b["update_share"], 2.0 / 2.8)
+
+
+def _positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_twin_routing_quick_run(twin_quick):
+    """The predictor forecast at 1 world: the JSON's structure, positive finite numbers, the steps it counts."""
+    out, result = twin_quick
+    assert out.exists() and not list(out.parent.glob(".*.tmp"))
+    assert result["benchmark"] == "twin_routing_throughput" and result["env_id"] == "TwinRouting-v0"
+    assert result["quick"] is True and result["schema_version"] == twin.SCHEMA_VERSION
+    assert result["machine"]["backend"] and _positive(result["wall_s"])
+    # the default config; the predictor is the untrained default one
+    assert (result["num_vehicles"], result["num_rsus"], result["num_uavs"], result["num_servers"]) == (5, 76, 10, 87)
+    assert result["env_config"]["use_satellite"] and result["max_steps"] == 120
+    predictor = result["predictor"]
+    assert predictor["trained"] is False and predictor["num_params"] > 0 and predictor["config"]["window"] == 6
+    steps, split_steps = twin.QUICK["steps"], twin.QUICK["split_steps"]
+    assert result["forecasts"] == ["predictor"] and result["predictor_cost"] == []
+    (row,) = result["rows"]
+    assert (row["forecast"], row["worlds"], row["num_vehicles"]) == ("predictor", 1, 5)
+    rollout, split = row["rollout"], row["split"]
+    assert row["method"] == "rollout" and row["repeats"] == 1 and len(rollout["runs_s"]) == 1
+    for key in ("env_steps_per_s", "agent_steps_per_s", "compile_s", "reset_compile_s", "initial_reset_s"):
+        assert _positive(row[key]), key
+    # steps counted right: env steps = worlds x steps, every step run, the episode of 120 slots ended once
+    assert rollout["env_steps"] == 1 * steps and rollout["steps_run"] == steps
+    assert rollout["agent_steps"] == 5 * rollout["env_steps"] and rollout["episode_ends"] == 1
+    assert _close(rollout["env_steps_per_s"], rollout["env_steps"] / rollout["run_s"])
+    assert _close(row["env_steps_per_s"], rollout["env_steps_per_s"])
+    assert _close(row["agent_steps_per_s"], 5 * row["env_steps_per_s"])
+    assert _close(row["world_step_s"], 1 / row["env_steps_per_s"])
+    assert math.isfinite(rollout["reward_sum"]) and _positive(rollout["obs_sum"])
+    # the split estimate: steps without an episode end, and the reset, timed apart
+    assert split["steps_run"] == split_steps and split["episode_ends"] == 0
+    assert _close(split["step_s"], (120 * split["plain_step_s"] + split["reset_s"]) / 120)
+    call = split["call_s"] if split["call_subtracted"] else 0.0
+    assert _positive(split["call_s"]) and _close(split["plain_step_s"], (split["runs_s"][0] - call) / split_steps)
+    assert _positive(split["env_steps_per_s"]) and _close(split["env_steps_per_s"], 1 / split["step_s"])
+    assert row["peak_bytes_per_world"] is None or _positive(row["peak_bytes_per_world"])
+    assert "| predictor | 1 |" in twin.render_table(result)
+
+
+def test_twin_routing_rows_per_forecast(monkeypatch):
+    """bench_twin_routing measures every forecast at every world count, in order, and divides persistence by
+    predictor env steps/s at each (stand-in measurements: nothing compiles)."""
+    import vmjax
+
+    env = vmjax.make("TwinRouting-v0")
+    monkeypatch.setattr(twin, "make_env_and_params", lambda forecast, **config: (env, None, None))
+    seen = []
+
+    def measure(env, params, forecast, worlds, steps, split_steps, repeats, max_rollout_s, long_s, long_repeats):
+        seen.append((forecast, worlds, repeats, long_s, long_repeats))
+        rate = 1000.0 * worlds if forecast == "persistence" else 40.0 * worlds
+        return {"forecast": forecast, "worlds": worlds, "env_steps_per_s": rate, "agent_steps_per_s": 5 * rate,
+                "world_step_s": 1 / rate, "compile_s": 1.0, "peak_bytes_per_world": None,
+                "method": "rollout" if worlds < 64 else "split", "split": {"env_steps_per_s": rate}}
+
+    monkeypatch.setattr(twin, "measure", measure)
+    section = twin.bench_twin_routing([1, 64, 1024], repeats=5, long_run_s=10.0, long_repeats=2)
+    assert seen == [(f, n, 5, 10.0, 2) for f in twin.FORECASTS for n in (1, 64, 1024)]
+    assert [c["worlds"] for c in section["predictor_cost"]] == [1, 64, 1024]
+    assert all(_close(c["slowdown"], 25.0) for c in section["predictor_cost"])
+    assert "workload_forecast" not in section["env_config"] and section["num_servers"] == 87
+    text = twin.render_table(section)
+    assert "| persistence | 1 | 1,000 |" in text and "| predictor | 64 | 2,560 † |" in text and "25.0x" in text
+
+
+def test_twin_routing_long_runs_get_fewer_repeats():
+    import jax.numpy as jnp
+
+    calls = []
+
+    def run(x):
+        calls.append(x)
+        return jnp.asarray(x)
+
+    runs, out = twin._timed_runs(run, (3,), 5, long_run_s=0.0, long_repeats=2)  # every warm-up is "long"
+    assert len(runs) == 2 and len(calls) == 3 and int(out) == 3
+    runs, _ = twin._timed_runs(run, (3,), 5, long_run_s=60.0, long_repeats=2)
+    assert len(runs) == 5 and len(calls) == 9
+
+
+def test_harness_includes_the_twin_routing_section(quick_run, twin_quick):
+    _, result = quick_run
+    assert result["options"]["skip_twin_routing"] is False and result["options"]["twin_worlds"] == [1]
+    assert result["twin_routing"]["rows"] == twin_quick[1]["rows"]
