@@ -90,8 +90,8 @@ TINY_PREDICTOR = [
 
 def test_twin_routing_train_and_evaluate_dm_mappo_and_masac(tmp_path):
     """`vmjax train --env TwinRouting-v0 --algo dm-mappo` trains the workload predictor on the env's own
-    background load, calibrates the reward statistics for the run's config, trains; MASAC w/o prediction and
-    the mask ablation run as configs; `vmjax evaluate` compares them with Greedy and Random."""
+    background load, calibrates the reward statistics for the run's config, trains; MASAC w/o prediction runs
+    as a config; `vmjax evaluate` compares them with Greedy and Random."""
     dm = tmp_path / "dm"
     cli.main(["train", "--algo", "dm-mappo", "--run.run_dir", str(dm), *TINY_TWIN, *TINY_PREDICTOR,
               "--agent.update_epochs", "1", "--agent.num_minibatches", "2"])
@@ -108,16 +108,9 @@ def test_twin_routing_train_and_evaluate_dm_mappo_and_masac(tmp_path):
     masac = tmp_path / "masac"
     cli.main(["train", "--algo", "masac", "--run.run_dir", str(masac), *TINY_TWIN,
               "--env.workload_forecast", "persistence", "--agent.batch_size", "4", "--agent.buffer_size", "64"])
-    no_mask = tmp_path / "no_mask"
-    cli.main(["train", "--run.algo", "dm_mappo", "--run.run_dir", str(no_mask), *TINY_TWIN, "--env.use_mask", "false",
-              "--run.predictor_path", str(dm / "predictor.msgpack"), "--agent.update_epochs", "1",
-              "--agent.num_minibatches", "2"])
-    assert not (no_mask / "traffic.npy").exists()  # the predictor was reused, not trained
-
-    cli.main(["evaluate", str(dm), str(masac), str(no_mask), "--episodes", "2", "--seeds", "2",
-              "--out", str(tmp_path / "eval")])
+    cli.main(["evaluate", str(dm), str(masac), "--episodes", "2", "--seeds", "2", "--out", str(tmp_path / "eval")])
     results = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["results"]
-    assert set(results) == {"DM-MAPPO", "MASAC w/o pred.", "DM-MAPPO w/o mask", "greedy", "random"}
+    assert set(results) == {"DM-MAPPO", "MASAC w/o pred.", "greedy", "random"}
     for r in results.values():
         assert r["latency_s"] > 0 and 0 <= r["packet_loss"] <= 1 and len(r["packet_loss_seed_means"]) == 2
     assert "packet loss" in (tmp_path / "eval" / "evaluation.md").read_text()
@@ -133,3 +126,12 @@ def test_twin_routing_flags_are_checked():
     parser = cli.make_parser("masac")
     text = parser._subparsers._group_actions[0].choices["train"].format_help()
     assert "--traffic.num_slots" in text and "--agent.tau" in text and "--env.use_mask" in text
+
+
+def test_twin_routing_run_labels_name_the_ablations():
+    label = lambda *flags: cli.run_label(cli.build_configs(dict(zip(flags[::2], flags[1::2]), **{"run.env": "TwinRouting-v0"})))
+    assert label() == "DM-MAPPO"
+    assert label("env.use_mask", False) == "DM-MAPPO w/o mask"
+    assert label("env.workload_forecast", "persistence", "run.algo", "masac") == "MASAC w/o pred."
+    assert label("env.workload_forecast", "oracle", "env.use_mask", False) == "DM-MAPPO (oracle) w/o mask"
+    assert cli.run_label(cli.build_configs({"env.workload_forecast": "none"})) == "Hybrid-MAPPO w/o pred."

@@ -1088,10 +1088,16 @@ def calibrate_norm_stats(env: TwinRouting, params: EnvParams, policies: Sequence
     def summarize(reward, info):
         return {k: info[k] for k in ("total_latency_s", "load_bits", "active", "workload_variance_bits2")}
 
+    policies = list(policies)
+
+    @jax.jit
+    def run(k, index):  # one compilation for every policy (they sit behind a lax.switch)
+        policy = lambda kk, state, p: jax.lax.switch(index, policies, kk, state, p)
+        return rollout(env, policy, k, params, num_episodes, env.config.max_steps, summarize)
+
     samples = {"latency": [], "load": [], "variance": []}
-    for i, policy in enumerate(policies):
-        run = jax.jit(lambda k, policy=policy: rollout(env, policy, k, params, num_episodes, env.config.max_steps, summarize))
-        out = run(jax.random.fold_in(key, i))
+    for i in range(len(policies)):
+        out = run(jax.random.fold_in(key, i), i)
         active = np.asarray(out["active"], bool)
         samples["latency"].append(np.asarray(out["total_latency_s"], np.float64)[active])
         samples["load"].append(np.asarray(out["load_bits"], np.float64)[active])
