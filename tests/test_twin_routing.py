@@ -345,7 +345,7 @@ def test_observation_is_eq_19(env, params, jitted):
     assert bool(env.observation_space(params).contains(obs))
     ws = env.world_state(state, params)
     assert ws.shape == (3, 3 * 17 + 3)
-    np.testing.assert_allclose(ws[1, :51], obs.reshape(-1))
+    np.testing.assert_allclose(ws[1, :51], obs.reshape(-1), rtol=1e-6)  # float32 rounding
 
 
 def test_distances_are_haversine_with_altitude(env, params, jitted):
@@ -480,7 +480,7 @@ def test_vmap_over_worlds_matches_single_worlds(env, params, jitted):
     for i in range(3):
         _, state_i = jitted["reset"](keys[i], params)
         out_i = jitted["step_env"](keys[i], state_i, action[i], params)
-        np.testing.assert_allclose(out_v[2][i], out_i[2], rtol=1e-5)
+        np.testing.assert_allclose(out_v[2][i], out_i[2], rtol=1e-5, atol=1e-6)  # z-scored rewards are O(1)
         np.testing.assert_allclose(out_v[0][i], out_i[0], rtol=1e-5)
 
 
