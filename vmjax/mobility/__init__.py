@@ -7,8 +7,31 @@
     xy, present = uav_positions_m(loops, phase_m, enter_slot, leave_slot, t, 3.7, 30.0, extent_m)
     city = jittered_grid_city(seed=0)             # spec 004 §4.8 road graph; shortest_path, snap_to_road
     kde = fit_hourly_kde(xy_m, hours)             # spec 004 §4.4 hourly KDEs; sample_hourly_kde(key, kde, h, n)
+    gps = generate_ground_truth(0, city)          # spec 004 §4.8 "real" taxis; write_tdrive / load_tdrive
+    model = fit_est_tg(city, gps)                 # spec 004 §4.2-4.4; generate_est_tg(key, model, 512) -> trips
+    fidelity_report(city, real_xy, real_hours, real_speeds, trips)  # spec 004 §4.10
 """
 
+from vmjax.mobility.est_tg import (
+    ESTTGConfig,
+    ESTTGModel,
+    GeneratedTrips,
+    fit_est_tg,
+    generate_est_tg,
+    generate_naive,
+    map_match,
+    trips_per_hour,
+)
+from vmjax.mobility.fidelity import (
+    fidelity_report,
+    hourly_profile,
+    js_divergence,
+    occupancy_histogram,
+    on_road_ratio,
+    real_points,
+    trip_points,
+    wasserstein_1,
+)
 from vmjax.mobility.io import load_trace_csv, write_trace_csv
 from vmjax.mobility.kde import HourlyKDE, fit_hourly_kde, kde_log_density, sample_hourly_kde
 from vmjax.mobility.patrol import (
@@ -36,35 +59,69 @@ from vmjax.mobility.roads import (
     urban_grid,
 )
 from vmjax.mobility.synthetic import MobilityParams, generate_trajectories, validate_params
+from vmjax.mobility.tdrive import (
+    BEIJING_CENTRE_LONLAT,
+    GpsPoints,
+    GroundTruthConfig,
+    clean_gps,
+    generate_ground_truth,
+    load_tdrive,
+    resample_trips,
+    write_tdrive,
+)
 from vmjax.mobility.trace import Trace
 
 __all__ = [
+    "BEIJING_CENTRE_LONLAT",
+    "ESTTGConfig",
+    "ESTTGModel",
+    "GeneratedTrips",
+    "GpsPoints",
+    "GroundTruthConfig",
     "HourlyKDE",
     "MobilityParams",
     "RoadGraph",
     "RoadGrid",
     "Trace",
+    "clean_gps",
     "corridor_road",
     "distance_to_lane_m",
     "distance_to_road_m",
+    "fidelity_report",
+    "fit_est_tg",
     "fit_hourly_kde",
+    "generate_est_tg",
+    "generate_ground_truth",
+    "generate_naive",
     "generate_trajectories",
+    "hourly_profile",
     "intersections_m",
     "jittered_grid_city",
+    "js_divergence",
     "kde_log_density",
+    "load_tdrive",
     "load_trace_csv",
     "loop_lengths_m",
+    "map_match",
     "nearest_boundary_point_m",
     "nearest_node",
+    "occupancy_histogram",
+    "on_road_ratio",
     "patrol_loops",
     "position_on_loop_m",
+    "real_points",
+    "resample_trips",
     "sample_hourly_kde",
     "shortest_path",
     "shortest_path_lengths",
     "snap_to_road",
+    "trip_points",
+    "trips_per_hour",
     "uav_positions_m",
     "urban_grid",
     "validate_params",
+    "wasserstein_1",
     "weight_matrix_m",
+    "write_tdrive",
     "write_trace_csv",
 ]
