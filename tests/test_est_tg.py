@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from vmjax.mobility import (
+    ESTTGConfig,
     GpsPoints,
     GroundTruthConfig,
     clean_gps,
@@ -85,6 +86,15 @@ def test_clean_gps_drops_duplicates_spikes_and_short_trips():
     np.testing.assert_array_equal(trip, 0)  # the 2-point trip after the 1700 s gap is dropped
 
 
+def test_speed_hour_groups(city, model):
+    assert model.speed_mps.shape[0] == 24  # default: one group per hour
+    points = generate_ground_truth(4, city, GroundTruthConfig(num_taxis=2, num_days=1))
+    merged = fit_est_tg(city, points, ESTTGConfig(speed_cells=2, speed_hour_groups=(0,) * 12 + (1,) * 12))
+    assert merged.speed_mps.shape[:2] == (2, 4) and np.all(np.asarray(merged.speed_count) >= 1)
+    with pytest.raises(ValueError, match="speed_hour_groups"):
+        fit_est_tg(city, points, ESTTGConfig(speed_hour_groups=(0,) * 23))
+
+
 def test_generated_trips_on_road_at_fixed_step(city, trips):
     valid = np.asarray(trips.trace.valid)
     xy = np.asarray(trips.trace.positions_m)
@@ -123,6 +133,8 @@ def test_est_tg_beats_naive_baseline_on_held_out_ground_truth(city, model, trips
     assert est["speed_w1_mps"] < base["speed_w1_mps"]
     assert est["on_road_ratio"] > base["on_road_ratio"]
     assert est["on_road_ratio"] == 1.0 and est["hourly_jsd"] < 0.05  # spec §4.10 targets (the spatial one needs more data)
+    n = trips_per_hour(model.hour_share, NUM_TRIPS)
+    assert n[8] + n[9] > 3 * (n[3] + n[4])  # spec §4.10: rush hour vs early morning trip counts
 
 
 def test_js_divergence_by_hand():

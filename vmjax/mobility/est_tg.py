@@ -3,14 +3,14 @@
 Fit (`fit_est_tg`, NumPy orchestration before tracing): clean and split GPS data into trips (§4.2,
 `tdrive.clean_gps`), map-match every point onto the nearest road edge (§4.2 step 4), fit one Gaussian KDE per hour
 on the matched points (§4.3-4.4, `fit_hourly_kde`), keep the hourly point shares n_h / sum n, and bin the speeds
-of consecutive points by (hour, cell of a cells x cells grid over the map box) with the hour's global samples as
-fallback for bins with fewer than `min_speed_samples` (§4.3).
+of consecutive points by (hour group, cell of a cells x cells grid over the map box) with the hour group's samples
+as fallback for bins with fewer than `min_speed_samples` (§4.3).
 
 Generate (`generate_est_tg`, one jitted vmap over trips): N_h trips per hour (§4.4, largest-remainder rounding of
 N n_h / sum n so they add up to N); per trip draw entry and exit from the hour's KDE (`num_candidates` pairs,
 first pair that is inside the box, snaps to two distinct nodes and is >= min_od_unit apart in normalised
 coordinates), route with `shortest_path` (§4.5), time the route by (19) with a speed sampled per node from its
-(hour, cell) bin and clipped (§4.6), interpolate on the global grid t1 + k step_s (20) and project every point
+(hour group, cell) bin and clipped (§4.6), interpolate on the global grid t1 + k step_s (20) and project every point
 back onto the nearest edge (§4.7). Output: a `Trace` [L, V, 2] (one column per trip, slot k = start + k step_s)
 with `valid` True up to and including the first slot at or after arrival (that slot holds the exit node);
 a trip with no valid candidate pair (or longer than L slots) is all-invalid (resp. truncated).
@@ -43,6 +43,7 @@ class ESTTGConfig:
 
     bandwidth: float = 0.05  # KDE bandwidth in normalised coordinates (§4.3)
     speed_cells: int = 10  # speed bins: speed_cells x speed_cells grid over the map box (§4.3)
+    speed_hour_groups: tuple = tuple(range(24))  # group id of every hour for the speed bins (§4.3 "hour group")
     min_speed_samples: int = 30  # below this a bin falls back to the hour's global speeds (§4.3)
     max_speed_samples: int = 256  # samples kept per bin (random subset), bounds memory
     fit_speed_min_mps: float = 1.0  # speeds kept for fitting (§4.3)
@@ -62,8 +63,8 @@ class ESTTGModel:
     """Fitted EST-TG: the road graph, hourly KDEs and binned speeds.
 
     hour_share:     [24] float32, n_h / sum n (cleaned points per hour).
-    speed_mps:      [24, C*C, K] float32 speed samples per (hour, cell); fallback bins hold the hour's samples.
-    speed_count:    [24, C*C] int32 >= 1, valid samples per bin.
+    speed_mps:      [G, C*C, K] float32 speed samples per (hour group, cell); fallback bins hold the group's samples.
+    speed_count:    [G, C*C] int32 >= 1, valid samples per bin.
     """
 
     graph: RoadGraph
@@ -101,8 +102,11 @@ def fit_est_tg(graph: RoadGraph, points: GpsPoints, config: ESTTGConfig = ESTTGC
 
     Hours without points get the KDE of all points (they are never sampled: n_h = 0). Speed of a segment =
     Euclidean distance of consecutive cleaned points of one trip / time gap (the points are already projected to
-    metres), binned by the hour and cell of its first point. `seed` picks the kept subset of over-full bins.
+    metres), binned by the hour group and cell of its first point. `seed` picks the kept subset of over-full bins.
     """
+    group_of_hour = np.asarray(config.speed_hour_groups, np.int64)
+    if group_of_hour.shape != (24,) or group_of_hour.min() < 0:
+        raise ValueError(f"fit_est_tg: speed_hour_groups must give a group id >= 0 for each of 24 hours, got {config.speed_hour_groups}")
     node_xy = np.asarray(graph.node_xy_m, np.float64)
     box_m = np.concatenate([node_xy.min(0), node_xy.max(0)])
     clean, trip = clean_gps(points, box_m, config.fit_speed_max_mps, config.max_gap_s)
@@ -120,14 +124,15 @@ def fit_est_tg(graph: RoadGraph, points: GpsPoints, config: ESTTGConfig = ESTTGC
     dt = np.diff(clean.time_s)
     speed = np.linalg.norm(np.diff(clean.xy_m, axis=0), axis=-1) / np.where(dt > 0, dt, 1.0)
     ok = same & (dt <= config.max_gap_s) & (speed >= config.fit_speed_min_mps) & (speed <= config.fit_speed_max_mps)
-    speed, s_hour = speed[ok], hours[:-1][ok]
+    num_groups = int(group_of_hour.max()) + 1
+    speed, s_group = speed[ok], group_of_hour[hours[:-1][ok]]
     s_cell = _cell(clean.xy_m[:-1][ok], box_m, config.speed_cells)
     if len(speed) == 0:
         raise ValueError("fit_est_tg: no usable speed samples (spec §4.3)")
     rng = np.random.default_rng(seed)
     cells, k = config.speed_cells**2, config.max_speed_samples
-    table = np.zeros((24, cells, k), np.float32)
-    count = np.zeros((24, cells), np.int32)
+    table = np.zeros((num_groups, cells, k), np.float32)
+    count = np.zeros((num_groups, cells), np.int32)
 
     def fill(h, c, samples):
         if len(samples) > k:
@@ -135,13 +140,13 @@ def fit_est_tg(graph: RoadGraph, points: GpsPoints, config: ESTTGConfig = ESTTGC
         table[h, c, : len(samples)] = samples
         count[h, c] = len(samples)
 
-    for h in range(24):
-        hour_samples = speed[s_hour == h]
-        if len(hour_samples) == 0:
-            hour_samples = speed  # hour without any speed: all hours' speeds
+    for g in range(num_groups):
+        group_samples = speed[s_group == g]
+        if len(group_samples) == 0:
+            group_samples = speed  # hour group without any speed: all speeds
         for c in range(cells):
-            samples = speed[(s_hour == h) & (s_cell == c)]
-            fill(h, c, samples if len(samples) >= config.min_speed_samples else hour_samples)
+            samples = speed[(s_group == g) & (s_cell == c)]
+            fill(g, c, samples if len(samples) >= config.min_speed_samples else group_samples)
     return ESTTGModel(
         graph=graph,
         kde=kde,
@@ -189,8 +194,9 @@ def _one_trip(key, hour, model: ESTTGModel, config: ESTTGConfig):
     xy = jnp.where((nodes >= 0)[:, None], xy, xy[jnp.maximum(count - 1, 0)])  # pad with the exit node
     hop_m = jnp.linalg.norm(jnp.diff(xy, axis=0), axis=-1)
     cell = _cell(xy[:-1], kde.box_m, config.speed_cells)
-    index = jax.random.randint(k_speed, cell.shape, 0, model.speed_count[hour, cell])
-    speed = jnp.clip(model.speed_mps[hour, cell, index], config.speed_min_mps, config.speed_max_mps)
+    group = jnp.asarray(config.speed_hour_groups, jnp.int32)[hour]
+    index = jax.random.randint(k_speed, cell.shape, 0, model.speed_count[group, cell])
+    speed = jnp.clip(model.speed_mps[group, cell, index], config.speed_min_mps, config.speed_max_mps)
     positions, arrival_s = _interpolate(xy, hop_m / speed, config.step_s, config.max_steps)
     positions = snap_to_road(graph, positions)[0]
     slot = jnp.arange(config.max_steps)
