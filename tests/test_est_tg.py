@@ -13,6 +13,7 @@ from vmjax.mobility import (
     clean_gps,
     fidelity_report,
     fit_est_tg,
+    generate_chained_bank,
     generate_est_tg,
     generate_ground_truth,
     generate_naive,
@@ -110,6 +111,17 @@ def test_generated_trips_on_road_at_fixed_step(city, trips):
     last = xy[valid.sum(0) - 1, np.arange(NUM_TRIPS)]
     for ends in (xy[0], last):
         assert np.min(np.linalg.norm(ends[:, None] - nodes, axis=-1), axis=1).max() < 1e-3
+
+
+def test_chained_bank_for_the_env(city, model):
+    bank = generate_chained_bank(jax.random.key(2), model, 8, num_vehicles=8, num_slots=41, max_trips=8)
+    xy, valid = np.asarray(bank.positions_m), np.asarray(bank.valid)
+    assert xy.shape == (41, 8, 2) and valid.all()  # 8 trips fill 20 min
+    assert on_road_ratio(city, xy.reshape(-1, 2)) == 1.0
+    step_m = np.linalg.norm(np.diff(xy, axis=0), axis=-1)
+    assert step_m.max() <= 30.0 * 30.0 + 1e-3 and np.mean(step_m > 0) > 0.9  # continuous across trips, moving
+    again = generate_chained_bank(jax.random.key(2), model, 8, num_vehicles=8, num_slots=41, max_trips=8)
+    np.testing.assert_array_equal(np.asarray(again.positions_m), xy)
 
 
 def test_generator_is_deterministic(model, trips):

@@ -8,7 +8,8 @@
     city = jittered_grid_city(seed=0)             # spec 004 §4.8 road graph; shortest_path, snap_to_road
     kde = fit_hourly_kde(xy_m, hours)             # spec 004 §4.4 hourly KDEs; sample_hourly_kde(key, kde, h, n)
     gps = generate_ground_truth(0, city)          # spec 004 §4.8 "real" taxis; write_tdrive / load_tdrive
-    model = fit_est_tg(city, gps)                 # spec 004 §4.2-4.4; generate_est_tg(key, model, 512) -> trips
+    model = fit_est_tg(city, gps)                 # spec 004 §4.2-4.4; generate_est_tg(key, model, 512) -> trips;
+                                                  # generate_chained_bank: §4.9 env bank
     fidelity_report(city, real_xy, real_hours, real_speeds, trips)  # spec 004 §4.10
 """
 
@@ -17,6 +18,7 @@ from vmjax.mobility.est_tg import (
     ESTTGModel,
     GeneratedTrips,
     fit_est_tg,
+    generate_chained_bank,
     generate_est_tg,
     generate_naive,
     map_match,
@@ -90,6 +92,7 @@ __all__ = [
     "fidelity_report",
     "fit_est_tg",
     "fit_hourly_kde",
+    "generate_chained_bank",
     "generate_est_tg",
     "generate_ground_truth",
     "generate_naive",

@@ -177,30 +177,39 @@ def _interpolate(node_xy_m, hop_s, step_s: float, num_steps: int):
     return xy, node_t[-1]
 
 
-def _one_trip(key, hour, model: ESTTGModel, config: ESTTGConfig):
-    """One EST-TG trip (§4.4-4.7): positions [L, 2] m, valid [L], start second of day."""
-    k_in, k_out, k_speed, k_start = jax.random.split(key, 4)
-    kde, graph = model.kde, model.graph
-    entry = sample_hourly_kde(k_in, kde, hour, config.num_candidates)
-    exit_ = sample_hourly_kde(k_out, kde, hour, config.num_candidates)
-    u_in, u_out = kde.to_unit(entry), kde.to_unit(exit_)
-    n_in, n_out = nearest_node(graph, entry), nearest_node(graph, exit_)
-    inside = jnp.all((u_in >= 0) & (u_in <= 1) & (u_out >= 0) & (u_out <= 1), axis=-1)
-    ok = inside & (n_in != n_out) & (jnp.linalg.norm(u_in - u_out, axis=-1) >= config.min_od_unit)
-    pick = jnp.argmax(ok)
-    nodes, count = shortest_path(graph, n_in[pick], n_out[pick])
-    found = ok[pick] & (count >= 2)
+def _drive(key, model: ESTTGModel, hour, source, target, config: ESTTGConfig):
+    """Route source -> target (§4.5), time it with (hour group, cell) speeds (19), interpolate at step_s (20) and
+    snap onto the roads (§4.7): positions [L, 2] m, arrival time s after the start, path node count."""
+    graph = model.graph
+    nodes, count = shortest_path(graph, source, target)
     xy = graph.node_xy_m[jnp.maximum(nodes, 0)]
     xy = jnp.where((nodes >= 0)[:, None], xy, xy[jnp.maximum(count - 1, 0)])  # pad with the exit node
     hop_m = jnp.linalg.norm(jnp.diff(xy, axis=0), axis=-1)
-    cell = _cell(xy[:-1], kde.box_m, config.speed_cells)
+    cell = _cell(xy[:-1], model.kde.box_m, config.speed_cells)
     group = jnp.asarray(config.speed_hour_groups, jnp.int32)[hour]
-    index = jax.random.randint(k_speed, cell.shape, 0, model.speed_count[group, cell])
+    index = jax.random.randint(key, cell.shape, 0, model.speed_count[group, cell])
     speed = jnp.clip(model.speed_mps[group, cell, index], config.speed_min_mps, config.speed_max_mps)
     positions, arrival_s = _interpolate(xy, hop_m / speed, config.step_s, config.max_steps)
-    positions = snap_to_road(graph, positions)[0]
+    return snap_to_road(graph, positions)[0], arrival_s, count
+
+
+def _exit_candidates(key, model: ESTTGModel, hour, config: ESTTGConfig):
+    """num_candidates KDE draws (§4.4): (normalised coords [C, 2], nearest nodes [C], inside the box [C])."""
+    points = sample_hourly_kde(key, model.kde, hour, config.num_candidates)
+    unit = model.kde.to_unit(points)
+    return unit, nearest_node(model.graph, points), jnp.all((unit >= 0) & (unit <= 1), axis=-1)
+
+
+def _one_trip(key, hour, model: ESTTGModel, config: ESTTGConfig):
+    """One EST-TG trip (§4.4-4.7): positions [L, 2] m, valid [L], start second of day."""
+    k_in, k_out, k_drive, k_start = jax.random.split(key, 4)
+    u_in, n_in, in_box = _exit_candidates(k_in, model, hour, config)
+    u_out, n_out, out_box = _exit_candidates(k_out, model, hour, config)
+    ok = in_box & out_box & (n_in != n_out) & (jnp.linalg.norm(u_in - u_out, axis=-1) >= config.min_od_unit)
+    pick = jnp.argmax(ok)
+    positions, arrival_s, count = _drive(k_drive, model, hour, n_in[pick], n_out[pick], config)
     slot = jnp.arange(config.max_steps)
-    valid = found & (slot * config.step_s < arrival_s + config.step_s)
+    valid = ok[pick] & (count >= 2) & (slot * config.step_s < arrival_s + config.step_s)
     start_s = (hour + jax.random.uniform(k_start)) * 3600.0
     return positions, valid, start_s
 
@@ -236,3 +245,53 @@ def generate_naive(key, box_m, num_trips: int, speed_mps, step_s: float = 30.0, 
     valid = t < duration_s + step_s
     start_s = (hours + jax.random.uniform(k_start, (num_trips,))) * 3600.0
     return GeneratedTrips(Trace(positions_m=positions, valid=valid), start_s, hours.astype(jnp.int32))
+
+
+def _chained(key, hour0, model: ESTTGModel, config: ESTTGConfig, num_slots: int, max_trips: int):
+    """One vehicle's chained trajectory (§4.9): positions [num_slots, 2] m, valid [num_slots]."""
+    k_first, k_start, k_trips = jax.random.split(key, 3)
+    _, first_nodes, first_inside = _exit_candidates(k_first, model, hour0, config)
+    offset_s = jax.random.uniform(k_start) * 3600.0  # episode start, uniform within hour0
+    last_slot = config.max_steps - 1
+
+    def trip(carry, k):
+        node, slots, alive = carry
+        hour = (hour0 + jnp.floor((offset_s + slots * config.step_s) / 3600.0).astype(jnp.int32)) % 24
+        k_exit, k_drive = jax.random.split(k)
+        unit, nodes, inside = _exit_candidates(k_exit, model, hour, config)
+        here = model.kde.to_unit(model.graph.node_xy_m[node])
+        ok = inside & (nodes != node) & (jnp.linalg.norm(unit - here, axis=-1) >= config.min_od_unit)
+        target = nodes[jnp.argmax(ok)]
+        positions, arrival_s, count = _drive(k_drive, model, hour, node, target, config)
+        found = alive & jnp.any(ok) & (count >= 2)
+        new_slots = jnp.ceil(arrival_s / config.step_s).astype(jnp.int32)  # slots after the trip's first one
+        complete = new_slots <= last_slot
+        new_slots = jnp.where(found, jnp.minimum(new_slots, last_slot), 0)
+        carry = (jnp.where(found, target, node), slots + new_slots, alive & (complete | ~found))
+        return carry, (positions, new_slots)
+
+    start = (first_nodes[jnp.argmax(first_inside)], jnp.int32(0), jnp.array(True))
+    _, (positions, new_slots) = jax.lax.scan(trip, start, jax.random.split(k_trips, max_trips))
+    ends = jnp.cumsum(new_slots)  # global slot of every trip's arrival
+    slot = jnp.minimum(jnp.arange(num_slots), ends[-1])  # after the last arrival: hold the last position
+    r = jnp.clip(jnp.searchsorted(ends, slot, side="left"), 0, max_trips - 1)
+    within = jnp.clip(slot - (ends[r] - new_slots[r]), 0, last_slot)
+    return positions[r, within], jnp.arange(num_slots) <= ends[-1]
+
+
+@functools.partial(jax.jit, static_argnames=("num_vehicles", "num_slots", "config", "max_trips"))
+def generate_chained_bank(key, model: ESTTGModel, hour, num_vehicles: int, num_slots: int = 101,
+                          config: ESTTGConfig = ESTTGConfig(), max_trips: int = 16) -> Trace:
+    """Bank of chained trajectories for the RL environment (spec §4.9): Trace [num_slots, num_vehicles, 2].
+
+    Each vehicle starts at a KDE entry of `hour` (snapped to a node), at a time uniform within the hour; each trip's
+    exit is the next trip's entry, a new exit is drawn from the KDE of the current hour, and trips (each
+    `_drive`n as in `generate_est_tg`, slot step config.step_s) are chained until num_slots positions exist
+    (spec: T + 1 = 101). `valid` is False after the last arrival when `max_trips` trips do not fill the slots,
+    or after a trip longer than config.max_steps slots (the chain stops there). Slot 0 is the episode start.
+    """
+    keys = jax.random.split(key, num_vehicles)
+    positions, valid = jax.vmap(_chained, (0, None, None, None, None, None))(
+        keys, jnp.asarray(hour, jnp.int32), model, config, num_slots, max_trips
+    )
+    return Trace(positions_m=jnp.swapaxes(positions, 0, 1), valid=valid.T)
