@@ -14,6 +14,9 @@ coordinates), route with `shortest_path` (§4.5), time the route by (19) with a 
 back onto the nearest edge (§4.7). Output: a `Trace` [L, V, 2] (one column per trip, slot k = start + k step_s)
 with `valid` True up to and including the first slot at or after arrival (that slot holds the exit node);
 a trip with no valid candidate pair (or longer than L slots) is all-invalid (resp. truncated).
+
+`generate_chained_bank` chains such trips per vehicle into episode trajectories for the environment (§4.9), and
+`generate_naive` is the comparison baseline of the fidelity tests (uniform points, straight lines).
 """
 
 from __future__ import annotations
@@ -222,7 +225,8 @@ def _generate(key, hours, model: ESTTGModel, config: ESTTGConfig):
 
 
 def generate_est_tg(key, model: ESTTGModel, num_trips: int, config: ESTTGConfig = ESTTGConfig()) -> GeneratedTrips:
-    """`num_trips` EST-TG trips (spec §4.4-4.7), hours allocated by `trips_per_hour`; deterministic for `key`."""
+    """`num_trips` EST-TG trips (spec §4.4-4.7), hours allocated by `trips_per_hour` (trips ordered by hour);
+    deterministic for `key`."""
     hours = np.repeat(np.arange(24), trips_per_hour(model.hour_share, num_trips)).astype(np.int32)
     positions, valid, start_s = _generate(key, jnp.asarray(hours), model, config)
     return GeneratedTrips(Trace.create(positions, valid=valid), start_s, jnp.asarray(hours))
