@@ -2,7 +2,7 @@
 
     python notebooks/build_notebooks.py            # needs nbformat, nbclient, ipykernel (pip install them)
 
-The test suite runs the same cells at a tiny budget without Jupyter (tests/test_notebooks.py).
+The test suite runs the same cells at a tiny budget without Jupyter (tests/test_notebook_*.py).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-"""Every notebook runs at a tiny budget, so none of them rots: the code cells of the notebook sources are
-executed in order in one namespace (no Jupyter needed), with the budget variable set to 1 iteration."""
+"""Helpers for the notebook tests (one test file per notebook, so pytest-xdist's file scheduling runs them on
+different workers): the code cells of a notebook source are executed in order in one namespace (no Jupyter
+needed), with the budget variable set to 1 iteration."""
 
 import sys
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))
 import build_notebooks  # noqa: E402
@@ -21,8 +20,7 @@ def _has_ipython() -> bool:
     return True
 
 
-@pytest.mark.parametrize("name", sorted(build_notebooks.NOTEBOOKS))
-def test_notebook_runs_at_a_tiny_budget(name, tmp_path, monkeypatch):
+def run_notebook_at_a_tiny_budget(name, tmp_path, monkeypatch):
     monkeypatch.setenv("VMJAX_NOTEBOOK_ITERATIONS", "1")
     monkeypatch.setenv("VMJAX_NOTEBOOK_RUNS", str(tmp_path / "runs"))
     import matplotlib

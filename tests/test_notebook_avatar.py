@@ -1,0 +1,12 @@
+"""`notebooks/avatar_premigration.ipynb` runs at a tiny budget, so it does not rot."""
+
+from notebook_runner import build_notebooks, run_notebook_at_a_tiny_budget
+
+
+def test_avatar_notebook_runs_at_a_tiny_budget(tmp_path, monkeypatch):
+    run_notebook_at_a_tiny_budget("avatar_premigration.ipynb", tmp_path, monkeypatch)
+
+
+def test_every_notebook_has_a_test_file():
+    """A notebook added to build_notebooks.NOTEBOOKS needs its own tests/test_notebook_*.py like this one."""
+    assert set(build_notebooks.NOTEBOOKS) == {"avatar_premigration.ipynb", "twin_routing.ipynb"}
