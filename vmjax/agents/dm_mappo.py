@@ -354,12 +354,7 @@ def make_train(env: Environment, config: DmMappoConfig, env_params: PyTree | Non
                log_metrics: tuple[str, ...] = ("total_latency_s",)):
     """PureJaxRL entry point: train(key) -> (final state, per-iteration metrics), one jittable function;
     `jax.vmap(train)(keys)` trains one policy per seed."""
-    trainer = make_trainer(env, config, env_params, log_metrics)
-
-    def train(key):
-        return trainer.run(trainer.init(key), config.num_iterations)
-
-    return train
+    return make_trainer(env, config, env_params, log_metrics).train
 
 
 __all__ = [

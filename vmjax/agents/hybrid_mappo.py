@@ -176,6 +176,11 @@ class Trainer(NamedTuple):
     update: Callable[[TrainerState], tuple[TrainerState, dict]]
     run: Callable[[TrainerState, int], tuple[TrainerState, dict]]
 
+    def train(self, key):
+        """The PureJaxRL entry point every learner's `make_train` returns: a fresh run of
+        `config.num_iterations` iterations from `key` -> (final state, per-iteration metrics)."""
+        return self.run(self.init(key), self.config.num_iterations)
+
     def make_eval_policy(self, params: dict, deterministic: bool | None = None):
         """policy(key, env_state, env_params) -> action, for one world of the *unwrapped* env (the same
         signature as the heuristics in `baselines/`, so `vmjax.core.rollout` evaluates it)."""
@@ -350,9 +355,4 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
 def make_train(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None):
     """PureJaxRL entry point: train(key) -> (final TrainerState, per-iteration metrics), one jittable
     function; `jax.vmap(train)(keys)` trains one policy per seed."""
-    trainer = make_trainer(env, config, env_params)
-
-    def train(key):
-        return trainer.run(trainer.init(key), config.num_iterations)
-
-    return train
+    return make_trainer(env, config, env_params).train

@@ -530,12 +530,7 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
 def make_train(env: Environment, config: MappoDdpgConfig, env_params: PyTree | None = None):
     """PureJaxRL entry point: train(key) -> (final trainer state, per-iteration metrics), one jittable function;
     `jax.vmap(train)(keys)` trains one policy per seed."""
-    trainer = make_trainer(env, config, env_params)
-
-    def train(key):
-        return trainer.run(trainer.init(key), config.num_iterations)
-
-    return train
+    return make_trainer(env, config, env_params).train
 
 
 __all__ = [

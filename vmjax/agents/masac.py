@@ -377,12 +377,7 @@ def make_trainer(env: Environment, config: MasacConfig, env_params: PyTree | Non
 def make_train(env: Environment, config: MasacConfig, env_params: PyTree | None = None,
                log_metrics: tuple[str, ...] = ("total_latency_s",)):
     """train(key) -> (final state, per-iteration metrics), jittable; `jax.vmap(train)(keys)` over seeds."""
-    trainer = make_trainer(env, config, env_params, log_metrics)
-
-    def train(key):
-        return trainer.run(trainer.init(key), config.num_iterations)
-
-    return train
+    return make_trainer(env, config, env_params, log_metrics).train
 
 
 __all__ = [
