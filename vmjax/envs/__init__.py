@@ -3,8 +3,10 @@
 from vmjax.core.registry import register
 from vmjax.envs.avatar_premigration import AvatarPremigration
 from vmjax.envs.twin_routing import TwinRouting
+from vmjax.envs.twin_split import TwinSplit
 
 register("AvatarPremigration-v0", AvatarPremigration)
 register("TwinRouting-v0", TwinRouting)
+register("TwinSplit-v0", TwinSplit)
 
-__all__ = ["AvatarPremigration", "TwinRouting"]
+__all__ = ["AvatarPremigration", "TwinRouting", "TwinSplit"]

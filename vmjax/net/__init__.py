@@ -26,6 +26,7 @@ from vmjax.net.latency import (
     compute_latency_s,
     fluid_queue_update,
     hop_migration_latency_s,
+    reuse_discounted_bits,
     split_processing_latency_s,
     transfer_latency_s,
 )

@@ -57,3 +57,11 @@ def fluid_queue_update(queue, arrivals, service, capacity):
     """
     unclipped = jnp.maximum(queue + arrivals - service, 0.0)
     return jnp.minimum(unclipped, capacity), jnp.maximum(unclipped - capacity, 0.0)
+
+
+def reuse_discounted_bits(size_bits, previous_bits, reused, reuse_coeff):
+    """Rendering load after texture re-use: xi = max(D(t) - mu * 1[reused] * D(t-1), 0)
+    (spec 004 eqs. (4) and (8), with the [R] clip at zero). `reused` is I_v(t) for the serving-RSU part
+    and phi_v(t) for the pre-migrated part; mu in [0, 1] is dimensionless."""
+    discount = jnp.where(reused, reuse_coeff * jnp.asarray(previous_bits, jnp.float32), 0.0)
+    return jnp.maximum(jnp.asarray(size_bits, jnp.float32) - discount, 0.0)
