@@ -170,6 +170,9 @@ def test_guards_and_net_helpers():
     np.testing.assert_allclose(out["total_latency_s"], o["T"], rtol=1e-5)
     zero = jax.jit(ts.slot_outcome)(ctx, jnp.array([1, 0]), jnp.zeros(2), p)  # alpha = 0: nothing moves
     assert not np.asarray(zero["migrates"]).any() and float(jnp.sum(zero["migration_s"])) == 0.0
+    # (C2) [R] fading option: h g with g = 2 everywhere is the same as A = 2
+    faded = jax.jit(ts.slot_outcome)(ctx.replace(fading=jnp.full((2, 2), 2.0)), jnp.array([1, 1]), jnp.full(2, 0.5), p)
+    np.testing.assert_allclose(faded["total_latency_s"], numpy_slot(**WORKED, a_gain=2.0)["T"], rtol=1e-5)
 
 
 def test_contention_ber_and_collision_flag():
@@ -183,7 +186,7 @@ def test_contention_ber_and_collision_flag():
         prev_premigrated_bits=jnp.zeros(3), request_bits=jnp.full(3, 2e6), task_bits=jnp.array([20e6, 20e6, 20e6]),
         cycles_per_bit=jnp.full(3, 1000.0), fading=None, util=jnp.full(2, 0.2), gpu_hz=jnp.full(2, 60e9),
     )
-    out = ts.slot_outcome(ctx, jnp.array([1, 1, 1]), jnp.full(3, 0.5), p)
+    out = jax.jit(ts.slot_outcome)(ctx, jnp.array([1, 1, 1]), jnp.full(3, 0.5), p)
     np.testing.assert_allclose(out["ber"], [1 - math.exp(-0.2), 1 - math.exp(-0.2), 0.0], rtol=1e-5)
     np.testing.assert_array_equal(out["collision"], [True, True, False])
     np.testing.assert_allclose(out["qoe"], -out["ber"] - out["total_latency_s"], rtol=1e-6)
@@ -210,12 +213,12 @@ def test_observation_modes_and_initial_values():
     ext = vmjax.make("TwinSplit-v0", **SMALL, obs_mode="extended")
     assert env.obs_dim == 4 + 5 and ext.obs_dim == 3 * 4 + 8
     p = env.default_params
-    obs, state = env.reset(jax.random.key(3), p)
+    obs, state = jax.jit(env.reset)(jax.random.key(3), p)
     serving = env.serving_rsu(state.trace.position_at(0), p)
     np.testing.assert_allclose(obs[:, 0], serving / 3.0)  # a(0) = serving RSU [R]
     np.testing.assert_allclose(obs[:, 1:5], np.tile(1 - np.asarray(state.util), (3, 1)), rtol=1e-6)
     np.testing.assert_array_equal(obs[:, 5:], 0.0)  # eps, phi, chi, T start at 0
-    obs_x, state_x = ext.reset(jax.random.key(3), p)
+    obs_x, state_x = jax.jit(ext.reset)(jax.random.key(3), p)
     np.testing.assert_allclose(obs_x[:, :9], obs, rtol=1e-6)
     pos = np.asarray(state_x.trace.position_at(0))
     np.testing.assert_allclose(obs_x[:, 9:11], pos / 5000.0, rtol=1e-5)
@@ -231,16 +234,16 @@ def test_alpha_levels_dict_actions_reward_options(worked):
     target, alpha = env.parse_action(jnp.array([5, 1], jnp.int32), params)
     np.testing.assert_array_equal(target, [1, 0])
     np.testing.assert_allclose(alpha, [1.0, 0.5])
-    _, _, _, _, _, info = env.step_env(jax.random.key(0), state, jnp.array([4, 5], jnp.int32), params)  # RSU 1, alpha .5
+    _, _, _, _, _, info = jax.jit(env.step_env)(jax.random.key(0), state, jnp.array([4, 5], jnp.int32), params)  # RSU 1, alpha .5
     np.testing.assert_allclose(info["total_latency_s"], [1.35424, 1.32502], atol=2e-5)
     base = vmjax.make("TwinSplit-v0", num_vehicles=2, num_rsus=2, max_steps=4)
-    _, _, _, _, _, info_d = base.step_env(
+    _, _, _, _, _, info_d = jax.jit(base.step_env)(
         jax.random.key(0), state, {"target": jnp.array([1, 1], jnp.int32), "fraction": jnp.array([0.5, 0.9])}, params
     )
     np.testing.assert_allclose(info_d["total_latency_s"], [1.35424, 1.32502], atol=2e-5)
     qoe_env = vmjax.make("TwinSplit-v0", num_vehicles=2, num_rsus=2, max_steps=4, reward="qoe")
     p_pen = params.replace(violation_penalty=2.0, max_workload_cycles=3e10)  # RSU1 over L^max: 6e9 + 3e10
-    _, _, r, _, _, info_q = qoe_env.step_env(jax.random.key(0), state, jnp.array([1, 1], jnp.int32), p_pen)
+    _, _, r, _, _, info_q = jax.jit(qoe_env.step_env)(jax.random.key(0), state, jnp.array([1, 1], jnp.int32), p_pen)
     assert int(info_q["workload_violations"]) == 1
     np.testing.assert_allclose(r, np.asarray(info_q["qoe"]) - 2.0 * int(info_q["workload_violations"]), rtol=1e-6)
 
@@ -262,7 +265,9 @@ def test_trace_bank_rows_are_replayed():
 @pytest.fixture(scope="module")
 def small():
     env = vmjax.make("TwinSplit-v0", **SMALL)
-    return env, env.default_params, jax.jit(chex.assert_max_traces(env.reset, n=1)), jax.jit(chex.assert_max_traces(env.step, n=1))
+    bank = np.random.default_rng(0).uniform(0.0, 5000.0, (7, 8, 2)).astype(np.float32)  # a replayed bank (§4.9)
+    params = env.default_params.replace(trace_bank=Trace.create(bank))
+    return env, params, jax.jit(chex.assert_max_traces(env.reset, n=1)), jax.jit(chex.assert_max_traces(env.step, n=1))
 
 
 def test_jit_determinism_time_limit_and_no_retracing(small):
@@ -300,15 +305,16 @@ def test_vmap_over_worlds_and_params(small):
         return env.step_env(key, state, a, params)
 
     out_v = jax.jit(jax.vmap(reset_and_step, in_axes=(0, 0, None)))(keys, actions, p)
+    single = jax.jit(reset_and_step)
     for i in range(3):
-        out_i = reset_and_step(keys[i], actions[i], p)
+        out_i = single(keys[i], actions[i], p)
         np.testing.assert_allclose(out_v[2][i], out_i[2], rtol=1e-5)
         np.testing.assert_allclose(out_v[0][i], out_i[0], rtol=1e-5, atol=1e-6)
     # §7.1 sweep of C_nom, 40..80 GHz, in one compiled call: more GPU, less latency
     swept = jax.vmap(lambda c: p.replace(gpu_hz_nominal=c))(jnp.array([40e9, 60e9, 80e9]))
     latency = jax.jit(jax.vmap(lambda q: -jnp.sum(reset_and_step(keys[0], actions[0], q)[2])))(swept)
     assert latency[0] > latency[1] > latency[2]
-    np.testing.assert_allclose(latency[1], -jnp.sum(reset_and_step(keys[0], actions[0], p)[2]), rtol=1e-5)
+    np.testing.assert_allclose(latency[1], -jnp.sum(single(keys[0], actions[0], p)[2]), rtol=1e-5)
 
 
 def test_grad_wrt_continuous_params_matches_finite_differences(small):
@@ -343,7 +349,7 @@ def test_bad_config_params_and_actions_name_the_field(small):
                        (p.replace(trace_bank=Trace.create(jnp.zeros((3, 3, 2)))), "trace_bank")):
         with pytest.raises(ValueError, match=field):
             env.reset(jax.random.key(0), bad)
-    _, state = env.reset(jax.random.key(0), p)
+    _, state = jax.jit(env.reset)(jax.random.key(0), p)
     step = jax.jit(env.step)
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         step(jax.random.key(0), state, jnp.zeros(2, jnp.int32), p)
