@@ -16,7 +16,7 @@ from vmjax.envs import twin_split as ts
 from vmjax.mobility import Trace
 
 MBIT = 1e6
-SMALL = dict(num_vehicles=3, num_rsus=4, max_steps=6)
+SMALL = {"num_vehicles": 3, "num_rsus": 4, "max_steps": 6}
 
 
 # ---------------------------------------------------------------- the float64 NumPy oracle (§2.3-2.7)
@@ -60,11 +60,11 @@ def numpy_slot(pos, rsu, target, alpha, du, dtask, f, gpu, util, bbh, prev=None,
     return out
 
 
-WORKED = dict(  # §2.8: RSU0 (0, 0), RSU1 (1000, 0); veh0 at (100, 0) -> RSU1, veh1 at (900, 0) stays on RSU1
-    pos=[[100.0, 0.0], [900.0, 0.0]], rsu=[[0.0, 0.0], [1000.0, 0.0]], target=np.array([1, 1]), alpha=0.5,
-    du=np.full(2, 2e6), dtask=np.full(2, 20e6), f=np.full(2, 1000.0), gpu=np.full(2, 60e9), util=np.full(2, 0.2),
-    bbh=np.full((2, 2), 500e6),
-)
+WORKED = {  # §2.8: RSU0 (0, 0), RSU1 (1000, 0); veh0 at (100, 0) -> RSU1, veh1 at (900, 0) stays on RSU1
+    "pos": [[100.0, 0.0], [900.0, 0.0]], "rsu": [[0.0, 0.0], [1000.0, 0.0]], "target": np.array([1, 1]), "alpha": 0.5,
+    "du": np.full(2, 2e6), "dtask": np.full(2, 20e6), "f": np.full(2, 1000.0), "gpu": np.full(2, 60e9), "util": np.full(2, 0.2),
+    "bbh": np.full((2, 2), 500e6),
+}
 
 
 def test_worked_example_numpy_oracle_matches_the_spec():
@@ -110,7 +110,7 @@ def worked():
 
 
 def test_worked_example_through_the_env(worked):
-    env, params, state, step = worked
+    _env, params, state, step = worked
     obs, nxt, reward, term, trunc, info = step(jax.random.key(1), state, jnp.array([1, 1], jnp.int32), params)
     o = numpy_slot(**WORKED)
     np.testing.assert_allclose(info["total_latency_s"], [1.35424, 1.32502], atol=2e-5)
@@ -131,7 +131,7 @@ def test_worked_example_through_the_env(worked):
 
 def test_texture_reuse_and_stability_second_slot(worked):
     """Eqs. (4), (7), (8): same serving RSU and same target in slot 2 re-use mu of the previous parts."""
-    env, params, state, step = worked
+    _env, params, state, step = worked
     _, s1, *_ = step(jax.random.key(1), state, jnp.array([1, 1], jnp.int32), params)
     s1 = s1.replace(util=jnp.full(2, 0.2), draws=state.draws)
     _, _, _, _, _, info = step(jax.random.key(2), s1, jnp.array([1, 1], jnp.int32), params)
@@ -296,7 +296,7 @@ def test_jit_determinism_time_limit_and_no_retracing(small):
 
 
 def test_vmap_over_worlds_and_params(small):
-    env, p, reset, step = small
+    env, p, _reset, _step = small
     keys = jax.random.split(jax.random.key(0), 3)
     actions = jnp.array([[0, 1, 2], [3, 3, 3], [2, 0, 1]], jnp.int32)
 
@@ -337,9 +337,9 @@ def test_grad_wrt_continuous_params_matches_finite_differences(small):
 
 def test_bad_config_params_and_actions_name_the_field(small):
     env, p, _, _ = small
-    for kwargs, field in ((dict(num_rsus=1), "num_rsus"), (dict(obs_mode="full"), "obs_mode"),
-                          (dict(reward="ber"), "reward"), (dict(alpha_levels=(0.5, 1.5)), "alpha_levels"),
-                          (dict(num_rsu=3), "num_rsu.*valid fields"), (dict(downlink_power="x"), "downlink_power")):
+    for kwargs, field in (({"num_rsus": 1}, "num_rsus"), ({"obs_mode": "full"}, "obs_mode"),
+                          ({"reward": "ber"}, "reward"), ({"alpha_levels": (0.5, 1.5)}, "alpha_levels"),
+                          ({"num_rsu": 3}, "num_rsu.*valid fields"), ({"downlink_power": "x"}, "downlink_power")):
         with pytest.raises(ValueError, match=field):
             vmjax.make("TwinSplit-v0", **kwargs)
     for bad, field in ((p.replace(gpu_hz_nominal=-1.0), "gpu_hz_nominal"), (p.replace(alpha=1.5), "alpha"),

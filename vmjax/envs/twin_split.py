@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -77,7 +77,7 @@ class TwinSplitConfig:
 
 def rsu_grid_shape(num_rsus: int) -> tuple[int, int]:
     """(rows, cols) with rows the largest divisor of E not above sqrt(E): 4 -> 2 x 2, 9 -> 3 x 3, 6 -> 2 x 3."""
-    rows = max(r for r in range(1, int(math.isqrt(num_rsus)) + 1) if num_rsus % r == 0)
+    rows = max(r for r in range(1, math.isqrt(num_rsus) + 1) if num_rsus % r == 0)
     return rows, num_rsus // rows
 
 
