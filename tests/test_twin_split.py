@@ -175,6 +175,20 @@ def test_guards_and_net_helpers():
     np.testing.assert_allclose(faded["total_latency_s"], numpy_slot(**WORKED, a_gain=2.0)["T"], rtol=1e-5)
 
 
+def test_generated_background_vehicles_add_load(worked):
+    """§2.7 / §7.3 option: 2 generated vehicles nearest to RSU0 add 2 c_bg = 4e9 cycles there."""
+    _, params, state, _ = worked
+    env = vmjax.make("TwinSplit-v0", num_vehicles=2, num_rsus=2, max_steps=4, num_background_vehicles=2)
+    agents = np.asarray(state.trace.positions_m)
+    positions = np.concatenate([agents, np.broadcast_to([[50.0, 0.0], [60.0, 0.0]], (5, 2, 2))], axis=1)
+    s = state.replace(trace=Trace(positions_m=jnp.asarray(positions, jnp.float32)))
+    obs, _, _, _, _, info = jax.jit(env.step_env)(jax.random.key(1), s, jnp.array([1, 1], jnp.int32), params)
+    o = numpy_slot(**{**WORKED, "util": np.array([0.2 + 4e9 / 2.4e11, 0.2])})
+    np.testing.assert_allclose(info["total_latency_s"], o["T"], rtol=1e-5)
+    np.testing.assert_allclose(info["local_processing_s"][0], (4.8e10 + 4e9 + 1e10) / 60e9, rtol=1e-5)
+    assert obs.shape == (2, 7)
+
+
 def test_contention_ber_and_collision_flag():
     """Eqs. (12)-(14): only vehicles that actually pre-migrate to the same RSU count; chi flags them."""
     env = vmjax.make("TwinSplit-v0", num_vehicles=3, num_rsus=2, max_steps=4)

@@ -59,6 +59,7 @@ class TwinSplitConfig:
     alpha_levels: tuple[float, ...] = ()  # () -> alpha = EnvParams.alpha; else joint action E x levels [R §5]
     rayleigh_fading: bool = False  # h multiplied by g ~ Exp(1) per (vehicle, RSU, slot) [R (C2)]
     downlink_power: str = "vehicle"  # "vehicle": p_v in (C4) as the paper [P] | "rsu": EnvParams.rsu_tx_power_w
+    num_background_vehicles: int = 0  # N_bg load-only generated vehicles, "with generated vehicles" (50) [R §7.3]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic fallback mobility
 
     def __post_init__(self):
@@ -67,6 +68,7 @@ class TwinSplitConfig:
         validation.check_int_at_least(owner, "num_rsus", self.num_rsus, 2)
         validation.check_int_at_least(owner, "max_steps", self.max_steps, 1)
         validation.check_int_at_least(owner, "mobility_substeps", self.mobility_substeps, 1)
+        validation.check_int_at_least(owner, "num_background_vehicles", self.num_background_vehicles, 0)
         validation.check_positive(owner, "map_size_m", self.map_size_m)
         validation.check_choice(owner, "obs_mode", self.obs_mode, ("faithful", "extended"))
         validation.check_choice(owner, "reward", self.reward, ("latency", "qoe"))
@@ -135,6 +137,7 @@ class EnvParams:
     qoe_ber_weight: float = 1.0  # lambda_1
     qoe_latency_weight_per_s: float = 1.0  # lambda_2
     violation_penalty: float = 0.0  # eta_viol per RSU over L^max, subtracted from every reward [R §2.7]
+    background_cycles_per_vehicle: float = 2e9  # c_bg per generated vehicle whose nearest RSU is e [R §2.7]
     # background utilisation u_e(t), AR(1) §2.7
     util_ar_coeff: float = 0.9  # rho_u
     util_noise_std: float = 0.03  # sigma_u
@@ -154,7 +157,7 @@ _POSITIVE_FIELDS = (
 )
 _NON_NEGATIVE_FIELDS = (
     "result_ratio", "ber_scale_per_mbit", "qoe_ber_weight", "qoe_latency_weight_per_s", "violation_penalty",
-    "util_noise_std", "util_max", "util_mean_low", "util_init_low",
+    "util_noise_std", "util_max", "util_mean_low", "util_init_low", "background_cycles_per_vehicle",
 )
 _PROBABILITY_FIELDS = ("alpha", "texture_reuse", "util_ar_coeff")
 _RANGES = (
@@ -177,7 +180,7 @@ class SlotDraws:
 @struct.dataclass
 class EnvState:
     t: jax.Array  # () slot index, 0-based (the spec's t = 1 is t = 0 here)
-    trace: mobility.Trace  # [T + 1, V, 2] this episode's trajectories
+    trace: mobility.Trace  # [T + 1, V + N_bg, 2] this episode's trajectories, agents first
     hour0: jax.Array  # () int32 start hour h0 ~ w(h) [R §4.9]
     gpu_scale: jax.Array  # [E] C_e / C_nom
     cycles_per_bit: jax.Array  # [V] f_v
@@ -212,6 +215,7 @@ class SlotContext:
     fading: jax.Array | None  # [V, E] or None
     util: jax.Array  # [E] u_e(t)
     gpu_hz: jax.Array  # [E] C_e
+    generated_cycles: jax.Array | float = 0.0  # [E] n_bg,e(t) c_bg, load of the generated vehicles [R §2.7]
 
 
 # ====================================================================== the slot model
@@ -240,7 +244,7 @@ def slot_outcome(ctx: SlotContext, target, alpha, params: EnvParams, downlink_po
     onehot_target = jax.nn.one_hot(target, e) * migrates[:, None]
     agent_cycles = (f * xi_local)[:, None] * onehot_serving + (f * xi_remote)[:, None] * onehot_target  # [V, E]
     total_agent_cycles = jnp.sum(agent_cycles, axis=0)
-    background_cycles = ctx.util * params.max_workload_cycles
+    background_cycles = ctx.util * params.max_workload_cycles + ctx.generated_cycles
     seen_cycles = background_cycles + total_agent_cycles[None, :] - agent_cycles  # L^(v)_e
     # communication (C1)-(C4), eqs. (1)-(2)
     fading = jnp.ones((v, e)) if ctx.fading is None else ctx.fading
@@ -293,6 +297,7 @@ class TwinSplit(Environment):
         self.num_agents, self.num_rsus = c.num_vehicles, c.num_rsus
         self.num_levels = max(len(c.alpha_levels), 1)
         self.num_actions = c.num_rsus * self.num_levels
+        self.num_traced = c.num_vehicles + c.num_background_vehicles
         self.obs_dim = c.num_rsus + 5 if c.obs_mode == "faithful" else 3 * c.num_rsus + 8
         size = c.map_size_m
         self.road_grid = mobility.urban_grid((size, size), (size / 2, size / 2), size / 20, size / 10, (3.0,))
@@ -336,10 +341,11 @@ class TwinSplit(Environment):
             if not isinstance(bank, mobility.Trace):
                 raise ValueError(f"{owner}.trace_bank must be a vmjax.mobility.Trace or None, got {type(bank).__name__}")
             steps, vehicles = bank.positions_m.shape[:2]
-            if steps < c.max_steps + 1 or vehicles < c.num_vehicles:
+            if steps < c.max_steps + 1 or vehicles < self.num_traced:
                 raise ValueError(
                     f"{owner}.trace_bank.positions_m must have shape [>= max_steps + 1 = {c.max_steps + 1}, "
-                    f">= num_vehicles = {c.num_vehicles}, 2], got {tuple(bank.positions_m.shape)}"
+                    f">= num_vehicles + num_background_vehicles = {self.num_traced}, 2], "
+                    f"got {tuple(bank.positions_m.shape)}"
                 )
             validation.check_finite(owner, "trace_bank.positions_m", bank.positions_m)
 
@@ -366,11 +372,12 @@ class TwinSplit(Environment):
         k_traj, k_hour, k_gpu, k_f, k_umean, k_uinit, k_draw = jax.random.split(key, 7)
         if params.trace_bank is None:
             trace = mobility.generate_trajectories(
-                k_traj, self.road_grid, params.mobility, v, c.max_steps + 1, params.slot_s, c.mobility_substeps
+                k_traj, self.road_grid, params.mobility, self.num_traced, c.max_steps + 1, params.slot_s,
+                c.mobility_substeps,
             )
-        else:  # V distinct rows of the bank (§4.9)
+        else:  # V + N_bg distinct rows of the bank (§4.9)
             bank = params.trace_bank.positions_m
-            rows = jnp.argsort(fastrand.uniform(k_traj, (bank.shape[1],)))[:v]
+            rows = jnp.argsort(fastrand.uniform(k_traj, (bank.shape[1],)))[: self.num_traced]
             trace = mobility.Trace(positions_m=bank[: c.max_steps + 1, rows])
         trace = mobility.Trace(positions_m=trace.positions_m)
         hour0 = jax.random.categorical(k_hour, jnp.log(params.hourly_activity)).astype(jnp.int32)
@@ -384,7 +391,7 @@ class TwinSplit(Environment):
             util=fastrand.uniform(k_uinit, (e,), params.util_init_low, params.util_init_high),
             draws=self.sample_slot_draws(k_draw, params),
             prev_serving=jnp.zeros(v, jnp.int32),
-            prev_target=self.serving_rsu(trace.position_at(0), params),
+            prev_target=self.serving_rsu(trace.position_at(0)[:v], params),
             prev_local_bits=jnp.zeros(v, jnp.float32),
             prev_premigrated_bits=jnp.zeros(v, jnp.float32),
             prev_agent_cycles=jnp.zeros(e, jnp.float32),
@@ -413,8 +420,15 @@ class TwinSplit(Environment):
         """e_v(t) = argmin_e d_{v,e}(t), ties to the lower index [R §2.1]."""
         return jnp.argmin(self.distances_m(position_m, params), axis=-1).astype(jnp.int32)
 
+    def generated_cycles(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """n_bg,e(t) c_bg: c_bg per generated (non-agent) vehicle whose nearest RSU is e [R §2.7], [E]."""
+        if not self.config.num_background_vehicles:
+            return jnp.zeros(self.num_rsus, jnp.float32)
+        nearest = self.serving_rsu(state.trace.position_at(state.t)[self.num_agents :], params)
+        return params.background_cycles_per_vehicle * jnp.sum(jax.nn.one_hot(nearest, self.num_rsus), axis=0)
+
     def slot_context(self, state: EnvState, params: EnvParams) -> SlotContext:
-        position = state.trace.position_at(state.t)
+        position = state.trace.position_at(state.t)[: self.num_agents]
         distance = self.distances_m(position, params)
         serving = jnp.argmin(distance, axis=-1).astype(jnp.int32)
         has_previous = state.t > 0
@@ -432,13 +446,16 @@ class TwinSplit(Environment):
             fading=state.draws.fading,
             util=state.util,
             gpu_hz=params.gpu_hz_nominal * state.gpu_scale,
+            generated_cycles=self.generated_cycles(state, params),
         )
 
     def observation(self, state: EnvState, params: EnvParams) -> jax.Array:
         """o_v(t), eq. (21) with the slot t-1 values [R §5]: [a_v(t-1)/(E-1), available workload of every RSU
-        clip(1 - (u_e(t) L^max + sum_v c_{v,e}(t-1)) / L^max, 0, 1), eps, phi, chi, T^total / T_norm]."""
+        clip(1 - (u_e(t) L^max + sum_v c_{v,e}(t-1)) / L^max, 0, 1), eps, phi, chi, T^total / T_norm]. With
+        generated vehicles their current load n_bg,e(t) c_bg counts as background too [C]."""
         v, e = self.num_agents, self.num_rsus
-        available = jnp.clip(1.0 - (state.util + state.prev_agent_cycles / params.max_workload_cycles), 0.0, 1.0)
+        used = state.prev_agent_cycles + self.generated_cycles(state, params)
+        available = jnp.clip(1.0 - (state.util + used / params.max_workload_cycles), 0.0, 1.0)
         parts = [
             (state.prev_target / (e - 1))[:, None],
             jnp.broadcast_to(available, (v, e)),
@@ -448,7 +465,7 @@ class TwinSplit(Environment):
             (state.prev_latency_s / params.latency_obs_scale_s)[:, None],
         ]
         if self.config.obs_mode == "extended":  # position, distances, serving one-hot, D^task [R §5]
-            position = state.trace.position_at(state.t)
+            position = state.trace.position_at(state.t)[:v]
             distance = self.distances_m(position, params)
             parts += [
                 jnp.clip(position / params.map_extent_m, 0.0, 1.0),
