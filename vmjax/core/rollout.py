@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +12,29 @@ from vmjax.core.wrappers import VecEnv
 
 Policy = Callable[[jax.Array, Any, Any], Any]
 """policy(key, state, params) -> action, for one world; `rollout` vmaps it over worlds."""
+
+
+class StatefulPolicy(NamedTuple):
+    """A per-world policy that carries its own state from step to step (e.g. MSRL's switching
+    buffers and entropy threshold, spec 004 §6.3-6.4). Evaluators vmap both functions over worlds.
+
+    init(key, env_params) -> policy_state of one world
+    act(key, policy_state, env_state, env_params) -> (action, policy_state, extras), where
+        extras is a dict of per-agent arrays [N] (e.g. {"use_server": ..., "params_used": ...}),
+        possibly empty.
+    """
+
+    init: Callable[[jax.Array, Any], Any]
+    act: Callable[[jax.Array, Any, Any, Any], tuple[Any, Any, dict]]
+
+
+def stateless(policy: Policy) -> StatefulPolicy:
+    """Wrap a `policy(key, env_state, env_params) -> action` as a `StatefulPolicy` with no state."""
+
+    def act(key, policy_state, env_state, env_params):
+        return policy(key, env_state, env_params), policy_state, {}
+
+    return StatefulPolicy(init=lambda key, env_params: (), act=act)
 
 
 def agent_means(reward: jax.Array, info: dict) -> dict:
