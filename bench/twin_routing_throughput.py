@@ -180,8 +180,10 @@ def measure(
     max_rollout_s: float,
     long_run_s: float = FULL["long_run_s"],
     long_repeats: int = FULL["long_repeats"],
+    policy=None,
 ) -> dict:
-    """Env steps/s of `env` at `worlds` worlds under the masked random policy.
+    """Env steps/s of `env` at `worlds` worlds under `policy` (per world, `policy(key, state, params)`;
+    default the masked random policy of TwinRouting-v0).
 
     1. `reset` and `run` are AOT-compiled (compile seconds reported apart); the initial batched reset is
        timed (one warm-up, median of `repeats`). Every timed part runs `long_repeats` times instead where
@@ -202,7 +204,8 @@ def measure(
         raise ValueError(
             f"split_steps must be in 1..{max_steps - 1} (no episode end), got {split_steps}"
         )
-    reset, run = make_policy_rollout(env, worlds, make_random_policy(env))
+    policy = make_random_policy(env) if policy is None else policy
+    reset, run = make_policy_rollout(env, worlds, policy)
     key = jax.random.key(0)
     reset_exe, reset_compile_s = _compile(reset, (key, params))
     timing = (repeats, long_run_s, long_repeats)

@@ -1,0 +1,174 @@
+"""Env and MSRL training throughput of TwinSplit-v0 (spec 004).
+
+    python -m bench.twin_split_throughput            # env: 1 64 1024 4096 worlds; MSRL: 32 and 1024 worlds
+    python -m bench.twin_split_throughput --quick    # tiny sizes: a smoke run (mostly XLA compiles)
+    python -m bench.twin_split_throughput --worlds 64 --train-worlds 32 --modes split --out /some/where.json
+
+TwinSplit-v0 has no NumPy or PyTorch reference: the numbers are absolute. bench/README.md describes what is
+timed. The env part reuses the TwinRouting-v0 measurement (`bench.twin_routing_throughput.measure`: a
+jitted VecEnv loop with auto-resets, compile time apart, warm-up excluded, median of repeats) under a
+uniform random policy over the RSUs; the training part times jitted chunks of MSRL iterations
+(`bench.harness.time_trainer`, the same timing as the Hybrid-MAPPO training benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import time
+from pathlib import Path
+
+import jax
+
+import vmjax
+from bench.harness import time_trainer
+from bench.machine import describe_machine, machine_label
+from bench.twin_routing_throughput import _log, _rate, measure
+from vmjax.core.io import atomic_write_json
+
+ENV_ID = "TwinSplit-v0"
+MODES = ("split", "local", "local_edge")
+SCHEMA_VERSION = 1
+POLICY = "uniform random RSU per vehicle per slot (the pre-migration target), alpha = EnvParams.alpha"
+
+FULL = {
+    "worlds": [1, 64, 1024, 4096],
+    "steps": 200,  # two episodes of 100 slots per world: two auto-resets inside every timed rollout
+    "split_steps": 5,
+    "repeats": 5,
+    "train_worlds": [32, 1024],
+    "modes": list(MODES),
+    "train_chunk": 2,
+    "train_repeats": 3,
+}
+QUICK = {**FULL, "worlds": [1, 4], "steps": 110, "split_steps": 3, "repeats": 2, "train_worlds": [2],
+         "modes": ["split"], "train_chunk": 1, "train_repeats": 1}
+
+
+def make_uniform_policy(env):
+    """policy(key, state, params) -> int32 [V]: a uniformly random RSU for every vehicle."""
+    num_actions = env.action_space().n
+
+    def policy(key, state, params):
+        return jax.random.randint(key, (env.num_agents,), 0, num_actions)
+
+    return policy
+
+
+def bench_env(opts, env, params) -> list[dict]:
+    rows = []
+    for n in opts.worlds:
+        row = measure(env, params, "none", n, opts.steps, opts.split_steps, opts.repeats, max_rollout_s=60.0,
+                      policy=make_uniform_policy(env))
+        row.pop("forecast")
+        rows.append(row)
+        _log(f"  TwinSplit env {n:>7} worlds: {row['env_steps_per_s']:>13,.0f} env steps/s ({row['method']}), "
+             f"compile {row['compile_s']:.1f} s")
+    return rows
+
+
+def bench_train(opts, env, params) -> list[dict]:
+    """Seconds per MSRL iteration (rollout of `num_steps` slots in every world, TD(lambda) targets, the PPO
+    epochs) for every mode and world count; an out-of-memory or other failure is recorded, not fatal."""
+    from vmjax.agents import msrl
+
+    rows = []
+    for mode in opts.modes:
+        for n in opts.train_worlds:
+            config = dataclasses.replace(msrl.MsrlConfig(), mode=mode, num_envs=n)
+            try:
+                trainer = msrl.make_trainer(env, config, params)
+                row = time_trainer(trainer, opts.train_chunk, opts.train_repeats,
+                                   config.num_envs * config.num_steps)
+            except Exception as error:  # noqa: BLE001  (recorded in the JSON: e.g. out of memory)
+                rows.append({"mode": mode, "worlds": n, "error": f"{type(error).__name__}: {error}"[:500]})
+                _log(f"  MSRL {mode} {n} worlds failed: {rows[-1]['error']}")
+                continue
+            rows.append({"mode": mode, "worlds": n, "num_steps": config.num_steps, **row})
+            _log(f"  MSRL {mode:>10} {n:>6} worlds: {row['iteration_s']:.3f} s/iteration, "
+                 f"{row['env_steps_per_s']:>11,.0f} env steps/s, compile {row['compile_s']:.1f} s")
+    return rows
+
+
+def render_table(result: dict) -> str:
+    lines = [f"### TwinSplit-v0 env throughput (V={result['num_vehicles']}, E={result['num_rsus']}; {POLICY})\n",
+             "| worlds | env steps/s | agent steps/s | ns per world-step | compile s |", "|---|---|---|---|---|"]
+    for r in result["env"]:
+        lines.append(f"| {r['worlds']} | {_rate(r['env_steps_per_s'])} | {_rate(r['agent_steps_per_s'])} | "
+                     f"{r['world_step_s'] * 1e9:,.0f} | {r['compile_s']:.1f} |")
+    if result["train"]:
+        lines += ["", "### MSRL training throughput (MsrlConfig defaults; mode and worlds varied)\n",
+                  "| mode | worlds | s / iteration | env steps/s | agent steps/s | compile s |",
+                  "|---|---|---|---|---|---|"]
+        for r in result["train"]:
+            if "error" in r:
+                lines.append(f"| {r['mode']} | {r['worlds']} | failed: {r['error'][:60]} | | | |")
+                continue
+            lines.append(f"| {r['mode']} | {r['worlds']} | {r['iteration_s']:.3f} | {_rate(r['env_steps_per_s'])} "
+                         f"| {_rate(r['agent_steps_per_s'])} | {r['compile_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.twin_split_throughput", description=__doc__.splitlines()[0],
+                                     epilog="Unset options take the full run's values (or --quick's).")
+    ints = {"type": int, "default": None, "metavar": "N"}
+    parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (and the test)")
+    parser.add_argument("--worlds", nargs="+", help=f"env world counts {FULL['worlds']}", **ints)
+    parser.add_argument("--steps", help=f"steps per timed env rollout ({FULL['steps']})", **ints)
+    parser.add_argument("--split-steps", help=f"steps of the split measurement ({FULL['split_steps']})", **ints)
+    parser.add_argument("--repeats", help=f"timed env repeats ({FULL['repeats']})", **ints)
+    parser.add_argument("--train-worlds", nargs="*", help=f"MSRL num_envs values {FULL['train_worlds']} "
+                        "(none: skip training)", **ints)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=None, help="MSRL modes (all three)")
+    parser.add_argument("--train-chunk", help=f"iterations per timed chunk ({FULL['train_chunk']})", **ints)
+    parser.add_argument("--train-repeats", help=f"timed chunks ({FULL['train_repeats']})", **ints)
+    parser.add_argument("--out", help="JSON path (default bench/results/twin_split_throughput-<machine>.json)")
+    args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in ("worlds", "steps", "split_steps", "repeats", "train_worlds", "train_chunk", "train_repeats"):
+        value = getattr(args, name)
+        if min(value if isinstance(value, list) else [value], default=1) < 1:
+            parser.error(f"--{name.replace('_', '-')} needs positive integers")
+    return args
+
+
+def run(opts) -> dict:
+    started = time.perf_counter()
+    machine = describe_machine()
+    label = machine_label(machine)
+    out = Path(opts.out) if opts.out else (
+        Path(__file__).parent / "results" / f"twin_split_throughput-{label}{'-quick' if opts.quick else ''}.json")
+    _log(f"TwinSplit-v0 throughput on {machine['device']} ({machine['backend']}); writing {out}")
+    env = vmjax.make(ENV_ID)
+    params = env.default_params
+    result = {
+        "benchmark": "twin_split_throughput", "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine, "machine_label": label, "quick": bool(opts.quick), "options": dict(vars(opts)),
+        "env_id": ENV_ID, "env_config": dataclasses.asdict(env.config), "num_vehicles": env.num_agents,
+        "num_rsus": env.config.num_rsus, "policy": POLICY,
+        "trajectories": "synthetic road-grid fallback (EnvParams.trace_bank unset)",
+    }
+    result["env"] = bench_env(opts, env, params)
+    atomic_write_json(out, result)  # the env part survives a failure of the training part
+    result["train"] = bench_train(opts, env, params) if opts.train_worlds else []
+    result["wall_s"] = time.perf_counter() - started
+    atomic_write_json(out, result)
+    result["paths"] = {"json": str(out)}
+    return result
+
+
+def main(argv=None) -> int:
+    result = run(parse_args(argv))
+    print()
+    print(render_table(result))
+    print(f"\nwrote {result['paths']['json']} ({result['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
