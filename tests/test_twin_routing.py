@@ -681,13 +681,14 @@ def test_background_load_series_is_the_episode_background_process():
     series = jax.jit(env.background_load_series, static_argnums=2)(key, params, 40)
     assert series.shape == (40, env.num_servers)
     persistence = vmjax.make("TwinRouting-v0", **SMALL)  # the same world with a forecast that needs no predictor
-    _, state = persistence.reset_env(jax.random.split(key)[0], params)
+    _, state = jax.jit(persistence.reset_env)(jax.random.split(key)[0], params)
     backgrounds = [state.background_bits]
+    step = jax.jit(persistence.step_env)
     for t in range(SMALL["max_steps"] - 1):
-        _, state, *_ = persistence.step_env(jax.random.key(t), state, state.host, params)
+        _, state, *_ = step(jax.random.key(t), state, state.host, params)
         backgrounds.append(state.background_bits)
     np.testing.assert_allclose(series[: SMALL["max_steps"]], np.stack(backgrounds), rtol=1e-5)
-    noisy = env.background_load_series(key, env.default_params, 2000)
+    noisy = jax.jit(env.background_load_series, static_argnums=2)(key, env.default_params, 2000)
     rsu_mean_flow = float(jnp.mean(noisy[:, : env.num_rsus])) / float(params.data_bits)
     assert abs(rsu_mean_flow - float(params.flow_mean_vehicles)) < 0.1 * float(params.flow_mean_vehicles)
     with pytest.raises(ValueError, match="num_slots"):
