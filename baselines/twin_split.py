@@ -19,6 +19,7 @@ through the same code:
 as one vmapped, once-compiled evaluation.
 
     python -m baselines.twin_split --episodes 100 --seeds 3      # §7.2 calibration check at C_nom = 60 GHz
+    python -m baselines.twin_split --bank real                   # ... on a build_trace_banks bank (§7.3)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 from vmjax.core.rollout import StatefulPolicy, stateless
 from vmjax.core.wrappers import VecEnv
 from vmjax.envs.twin_split import TwinSplit
+from vmjax.mobility.banks import build_trace_banks
 
 
 def _ranked_rsus(env: TwinSplit, state, params):
@@ -256,9 +258,20 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--gpu-ghz", type=float, default=60.0)
+    parser.add_argument("--bank", default="none", choices=("none", "real", "generated"),
+                        help="trajectories: synthetic fallback, or a build_trace_banks bank (§7.3 without / with "
+                             "generated vehicles)")
+    parser.add_argument("--bank-seed", type=int, default=0)
+    parser.add_argument("--bank-vehicles", type=int, default=512)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    result = calibration_check(args.episodes, tuple(range(args.seeds)), args.gpu_ghz * 1e9)
+    env = TwinSplit()
+    params = env.default_params
+    if args.bank != "none":
+        banks = build_trace_banks(args.bank_seed, args.bank_vehicles, env.config.max_steps + 1, env.config.map_size_m)
+        params = params.replace(trace_bank=getattr(banks, args.bank))
+        print(f"{args.bank} bank built in {time.perf_counter() - start:.1f} s")
+    result = calibration_check(args.episodes, tuple(range(args.seeds)), args.gpu_ghz * 1e9, env, params)
     for name, metrics in result.items():
         if isinstance(metrics, dict):
             print(name, {m: f"{v[0]:.4g} +- {v[1]:.2g}" for m, v in metrics.items() if m not in EXTRAS})
