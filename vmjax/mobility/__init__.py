@@ -10,9 +10,11 @@
     gps = generate_ground_truth(0, city)          # spec 004 §4.8 "real" taxis; write_tdrive / load_tdrive
     model = fit_est_tg(city, gps)                 # spec 004 §4.2-4.4; generate_est_tg(key, model, 512) -> trips;
                                                   # generate_chained_bank: §4.9 env bank
+    banks = build_trace_banks(0)                  # spec 004 §4.9/§7.3: banks.real, banks.generated -> trace_bank
     fidelity_report(city, real_xy, real_hours, real_speeds, trips)  # spec 004 §4.10
 """
 
+from vmjax.mobility.banks import TraceBanks, build_trace_banks
 from vmjax.mobility.est_tg import (
     ESTTGConfig,
     ESTTGModel,
@@ -85,6 +87,8 @@ __all__ = [
     "RoadGraph",
     "RoadGrid",
     "Trace",
+    "TraceBanks",
+    "build_trace_banks",
     "clean_gps",
     "corridor_road",
     "distance_to_lane_m",

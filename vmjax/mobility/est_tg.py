@@ -288,14 +288,14 @@ def generate_chained_bank(key, model: ESTTGModel, hour, num_vehicles: int, num_s
                           config: ESTTGConfig = ESTTGConfig(), max_trips: int = 16) -> Trace:
     """Bank of chained trajectories for the RL environment (spec §4.9): Trace [num_slots, num_vehicles, 2].
 
-    Each vehicle starts at a KDE entry of `hour` (snapped to a node), at a time uniform within the hour; each trip's
+    `hour`: the start hour of every vehicle, a scalar or int [num_vehicles] (e.g. drawn from w(h), §4.9).
+    Each vehicle starts at a KDE entry of its hour (snapped to a node), at a time uniform within the hour; each trip's
     exit is the next trip's entry, a new exit is drawn from the KDE of the current hour, and trips (each
     `_drive`n as in `generate_est_tg`, slot step config.step_s) are chained until num_slots positions exist
     (spec: T + 1 = 101). `valid` is False after the last arrival when `max_trips` trips do not fill the slots,
     or after a trip longer than config.max_steps slots (the chain stops there). Slot 0 is the episode start.
     """
     keys = jax.random.split(key, num_vehicles)
-    positions, valid = jax.vmap(_chained, (0, None, None, None, None, None))(
-        keys, jnp.asarray(hour, jnp.int32), model, config, num_slots, max_trips
-    )
+    hours = jnp.broadcast_to(jnp.asarray(hour, jnp.int32), (num_vehicles,))
+    positions, valid = jax.vmap(_chained, (0, 0, None, None, None, None))(keys, hours, model, config, num_slots, max_trips)
     return Trace(positions_m=jnp.swapaxes(positions, 0, 1), valid=valid.T)
