@@ -203,12 +203,13 @@ def make_policy_evaluator(env: TwinSplit, policies: Sequence[StatefulPolicy], pa
     max_steps slots per world. Metrics, means over vehicles and slots: `latency_s` T^total (11), `qoe` (15),
     `ber` epsilon (12), `reward` (22 or 15), `migration_s` T^m (3) (0 when not pre-migrating),
     `migration_share` (D^m > 0); `workload_violations` (16b,c), RSUs over L^max per slot; `use_server` and
-    `params_used` from the policy's extras, NaN when the policy does not report them (heuristics).
+    `params_used` from the policy's extras, NaN when the policy does not report them (heuristics). Plain
+    `policy(key, state, params)` functions are wrapped with `stateless`.
     """
-    policies = list(policies)
+    policies = [p if isinstance(p, StatefulPolicy) else stateless(p) if callable(p) else p for p in policies]
     if not policies or not all(isinstance(p, StatefulPolicy) for p in policies):
-        raise ValueError("make_policy_evaluator: policies must be a non-empty sequence of StatefulPolicy "
-                         "(wrap plain heuristics with vmjax.core.stateless)")
+        raise ValueError("make_policy_evaluator: policies must be a non-empty sequence of StatefulPolicy or plain "
+                         "policy(key, state, params) functions (wrapped with vmjax.core.rollout.stateless)")
     env.validate_params(params)
     return jax.jit(lambda key, index: _evaluate(env, policies, params, key, index, num_episodes))
 

@@ -2,14 +2,17 @@
 
     vmjax train [--run.run_dir runs/avatar_premigration] [--agent.num_iterations 150] [--env.workload_forecast none]
     vmjax train --env TwinRouting-v0 --algo dm-mappo [--env.use_mask false]   # spec 002 (DM-MAPPO, MASAC)
+    vmjax train --env TwinSplit-v0 [--agent.mode local_edge] [--trajectories.source generated]  # spec 004 (MSRL)
     vmjax train --run.run_dir runs/avatar_premigration --resume      # continue from the last checkpoint
     vmjax evaluate runs/avatar_premigration [more run folders]       # trained policies vs heuristics
 
 Scenarios (`--env`, default AvatarPremigration-v0): AvatarPremigration-v0 (spec 003; --algo hybrid_mappo |
-mappo_ddpg) and TwinRouting-v0 (spec 002; --algo dm_mappo | masac). Every config field is a flag
+mappo_ddpg), TwinRouting-v0 (spec 002; --algo dm_mappo | masac) and TwinSplit-v0 (spec 004; --algo msrl, its
+Split / Local-Edge / Local-Model variants by --agent.mode). Every config field is a flag
 `--<section>.<field>`; `vmjax train --env E --algo A --help` lists them all with their defaults.
 A run folder holds config.json, the predictor (predictor.msgpack, its metrics predictor_metrics.json and, for
-TwinRouting-v0, its training series traffic.npy and the run's reward statistics norm_stats.json), metrics.jsonl
+TwinRouting-v0, its training series traffic.npy and the run's reward statistics norm_stats.json; for TwinSplit-v0
+the trajectory bank trace_bank.npz instead), metrics.jsonl
 (one line per iteration), learning_curve.png, checkpoint.msgpack + checkpoint.json, and after `evaluate`
 evaluation.json, evaluation.md and evaluation.png. Training runs in jitted chunks of `run.chunk_iterations`
 iterations; the checkpoint and the metrics are written (atomically) after every chunk, so an interrupted run
@@ -39,10 +42,11 @@ import jax
 import numpy as np
 
 from vmjax import predict
-from vmjax.agents import checkpoint, dm_mappo, hybrid_mappo, mappo_ddpg, masac
+from vmjax.agents import checkpoint, dm_mappo, hybrid_mappo, mappo_ddpg, masac, msrl
 from vmjax.core import io, registry, validation
 from vmjax.envs.avatar_premigration import AvatarPremigrationConfig
 from vmjax.envs.twin_routing import NormStats, TwinRoutingConfig
+from vmjax.envs.twin_split import TwinSplitConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +60,25 @@ class TrafficConfig:
         validation.check_int_at_least("TrafficConfig", "num_slots", self.num_slots, 20)
 
 
+TRAJECTORY_SOURCES = ("synthetic", "real", "generated")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrajectoryConfig:
+    """Where TwinSplit-v0's vehicles drive (spec 004 §4.9, §7.3)."""
+
+    source: str = "real"  # "real": chained ground-truth taxi trips ("without generated vehicles") | "generated":
+    # the EST-TG bank fitted on them ("with generated vehicles") | "synthetic": the env's road-grid fallback
+    bank_seed: int = 0  # seed of the city, the ground-truth taxis and the EST-TG fit (`build_trace_banks`)
+    bank_vehicles: int = 512  # tracks in the bank; each world's vehicles are drawn from them
+    bank_path: str = ""  # a saved bank (trace_bank.npz of another run) instead of building one
+
+    def __post_init__(self):
+        validation.check_choice("TrajectoryConfig", "source", self.source, TRAJECTORY_SOURCES)
+        validation.check_int_at_least("TrajectoryConfig", "bank_seed", self.bank_seed, 0)
+        validation.check_int_at_least("TrajectoryConfig", "bank_vehicles", self.bank_vehicles, 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Scenario:
     """What the command line needs to know about one environment."""
@@ -64,16 +87,17 @@ class Scenario:
     env_config: type  # the env's config dataclass (section "env")
     algorithms: dict[str, tuple[type, Callable]]  # --run.algo -> (agent config class, make_trainer)
     algo_names: dict[str, str]  # --run.algo -> name in tables
-    predictor_config: type  # section "predictor"
-    learned_forecast: str  # the env's workload_forecast value that needs a trained predictor
+    predictor_config: type | None  # section "predictor" (None: the scenario has no learned forecast)
+    learned_forecast: str | None  # the env's workload_forecast value that needs a trained predictor
     run_dir: str  # default run folder
     defaults: dict[str, dict[str, Any]]  # command-line defaults that differ from the library's, per section
     log_metrics: tuple[str, ...]  # info fields logged per finished episode during training
     extra_sections: dict[str, type] = dataclasses.field(default_factory=dict)
 
     def sections(self, algo: str) -> dict[str, type]:
-        return {"run": RunConfig, "env": self.env_config, "agent": self.algorithms[algo][0],
-                "predictor": self.predictor_config, **self.extra_sections}
+        predictor = {} if self.predictor_config is None else {"predictor": self.predictor_config}
+        return {"run": RunConfig, "env": self.env_config, "agent": self.algorithms[algo][0], **predictor,
+                **self.extra_sections}
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -116,6 +140,19 @@ SCENARIOS: dict[str, Scenario] = {
         log_metrics=("total_latency_s", "migration_s", "failure"),
         extra_sections={"traffic": TrafficConfig},
     ),
+    # CLI defaults: 16 worlds and 300 iterations (spec: 32 x 1000), a run of a few minutes on 2 CPU cores.
+    "TwinSplit-v0": Scenario(
+        env_id="TwinSplit-v0",
+        env_config=TwinSplitConfig,
+        algorithms={"msrl": (msrl.MsrlConfig, msrl.make_trainer)},
+        algo_names={"msrl": "MSRL"},
+        predictor_config=None,
+        learned_forecast=None,
+        run_dir="runs/twin_split",
+        defaults={"agent": {"num_envs": 16, "num_iterations": 300}},
+        log_metrics=("total_latency_s", "qoe", "ber"),
+        extra_sections={"trajectories": TrajectoryConfig},
+    ),
 }
 ENV_ID = "AvatarPremigration-v0"  # the default scenario
 ALGORITHMS = {name: entry for scenario in SCENARIOS.values() for name, entry in scenario.algorithms.items()}
@@ -130,10 +167,11 @@ def scenario_of_algo(algo: str) -> str:
 class RunConfig:
     """Where a run lives and how it is driven."""
 
-    env: str = ENV_ID  # scenario: "AvatarPremigration-v0" (spec 003) | "TwinRouting-v0" (spec 002)
+    env: str = ENV_ID  # scenario: "AvatarPremigration-v0" (spec 003) | "TwinRouting-v0" (spec 002) |
+    # "TwinSplit-v0" (spec 004)
     run_dir: str = ""  # folder of the run (config, metrics, figures, checkpoint); "" = runs/<scenario>
     algo: str = ""  # learner; "" = the scenario's first: hybrid_mappo | mappo_ddpg (AvatarPremigration-v0, spec
-    # 003 §6 / §8), dm_mappo | masac (TwinRouting-v0, spec 002 §6 / §8.1)
+    # 003 §6 / §8), dm_mappo | masac (TwinRouting-v0, spec 002 §6 / §8.1), msrl (TwinSplit-v0, spec 004 §6)
     seed: int = 0  # training seed: worlds, network initialisation and action sampling
     chunk_iterations: int = 10  # iterations per jitted chunk; progress, metrics and checkpoint after each
     predictor_path: str = ""  # a saved predictor to use instead of training one (learned forecast only)
@@ -282,11 +320,46 @@ def build_env_and_params(configs: dict[str, Any], run_dir: Path, log=print):
     scenario = SCENARIOS[run.env]
     env = registry.make(run.env, **dataclasses.asdict(configs["env"]))
     params = env.default_params
-    if configs["env"].workload_forecast == scenario.learned_forecast:
+    if scenario.learned_forecast and configs["env"].workload_forecast == scenario.learned_forecast:
         params = _with_predictor(env, params, configs, run_dir, log)
     if run.env == "TwinRouting-v0" and run.calibrate_norm:
         params = params.replace(norm_stats=_norm_stats(env, params, run, run_dir, log))
+    if "trajectories" in configs:
+        params = _with_trace_bank(params, configs, run_dir, log)
     return env, params
+
+
+def _with_trace_bank(params, configs, run_dir: Path, log):
+    """TwinSplit-v0's trajectory bank (spec 004 §7.3): read back from the run folder (trace_bank.npz), from
+    `trajectories.bank_path`, or built by `vmjax.mobility.build_trace_banks` and saved; none for "synthetic"."""
+    from vmjax import mobility
+
+    config = configs["trajectories"]
+    if config.source == "synthetic":
+        return params
+    saved = run_dir / "trace_bank.npz"
+    source = Path(config.bank_path) if config.bank_path else saved
+    if source.is_file():
+        try:
+            with np.load(source) as data:
+                positions_m, valid = data["positions_m"], data["valid"]
+        except (OSError, KeyError, ValueError) as error:
+            raise SystemExit(f"{source}: not a trace bank ({error})") from error
+        log(f"trajectories: loaded {source}")
+    else:
+        start = time.perf_counter()
+        banks = mobility.build_trace_banks(config.bank_seed, config.bank_vehicles,
+                                           configs["env"].max_steps + 1, configs["env"].map_size_m)
+        trace = banks.real if config.source == "real" else banks.generated
+        positions_m = np.asarray(trace.positions_m)
+        valid = np.ones(positions_m.shape[:2], bool) if trace.valid is None else np.asarray(trace.valid)
+        log(f"trajectories: built the {config.source} bank ({config.bank_vehicles} tracks, seed {config.bank_seed}) "
+            f"in {time.perf_counter() - start:.0f} s")
+    if source != saved or not saved.is_file():
+        buffer = BytesIO()
+        np.savez(buffer, positions_m=positions_m, valid=valid)
+        io.atomic_write_bytes(saved, buffer.getvalue())
+    return params.replace(trace_bank=mobility.Trace.create(positions_m, valid=valid))
 
 
 def _with_predictor(env, params, configs, run_dir: Path, log):
@@ -479,7 +552,7 @@ def train(configs: dict[str, Any], resume: bool = False, log=print) -> Path:
     compiled: dict[int, Any] = {}
     wall = wall_before
     log(f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, "
-        f"forecast={configs['env'].workload_forecast}), {agent.num_envs} worlds, {total} iterations "
+        f"{_variant(configs)}), {agent.num_envs} worlds, {total} iterations "
         f"[{machine_description()}]")
     while done < total:
         chunk = min(run.chunk_iterations, total - done)
@@ -512,7 +585,7 @@ def train(configs: dict[str, Any], resume: bool = False, log=print) -> Path:
     from vmjax import report
 
     report.plot_learning_curve(records, run_dir / "learning_curve.png",
-                               f"{run.algo} on {run.env} (forecast={configs['env'].workload_forecast})")
+                               f"{run.algo} on {run.env} ({_variant(configs)})")
     log(f"done: {done} iterations, {done * steps_per_iteration:,} env steps, {wall:.0f} s of training; "
         f"wrote {run_dir}/metrics.jsonl, learning_curve.png, checkpoint.msgpack")
     return run_dir
@@ -532,11 +605,21 @@ def load_run(run_dir: Path):
     return configs, env, params, trainer, state
 
 
+def _variant(configs) -> str:
+    if "trajectories" in configs:
+        return f"mode={configs['agent'].mode}, trajectories={configs['trajectories'].source}"
+    return f"forecast={configs['env'].workload_forecast}"
+
+
 def run_label(configs) -> str:
     """A run's name in tables: the learner, then how its config departs from the proposed method's."""
     run, env = configs["run"], configs["env"]
     scenario = SCENARIOS[run.env]
     name = scenario.algo_names[run.algo]
+    if run.env == "TwinSplit-v0":  # spec 004 §8: Split Model (MSRL), Local-Edge Model, Local-Model
+        name = {"split": "MSRL (Split)", "local_edge": "Local-Edge", "local": "Local-Model"}[configs["agent"].mode]
+        source = configs["trajectories"].source
+        return name + ("" if source == "real" else " (EST-TG trajectories)" if source == "generated" else " (synthetic)")
     forecast = env.workload_forecast
     if run.env == "TwinRouting-v0":  # spec 002: "w/o prediction" = the persistence forecast
         name += "" if forecast == "predictor" else " w/o pred." if forecast == "persistence" else f" ({forecast})"
@@ -581,7 +664,7 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
         label = labels[index]
         if labels.count(label) > 1:  # two runs of the same kind: tell them apart by their folder
             label = f"{label} [{Path(run_dir).name}]"
-        groups.append((env, params, {label: trainer.make_eval_policy(state.params)}))
+        groups.append((env, params, {label: trainer.make_eval_policy(state)}))
         run_of_label[label] = str(run_dir)
     per_seed: dict[str, list[dict]] = {}
     episodes_all: dict[str, dict[str, list]] = {}
@@ -593,6 +676,7 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
             key = jax.random.PRNGKey(first_seed + s)
             for index, name in enumerate(names):
                 result = {k: np.asarray(v) for k, v in jax.device_get(evaluator(key, index)).items()}
+                result = {k: v for k, v in result.items() if not np.all(np.isnan(v))}  # metrics a policy lacks
                 per_seed.setdefault(name, []).append(summarize_episodes(result))
                 for k, v in result.items():
                     episodes_all.setdefault(name, {}).setdefault(k, []).append(v)
@@ -659,6 +743,27 @@ def format_twin_comparison(results: dict[str, dict], episodes: int, seeds: int) 
     return "\n".join(lines)
 
 
+def format_twin_split_comparison(results: dict[str, dict], episodes: int, seeds: int) -> str:
+    """TwinSplit-v0's table: latency (eq. 11), QoE (eq. 15) and BER (eq. 12) with their spread over the held-out
+    seeds, then migrations, the server-side model's share of actor calls and the parameters used (§6.9)."""
+    lines = [
+        ("| policy | latency (s) | ± seeds | QoE | ± seeds | BER (%) | ± seeds | pre-migrated (%) | server calls (%) "
+         "| params used |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
+        server = f"{100 * r['use_server']:.1f}" if "use_server" in r else "–"
+        params = f"{r['params_used']:.0f}" if "params_used" in r else "–"
+        lines.append(
+            f"| {name} | {r['latency_s']:.4f} | {r['latency_s_seed_std']:.4f} | {r['qoe']:.4f} | "
+            f"{r['qoe_seed_std']:.4f} | {100 * r['ber']:.2f} | {100 * r['ber_seed_std']:.2f} | "
+            f"{100 * r['migration_share']:.1f} | {server} | {params} |"
+        )
+    lines.append(f"\nmeans per vehicle-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for "
+                 "every policy); ± = std of the seed means; server calls and params used: learned actors only (§6.9)")
+    return "\n".join(lines)
+
+
 EVALUATIONS = {
     "AvatarPremigration-v0": Evaluation(
         "baselines.avatar_premigration", "baselines.evaluate", ("latency_s",), format_comparison,
@@ -668,6 +773,9 @@ EVALUATIONS = {
         format_twin_comparison,
         (("latency_s", "mean latency per vehicle-slot (s)", 1.0), ("migration_s", "migration latency (s)", 1.0),
          ("packet_loss", "packet loss rate (%)", 100.0))),
+    "TwinSplit-v0": Evaluation(
+        "baselines.twin_split", "baselines.twin_split", ("latency_s", "qoe", "ber"), format_twin_split_comparison,
+        (("latency_s", "mean total latency per vehicle-slot (s)", 1.0), ("ber", "bit error rate (%)", 100.0))),
 }
 
 

@@ -181,9 +181,11 @@ class Trainer(NamedTuple):
         `config.num_iterations` iterations from `key` -> (final state, per-iteration metrics)."""
         return self.run(self.init(key), self.config.num_iterations)
 
-    def make_eval_policy(self, params: dict, deterministic: bool | None = None):
+    def make_eval_policy(self, params_or_state, deterministic: bool | None = None):
         """policy(key, env_state, env_params) -> action, for one world of the *unwrapped* env (the same
-        signature as the heuristics in `baselines/`, so `vmjax.core.rollout` evaluates it)."""
+        signature as the heuristics in `baselines/`, so `vmjax.core.rollout` evaluates it), from the trained
+        params or a whole trainer state."""
+        params = getattr(params_or_state, "params", params_or_state)
         deterministic = self.config.deterministic_eval if deterministic is None else deterministic
         env = self.env
 
