@@ -7,6 +7,7 @@ from vmjax.agents import (
     hybrid_mappo,
     mappo_ddpg,
     masac,
+    msrl,
     networks,
     ppo,
     replay,
@@ -20,12 +21,14 @@ from vmjax.agents.hybrid_mappo import (
 )
 from vmjax.agents.mappo_ddpg import MappoDdpgConfig
 from vmjax.agents.masac import MasacConfig
+from vmjax.agents.msrl import MsrlConfig
 
 __all__ = [
     "DmMappoConfig",
     "HybridMappoConfig",
     "MappoDdpgConfig",
     "MasacConfig",
+    "MsrlConfig",
     "TrainerState",
     "checkpoint",
     "distributions",
@@ -35,6 +38,7 @@ __all__ = [
     "make_trainer",
     "mappo_ddpg",
     "masac",
+    "msrl",
     "networks",
     "ppo",
     "replay",

@@ -137,9 +137,7 @@ class Batch(NamedTuple):
     active: jax.Array  # float weight, 0 for an inactive agent
 
 
-def coma_baseline(q_values: jax.Array, probs: jax.Array, mask: jax.Array) -> jax.Array:
-    """b(o) = sum_a pi(a | o) Q(o, a) over the feasible actions (mask True) [§6.1 C1]; arrays [..., M]."""
-    return jnp.sum(jnp.where(mask, probs * q_values, 0.0), axis=-1)
+coma_baseline = ppo.coma_baseline  # b(o) = sum_a pi(a | o) Q(o, a) over the feasible actions [§6.1 C1]
 
 
 class Policy(NamedTuple):
@@ -181,10 +179,8 @@ class Policy(NamedTuple):
 
 
 def _optimizer(config: DmMappoConfig, learning_rate: float) -> optax.GradientTransformation:
-    if config.anneal_lr:
-        steps = config.num_iterations * config.update_epochs * config.num_minibatches
-        learning_rate = optax.linear_schedule(learning_rate, 0.0, steps)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate, eps=1e-5))
+    steps = config.num_iterations * config.update_epochs * config.num_minibatches if config.anneal_lr else None
+    return ppo.clipped_adam(learning_rate, config.max_grad_norm, anneal_steps=steps)
 
 
 class Components(NamedTuple):

@@ -198,10 +198,8 @@ class Trainer(NamedTuple):
 
 
 def _optimizer(config: HybridMappoConfig, learning_rate: float) -> optax.GradientTransformation:
-    if config.anneal_lr:
-        steps = config.num_iterations * config.update_epochs * config.num_minibatches
-        learning_rate = optax.linear_schedule(learning_rate, 0.0, steps)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate, eps=1e-5))
+    steps = config.num_iterations * config.update_epochs * config.num_minibatches if config.anneal_lr else None
+    return ppo.clipped_adam(learning_rate, config.max_grad_norm, anneal_steps=steps)
 
 
 def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None,

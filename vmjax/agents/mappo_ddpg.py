@@ -249,10 +249,8 @@ DDPG_STATS = ("q_loss", "actor_loss_c", "q_value")
 
 
 def _ppo_optimizer(config: MappoDdpgConfig, learning_rate: float) -> optax.GradientTransformation:
-    if config.anneal_lr:
-        steps = config.num_iterations * config.update_epochs * config.num_minibatches
-        learning_rate = optax.linear_schedule(learning_rate, 0.0, steps)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate, eps=1e-5))
+    steps = config.num_iterations * config.update_epochs * config.num_minibatches if config.anneal_lr else None
+    return ppo.clipped_adam(learning_rate, config.max_grad_norm, anneal_steps=steps)
 
 
 def _ddpg_optimizer(config: MappoDdpgConfig, learning_rate: float) -> optax.GradientTransformation:

@@ -20,7 +20,8 @@ from vmjax.core.initializers import orthogonal  # also reached as networks.ortho
 ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "tanh": nn.tanh}
 
 
-def _dense(features: int, gain: float) -> nn.Dense:
+def dense(features: int, gain: float) -> nn.Dense:
+    """Dense layer with orthogonal(gain) kernel and zero bias (the MAPPO initialisation)."""
     return nn.Dense(features, kernel_init=orthogonal(gain), bias_init=nn.initializers.zeros)
 
 
@@ -34,7 +35,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden_sizes:
-            x = _dense(width, np.sqrt(2.0))(x)
+            x = dense(width, np.sqrt(2.0))(x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = ACTIVATIONS[self.activation](x)
@@ -53,7 +54,7 @@ class DiscreteActor(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
-        return _dense(self.num_actions, self.head_gain)(x)
+        return dense(self.num_actions, self.head_gain)(x)
 
 
 class ContinuousActor(nn.Module):
@@ -70,7 +71,7 @@ class ContinuousActor(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
-        out = _dense(self.action_dim, 0.01)(x)
+        out = dense(self.action_dim, 0.01)(x)
         mean = nn.sigmoid(out) if self.mean_squash == "sigmoid" else 0.5 + out
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         return mean, jnp.broadcast_to(log_std, mean.shape)
@@ -86,7 +87,7 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, state: jax.Array) -> jax.Array:
         x = MLP(self.hidden_sizes, self.activation, self.layer_norm)(state)
-        return _dense(1, 1.0)(x)[..., 0]
+        return dense(1, 1.0)(x)[..., 0]
 
 
 def with_agent_id(obs: jax.Array) -> jax.Array:

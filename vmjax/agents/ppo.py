@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 
 
 def gae(rewards, values, next_values, terminated, done, gamma: float, gae_lambda: float):
@@ -73,6 +74,13 @@ def normalize(x: jax.Array, eps: float = 1e-8, weight: jax.Array | None = None) 
     return (x - mean) / (std + eps)
 
 
+def clipped_surrogate(log_prob, old_log_prob, advantages, clip_eps: float):
+    """Per-sample F(rho, A) = min(rho A, clip(rho, 1-eps, 1+eps) A), rho = pi/pi_old (spec 003 eqs. 22-27,
+    spec 004 eqs. 25-26); the surrogate objective is its mean (to be maximised)."""
+    ratio = jnp.exp(log_prob - old_log_prob)
+    return jnp.minimum(ratio * advantages, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)
+
+
 def clipped_surrogate_loss(log_prob, old_log_prob, advantages, clip_eps: float, weight=None):
     """-E[min(rho A, clip(rho, 1-eps, 1+eps) A)], rho = pi/pi_old (spec 003 eqs. 22-27).
 
@@ -81,9 +89,7 @@ def clipped_surrogate_loss(log_prob, old_log_prob, advantages, clip_eps: float, 
     """
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
-    unclipped = ratio * advantages
-    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
-    loss = -masked_mean(jnp.minimum(unclipped, clipped), weight)
+    loss = -masked_mean(clipped_surrogate(log_prob, old_log_prob, advantages, clip_eps), weight)
     stats = {
         "clip_fraction": masked_mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32), weight),
         "approx_kl": masked_mean((ratio - 1.0) - log_ratio, weight),
@@ -101,7 +107,25 @@ def value_loss(values, old_values, returns, clip_eps: float | None, weight=None)
     return 0.5 * masked_mean(jnp.maximum(squared, jnp.square(clipped_values - returns)), weight)
 
 
+def coma_baseline(q_values: jax.Array, probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Counterfactual baseline b = sum_a pi(a | o) Q(., a) over the feasible actions (mask True; all when
+    None): spec 002 §6.1 C1, spec 004 eq. (27). Arrays [..., M] -> [...]."""
+    terms = probs * q_values
+    if mask is not None:
+        terms = jnp.where(mask, terms, 0.0)
+    return jnp.sum(terms, axis=-1)
+
+
 # ---------------------------------------------------------------------- trainer plumbing shared by the learners
+def clipped_adam(learning_rate: float, max_grad_norm: float, eps: float = 1e-5,
+                 anneal_steps: int | None = None) -> optax.GradientTransformation:
+    """Global-norm gradient clipping then Adam(eps); with `anneal_steps`, the learning rate decays linearly to
+    0 over that many gradient steps (the optimizer of every on-policy learner's parameter groups)."""
+    if anneal_steps:
+        learning_rate = optax.linear_schedule(learning_rate, 0.0, anneal_steps)
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
+
+
 def shuffled_minibatch_epochs(key, data, update_epochs: int, num_minibatches: int, gradient_step, carry):
     """`update_epochs` passes over `data` (leaves [B, ...]), each a fresh permutation cut into `num_minibatches`
     minibatches, `carry, stats = gradient_step(carry, minibatch)` on each (lax.scan). Returns (carry, stats
