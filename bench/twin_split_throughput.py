@@ -68,7 +68,7 @@ def bench_env(opts, env, params) -> list[dict]:
     return rows
 
 
-def bench_train(opts, env, params) -> list[dict]:
+def bench_train(opts, env, params, on_row=lambda rows: None) -> list[dict]:
     """Seconds per MSRL iteration (rollout of `num_steps` slots in every world, TD(lambda) targets, the PPO
     epochs) for every mode and world count; an out-of-memory or other failure is recorded, not fatal."""
     from vmjax.agents import msrl
@@ -86,6 +86,7 @@ def bench_train(opts, env, params) -> list[dict]:
                 _log(f"  MSRL {mode} {n} worlds failed: {rows[-1]['error']}")
                 continue
             rows.append({"mode": mode, "worlds": n, "num_steps": config.num_steps, **row})
+            on_row(rows)
             _log(f"  MSRL {mode:>10} {n:>6} worlds: {row['iteration_s']:.3f} s/iteration, "
                  f"{row['env_steps_per_s']:>11,.0f} env steps/s, compile {row['compile_s']:.1f} s")
     return rows
@@ -155,7 +156,8 @@ def run(opts) -> dict:
     }
     result["env"] = bench_env(opts, env, params)
     atomic_write_json(out, result)  # the env part survives a failure of the training part
-    result["train"] = bench_train(opts, env, params) if opts.train_worlds else []
+    save_rows = lambda rows: atomic_write_json(out, {**result, "train": rows})  # each row survives a time limit
+    result["train"] = bench_train(opts, env, params, save_rows) if opts.train_worlds else []
     result["wall_s"] = time.perf_counter() - started
     atomic_write_json(out, result)
     result["paths"] = {"json": str(out)}
