@@ -105,11 +105,43 @@ def make_greedy_least_loaded(env: TwinSplit, fraction: float = 0.5):
     return policy
 
 
+def make_greedy_balanced(env: TwinSplit, fraction: float = 0.5):
+    """Greedy least-loaded without herding (§7.2 calibration reference, [C]): vehicles choose one after the
+    other; each estimates the processing time of eqs. (6), (9), (10) (with the observed load of slot t-1, eq. 21,
+    plus what the vehicles before it chose in this slot, the RSUs' C_e and its own D^task f_v, textures ignored)
+    for staying and for pre-migrating `fraction` to every other RSU, and takes the fastest (ties: lowest index)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"make_greedy_balanced: fraction must be in [0, 1], got {fraction}")
+
+    def policy(key, state, params):
+        ctx = env.slot_context(state, params)
+        base_cycles = (1.0 - available_workload(env, state, params)) * params.max_workload_cycles  # [E]
+        others = ~jnp.eye(env.num_rsus, dtype=bool)
+
+        def choose(added, vehicle):
+            serving, cycles = ctx.serving[vehicle], ctx.task_bits[vehicle] * ctx.cycles_per_bit[vehicle]
+            load = base_cycles + added
+            stay_s = (load[serving] + cycles) / ctx.gpu_hz[serving]
+            split_s = jnp.maximum((load[serving] + (1.0 - fraction) * cycles) / ctx.gpu_hz[serving],
+                                  (load + fraction * cycles) / ctx.gpu_hz)  # [E], migration time ignored
+            time_s = jnp.where(others[serving], split_s, stay_s)
+            target = jnp.argmin(time_s)
+            moved = jnp.where(target == serving, 0.0, fraction * cycles)
+            added = added.at[serving].add(cycles - moved).at[target].add(moved)
+            return added, target
+
+        _, target = jax.lax.scan(choose, jnp.zeros(env.num_rsus), jnp.arange(env.num_agents))
+        return _action(target, jnp.where(target == ctx.serving, 0.0, fraction))
+
+    return policy
+
+
 POLICIES: dict[str, Callable[[TwinSplit], Callable]] = {
     "full_migration": make_full_migration,
     "no_premigration": make_no_premigration,
     "random_migration": make_random_migration,
     "greedy_least_loaded": make_greedy_least_loaded,
+    "greedy_balanced": make_greedy_balanced,
 }
 """Every heuristic of TwinSplit-v0 by name (per-world `policy(key, state, params) -> dict action`)."""
 

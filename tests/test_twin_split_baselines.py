@@ -12,6 +12,7 @@ from baselines.twin_split import (
     gpu_capacity_sweep,
     heuristic_policies,
     make_full_migration,
+    make_greedy_balanced,
     make_greedy_least_loaded,
     make_no_premigration,
     make_policy_evaluator,
@@ -100,6 +101,21 @@ def test_greedy_least_loaded(grid):
         make_greedy_least_loaded(env, fraction=1.5)
     with pytest.raises(ValueError, match="num_nearest"):
         make_random_migration(env, num_nearest=0)
+
+
+def test_greedy_balanced_stays_when_its_rsu_is_empty_and_leaves_loaded_ones(grid):
+    """Vehicle 0's serving RSU 0 is empty: staying, (0 + c)/C, beats any split (the other side holds >= 0.3 L^max
+    = 7.2e10 cycles > c/2 with c = D^task f_v <= 3.6e10). Vehicles 1 and 2 sit at loaded RSUs (0.6 L^max): each
+    pre-migrates half to a less loaded RSU (estimated after the choices of the vehicles before it)."""
+    env, params, state = grid
+    util = jnp.full(9, 0.6).at[0].set(0.0).at[3].set(0.3).at[6].set(0.3)
+    busy = state.replace(util=util, prev_agent_cycles=jnp.zeros(9), gpu_scale=jnp.ones(9))
+    action = jax.device_get(jax.jit(make_greedy_balanced(env))(jax.random.key(0), busy, params))
+    assert action["target"][0] == 0 and action["fraction"][0] == 0.0
+    assert set(action["target"][1:].tolist()) <= {0, 3, 6} and action["target"][1] != 8 and action["target"][2] != 4
+    np.testing.assert_array_equal(action["fraction"][1:], 0.5)
+    with pytest.raises(ValueError, match="fraction"):
+        make_greedy_balanced(env, fraction=-0.1)
 
 
 def test_heuristics_jit_and_vmap_over_worlds():
