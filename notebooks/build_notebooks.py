@@ -425,11 +425,15 @@ for source in SOURCES:
             over_seeds(mode, "latency_s"), over_seeds(mode, "qoe"), over_seeds(mode, "ber", 100.0),
             over_seeds(mode, "use_server", 100.0), over_seeds(mode, "params_used"))
         summary[(source, mode)] = {"latency_s": lat, "qoe": qoe, "ber_pct": ber, "params_used": par}
-        reduction = (100 * (1 - par / summary[(source, "local_edge")]["params_used"])
-                     if (source, "local_edge") in summary else float("nan"))
-        lines.append(f"| {source} | {label} | {lat:.4f} ± {lat_sd:.4f} | {qoe:.4f} ± {qoe_sd:.4f} | {ber:.2f} ± {ber_sd:.2f} | "
-                     f"{srv:.1f} ± {srv_sd:.1f} | {par:.0f} ± {par_sd:.0f} | {reduction:.1f} |")
-    for name in ("no_premigration", "full_migration", "random_migration", "greedy_least_loaded"):
+        row = f"| {source} | {label} | {lat:.4f} ± {lat_sd:.4f} | {qoe:.4f} ± {qoe_sd:.4f} | {ber:.2f} ± {ber_sd:.2f} | "
+        lines.append(row + f"{srv:.1f} ± {srv_sd:.1f} | {par:.0f} ± {par_sd:.0f} | REDUCTION_{source}_{mode} |")
+    edge = summary.get((source, "local_edge"), {}).get("params_used")
+    for mode in MODES:  # §6.9 reduction, once Local-Edge's params are known
+        if (source, mode) in summary:
+            reduction = float("nan") if edge is None else 100 * (1 - summary[(source, mode)]["params_used"] / edge)
+            summary[(source, mode)]["reduction_pct"] = reduction
+            lines = [line.replace(f"REDUCTION_{source}_{mode}", f"{reduction:.1f}") for line in lines]
+    for name in ("no_premigration", "full_migration", "greedy_balanced", "random_migration", "greedy_least_loaded"):
         r = results[source][name]
         summary[(source, name)] = {"latency_s": r["latency_s"], "qoe": r["qoe"], "ber_pct": 100 * r["ber"]}
         lines.append(f"| {source} | {name} | {r['latency_s']:.4f} ± {r['latency_s_seed_std']:.4f} | {r['qoe']:.4f} ± "
