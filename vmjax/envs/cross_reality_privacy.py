@@ -103,7 +103,7 @@ class CrossRealityPrivacyConfig:
         validation.check_choice(owner, "reward", self.reward, ("llm", "manual"))
         validation.check_choice(owner, "action_squash", self.action_squash, ("clip", "tanh"))
         if not isinstance(self.alpha_gate, bool) or not isinstance(self.rayleigh_fading, bool):
-            raise ValueError(f"{owner}.alpha_gate and {owner}.rayleigh_fading must be bools")
+            raise TypeError(f"{owner}.alpha_gate and {owner}.rayleigh_fading must be bools")
 
     @property
     def origin_lat_deg(self) -> float:
@@ -517,7 +517,7 @@ class CrossRealityPrivacy(Environment):
             bank = params.trace_bank
             rows = jnp.argsort(fastrand.uniform(k_traj, (bank.positions_m.shape[1],)))[:m]
             start = fastrand.randint(k_start, (), 0, bank.positions_m.shape[0] - c.max_steps)
-            window = lambda a: jax.lax.dynamic_slice_in_dim(a[:, rows], start, c.max_steps + 1, axis=0)  # noqa: E731
+            window = lambda a: jax.lax.dynamic_slice_in_dim(a[:, rows], start, c.max_steps + 1, axis=0)
             headings = None if bank.headings_rad is None else window(bank.headings_rad)
             trace = mobility.Trace(positions_m=window(bank.positions_m), headings_rad=headings)
         connected = self.connect(trace.position_at(0), jnp.full((m,), n, jnp.int32), params)
@@ -589,7 +589,7 @@ class CrossRealityPrivacy(Environment):
         point). [M, 10]."""
         n = self.num_rsus
         centre = 0.5 * jnp.asarray(self.config.map_extent_m, jnp.float32)
-        norm = lambda xy: (xy - centre) / centre  # noqa: E731
+        norm = lambda xy: (xy - centre) / centre
         servers = self.server_xy_m(params)
         heading = self.heading_rad(state)
         parts = [
