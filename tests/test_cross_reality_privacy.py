@@ -275,7 +275,7 @@ def test_handover_hysteresis_and_satellite(hand):
 
 # ---------------------------------------------------------------- the adversary (§2.5)
 def test_entropy_oracle_zero_without_perturbation_and_monotone_in_radius(hand):
-    env, p, state, pos = hand
+    env, p, _, pos = hand
     cfg = env.config
     servers = crp.server_offsets_deg(p, cfg)[:3]
     true = jnp.asarray(to_deg(pos[:2]), jnp.float32)
@@ -371,13 +371,13 @@ def test_vmap_over_worlds_and_params(small):
     single = jax.jit(env.step_env)
     for i in range(3):
         _, state_i = reset(keys[i], p)
-        chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], states), state_i, rtol=1e-6)
+        chex.assert_trees_all_close(jax.tree.map(lambda x, i=i: x[i], states), state_i, rtol=1e-6)
         out_i = single(keys[i], state_i, actions, p)
         np.testing.assert_allclose(out_v[2][i], out_i[2], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(out_v[0][i], out_i[0], rtol=1e-5, atol=1e-6)
     # a sweep of the uplink bandwidth in one compiled call equals per-value runs
     state0 = jax.tree.map(lambda x: x[0], states)
-    uplink = lambda b: env.outcome(state0, actions, p.replace(uplink_bandwidth_hz=b))["uplink_s"]  # noqa: E731
+    uplink = lambda b: env.outcome(state0, actions, p.replace(uplink_bandwidth_hz=b))["uplink_s"]
     bands = jnp.array([5e6, 10e6, 20e6])
     swept = jax.jit(jax.vmap(uplink))(bands)
     for i, b in enumerate(bands):
