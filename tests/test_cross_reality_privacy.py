@@ -302,6 +302,16 @@ def test_entropy_oracle_zero_without_perturbation_and_monotone_in_radius(hand):
             e_o, c_o = oracle_entropy(to_deg(pos[m]), rep, rr[i, j], int(agent[m]), to_deg(RSU_M))
             np.testing.assert_allclose(ent[i, j, m], e_o, rtol=2e-3, atol=2e-4)
             np.testing.assert_allclose(np.asarray(conf)[i, j, m], c_o, rtol=2e-3)
+    # §2.5: at r = 0.4 r_max, pointing the perturbation away from the agent's RSU (alpha = pi) raises E
+    # (0.38 bit on average in a NumPy prototype over random layouts; 0.1-0.5 bit per the spec)
+    agent = jnp.array([0, 2], jnp.int32)
+    v = np.asarray(servers[agent] - true)
+    beta = np.arctan2(v[:, 1], v[:, 0])
+    toward = crp.perturb(true, jnp.full(2, 4e-4), jnp.asarray(beta, jnp.float32))
+    away = crp.perturb(true, jnp.full(2, 4e-4), jnp.asarray(beta + np.pi, jnp.float32))
+    e_toward = crp.location_entropy(true, toward, jnp.full(2, 4e-4), agent, servers, p, cfg)[0]
+    e_away = crp.location_entropy(true, away, jnp.full(2, 4e-4), agent, servers, p, cfg)[0]
+    assert np.all(np.asarray(e_away) > np.asarray(e_toward))  # here: 2.6607 -> 2.6610 and 2.597 -> 2.727 bits
     # the spec's prototype numbers (§2.5): ~1.5 bits at r = 0.2 r_max on average
     ent_sat, _ = entropy(jnp.asarray(rr, jnp.float32), jnp.asarray(tt, jnp.float32), jnp.array([3, 3], jnp.int32))
     assert 1.2 < float(np.mean(np.asarray(ent_sat)[2])) < 1.9
