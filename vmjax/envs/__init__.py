@@ -2,11 +2,13 @@
 
 from vmjax.core.registry import register
 from vmjax.envs.avatar_premigration import AvatarPremigration
+from vmjax.envs.cross_reality_privacy import CrossRealityPrivacy
 from vmjax.envs.twin_routing import TwinRouting
 from vmjax.envs.twin_split import TwinSplit
 
 register("AvatarPremigration-v0", AvatarPremigration)
+register("CrossRealityPrivacy-v0", CrossRealityPrivacy)
 register("TwinRouting-v0", TwinRouting)
 register("TwinSplit-v0", TwinSplit)
 
-__all__ = ["AvatarPremigration", "TwinRouting", "TwinSplit"]
+__all__ = ["AvatarPremigration", "CrossRealityPrivacy", "TwinRouting", "TwinSplit"]

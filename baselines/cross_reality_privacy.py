@@ -1,0 +1,142 @@
+"""Non-learning baselines for CrossRealityPrivacy-v0 (spec 000 §7).
+
+* Geo-I [P §7.1, R]: planar-Laplace perturbation (eq. 1): theta ~ U[0, 2 pi), r ~ Gamma(2, 1 / eps_geo) clipped to
+  r_max, eps_geo = 13.5 / r_max per degree (mean r ~ 0.15 r_max); agent server by the greedy rule below.
+* No perturbation + greedy server: r = 0 (a trivial reference: zero QoS loss, zero entropy).
+
+Greedy server [R §7.1]: among the `num_nearest` (5) servers nearest the AV's true position (RSUs and the
+satellite's ground point), take the one with the best running-mean utility (17) of this AV; servers never tried
+count as worst, so with no history the nearest wins (ties -> nearest); with probability `explore` (0.1) a uniform
+pick among those candidates instead.
+
+`make_*_policy(env)` returns a stateless per-world `policy(key, env_state, env_params) -> action` (no history:
+nearest + exploration); `make_*_stateful(env)` returns a `vmjax.core.rollout.StatefulPolicy` whose state is the
+per-AV `ServerHistory`, updated with the utility that the env will give for the chosen action
+(`env.outcome`, the same function `step_env` uses).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from vmjax.core.rollout import StatefulPolicy
+from vmjax.envs import cross_reality_privacy as crp
+
+GEO_I_EPSILON_TIMES_RMAX = 13.5  # eps_geo = 13.5 / r_max [R §7.1]
+
+
+@struct.dataclass
+class ServerHistory:
+    """Per-AV running sums of the utility (17) obtained on each server: [M, N + 1]."""
+
+    utility_sum: jax.Array
+    count: jax.Array
+
+
+def init_history(env: crp.CrossRealityPrivacy) -> ServerHistory:
+    shape = (env.num_agents, env.num_servers)
+    return ServerHistory(utility_sum=jnp.zeros(shape, jnp.float32), count=jnp.zeros(shape, jnp.float32))
+
+
+def update_history(history: ServerHistory, server, utility) -> ServerHistory:
+    """Add this slot's utility [M] at the chosen servers [M]."""
+    onehot = jax.nn.one_hot(server, history.count.shape[-1])
+    return ServerHistory(utility_sum=history.utility_sum + onehot * utility[:, None], count=history.count + onehot)
+
+
+def planar_laplace_radius_cdf(r, epsilon):
+    """P(R <= r) = 1 - (1 + eps r) exp(-eps r) for the radius of the planar Laplace (eq. 1; Gamma(2, 1/eps))."""
+    return 1.0 - (1.0 + epsilon * r) * jnp.exp(-epsilon * r)
+
+
+def sample_planar_laplace(key, shape, epsilon, r_max):
+    """(r clipped to r_max, theta ~ U[0, 2 pi)) of eq. (1): r ~ Gamma(2, scale 1 / eps)."""
+    k_r, k_t = jax.random.split(key)
+    radius = jnp.minimum(jax.random.gamma(k_r, 2.0, shape) / epsilon, r_max)
+    theta = jax.random.uniform(k_t, shape, minval=0.0, maxval=2.0 * math.pi)
+    return radius, theta
+
+
+def greedy_servers(key, env: crp.CrossRealityPrivacy, state, params, history: ServerHistory | None = None,
+                   explore: float = 0.1, num_nearest: int = 5):
+    """The greedy agent server [M] (module docstring): best running mean among the nearest servers."""
+    m = env.num_agents
+    k = min(num_nearest, env.num_servers)
+    true_deg = env.offsets_deg(state.trace.position_at(state.t), params)
+    servers = crp.server_offsets_deg(params, env.config)
+    dist = crp.geo_distance_m(true_deg[:, None, :], servers[None], params, env.config)  # [M, N + 1]
+    candidates = jnp.argsort(dist, axis=-1, stable=True)[:, :k]  # nearest first
+    if history is None:
+        score = jnp.zeros((m, k))
+    else:
+        count = jnp.take_along_axis(history.count, candidates, axis=-1)
+        mean = jnp.take_along_axis(history.utility_sum, candidates, axis=-1) / jnp.maximum(count, 1.0)
+        score = jnp.where(count > 0, mean, -jnp.inf)
+    best = jnp.argmax(score, axis=-1)  # first maximum = the nearest among ties
+    k_explore, k_pick = jax.random.split(key)
+    explore_now = jax.random.uniform(k_explore, (m,)) < explore
+    pick = jnp.where(explore_now, jax.random.randint(k_pick, (m,), 0, k), best)
+    return jnp.take_along_axis(candidates, pick[:, None], axis=-1)[:, 0].astype(jnp.int32)
+
+
+def _action(env, params, server, radius, theta):
+    raw = crp.raw_from_perturbation(radius, theta, params.r_max_deg, env.config.action_squash)
+    return {"target": server, "perturbation": raw}
+
+
+def _geo_i_action(env, key, state, params, history, epsilon_times_rmax, explore, num_nearest):
+    k_lap, k_srv = jax.random.split(key)
+    radius, theta = sample_planar_laplace(k_lap, (env.num_agents,), epsilon_times_rmax / params.r_max_deg,
+                                          params.r_max_deg)
+    return _action(env, params, greedy_servers(k_srv, env, state, params, history, explore, num_nearest), radius, theta)
+
+
+def _still_action(env, key, state, params, history, explore, num_nearest):
+    zero = jnp.zeros(env.num_agents)
+    return _action(env, params, greedy_servers(key, env, state, params, history, explore, num_nearest), zero, zero)
+
+
+def make_geo_i_policy(env: crp.CrossRealityPrivacy, epsilon_times_rmax: float = GEO_I_EPSILON_TIMES_RMAX,
+                      explore: float = 0.1, num_nearest: int = 5):
+    """Geo-I, stateless (no history): planar Laplace + nearest server with epsilon-greedy exploration."""
+
+    def policy(key, state, params):
+        return _geo_i_action(env, key, state, params, None, epsilon_times_rmax, explore, num_nearest)
+
+    return policy
+
+
+def make_no_perturbation_policy(env: crp.CrossRealityPrivacy, explore: float = 0.1, num_nearest: int = 5):
+    """Reference: r = 0 (report the true location) + the greedy server (stateless: nearest + exploration)."""
+
+    def policy(key, state, params):
+        return _still_action(env, key, state, params, None, explore, num_nearest)
+
+    return policy
+
+
+def _stateful(env, choose) -> StatefulPolicy:
+    def act(key, history, state, params):
+        action = choose(key, state, params, history)
+        out = env.outcome(state, action, params)
+        return action, update_history(history, out["agent_server"], out["utility"]), {}
+
+    return StatefulPolicy(init=lambda key, params: init_history(env), act=act)
+
+
+def make_geo_i_stateful(env: crp.CrossRealityPrivacy, epsilon_times_rmax: float = GEO_I_EPSILON_TIMES_RMAX,
+                        explore: float = 0.1, num_nearest: int = 5) -> StatefulPolicy:
+    """Geo-I with the historical greedy rule (a per-AV running mean of the utility per server)."""
+    return _stateful(env, lambda key, state, params, history: _geo_i_action(
+        env, key, state, params, history, epsilon_times_rmax, explore, num_nearest))
+
+
+def make_no_perturbation_stateful(env: crp.CrossRealityPrivacy, explore: float = 0.1,
+                                  num_nearest: int = 5) -> StatefulPolicy:
+    """No perturbation with the historical greedy rule."""
+    return _stateful(env, lambda key, state, params, history: _still_action(
+        env, key, state, params, history, explore, num_nearest))
