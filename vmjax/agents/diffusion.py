@@ -57,6 +57,8 @@ class DiffusionConfig:
     # "posterior": sigma_u^2 = beta_u (1 - abar_{u-1}) / (1 - abar_u) (DDPM posterior variance, 0 at u = 1)
     x_clip: float | None = None  # clamp x_0 to [-x_clip, x_clip]; 1.0 for the continuous actor [REC B5],
     # None (unclamped logits) for the discrete actor [REC B5]
+    clip_denoised: bool = False  # GDMOPT/Diffusion-QL per-step variant: x0_hat = (x_u - sqrt(1 - abar_u) eps) /
+    # sqrt(abar_u) clamped to [-x_clip, x_clip], then the DDPM posterior mean (= eq. 25 when nothing is clamped)
     time_embed_dim: int = 16  # sinusoidal time embedding size (even, >= 4) [REC]
     time_hidden: int = 32  # time MLP: Linear(16, 32) -> Mish -> Linear(32, 16) [REC]
     state_hidden: tuple[int, ...] = (256, 256)  # state encoder: Linear(D, 256) -> Mish -> Linear(256, 256) [REC]
@@ -76,6 +78,8 @@ class DiffusionConfig:
             raise ValueError(f"{owner}.beta_max must be < 1 for the linear schedule, got {self.beta_max!r}")
         if self.x_clip is not None:
             validation.check_positive(owner, "x_clip", self.x_clip)
+        if self.clip_denoised and self.x_clip is None:
+            raise ValueError(f"{owner}.clip_denoised needs {owner}.x_clip (the clamp range), got x_clip=None")
         validation.check_int_at_least(owner, "time_embed_dim", self.time_embed_dim, 4)
         if self.time_embed_dim % 2:
             raise ValueError(f"{owner}.time_embed_dim must be even, got {self.time_embed_dim}")
@@ -97,6 +101,10 @@ class Schedule(NamedTuple):
     eps_coefs: np.ndarray  # beta_u / sqrt(1 - abar_u), the epsilon coefficient of eq. (25)
     inv_sqrt_alphas: np.ndarray  # 1 / sqrt(alpha_u)
     step_sigmas: np.ndarray  # sigma_u of x_{u-1} = mu + sigma_u z_u (zeros for the mean-only chain)
+    recip_sqrt_alpha_bars: np.ndarray  # 1 / sqrt(abar_u): x0_hat = x_u / sqrt(abar_u) - sqrt(1/abar_u - 1) eps
+    recipm1_sqrt_alpha_bars: np.ndarray  # sqrt(1 / abar_u - 1)
+    posterior_x0_coefs: np.ndarray  # beta_u sqrt(abar_{u-1}) / (1 - abar_u): posterior mean coefficient of x0_hat
+    posterior_xu_coefs: np.ndarray  # (1 - abar_{u-1}) sqrt(alpha_u) / (1 - abar_u): ... and of x_u
 
 
 def betas(config: DiffusionConfig) -> np.ndarray:
@@ -119,7 +127,9 @@ def make_schedule(config: DiffusionConfig) -> Schedule:
     posterior = beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
     sigma = {"none": np.zeros_like(beta), "beta": np.sqrt(beta), "posterior": np.sqrt(posterior)}[config.step_noise]
     arrays = (beta, alpha, alpha_bar, alpha_bar_prev, posterior, beta / np.sqrt(1.0 - alpha_bar),
-              1.0 / np.sqrt(alpha), sigma)
+              1.0 / np.sqrt(alpha), sigma, 1.0 / np.sqrt(alpha_bar), np.sqrt(1.0 / alpha_bar - 1.0),
+              beta * np.sqrt(alpha_bar_prev) / (1.0 - alpha_bar),
+              (1.0 - alpha_bar_prev) * np.sqrt(alpha) / (1.0 - alpha_bar))
     return Schedule(*(np.asarray(a, np.float32) for a in arrays))
 
 
@@ -183,24 +193,33 @@ def sample_chain_noise(key: jax.Array, config: DiffusionConfig, x_dim: int, batc
     return ChainNoise(x_T, jax.random.normal(k_steps, batch_shape + (config.num_steps, x_dim)))
 
 
-def reverse_chain(denoise: Callable, schedule: Schedule, state: jax.Array, noise: ChainNoise) -> jax.Array:
+def reverse_chain(denoise: Callable, schedule: Schedule, state: jax.Array, noise: ChainNoise,
+                  denoised_clip: float | None = None) -> jax.Array:
     """x_0 of the reverse chain (eqs. 23-25) from stored noise, as one `lax.scan` over u = U..1:
 
         x_{u-1} = (1/sqrt(alpha_u)) (x_u - beta_u / sqrt(1 - abar_u) eps(x_u, s, u)) + sigma_u z_u
 
-    with sigma_u = 0 for the mean-only chain. `denoise(x, u, state)` is the denoiser with its parameters bound;
-    gradients flow through every step. Returns the unclamped x_0 [..., X]."""
+    with sigma_u = 0 for the mean-only chain. With `denoised_clip` (GDMOPT's clip_denoised), the mean is instead
+    c1_u clip(x0_hat, +-clip) + c2_u x_u, x0_hat = x_u / sqrt(abar_u) - sqrt(1/abar_u - 1) eps: the same value as
+    eq. (25) wherever x0_hat is inside the clamp. `denoise(x, u, state)` is the denoiser with its parameters bound;
+    gradients flow through every step. Returns x_0 [..., X] (not clamped at the end)."""
     num_steps = schedule.betas.shape[0]
     u = jnp.arange(num_steps, 0, -1, dtype=jnp.int32)  # U, ..., 1
     rev = lambda a: jnp.asarray(a)[::-1]  # entry u - 1 -> position U - u
     steps = jnp.zeros((num_steps,)) if noise.steps is None else rev(jnp.moveaxis(noise.steps, -2, 0))
 
     def step(x, inputs):
-        u_k, eps_coef, inv_sqrt_alpha, sigma, z = inputs
-        mean = inv_sqrt_alpha * (x - eps_coef * denoise(x, u_k, state))
-        return mean + sigma * z if noise.steps is not None else mean, None
+        u_k, c, z = inputs
+        eps = denoise(x, u_k, state)
+        if denoised_clip is None:
+            mean = c.inv_sqrt_alphas * (x - c.eps_coefs * eps)  # eq. (25)
+        else:
+            x0_hat = jnp.clip(c.recip_sqrt_alpha_bars * x - c.recipm1_sqrt_alpha_bars * eps, -denoised_clip,
+                              denoised_clip)
+            mean = c.posterior_x0_coefs * x0_hat + c.posterior_xu_coefs * x
+        return mean + c.step_sigmas * z if noise.steps is not None else mean, None
 
-    xs = (u, rev(schedule.eps_coefs), rev(schedule.inv_sqrt_alphas), rev(schedule.step_sigmas), steps)
+    xs = (u, jax.tree.map(rev, schedule), steps)
     x_0, _ = jax.lax.scan(step, noise.x_T, xs)
     return x_0
 
@@ -234,8 +253,8 @@ class DiffusionChain:
     def run(self, params: PyTree, state: jax.Array, noise: ChainNoise) -> jax.Array:
         """x_0 [..., X] from stored noise, clamped to [-x_clip, x_clip] when `x_clip` is set (§5.2, §9-B5)."""
         denoise = functools.partial(self.denoiser.apply, params)
-        x_0 = reverse_chain(denoise, self.schedule, state, noise)
         clip = self.config.x_clip
+        x_0 = reverse_chain(denoise, self.schedule, state, noise, clip if self.config.clip_denoised else None)
         return x_0 if clip is None else jnp.clip(x_0, -clip, clip)
 
 
