@@ -2,6 +2,7 @@
 
 from vmjax.agents import (
     checkpoint,
+    diffusion,
     distributions,
     dm_mappo,
     hybrid_mappo,
@@ -31,6 +32,7 @@ __all__ = [
     "MsrlConfig",
     "TrainerState",
     "checkpoint",
+    "diffusion",
     "distributions",
     "dm_mappo",
     "hybrid_mappo",
