@@ -324,6 +324,7 @@ SMALL = {"num_vehicles": 3, "num_rsus": 4, "max_steps": 4, "hop_neighbours": 2}
 @pytest.fixture(scope="module")
 def small():
     env = vmjax.make("CrossRealityPrivacy-v0", **SMALL)
+    chex.clear_trace_counter()  # chex keys traces by call stack names + source: other files' `small` fixtures collide
     return env, env.default_params, jax.jit(chex.assert_max_traces(env.reset, n=1)), jax.jit(
         chex.assert_max_traces(env.step, n=1))
 

@@ -1,5 +1,7 @@
 """`notebooks/avatar_premigration.ipynb` runs at a tiny budget, so it does not rot."""
 
+from pathlib import Path
+
 from notebook_runner import build_notebooks, run_notebook_at_a_tiny_budget
 
 
@@ -9,4 +11,7 @@ def test_avatar_notebook_runs_at_a_tiny_budget(tmp_path, monkeypatch):
 
 def test_every_notebook_has_a_test_file():
     """A notebook added to build_notebooks.NOTEBOOKS needs its own tests/test_notebook_*.py like this one."""
-    assert set(build_notebooks.NOTEBOOKS) == {"avatar_premigration.ipynb", "twin_routing.ipynb"}
+    test_files = {"avatar_premigration.ipynb": "test_notebook_avatar.py", "twin_routing.ipynb": "test_notebook_twin_routing.py",
+                  "twin_split.ipynb": "test_notebook_twin_split.py"}
+    assert set(build_notebooks.NOTEBOOKS) == set(test_files)
+    assert all((Path(__file__).parent / name).is_file() for name in test_files.values())

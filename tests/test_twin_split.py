@@ -279,6 +279,7 @@ def test_trace_bank_rows_are_replayed():
 @pytest.fixture(scope="module")
 def small():
     env = vmjax.make("TwinSplit-v0", **SMALL)
+    chex.clear_trace_counter()  # chex keys traces by call stack names + source: other files' `small` fixtures collide
     bank = np.random.default_rng(0).uniform(0.0, 5000.0, (7, 8, 2)).astype(np.float32)  # a replayed bank (§4.9)
     params = env.default_params.replace(trace_bank=Trace.create(bank))
     return env, params, jax.jit(chex.assert_max_traces(env.reset, n=1)), jax.jit(chex.assert_max_traces(env.step, n=1))
