@@ -6,6 +6,7 @@ from vmjax.agents import (
     distributions,
     dm_mappo,
     hybrid_mappo,
+    lhdppo,
     mappo_ddpg,
     masac,
     msrl,
@@ -20,6 +21,7 @@ from vmjax.agents.hybrid_mappo import (
     make_train,
     make_trainer,
 )
+from vmjax.agents.lhdppo import LhdppoConfig, hdppo_config
 from vmjax.agents.mappo_ddpg import MappoDdpgConfig
 from vmjax.agents.masac import MasacConfig
 from vmjax.agents.msrl import MsrlConfig
@@ -27,6 +29,7 @@ from vmjax.agents.msrl import MsrlConfig
 __all__ = [
     "DmMappoConfig",
     "HybridMappoConfig",
+    "LhdppoConfig",
     "MappoDdpgConfig",
     "MasacConfig",
     "MsrlConfig",
@@ -35,7 +38,9 @@ __all__ = [
     "diffusion",
     "distributions",
     "dm_mappo",
+    "hdppo_config",
     "hybrid_mappo",
+    "lhdppo",
     "make_train",
     "make_trainer",
     "mappo_ddpg",
