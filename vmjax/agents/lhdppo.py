@@ -173,7 +173,7 @@ def annealed(init: float, final: float, iteration: jax.Array, num_iterations: in
     """Linear schedule of c_ent / c_aux (§5.5 [R]): `init` at iteration 0, `final` at iteration
     num_iterations - 1 (held there afterwards)."""
     progress = jnp.clip(jnp.asarray(iteration, jnp.float32) / max(num_iterations - 1, 1), 0.0, 1.0)
-    return init + (final - init) * progress
+    return (1.0 - progress) * init + progress * final  # exactly `final` at the end (float32)
 
 
 def coefficients(config: LhdppoConfig, iteration: jax.Array) -> dict[str, jax.Array]:
@@ -307,9 +307,13 @@ def make_policy(env: Environment, config: LhdppoConfig, env_params: PyTree) -> L
 
 def make_optimizer(config: LhdppoConfig) -> optax.GradientTransformation:
     """One global-norm clip over all parameters, then Adam with the actor / critic learning rates (§5.5)."""
-    adam = lambda lr: optax.adam(lr, eps=config.adam_eps)  # noqa: E731
-    labels = lambda params: {name: jax.tree.map(lambda _: "critic" if name == "critic" else "actor", sub)  # noqa: E731
-                             for name, sub in params.items()}
+    def adam(lr):
+        return optax.adam(lr, eps=config.adam_eps)
+
+    def labels(params):
+        return {name: jax.tree.map(lambda _, label="critic" if name == "critic" else "actor": label, sub)
+                for name, sub in params.items()}
+
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                        optax.multi_transform({"actor": adam(config.actor_lr), "critic": adam(config.critic_lr)},
                                              labels))
@@ -317,6 +321,12 @@ def make_optimizer(config: LhdppoConfig) -> optax.GradientTransformation:
 
 def _mean_over_agents(x: jax.Array) -> jax.Array:
     return jnp.mean(x.astype(jnp.float32), axis=-1) if x.ndim >= 2 else x.astype(jnp.float32)
+
+
+def _approx_kl(log_prob: jax.Array, old_log_prob: jax.Array) -> jax.Array:
+    """Per-head KL estimate E[(rho - 1) - log rho] (the same estimator as `ppo.clipped_surrogate_loss`)."""
+    log_ratio = log_prob - old_log_prob
+    return jnp.mean(jnp.exp(log_ratio) - 1.0 - log_ratio)
 
 
 def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree | None = None,
@@ -373,15 +383,16 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
         next_values = policy.value(params, traj.final_state)
         adv, ret = ppo.gae(traj.reward, traj.value, next_values, traj.terminated, traj.done,
                            config.gamma, config.gae_lambda)
-        flat = lambda tree: jax.tree.map(ppo.flatten_time, tree)  # noqa: E731
+        flat = lambda tree: jax.tree.map(ppo.flatten_time, tree)
         return Batch(flat(traj.state), flat(traj.sample), flat(traj.value), flat(adv), flat(ret))
 
     # ------------------------------------------------------------------ loss, eq. (34)
     def loss_fn(params, batch: Batch, key, coefs):
         sample = batch.sample
         dist_c, dist_d = policy.distributions(params, batch.state, sample.noise_c, sample.noise_d)
-        log_prob = dist_c.log_prob(sample.raw) + jnp.sum(dist_d.log_prob(sample.choice), axis=-1)  # eq. (26)
-        old_log_prob = sample.log_prob_c + sample.log_prob_d
+        log_prob_c = dist_c.log_prob(sample.raw)
+        log_prob_d = jnp.sum(dist_d.log_prob(sample.choice), axis=-1)
+        log_prob, old_log_prob = log_prob_c + log_prob_d, sample.log_prob_c + sample.log_prob_d  # eq. (26)
         adv = ppo.normalize(batch.advantage) if config.normalize_advantages else batch.advantage
         policy_loss, clip_stats = ppo.clipped_surrogate_loss(log_prob, old_log_prob, adv, config.clip_eps)  # (29-30)
         value = policy.value(params, batch.state)
@@ -396,7 +407,8 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
             "total_loss": total, "policy_loss": policy_loss, "value_loss": value_loss, "aux_loss": aux_loss,
             "entropy_d": entropy_d, "entropy_c": policy.continuous.entropy(params["actor_c"]),
             "aux_fraction": jnp.mean(weight), "clip_fraction": clip_stats["clip_fraction"],
-            "approx_kl": clip_stats["approx_kl"],
+            "approx_kl": clip_stats["approx_kl"], "approx_kl_c": _approx_kl(log_prob_c, sample.log_prob_c),
+            "approx_kl_d": _approx_kl(log_prob_d, sample.log_prob_d),
             "ratio_max_dev": jnp.max(jnp.abs(jnp.exp(log_prob - old_log_prob) - 1.0)),
         }
         return total, stats
@@ -455,7 +467,20 @@ def make_train(env: Environment, config: LhdppoConfig, env_params: PyTree | None
 
 
 __all__ = [
-    "Batch", "Components", "LhdppoConfig", "LhdppoPolicy", "LhdppoTrainer", "PolicySample", "Transition",
-    "aux_weight", "annealed", "coefficients", "hdppo_config", "make_components", "make_optimizer", "make_policy",
-    "make_train", "make_trainer",
+    "Batch",
+    "Components",
+    "LhdppoConfig",
+    "LhdppoPolicy",
+    "LhdppoTrainer",
+    "PolicySample",
+    "Transition",
+    "annealed",
+    "aux_weight",
+    "coefficients",
+    "hdppo_config",
+    "make_components",
+    "make_optimizer",
+    "make_policy",
+    "make_train",
+    "make_trainer",
 ]
