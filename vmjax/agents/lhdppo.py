@@ -323,12 +323,6 @@ def _mean_over_agents(x: jax.Array) -> jax.Array:
     return jnp.mean(x.astype(jnp.float32), axis=-1) if x.ndim >= 2 else x.astype(jnp.float32)
 
 
-def _approx_kl(log_prob: jax.Array, old_log_prob: jax.Array) -> jax.Array:
-    """Per-head KL estimate E[(rho - 1) - log rho] (the same estimator as `ppo.clipped_surrogate_loss`)."""
-    log_ratio = log_prob - old_log_prob
-    return jnp.mean(jnp.exp(log_ratio) - 1.0 - log_ratio)
-
-
 def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree | None = None,
                     log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
     env_params = env.default_params if env_params is None else env_params
@@ -407,8 +401,11 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
             "total_loss": total, "policy_loss": policy_loss, "value_loss": value_loss, "aux_loss": aux_loss,
             "entropy_d": entropy_d, "entropy_c": policy.continuous.entropy(params["actor_c"]),
             "aux_fraction": jnp.mean(weight), "clip_fraction": clip_stats["clip_fraction"],
-            "approx_kl": clip_stats["approx_kl"], "approx_kl_c": _approx_kl(log_prob_c, sample.log_prob_c),
-            "approx_kl_d": _approx_kl(log_prob_d, sample.log_prob_d),
+            "approx_kl": clip_stats["approx_kl"],
+            # per-head clip fraction / KL (diagnostics only: the loss uses the joint ratio of eq. 29)
+            **{f"{stat}_{head}": value for head, (new, old) in
+               {"c": (log_prob_c, sample.log_prob_c), "d": (log_prob_d, sample.log_prob_d)}.items()
+               for stat, value in ppo.clipped_surrogate_loss(new, old, adv, config.clip_eps)[1].items()},
             "ratio_max_dev": jnp.max(jnp.abs(jnp.exp(log_prob - old_log_prob) - 1.0)),
         }
         return total, stats
