@@ -41,6 +41,22 @@ def check_range(owner: str, low_field: str, high_field: str, low: Any, high: Any
         raise ValueError(f"{owner}.{low_field} must be <= {owner}.{high_field}, got {low!r} > {high!r}")
 
 
+def check_fields(owner: str, obj: Any, positive: Iterable[str] = (), non_negative: Iterable[str] = (),
+                 probability: Iterable[str] = (), finite: Iterable[str] = (),
+                 ranges: Iterable[tuple[str, str]] = ()) -> None:
+    """The per-field checks above over tables of field names of `obj` (an EnvParams), each error naming the field."""
+    for field in positive:
+        check_positive(owner, field, getattr(obj, field))
+    for field in non_negative:
+        check_non_negative(owner, field, getattr(obj, field))
+    for field in probability:
+        check_probability(owner, field, getattr(obj, field))
+    for field in finite:
+        check_finite(owner, field, getattr(obj, field))
+    for low, high in ranges:
+        check_range(owner, low, high, getattr(obj, low), getattr(obj, high))
+
+
 def check_int_at_least(owner: str, field: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{owner}.{field} must be an integer, got {value!r}")

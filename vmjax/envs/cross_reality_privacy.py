@@ -455,14 +455,8 @@ class CrossRealityPrivacy(Environment):
 
     def validate_params(self, params: EnvParams) -> None:
         owner, c, n = "EnvParams", self.config, self.config.num_rsus
-        for field in _POSITIVE_FIELDS:
-            validation.check_positive(owner, field, getattr(params, field))
-        for field in _NON_NEGATIVE_FIELDS:
-            validation.check_non_negative(owner, field, getattr(params, field))
-        for field in _FINITE_FIELDS:
-            validation.check_finite(owner, field, getattr(params, field))
-        for low, high in _RANGES:
-            validation.check_range(owner, low, high, getattr(params, low), getattr(params, high))
+        validation.check_fields(owner, params, positive=_POSITIVE_FIELDS, non_negative=_NON_NEGATIVE_FIELDS,
+                                finite=_FINITE_FIELDS, ranges=_RANGES)
         validation.check_shape(owner, "rsu_xy_m", params.rsu_xy_m, (n, 2))
         validation.check_finite(owner, "rsu_xy_m", params.rsu_xy_m)
         validation.check_shape(owner, "satellite_xy_m", params.satellite_xy_m, (2,))
@@ -475,17 +469,7 @@ class CrossRealityPrivacy(Environment):
         if np.any(np.diag(hops) != 0) or np.any(hops[off] < 1):
             raise ValueError(f"{owner}.rsu_hops must be 0 on the diagonal and >= 1 elsewhere (a connected RSU graph)")
         mobility.validate_params(params.mobility)
-        bank = params.trace_bank
-        if bank is not None:
-            if not isinstance(bank, mobility.Trace):
-                raise ValueError(f"{owner}.trace_bank must be a vmjax.mobility.Trace or None, got {type(bank).__name__}")
-            steps, vehicles = bank.positions_m.shape[:2]
-            if steps < c.max_steps + 1 or vehicles < c.num_vehicles:
-                raise ValueError(
-                    f"{owner}.trace_bank.positions_m must have shape [>= max_steps + 1 = {c.max_steps + 1}, "
-                    f">= num_vehicles = {c.num_vehicles}, 2], got {tuple(bank.positions_m.shape)}"
-                )
-            validation.check_finite(owner, "trace_bank.positions_m", bank.positions_m)
+        mobility.check_trace_bank(owner, params.trace_bank, c.max_steps + 1, c.num_vehicles)
 
     # ------------------------------------------------------------------ spaces
     def action_space(self, params=None) -> spaces.Dict:

@@ -318,15 +318,8 @@ class TwinSplit(Environment):
 
     def validate_params(self, params: EnvParams) -> None:
         owner, c = "EnvParams", self.config
-        for field in _POSITIVE_FIELDS:
-            validation.check_positive(owner, field, getattr(params, field))
-        for field in _NON_NEGATIVE_FIELDS:
-            validation.check_non_negative(owner, field, getattr(params, field))
-        for field in _PROBABILITY_FIELDS:
-            validation.check_probability(owner, field, getattr(params, field))
-        validation.check_finite(owner, "noise_density_dbm_per_hz", params.noise_density_dbm_per_hz)
-        for low, high in _RANGES:
-            validation.check_range(owner, low, high, getattr(params, low), getattr(params, high))
+        validation.check_fields(owner, params, positive=_POSITIVE_FIELDS, non_negative=_NON_NEGATIVE_FIELDS,
+                                probability=_PROBABILITY_FIELDS, finite=("noise_density_dbm_per_hz",), ranges=_RANGES)
         validation.check_shape(owner, "rsu_xy_m", params.rsu_xy_m, (c.num_rsus, 2))
         validation.check_finite(owner, "rsu_xy_m", params.rsu_xy_m)
         validation.check_shape(owner, "backhaul_bps", params.backhaul_bps, (c.num_rsus, c.num_rsus))
@@ -336,18 +329,8 @@ class TwinSplit(Environment):
         validation.check_shape(owner, "hourly_activity", params.hourly_activity, (24,))
         validation.check_positive(owner, "hourly_activity", params.hourly_activity)
         mobility.validate_params(params.mobility)
-        bank = params.trace_bank
-        if bank is not None:
-            if not isinstance(bank, mobility.Trace):
-                raise ValueError(f"{owner}.trace_bank must be a vmjax.mobility.Trace or None, got {type(bank).__name__}")
-            steps, vehicles = bank.positions_m.shape[:2]
-            if steps < c.max_steps + 1 or vehicles < self.num_traced:
-                raise ValueError(
-                    f"{owner}.trace_bank.positions_m must have shape [>= max_steps + 1 = {c.max_steps + 1}, "
-                    f">= num_vehicles + num_background_vehicles = {self.num_traced}, 2], "
-                    f"got {tuple(bank.positions_m.shape)}"
-                )
-            validation.check_finite(owner, "trace_bank.positions_m", bank.positions_m)
+        mobility.check_trace_bank(owner, params.trace_bank, c.max_steps + 1, self.num_traced,
+                                  "num_vehicles + num_background_vehicles")
 
     # ------------------------------------------------------------------ spaces
     def action_space(self, params=None) -> spaces.Discrete:

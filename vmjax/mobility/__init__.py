@@ -73,7 +73,7 @@ from vmjax.mobility.tdrive import (
     resample_trips,
     write_tdrive,
 )
-from vmjax.mobility.trace import Trace
+from vmjax.mobility.trace import Trace, check_trace_bank
 
 __all__ = [
     "BEIJING_CENTRE_LONLAT",
@@ -87,6 +87,7 @@ __all__ = [
     "RoadGraph",
     "RoadGrid",
     "Trace",
+    "check_trace_bank",
     "TraceBanks",
     "build_trace_banks",
     "clean_gps",

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from vmjax.core import validation
+
 
 def _is_concrete(x) -> bool:
     """True when `x` holds values (not a tracer), so value checks can run in Python."""
@@ -83,3 +85,19 @@ class Trace:
         if self.valid is None:
             return jnp.ones(self.positions_m.shape[-2], jnp.bool_)
         return jax.lax.dynamic_index_in_dim(self.valid, t, axis=0, keepdims=False)
+
+
+def check_trace_bank(owner: str, bank, min_steps: int, min_vehicles: int, vehicles_label: str = "num_vehicles") -> None:
+    """An env's `trace_bank` param: None, or a finite `Trace` with at least `min_steps` slots and `min_vehicles`
+    tracks (errors name `<owner>.trace_bank`)."""
+    if bank is None:
+        return
+    if not isinstance(bank, Trace):
+        raise ValueError(f"{owner}.trace_bank must be a vmjax.mobility.Trace or None, got {type(bank).__name__}")
+    steps, vehicles = bank.positions_m.shape[:2]
+    if steps < min_steps or vehicles < min_vehicles:
+        raise ValueError(
+            f"{owner}.trace_bank.positions_m must have shape [>= max_steps + 1 = {min_steps}, "
+            f">= {vehicles_label} = {min_vehicles}, 2], got {tuple(bank.positions_m.shape)}"
+        )
+    validation.check_finite(owner, "trace_bank.positions_m", bank.positions_m)
