@@ -9,6 +9,7 @@ from vmjax.agents import (
     lhdppo,
     mappo_ddpg,
     masac,
+    mlp_heads,
     msrl,
     networks,
     ppo,
@@ -21,7 +22,7 @@ from vmjax.agents.hybrid_mappo import (
     make_train,
     make_trainer,
 )
-from vmjax.agents.lhdppo import LhdppoConfig, hdppo_config
+from vmjax.agents.lhdppo import LhdppoConfig, ghppo_config, hdppo_config, hppo_config, ppo_relaxed_config
 from vmjax.agents.mappo_ddpg import MappoDdpgConfig
 from vmjax.agents.masac import MasacConfig
 from vmjax.agents.msrl import MsrlConfig
@@ -38,15 +39,19 @@ __all__ = [
     "diffusion",
     "distributions",
     "dm_mappo",
+    "ghppo_config",
     "hdppo_config",
+    "hppo_config",
     "hybrid_mappo",
     "lhdppo",
     "make_train",
     "make_trainer",
     "mappo_ddpg",
     "masac",
+    "mlp_heads",
     "msrl",
     "networks",
     "ppo",
+    "ppo_relaxed_config",
     "replay",
 ]

@@ -7,6 +7,7 @@ critic and the auxiliary diffusion loss, the whole training one jitted function 
     train = make_train(env, config)                         # train(key) -> (state, metrics), vmap over seeds
     policy = trainer.make_eval_policy(state)                # policy(key, env_state, env_params) -> action
     make_train(env, hdppo_config())                         # HDPPO (§7.6): the same learner on eq. (20)
+    make_train(env, hppo_config())                          # H-PPO / ghppo_config / ppo_relaxed_config (§7)
 
 Pieces (spec sections):
 
@@ -29,6 +30,12 @@ Pieces (spec sections):
   advantages) + c_v L_V (clipped, eq. 31) - c_ent^k H_d (eq. 32, discrete entropy only) + c_aux^k L_diff (eq. 33,
   L1 noise-prediction loss of the discrete chain on the executed one-hots, only where the raw A > 0); one
   global-norm gradient clip, Adam. c_ent and c_aux are annealed linearly over the iterations (§5.5).
+
+Baselines (§7) as configs of the same learner (`ALGORITHMS`): H-PPO = a Gaussian MLP and a Categorical MLP
+(`vmjax.agents.mlp_heads`), each head its own clipped ratio (`ratio="per_head"`); GHPPO = LHDPPO with pi^c a
+Gaussian MLP; PPO-relaxed = one Gaussian MLP over 2M + M coordinates, the last M mapped to servers
+(`discrete_head="relaxed"`); HDPPO = LHDPPO on eq. (20). The learning baselines train on the manual reward
+(eq. 20) [R §7]; everything else (rollout, GAE, epochs, optimiser, annealing) is shared.
 
 Initial saturation (see `vmjax.agents.diffusion`): with x_U ~ N(0, I) the mean-only VP chain multiplies x_U by
 1/sqrt(abar_U) = 12.5 (U = 5), so with the spec's literal choices ~94% of the continuous means sit on the clamp and
@@ -60,12 +67,16 @@ from vmjax.agents.diffusion import (
     DiscreteDiffusionActor,
 )
 from vmjax.agents.hybrid_mappo import Trainer, TrainerState
+from vmjax.agents.mlp_heads import CategoricalMlpActor, GaussianMlpActor, empty_noise, relaxed_choice
 from vmjax.core import validation
 from vmjax.core.env import Environment, is_concrete
 from vmjax.core.wrappers import LogWrapper, VecEnv
 
 PyTree = Any
 REWARD_MODES = ("llm", "manual", "env")
+CONTINUOUS_HEADS = ("diffusion", "mlp")
+DISCRETE_HEADS = ("diffusion", "mlp", "relaxed")
+RATIOS = ("joint", "per_head")
 REWARD_INFO_KEYS = {"llm": "reward_llm_mean", "manual": "reward_manual_mean"}
 LOG_METRICS = ("utility", "entropy_bits", "latency_s", "qos_loss")  # per-episode means via the LogWrapper
 ROLLOUT_METRICS = ("utility", "entropy_bits", "latency_s", "qos_loss", "reward_llm", "migrated")  # per-step means
@@ -116,6 +127,11 @@ class LhdppoConfig:
     critic_hidden: tuple[int, ...] = (256, 256)  # [R]
     critic_activation: str = "relu"  # [R "Mish or ReLU"]
     deterministic_eval: bool = True  # evaluation: the Gaussian mean and argmax logits [R §5.5]
+    # policy heads: the baselines of §7 are this learner with other heads (see `hppo_config` and friends)
+    continuous_head: str = "diffusion"  # pi^c: "diffusion" (eq. 27) | "mlp" (Gaussian MLP, H-PPO / GHPPO)
+    discrete_head: str = "diffusion"  # pi^d: "diffusion" (eq. 28) | "mlp" (H-PPO) | "relaxed" (PPO-relaxed)
+    ratio: str = "joint"  # "joint": one clipped ratio of pi^c pi^d (eq. 29) | "per_head": one per head (H-PPO)
+    mlp_hidden: tuple[int, ...] = (256, 256)  # hidden widths of the MLP heads [C, as the denoiser trunk]
 
     def __post_init__(self):
         owner = "LhdppoConfig"
@@ -132,6 +148,10 @@ class LhdppoConfig:
         validation.check_choice(owner, "reward_mode", self.reward_mode, REWARD_MODES)
         validation.check_choice(owner, "aux_loss_norm", self.aux_loss_norm, LOSS_NORMS)
         validation.check_choice(owner, "critic_activation", self.critic_activation, tuple(networks.ACTIVATIONS))
+        validation.check_choice(owner, "continuous_head", self.continuous_head, CONTINUOUS_HEADS)
+        validation.check_choice(owner, "discrete_head", self.discrete_head, DISCRETE_HEADS)
+        validation.check_choice(owner, "ratio", self.ratio, RATIOS)
+        validation.check_layer_widths(owner, "mlp_hidden", self.mlp_hidden)
         validation.check_layer_widths(owner, "critic_hidden", self.critic_hidden)
         if self.logit_clip is not None:
             validation.check_positive(owner, "logit_clip", self.logit_clip)
@@ -154,19 +174,58 @@ class LhdppoConfig:
             state_hidden=self.state_hidden, trunk_hidden=self.trunk_hidden, head_gain=self.head_gain,
         )
 
-    def continuous_actor(self, num_agents: int) -> ContinuousDiffusionActor:
-        """pi^c of eq. (27): 2M outputs, x_0 clamped to [-1, 1] [R B5]."""
-        return ContinuousDiffusionActor(self.diffusion_config(1.0, self.clip_denoised), 2 * num_agents,
+    def continuous_actor(self, num_agents: int):
+        """pi^c of eq. (27): 2M outputs (3M for PPO-relaxed, whose last M coordinates pick the servers); a diffusion
+        chain with x_0 clamped to [-1, 1] [R B5] or a Gaussian MLP."""
+        dim = (3 if self.discrete_head == "relaxed" else 2) * num_agents
+        if self.continuous_head == "mlp":
+            return GaussianMlpActor(dim, tuple(self.mlp_hidden), self.critic_activation, self.head_gain,
+                                    self.log_std_init, self.log_std_min, self.log_std_max)
+        return ContinuousDiffusionActor(self.diffusion_config(1.0, self.clip_denoised), dim,
                                         self.log_std_init, self.log_std_min, self.log_std_max)
 
-    def discrete_actor(self, num_agents: int, num_servers: int) -> DiscreteDiffusionActor:
-        """pi^d of eq. (28): M x (N + 1) logits."""
+    def discrete_actor(self, num_agents: int, num_servers: int):
+        """pi^d of eq. (28): M x (N + 1) logits from a diffusion chain or an MLP; None for PPO-relaxed."""
+        if self.discrete_head == "relaxed":
+            return None
+        if self.discrete_head == "mlp":
+            return CategoricalMlpActor(num_agents, num_servers, tuple(self.mlp_hidden), self.critic_activation,
+                                       self.head_gain)
         return DiscreteDiffusionActor(self.diffusion_config(self.logit_clip, False), num_agents, num_servers)
 
 
 def hdppo_config(**overrides) -> LhdppoConfig:
     """HDPPO (spec §7.6): LHDPPO with the manual reward, eq. (20), instead of eq. (21)."""
     return LhdppoConfig(**{"reward_mode": "manual", **overrides})
+
+
+def hppo_config(**overrides) -> LhdppoConfig:
+    """H-PPO (spec §7.2, Fan et al. 2019): a Categorical MLP and a Gaussian MLP actor, each with its own clipped
+    ratio, one shared critic; the manual reward (eq. 20) as every learning baseline [R §7]; no auxiliary loss."""
+    return LhdppoConfig(**{"reward_mode": "manual", "continuous_head": "mlp", "discrete_head": "mlp",
+                           "ratio": "per_head", "aux_coef_init": 0.0, "aux_coef_final": 0.0, **overrides})
+
+
+def ghppo_config(**overrides) -> LhdppoConfig:
+    """GHPPO (spec §7.3): H-PPO with a diffusion discrete actor, i.e. LHDPPO with pi^c a Gaussian MLP, trained on
+    the manual reward (eq. 20); the spec's "= LHDPPO with eps^c replaced" reading: one joint ratio [R]."""
+    return LhdppoConfig(**{"reward_mode": "manual", "continuous_head": "mlp", **overrides})
+
+
+def ppo_relaxed_config(**overrides) -> LhdppoConfig:
+    """PPO-relaxed (spec §7.5): plain PPO with one Gaussian MLP over 2M + M dimensions; AV m's server is
+    min(N, floor((u_m + 1)/2 (N + 1))) of its last coordinate. Manual reward (eq. 20); no entropy bonus [C, the
+    usual continuous-PPO default: with a state-independent log-std the bonus only inflates sigma]."""
+    return LhdppoConfig(**{"reward_mode": "manual", "continuous_head": "mlp", "discrete_head": "relaxed",
+                           "ent_coef_init": 0.0, "ent_coef_final": 0.0, "aux_coef_init": 0.0,
+                           "aux_coef_final": 0.0, **overrides})
+
+
+# every learner of the comparison (§7): name -> config constructor (keyword overrides)
+ALGORITHMS: dict[str, Callable[..., LhdppoConfig]] = {
+    "lhdppo": LhdppoConfig, "hdppo": hdppo_config, "ghppo": ghppo_config, "hppo": hppo_config,
+    "ppo_relaxed": ppo_relaxed_config,
+}
 
 
 def annealed(init: float, final: float, iteration: jax.Array, num_iterations: int) -> jax.Array:
@@ -201,27 +260,49 @@ class PolicySample(NamedTuple):
 
 
 class LhdppoPolicy(NamedTuple):
-    """The two diffusion actors on s_t = the flattened joint observation (eq. 19) and the critic V(s)."""
+    """The two actors on s_t = the flattened joint observation (eq. 19) and the critic V(s). `discrete` is None
+    for PPO-relaxed (§7.5): the continuous actor then has 3M outputs and the last M pick the servers."""
 
-    continuous: ContinuousDiffusionActor
-    discrete: DiscreteDiffusionActor
+    continuous: Any  # ContinuousDiffusionActor | GaussianMlpActor
+    discrete: Any  # DiscreteDiffusionActor | CategoricalMlpActor | None
     critic: networks.Critic
     start_noise_scale: float
+    num_agents: int
+    num_choices: int  # N + 1
 
     @staticmethod
     def state(obs: jax.Array) -> jax.Array:
         """s_t = {s_m^t}_m (eq. 19): the env's per-AV observations [..., M, D] -> [..., M D]."""
         return obs.reshape(obs.shape[:-2] + (-1,))
 
+    @property
+    def relaxed(self) -> bool:
+        return self.discrete is None
+
+    def init(self, key: jax.Array, state: jax.Array) -> dict:
+        k_c, k_d, k_v = jax.random.split(key, 3)
+        params = {"actor_c": self.continuous.init(k_c, state), "critic": self.critic.init(k_v, state)}
+        if not self.relaxed:
+            params["actor_d"] = self.discrete.init(k_d, state)
+        return params
+
     def sample_noise(self, key: jax.Array, actor, batch_shape: tuple[int, ...]) -> ChainNoise:
-        """x_U ~ N(0, start_noise_scale^2 I) (and the per-step noise of a stochastic chain, unscaled)."""
+        """x_U ~ N(0, start_noise_scale^2 I) (and the per-step noise of a stochastic chain, unscaled); empty for
+        an MLP head or no head."""
+        if actor is None:
+            return empty_noise(batch_shape)
         noise = actor.sample_noise(key, batch_shape)
         return ChainNoise(noise.x_T * self.start_noise_scale, noise.steps)
 
     def distributions(self, params: dict, state: jax.Array, noise_c: ChainNoise, noise_d: ChainNoise):
-        """(pi^c, pi^d) given the chain noise: the Gaussian over c_raw [..., 2M] and M categoricals [..., M]."""
-        return (self.continuous.distribution(params["actor_c"], state, noise_c),
-                self.discrete.distribution(params["actor_d"], state, noise_d))
+        """(pi^c, pi^d) given the chain noise: the Gaussian over c_raw [..., 2M] and M categoricals [..., M]
+        (pi^d is None for PPO-relaxed)."""
+        dist_c = self.continuous.distribution(params["actor_c"], state, noise_c)
+        return dist_c, None if self.relaxed else self.discrete.distribution(params["actor_d"], state, noise_d)
+
+    def relaxed_choice(self, raw: jax.Array) -> jax.Array:
+        """PPO-relaxed's servers [..., M] from the last M coordinates of c_raw (§7.5)."""
+        return relaxed_choice(raw[..., 2 * self.num_agents:], self.num_choices)
 
     def act(self, key: jax.Array, params: dict, state: jax.Array, deterministic: bool = False):
         """Rollout step (§5.6): draw both chain starts, run both chains, sample c_raw ~ N(mu, sigma^2) and
@@ -232,15 +313,43 @@ class LhdppoPolicy(NamedTuple):
         noise_d = self.sample_noise(k_nd, self.discrete, batch)
         dist_c, dist_d = self.distributions(params, state, noise_c, noise_d)
         raw = dist_c.mode() if deterministic else dist_c.sample(seed=k_c)
-        choice = (dist_d.mode() if deterministic else dist_d.sample(seed=k_d)).astype(jnp.int32)
-        sample = PolicySample(raw, noise_c, choice, noise_d, dist_c.log_prob(raw),
-                              jnp.sum(dist_d.log_prob(choice), axis=-1))
+        if self.relaxed:
+            choice, log_prob_d = self.relaxed_choice(raw), jnp.zeros(batch, jnp.float32)
+        else:
+            choice = (dist_d.mode() if deterministic else dist_d.sample(seed=k_d)).astype(jnp.int32)
+            log_prob_d = jnp.sum(dist_d.log_prob(choice), axis=-1)
+        sample = PolicySample(raw, noise_c, choice, noise_d, dist_c.log_prob(raw), log_prob_d)
         return self.env_action(sample), sample
+
+    def log_probs(self, params: dict, state: jax.Array, sample: PolicySample):
+        """(log pi^c(c_raw | s), log pi^d(d | s)) [...] under `params`, from the stored chain noise (eq. 26);
+        log pi^d = 0 for PPO-relaxed (its servers are a function of c_raw). Also returns the distributions."""
+        dist_c, dist_d = self.distributions(params, state, sample.noise_c, sample.noise_d)
+        log_prob_c = dist_c.log_prob(sample.raw)
+        if self.relaxed:
+            return log_prob_c, jnp.zeros_like(log_prob_c), dist_c, dist_d
+        return log_prob_c, jnp.sum(dist_d.log_prob(sample.choice), axis=-1), dist_c, dist_d
+
+    def discrete_entropy(self, params: dict, dist_d) -> jax.Array:
+        """The bracket of eq. (32): mean per-AV entropy of pi^d (nats); for PPO-relaxed the mean per-coordinate
+        entropy of the Gaussian over the M server coordinates (state independent)."""
+        if self.relaxed:
+            log_std = self.continuous.log_std(params["actor_c"])[2 * self.num_agents:]
+            return jnp.mean(log_std) + 0.5 * jnp.log(2.0 * jnp.pi * jnp.e)
+        return jnp.mean(dist_d.entropy())
+
+    def aux_loss(self, params: dict, state: jax.Array, choice: jax.Array, key: jax.Array, weight: jax.Array,
+                 norm: str) -> jax.Array:
+        """L_diff of eq. (33) for a diffusion discrete actor; 0 for an MLP head or PPO-relaxed."""
+        if self.relaxed:
+            return jnp.float32(0.0)
+        return self.discrete.diffusion_loss(params["actor_d"], state, choice, key, weight, norm)
 
     def env_action(self, sample: PolicySample) -> dict:
         """{"target": e [..., M], "perturbation": raw (u_r, u_theta) [..., M, 2]} (the env clips and maps)."""
-        m = sample.choice.shape[-1]
-        return {"target": sample.choice, "perturbation": sample.raw.reshape(sample.raw.shape[:-1] + (m, 2))}
+        m = self.num_agents
+        perturbation = sample.raw[..., :2 * m]
+        return {"target": sample.choice, "perturbation": perturbation.reshape(perturbation.shape[:-1] + (m, 2))}
 
     def value(self, params: dict, state: jax.Array) -> jax.Array:
         return self.critic.apply(params["critic"], state)
@@ -302,6 +411,8 @@ def make_policy(env: Environment, config: LhdppoConfig, env_params: PyTree) -> L
         discrete=config.discrete_actor(env.num_agents, num_servers),
         critic=networks.Critic(tuple(int(h) for h in config.critic_hidden), config.critic_activation),
         start_noise_scale=float(config.start_noise_scale),
+        num_agents=env.num_agents,
+        num_choices=num_servers,
     )
 
 
@@ -334,11 +445,9 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
     value_clip = config.value_clip_eps if config.value_clip_eps > 0 else None
 
     def init(key) -> TrainerState:
-        k_env, k_c, k_d, k_v, k_run = jax.random.split(key, 5)
+        k_env, k_params, k_run = jax.random.split(key, 3)
         obs, env_state = vec.reset(k_env, env_params)
-        state = policy.state(obs[0])
-        params = {"actor_c": policy.continuous.init(k_c, state), "actor_d": policy.discrete.init(k_d, state),
-                  "critic": policy.critic.init(k_v, state)}
+        params = policy.init(k_params, policy.state(obs[0]))
         return TrainerState(params, optimizer.init(params), env_state, obs, k_run, jnp.int32(0))
 
     def training_reward(reward, info):
@@ -383,18 +492,21 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
     # ------------------------------------------------------------------ loss, eq. (34)
     def loss_fn(params, batch: Batch, key, coefs):
         sample = batch.sample
-        dist_c, dist_d = policy.distributions(params, batch.state, sample.noise_c, sample.noise_d)
-        log_prob_c = dist_c.log_prob(sample.raw)
-        log_prob_d = jnp.sum(dist_d.log_prob(sample.choice), axis=-1)
+        log_prob_c, log_prob_d, _, dist_d = policy.log_probs(params, batch.state, sample)
         log_prob, old_log_prob = log_prob_c + log_prob_d, sample.log_prob_c + sample.log_prob_d  # eq. (26)
         adv = ppo.normalize(batch.advantage) if config.normalize_advantages else batch.advantage
-        policy_loss, clip_stats = ppo.clipped_surrogate_loss(log_prob, old_log_prob, adv, config.clip_eps)  # (29-30)
+        per_head = {head: ppo.clipped_surrogate_loss(new, old, adv, config.clip_eps) for head, (new, old) in
+                    {"c": (log_prob_c, sample.log_prob_c), "d": (log_prob_d, sample.log_prob_d)}.items()}
+        if config.ratio == "joint":
+            policy_loss, clip_stats = ppo.clipped_surrogate_loss(log_prob, old_log_prob, adv, config.clip_eps)  # (29-30)
+        else:  # H-PPO: each head its own clipped ratio
+            policy_loss = per_head["c"][0] + per_head["d"][0]
+            clip_stats = jax.tree.map(lambda c, d: 0.5 * (c + d), per_head["c"][1], per_head["d"][1])
         value = policy.value(params, batch.state)
         value_loss = ppo.value_loss(value, batch.value, batch.target, value_clip)  # eq. (31)
-        entropy_d = jnp.mean(dist_d.entropy())  # the bracket of eq. (32), nats per AV
+        entropy_d = policy.discrete_entropy(params, dist_d)  # the bracket of eq. (32), nats per AV
         weight = aux_weight(batch.advantage)
-        aux_loss = policy.discrete.diffusion_loss(params["actor_d"], batch.state, sample.choice, key, weight,
-                                                  config.aux_loss_norm)  # eq. (33)
+        aux_loss = policy.aux_loss(params, batch.state, sample.choice, key, weight, config.aux_loss_norm)  # (33)
         total = (policy_loss + config.value_coef * value_loss - coefs["ent_coef"] * entropy_d
                  + coefs["aux_coef"] * aux_loss)  # eq. (34)
         stats = {
@@ -402,10 +514,9 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
             "entropy_d": entropy_d, "entropy_c": policy.continuous.entropy(params["actor_c"]),
             "aux_fraction": jnp.mean(weight), "clip_fraction": clip_stats["clip_fraction"],
             "approx_kl": clip_stats["approx_kl"],
-            # per-head clip fraction / KL (diagnostics only: the loss uses the joint ratio of eq. 29)
-            **{f"{stat}_{head}": value for head, (new, old) in
-               {"c": (log_prob_c, sample.log_prob_c), "d": (log_prob_d, sample.log_prob_d)}.items()
-               for stat, value in ppo.clipped_surrogate_loss(new, old, adv, config.clip_eps)[1].items()},
+            # per-head clip fraction / KL (diagnostics with the joint ratio of eq. 29; the loss with "per_head")
+            **{f"{stat}_{head}": value for head, (_, head_stats) in per_head.items()
+               for stat, value in head_stats.items()},
             "ratio_max_dev": jnp.max(jnp.abs(jnp.exp(log_prob - old_log_prob) - 1.0)),
         }
         return total, stats
@@ -464,6 +575,7 @@ def make_train(env: Environment, config: LhdppoConfig, env_params: PyTree | None
 
 
 __all__ = [
+    "ALGORITHMS",
     "Batch",
     "Components",
     "LhdppoConfig",
@@ -474,10 +586,13 @@ __all__ = [
     "annealed",
     "aux_weight",
     "coefficients",
+    "ghppo_config",
     "hdppo_config",
+    "hppo_config",
     "make_components",
     "make_optimizer",
     "make_policy",
     "make_train",
     "make_trainer",
+    "ppo_relaxed_config",
 ]
