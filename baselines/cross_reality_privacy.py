@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from vmjax.core.rollout import StatefulPolicy
+from vmjax.core.rollout import StatefulPolicy, rollout_stateful, stateless
 from vmjax.envs import cross_reality_privacy as crp
 
 GEO_I_EPSILON_TIMES_RMAX = 13.5  # eps_geo = 13.5 / r_max [R §7.1]
@@ -140,3 +140,31 @@ def make_no_perturbation_stateful(env: crp.CrossRealityPrivacy, explore: float =
     """No perturbation with the historical greedy rule."""
     return _stateful(env, lambda key, state, params, history: _still_action(
         env, key, state, params, history, explore, num_nearest))
+
+
+POLICIES = {"geo_i": make_geo_i_stateful, "no_perturbation": make_no_perturbation_stateful}
+"""The heuristics by name: make(env) -> StatefulPolicy (the historical greedy server rule, §7.1)."""
+
+EVAL_METRICS = ("utility", "reward_llm", "entropy_bits", "latency_s", "qos_loss", "migrated", "perturbation_m")
+"""Per-episode means over slots and AVs (env info keys); `utility` is eq. (17) = the manual reward (20), the
+common test score of every method [R §9-B9]."""
+
+
+def episode_metrics(env: crp.CrossRealityPrivacy, policy, params, key, num_episodes: int) -> dict:
+    """One episode (max_steps slots) in each of `num_episodes` worlds drawn from `key` (the same worlds for
+    every policy): {metric: [num_episodes]} for EVAL_METRICS. `policy`: a StatefulPolicy or a plain per-world
+    policy(key, env_state, env_params)."""
+    policy = policy if isinstance(policy, StatefulPolicy) else stateless(policy)
+    summary = lambda reward, info: {name: jnp.mean(info[name].astype(jnp.float32), axis=-1) for name in EVAL_METRICS}
+    steps = rollout_stateful(env, policy, key, params, num_episodes, env.config.max_steps, summary)
+    return {name: jnp.mean(value, axis=0) for name, value in steps.items()}
+
+
+def make_policy_evaluator(env: crp.CrossRealityPrivacy, policies, params, num_episodes: int):
+    """(key, index) -> {metric: float32 [num_episodes]} for `policies[index]` (the `vmjax evaluate` contract);
+    one jitted function per policy, all on the same worlds for the same key."""
+    env.validate_params(params)
+    if not policies:
+        raise ValueError("make_policy_evaluator: policies must be a non-empty sequence")
+    compiled = [jax.jit(lambda key, p=p: episode_metrics(env, p, params, key, num_episodes)) for p in policies]
+    return lambda key, index: compiled[int(index)](key)

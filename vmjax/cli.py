@@ -42,9 +42,10 @@ import jax
 import numpy as np
 
 from vmjax import predict
-from vmjax.agents import checkpoint, dm_mappo, hybrid_mappo, mappo_ddpg, masac, msrl
+from vmjax.agents import checkpoint, dm_mappo, hybrid_mappo, lhdppo, mappo_ddpg, masac, msrl
 from vmjax.core import io, registry, validation
 from vmjax.envs.avatar_premigration import AvatarPremigrationConfig
+from vmjax.envs.cross_reality_privacy import CrossRealityPrivacyConfig
 from vmjax.envs.twin_routing import NormStats, TwinRoutingConfig
 from vmjax.envs.twin_split import TwinSplitConfig
 
@@ -153,6 +154,20 @@ SCENARIOS: dict[str, Scenario] = {
         log_metrics=("total_latency_s", "qoe", "ber"),
         extra_sections={"trajectories": TrajectoryConfig},
     ),
+    # CLI defaults: the spec's §5.5 learner (16 worlds x 128 steps, 10 epochs) for 100 iterations (~2e5 env
+    # steps; the paper trains ~5e6), about 5 minutes per run on 2 CPU cores.
+    "CrossRealityPrivacy-v0": Scenario(
+        env_id="CrossRealityPrivacy-v0",
+        env_config=CrossRealityPrivacyConfig,
+        algorithms={name: (cls, lhdppo.make_trainer) for name, cls in lhdppo.ALGORITHMS.items()},
+        algo_names={"lhdppo": "LHDPPO", "hdppo": "HDPPO", "ghppo": "GHPPO", "hppo": "H-PPO",
+                    "ppo_relaxed": "PPO-relaxed"},
+        predictor_config=None,
+        learned_forecast=None,
+        run_dir="runs/cross_reality_privacy",
+        defaults={"agent": {"num_iterations": 100}},
+        log_metrics=lhdppo.LOG_METRICS,
+    ),
 }
 ENV_ID = "AvatarPremigration-v0"  # the default scenario
 ALGORITHMS = {name: entry for scenario in SCENARIOS.values() for name, entry in scenario.algorithms.items()}
@@ -199,8 +214,16 @@ RESUMABLE_OVERRIDES = {("agent", "num_iterations"), ("run", "chunk_iterations")}
 
 # ====================================================================== config <-> flags
 def field_comments(cls) -> dict[str, str]:
-    """The trailing `# comment` of each field in a config dataclass's source (continuation lines included):
-    the single source of the field documentation shown by --help."""
+    """The trailing `# comment` of each field in a config dataclass's source (continuation lines included), a
+    subclass's comment over its base's: the single source of the field documentation shown by --help."""
+    comments = {}
+    for base in reversed(cls.__mro__[:-1]):
+        if dataclasses.is_dataclass(base):
+            comments.update(_own_field_comments(base))
+    return comments
+
+
+def _own_field_comments(cls) -> dict[str, str]:
     try:
         lines = inspect.getsource(cls).splitlines()
     except (OSError, TypeError):
@@ -606,6 +629,8 @@ def load_run(run_dir: Path):
 
 
 def _variant(configs) -> str:
+    if configs["run"].env == "CrossRealityPrivacy-v0":
+        return f"reward={configs['agent'].reward_mode}"
     if "trajectories" in configs:
         return f"mode={configs['agent'].mode}, trajectories={configs['trajectories'].source}"
     return f"forecast={configs['env'].workload_forecast}"
@@ -616,6 +641,10 @@ def run_label(configs) -> str:
     run, env = configs["run"], configs["env"]
     scenario = SCENARIOS[run.env]
     name = scenario.algo_names[run.algo]
+    if run.env == "CrossRealityPrivacy-v0":  # spec 000 §7: LHDPPO on eq. (21), the rest on eq. (20)
+        default_reward = lhdppo.ALGORITHMS[run.algo]().reward_mode
+        reward = configs["agent"].reward_mode
+        return name + ("" if reward == default_reward else f" (reward {reward})")
     if run.env == "TwinSplit-v0":  # spec 004 §8: Split Model (MSRL), Local-Edge Model, Local-Model
         name = {"split": "MSRL (Split)", "local_edge": "Local-Edge", "local": "Local-Model"}[configs["agent"].mode]
         source = configs["trajectories"].source
@@ -764,6 +793,26 @@ def format_twin_split_comparison(results: dict[str, dict], episodes: int, seeds:
     return "\n".join(lines)
 
 
+def format_privacy_comparison(results: dict[str, dict], episodes: int, seeds: int) -> str:
+    """CrossRealityPrivacy-v0's table: the utility of eq. (17) and its parts E (eq. 5), L (eq. 15), Q (eq. 16)
+    with their spread over the held-out seeds, then the eq. (21) reward, migrations and the perturbation."""
+    lines = [
+        ("| policy | utility (17) | ± seeds | entropy (bit) | ± seeds | latency (s) | ± seeds | QoS loss | ± seeds | "
+         "reward (21) | migrated (%) | perturbation (m) |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items(), key=lambda kv: -kv[1]["utility"]):
+        lines.append(
+            f"| {name} | {r['utility']:.4f} | {r['utility_seed_std']:.4f} | {r['entropy_bits']:.4f} | "
+            f"{r['entropy_bits_seed_std']:.4f} | {r['latency_s']:.2f} | {r['latency_s_seed_std']:.2f} | "
+            f"{r['qos_loss']:.4f} | {r['qos_loss_seed_std']:.4f} | {r['reward_llm']:.4f} | "
+            f"{100 * r['migrated']:.1f} | {r['perturbation_m']:.1f} |"
+        )
+    lines.append(f"\nmeans per AV-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for every "
+                 "policy; deterministic learned policies); ± = std of the seed means")
+    return "\n".join(lines)
+
+
 EVALUATIONS = {
     "AvatarPremigration-v0": Evaluation(
         "baselines.avatar_premigration", "baselines.evaluate", ("latency_s",), format_comparison,
@@ -776,6 +825,11 @@ EVALUATIONS = {
     "TwinSplit-v0": Evaluation(
         "baselines.twin_split", "baselines.twin_split", ("latency_s", "qoe", "ber"), format_twin_split_comparison,
         (("latency_s", "mean total latency per vehicle-slot (s)", 1.0), ("ber", "bit error rate (%)", 100.0))),
+    "CrossRealityPrivacy-v0": Evaluation(
+        "baselines.cross_reality_privacy", "baselines.cross_reality_privacy",
+        ("utility", "entropy_bits", "latency_s", "qos_loss"), format_privacy_comparison,
+        (("utility", "utility, eq. (17), per AV-slot", 1.0), ("entropy_bits", "location entropy (bit)", 1.0),
+         ("latency_s", "latency per AV-slot (s)", 1.0))),
 }
 
 

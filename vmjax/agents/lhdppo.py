@@ -134,7 +134,7 @@ class LhdppoConfig:
     mlp_hidden: tuple[int, ...] = (256, 256)  # hidden widths of the MLP heads [C, as the denoiser trunk]
 
     def __post_init__(self):
-        owner = "LhdppoConfig"
+        owner = type(self).__name__
         for name in ("num_envs", "num_steps", "num_iterations", "update_epochs", "num_minibatches"):
             validation.check_int_at_least(owner, name, getattr(self, name), 1)
         validation.check_int_at_least(owner, "denoising_steps", self.denoising_steps, 1)
@@ -194,37 +194,55 @@ class LhdppoConfig:
         return DiscreteDiffusionActor(self.diffusion_config(self.logit_clip, False), num_agents, num_servers)
 
 
-def hdppo_config(**overrides) -> LhdppoConfig:
-    """HDPPO (spec §7.6): LHDPPO with the manual reward, eq. (20), instead of eq. (21)."""
-    return LhdppoConfig(**{"reward_mode": "manual", **overrides})
+@dataclasses.dataclass(frozen=True)
+class HdppoConfig(LhdppoConfig):
+    """HDPPO (spec §7.6): LHDPPO trained on the manual reward, eq. (20), instead of eq. (21)."""
+
+    reward_mode: str = "manual"  # eq. (20)
 
 
-def hppo_config(**overrides) -> LhdppoConfig:
+@dataclasses.dataclass(frozen=True)
+class HppoConfig(LhdppoConfig):
     """H-PPO (spec §7.2, Fan et al. 2019): a Categorical MLP and a Gaussian MLP actor, each with its own clipped
     ratio, one shared critic; the manual reward (eq. 20) as every learning baseline [R §7]; no auxiliary loss."""
-    return LhdppoConfig(**{"reward_mode": "manual", "continuous_head": "mlp", "discrete_head": "mlp",
-                           "ratio": "per_head", "aux_coef_init": 0.0, "aux_coef_final": 0.0, **overrides})
+
+    reward_mode: str = "manual"  # eq. (20)
+    continuous_head: str = "mlp"  # Gaussian MLP
+    discrete_head: str = "mlp"  # Categorical MLP
+    ratio: str = "per_head"  # one clipped ratio per actor
+    aux_coef_init: float = 0.0  # no denoiser to train
+    aux_coef_final: float = 0.0
 
 
-def ghppo_config(**overrides) -> LhdppoConfig:
+@dataclasses.dataclass(frozen=True)
+class GhppoConfig(LhdppoConfig):
     """GHPPO (spec §7.3): H-PPO with a diffusion discrete actor, i.e. LHDPPO with pi^c a Gaussian MLP, trained on
     the manual reward (eq. 20); the spec's "= LHDPPO with eps^c replaced" reading: one joint ratio [R]."""
-    return LhdppoConfig(**{"reward_mode": "manual", "continuous_head": "mlp", **overrides})
+
+    reward_mode: str = "manual"  # eq. (20)
+    continuous_head: str = "mlp"  # Gaussian MLP; the discrete actor stays a diffusion chain
 
 
-def ppo_relaxed_config(**overrides) -> LhdppoConfig:
+@dataclasses.dataclass(frozen=True)
+class PpoRelaxedConfig(LhdppoConfig):
     """PPO-relaxed (spec §7.5): plain PPO with one Gaussian MLP over 2M + M dimensions; AV m's server is
-    min(N, floor((u_m + 1)/2 (N + 1))) of its last coordinate. Manual reward (eq. 20); no entropy bonus [C, the
-    usual continuous-PPO default: with a state-independent log-std the bonus only inflates sigma]."""
-    return LhdppoConfig(**{"reward_mode": "manual", "continuous_head": "mlp", "discrete_head": "relaxed",
-                           "ent_coef_init": 0.0, "ent_coef_final": 0.0, "aux_coef_init": 0.0,
-                           "aux_coef_final": 0.0, **overrides})
+    min(N, floor((u_m + 1)/2 (N + 1))) of its last coordinate. Manual reward (eq. 20)."""
+
+    reward_mode: str = "manual"  # eq. (20)
+    continuous_head: str = "mlp"  # one Gaussian MLP over 2M + M coordinates
+    discrete_head: str = "relaxed"  # the last M coordinates mapped to server indices
+    ent_coef_init: float = 0.0  # no entropy bonus [C, the usual continuous-PPO default: with a state-independent
+    ent_coef_final: float = 0.0  # log-std the bonus only inflates sigma]
+    aux_coef_init: float = 0.0  # no denoiser to train
+    aux_coef_final: float = 0.0
 
 
-# every learner of the comparison (§7): name -> config constructor (keyword overrides)
-ALGORITHMS: dict[str, Callable[..., LhdppoConfig]] = {
-    "lhdppo": LhdppoConfig, "hdppo": hdppo_config, "ghppo": ghppo_config, "hppo": hppo_config,
-    "ppo_relaxed": ppo_relaxed_config,
+hdppo_config, hppo_config, ghppo_config, ppo_relaxed_config = HdppoConfig, HppoConfig, GhppoConfig, PpoRelaxedConfig
+
+# every learner of the comparison (§7): name -> config class (keyword overrides)
+ALGORITHMS: dict[str, type[LhdppoConfig]] = {
+    "lhdppo": LhdppoConfig, "hdppo": HdppoConfig, "ghppo": GhppoConfig, "hppo": HppoConfig,
+    "ppo_relaxed": PpoRelaxedConfig,
 }
 
 
@@ -578,10 +596,14 @@ __all__ = [
     "ALGORITHMS",
     "Batch",
     "Components",
+    "GhppoConfig",
+    "HdppoConfig",
+    "HppoConfig",
     "LhdppoConfig",
     "LhdppoPolicy",
     "LhdppoTrainer",
     "PolicySample",
+    "PpoRelaxedConfig",
     "Transition",
     "annealed",
     "aux_weight",

@@ -74,3 +74,34 @@ def rollout(
 
     keys = (jax.random.split(k_env, num_steps), jax.random.split(k_policy, num_steps))
     return jax.lax.scan(body, state, keys)[1]
+
+
+def rollout_stateful(
+    env: Environment,
+    policy: StatefulPolicy,
+    key: jax.Array,
+    params: Any,
+    num_envs: int,
+    num_steps: int,
+    summarize: Callable[[jax.Array, dict], Any] = agent_means,
+):
+    """`rollout` for a `StatefulPolicy` (its state carried per world from step to step). The same keys as
+    `rollout` for the env and the actions (policy init keys from fold_in(key, 1)), so `stateless(policy)` gives
+    exactly `rollout(policy)` and every policy meets the same worlds. Returns `summarize(reward, info)` stacked
+    over steps."""
+    vec = VecEnv(env, num_envs)
+    k_reset, k_env, k_policy = jax.random.split(key, 3)
+    _, state = vec.reset(k_reset, params)
+    policy_state = jax.vmap(policy.init, in_axes=(0, None))(jax.random.split(jax.random.fold_in(key, 1), num_envs),
+                                                           params)
+
+    def body(carry, keys):
+        state, policy_state = carry
+        k_step, k_act = keys
+        actions, policy_state, _ = jax.vmap(policy.act, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_act, num_envs), policy_state, state, params)
+        _, state, reward, _, _, info = vec.step(k_step, state, actions, params)
+        return (state, policy_state), summarize(reward, info)
+
+    keys = (jax.random.split(k_env, num_steps), jax.random.split(k_policy, num_steps))
+    return jax.lax.scan(body, (state, policy_state), keys)[1]
