@@ -88,3 +88,36 @@ def test_policies_through_the_env(line):
                                        - 0.2 * info["qos_loss"], rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(np.asarray(history.count).sum(axis=1), 3)
         assert (np.mean(ent) > 0.05) == positive and (np.mean(qos) > 0) == positive
+
+
+def test_episode_metrics_and_stateful_rollout_agree_with_rollout(line):
+    """`rollout_stateful(stateless(p))` equals `rollout(p)` (same keys); the per-episode metrics satisfy eq. (17)
+    (utility = E - 0.02 L - 0.2 Q per slot, so on every mean); no perturbation has E = Q = 0."""
+    from vmjax.core.rollout import rollout, rollout_stateful, stateless
+
+    env, params, _ = line
+    policy = bcrp.make_geo_i_policy(env)
+    key = jax.random.key(7)
+    plain = jax.jit(lambda k: rollout(env, policy, k, params, 3, 4))(key)
+    wrapped = jax.jit(lambda k: rollout_stateful(env, stateless(policy), k, params, 3, 4))(key)
+    for name in ("utility", "entropy_bits", "latency_s"):
+        np.testing.assert_array_equal(plain[name], wrapped[name])
+    np.testing.assert_allclose(plain["utility"], plain["entropy_bits"] - 0.02 * plain["latency_s"]
+                               - 0.2 * plain["qos_loss"], rtol=1e-5, atol=1e-5)  # eq. (17), per slot
+    still = jax.jit(lambda k: bcrp.episode_metrics(env, bcrp.POLICIES["no_perturbation"](env), params, k, 5))(key)
+    assert all(still[name].shape == (5,) for name in bcrp.EVAL_METRICS)
+    np.testing.assert_allclose(still["entropy_bits"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(still["qos_loss"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(still["utility"], -0.02 * still["latency_s"], rtol=1e-5)
+
+
+def test_entropy_surface_is_zero_without_perturbation_and_rises_with_the_radius():
+    from baselines.cross_reality_privacy_study import entropy_surface
+
+    surface = entropy_surface(num_radii=4, num_angles=6)
+    entropy = np.asarray(surface["entropy_bits"])
+    assert entropy.shape == (4, 6)
+    np.testing.assert_allclose(entropy[0], 0.0, atol=1e-6)
+    assert np.all(np.diff(entropy, axis=0) > 0)  # every angle: more radius, more entropy
+    assert np.all(entropy <= math.log2(9) + 1e-5)  # K = 9 candidates
+    np.testing.assert_allclose(surface["angle_rad"][1], math.pi / 3)
