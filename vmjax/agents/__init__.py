@@ -5,6 +5,7 @@ from vmjax.agents import (
     diffusion,
     distributions,
     dm_mappo,
+    hgdm,
     hybrid_mappo,
     lhdppo,
     mappo_ddpg,
@@ -15,6 +16,7 @@ from vmjax.agents import (
     replay,
 )
 from vmjax.agents.dm_mappo import DmMappoConfig
+from vmjax.agents.hgdm import HgdmConfig
 from vmjax.agents.hybrid_mappo import (
     HybridMappoConfig,
     TrainerState,
@@ -28,6 +30,7 @@ from vmjax.agents.msrl import MsrlConfig
 
 __all__ = [
     "DmMappoConfig",
+    "HgdmConfig",
     "HybridMappoConfig",
     "LhdppoConfig",
     "MappoDdpgConfig",
@@ -39,6 +42,7 @@ __all__ = [
     "distributions",
     "dm_mappo",
     "hdppo_config",
+    "hgdm",
     "hybrid_mappo",
     "lhdppo",
     "make_train",
