@@ -5,6 +5,7 @@ from vmjax.agents import (
     diffusion,
     distributions,
     dm_mappo,
+    hgdm,
     hybrid_mappo,
     lhdppo,
     mappo_ddpg,
@@ -16,6 +17,7 @@ from vmjax.agents import (
     replay,
 )
 from vmjax.agents.dm_mappo import DmMappoConfig
+from vmjax.agents.hgdm import HgdmConfig
 from vmjax.agents.hybrid_mappo import (
     HybridMappoConfig,
     TrainerState,
@@ -29,6 +31,7 @@ from vmjax.agents.msrl import MsrlConfig
 
 __all__ = [
     "DmMappoConfig",
+    "HgdmConfig",
     "HybridMappoConfig",
     "LhdppoConfig",
     "MappoDdpgConfig",
@@ -41,6 +44,7 @@ __all__ = [
     "dm_mappo",
     "ghppo_config",
     "hdppo_config",
+    "hgdm",
     "hppo_config",
     "hybrid_mappo",
     "lhdppo",
