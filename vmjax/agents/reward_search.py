@@ -59,7 +59,9 @@ WEIGHT_NAMES = ("w1_entropy", "w2_log_latency", "w3_qos_normalised", "w4_log_ser
 SPEC_START = (1.0, 1.0, 0.5, 0.1, 0.1)  # §4.3 [R] starting values of w1..w5
 NON_NEGATIVE = WEIGHT_NAMES[:4]  # the env requires w1..w4 >= 0; w5 only finite
 EVAL_METRICS = ("utility", "entropy_bits", "latency_s", "qos_loss")  # eq. (17) and its parts, per-step AV means
-SHOWN_TRAIN = ("mean_train_reward", "rollout_utility", "entropy_d")  # columns of the CLI table
+SHOWN_TRAIN = ("mean_train_reward", "rollout_utility", "entropy_d")  # training columns of the CLI table
+SHOWN_TRAIN_LABELS = {"train_mean_train_reward": "train_reward", "train_rollout_utility": "train_utility",
+                      "train_entropy_d": "train_H_d"}
 OWNER = "reward_search"
 
 
@@ -361,13 +363,14 @@ def format_round(result: RoundResult) -> str:
     """One table per round: the candidates' weights, eval metrics (eq. 17 and parts) and chosen training metrics."""
     short = ("w1", "w2", "w3", "w4", "w5")
     cols = list(EVAL_METRICS) + [f"train_{m}" for m in SHOWN_TRAIN if f"train_{m}" in result.scores]
-    header = "  k " + " ".join(f"{s:>8}" for s in short) + " " + " ".join(f"{c[:16]:>16}" for c in cols)
+    labels = [SHOWN_TRAIN_LABELS.get(c, c) for c in cols]
+    header = "  k " + " ".join(f"{s:>8}" for s in short) + " " + " ".join(f"{c[:13]:>13}" for c in labels)
     lines = [f"round {result.round_index} ({result.seconds:.1f} s)", header]
     best = int(np.argmax(result.utility))
     for i, w in enumerate(result.weights):
         mark = "*" if i == best else " "
         lines.append(f"{mark}{i:2d} " + " ".join(f"{x:8.4g}" for x in w) + " "
-                     + " ".join(f"{result.scores[c][i]:16.5g}" for c in cols))
+                     + " ".join(f"{result.scores[c][i]:13.5g}" for c in cols))
     return "\n".join(lines)
 
 
