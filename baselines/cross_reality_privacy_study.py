@@ -30,11 +30,13 @@ import numpy as np
 
 import vmjax
 from baselines import cross_reality_privacy as heuristics
-from vmjax.agents import lhdppo
+from vmjax.agents import hgdm, lhdppo
 from vmjax.core import io
 from vmjax.envs import cross_reality_privacy as crp
 
-LEARNERS = {"LHDPPO": "lhdppo", "HDPPO": "hdppo", "GHPPO": "ghppo", "H-PPO": "hppo", "PPO-relaxed": "ppo_relaxed"}
+LEARNERS = {"LHDPPO": "lhdppo", "HDPPO": "hdppo", "GHPPO": "ghppo", "H-PPO": "hppo", "PPO-relaxed": "ppo_relaxed",
+            "HGDM": "hgdm"}
+PPO_STEPS_PER_ITERATION = 2048  # 16 worlds x 128 steps (§5.5): the study's budget unit
 HEURISTICS = {"Geo-I": "geo_i", "No perturbation": "no_perturbation"}
 CURVES = ("mean_train_reward", "rollout_utility", "rollout_entropy_bits", "rollout_latency_s", "rollout_qos_loss")
 SCORES = ("utility", "entropy_bits", "latency_s", "qos_loss", "reward_llm", "migrated", "perturbation_m")
@@ -70,9 +72,24 @@ def _summary(per_set: dict[str, np.ndarray]) -> dict:
     return out
 
 
-def train_and_evaluate(env, params, config: lhdppo.LhdppoConfig, study: StudyConfig, log=print) -> dict:
-    """Train `study.seeds` seeds of `config` in one vmapped jit and score seed s on held-out set s."""
-    trainer = lhdppo.make_trainer(env, config, params)
+def learner_config(name: str, iterations: int, overrides: dict | None = None):
+    """The config of learner `name` (a LEARNERS key) for a budget of `iterations` x 2048 env steps: PPO learners
+    run `iterations` updates; HGDM (16 worlds x 50 steps per iteration) as many iterations as give the same env
+    steps (rounded up) [R §7: the same number of steps]. `overrides`: config fields (those the config has)."""
+    algo = LEARNERS[name]
+    if algo == "hgdm":
+        fields = {f.name for f in dataclasses.fields(hgdm.HgdmConfig)}
+        base = hgdm.HgdmConfig(**{k: v for k, v in (overrides or {}).items() if k in fields})
+        steps = iterations * PPO_STEPS_PER_ITERATION
+        return dataclasses.replace(base, num_iterations=-(-steps // base.env_steps_per_iteration))
+    return lhdppo.ALGORITHMS[algo](num_iterations=iterations, **(overrides or {}))
+
+
+def train_and_evaluate(env, params, config, study: StudyConfig, log=print) -> dict:
+    """Train `study.seeds` seeds of `config` (an LHDPPO-family or HGDM config) in one vmapped jit and score
+    seed s on held-out set s."""
+    make_trainer = hgdm.make_trainer if isinstance(config, hgdm.HgdmConfig) else lhdppo.make_trainer
+    trainer = make_trainer(env, config, params)
     train = jax.jit(jax.vmap(trainer.train))
     keys = jax.random.split(jax.random.PRNGKey(0), study.seeds)
     start = time.perf_counter()
@@ -92,12 +109,13 @@ def train_and_evaluate(env, params, config: lhdppo.LhdppoConfig, study: StudyCon
         out = score(jax.tree.map(lambda x, s=s: x[s], state.params), held_out_key(study, s))
         for name in SCORES:
             per_set[name].append(float(jnp.mean(out[name])))
-    env_steps = study.iterations * config.env_steps_per_iteration
+    env_steps = config.num_iterations * config.env_steps_per_iteration
     log(f"  {config.reward_mode} reward, {env_steps:,} env steps x {study.seeds} seeds: compile {compile_s:.0f} s, "
         f"train {train_s:.0f} s ({env_steps * study.seeds / train_s:,.0f} env steps/s)")
     curves = {name: np.asarray(metrics[name]).tolist() for name in CURVES}
     return {**_summary(per_set), "curves": curves, "compile_s": compile_s, "train_s": train_s, "env_steps": env_steps,
-            "final_clip_fraction": float(np.mean(np.asarray(metrics["clip_fraction"])[:, -1]))}
+            "final_clip_fraction": float(np.mean(np.asarray(metrics["clip_fraction"])[:, -1]))
+            if "clip_fraction" in metrics else float("nan")}
 
 
 def evaluate_heuristic(env, params, name: str, study: StudyConfig) -> dict:
@@ -120,7 +138,8 @@ def machine() -> str:
 def compare(study: StudyConfig, out_path: Path, methods: Sequence[str] | None = None, env_config: dict | None = None,
             overrides: dict | None = None, log=print) -> dict:
     """Every learner and heuristic (or `methods`, names of LEARNERS / HEURISTICS); writes `out_path` (JSON)
-    after each method. `overrides`: LhdppoConfig fields for every learner (e.g. tiny sizes in tests)."""
+    after each method. `overrides`: config fields for every learner (e.g. tiny sizes in tests). An existing
+    `out_path` of the same study, env config and overrides is extended (its other methods are kept)."""
     env = vmjax.make("CrossRealityPrivacy-v0", **(env_config or {}))
     params = env.default_params
     methods = list(methods or [*LEARNERS, *HEURISTICS])
@@ -129,13 +148,17 @@ def compare(study: StudyConfig, out_path: Path, methods: Sequence[str] | None = 
         raise ValueError(f"compare: unknown methods {unknown}; known: {[*LEARNERS, *HEURISTICS]}")
     record = {"study": dataclasses.asdict(study), "env_config": env_config or {}, "overrides": overrides or {},
               "machine": machine(), "results": {}}
+    if out_path.is_file():
+        saved = json.loads(out_path.read_text())
+        if all(json.dumps(saved.get(k)) == json.dumps(record[k]) for k in ("study", "env_config", "overrides")):
+            record["results"] = saved["results"]
     for name in methods:
         log(f"{name}:")
         if name in HEURISTICS:
             record["results"][name] = evaluate_heuristic(env, params, HEURISTICS[name], study)
         else:
-            config = lhdppo.ALGORITHMS[LEARNERS[name]](num_iterations=study.iterations, **(overrides or {}))
-            record["results"][name] = train_and_evaluate(env, params, config, study, log)
+            record["results"][name] = train_and_evaluate(env, params, learner_config(name, study.iterations, overrides),
+                                                         study, log)
         r = record["results"][name]
         log(f"  utility {r['utility']:.4f} ± {r['utility_seed_std']:.4f}  entropy {r['entropy_bits']:.4f} bit  "
             f"latency {r['latency_s']:.2f} s  QoS loss {r['qos_loss']:.4f}")
@@ -152,7 +175,7 @@ def sweep(study: StudyConfig, out_path: Path, field: str, values: Sequence, meth
               "machine": machine(), "results": {}}
     for value in values:
         fields = {"actor_lr": value, "critic_lr": value} if field == "lr" else {field: value}
-        config = lhdppo.ALGORITHMS[LEARNERS[method]](num_iterations=study.iterations, **{**(overrides or {}), **fields})
+        config = learner_config(method, study.iterations, {**(overrides or {}), **fields})
         log(f"{method} {field}={value}:")
         record["results"][str(value)] = train_and_evaluate(env, params, config, study, log)
         r = record["results"][str(value)]

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from vmjax import cli
-from vmjax.agents import lhdppo
+from vmjax.agents import hgdm, lhdppo
 
 TINY_PRIVACY = [
     "--env", "CrossRealityPrivacy-v0", "--env.num_vehicles", "2", "--env.num_rsus", "4", "--env.hop_neighbours", "2",
@@ -47,6 +47,8 @@ def test_privacy_flags_labels_and_config_classes(capsys):
     assert label() == "LHDPPO"
     assert label(**{"run.algo": "ppo_relaxed"}) == "PPO-relaxed"
     assert label(**{"run.algo": "hdppo", "agent.reward_mode": "llm"}) == "HDPPO (reward llm)"
+    assert label(**{"run.algo": "hgdm"}) == "HGDM"
+    assert isinstance(cli.build_configs({"run.algo": "hgdm"})["agent"], hgdm.HgdmConfig)
     configs = cli.build_configs({"run.algo": "ghppo"})  # --algo alone implies the scenario
     assert configs["run"].env == "CrossRealityPrivacy-v0" and isinstance(configs["agent"], lhdppo.GhppoConfig)
     assert configs["agent"].num_iterations == 100  # the scenario's command-line default

@@ -3,12 +3,14 @@
     vmjax train [--run.run_dir runs/avatar_premigration] [--agent.num_iterations 150] [--env.workload_forecast none]
     vmjax train --env TwinRouting-v0 --algo dm-mappo [--env.use_mask false]   # spec 002 (DM-MAPPO, MASAC)
     vmjax train --env TwinSplit-v0 [--agent.mode local_edge] [--trajectories.source generated]  # spec 004 (MSRL)
+    vmjax train --env CrossRealityPrivacy-v0 [--algo hppo]           # spec 000 (LHDPPO and the §7 learners)
     vmjax train --run.run_dir runs/avatar_premigration --resume      # continue from the last checkpoint
     vmjax evaluate runs/avatar_premigration [more run folders]       # trained policies vs heuristics
 
 Scenarios (`--env`, default AvatarPremigration-v0): AvatarPremigration-v0 (spec 003; --algo hybrid_mappo |
-mappo_ddpg), TwinRouting-v0 (spec 002; --algo dm_mappo | masac) and TwinSplit-v0 (spec 004; --algo msrl, its
-Split / Local-Edge / Local-Model variants by --agent.mode). Every config field is a flag
+mappo_ddpg), TwinRouting-v0 (spec 002; --algo dm_mappo | masac), TwinSplit-v0 (spec 004; --algo msrl, its
+Split / Local-Edge / Local-Model variants by --agent.mode) and CrossRealityPrivacy-v0 (spec 000; --algo lhdppo |
+hdppo | ghppo | hppo | ppo_relaxed | hgdm). Every config field is a flag
 `--<section>.<field>`; `vmjax train --env E --algo A --help` lists them all with their defaults.
 A run folder holds config.json, the predictor (predictor.msgpack, its metrics predictor_metrics.json and, for
 TwinRouting-v0, its training series traffic.npy and the run's reward statistics norm_stats.json; for TwinSplit-v0
@@ -42,7 +44,7 @@ import jax
 import numpy as np
 
 from vmjax import predict
-from vmjax.agents import checkpoint, dm_mappo, hybrid_mappo, lhdppo, mappo_ddpg, masac, msrl
+from vmjax.agents import checkpoint, dm_mappo, hgdm, hybrid_mappo, lhdppo, mappo_ddpg, masac, msrl
 from vmjax.core import io, registry, validation
 from vmjax.envs.avatar_premigration import AvatarPremigrationConfig
 from vmjax.envs.cross_reality_privacy import CrossRealityPrivacyConfig
@@ -155,13 +157,14 @@ SCENARIOS: dict[str, Scenario] = {
         extra_sections={"trajectories": TrajectoryConfig},
     ),
     # CLI defaults: the spec's §5.5 learner (16 worlds x 128 steps, 10 epochs) for 100 iterations (~2e5 env
-    # steps; the paper trains ~5e6), about 5 minutes per run on 2 CPU cores.
+    # steps; the paper trains ~5e6), about 5 minutes per run on 2 CPU cores (HGDM: 100 x 800 env steps).
     "CrossRealityPrivacy-v0": Scenario(
         env_id="CrossRealityPrivacy-v0",
         env_config=CrossRealityPrivacyConfig,
-        algorithms={name: (cls, lhdppo.make_trainer) for name, cls in lhdppo.ALGORITHMS.items()},
+        algorithms={**{name: (cls, lhdppo.make_trainer) for name, cls in lhdppo.ALGORITHMS.items()},
+                    "hgdm": (hgdm.HgdmConfig, hgdm.make_trainer)},
         algo_names={"lhdppo": "LHDPPO", "hdppo": "HDPPO", "ghppo": "GHPPO", "hppo": "H-PPO",
-                    "ppo_relaxed": "PPO-relaxed"},
+                    "ppo_relaxed": "PPO-relaxed", "hgdm": "HGDM"},
         predictor_config=None,
         learned_forecast=None,
         run_dir="runs/cross_reality_privacy",
@@ -183,10 +186,11 @@ class RunConfig:
     """Where a run lives and how it is driven."""
 
     env: str = ENV_ID  # scenario: "AvatarPremigration-v0" (spec 003) | "TwinRouting-v0" (spec 002) |
-    # "TwinSplit-v0" (spec 004)
+    # "TwinSplit-v0" (spec 004) | "CrossRealityPrivacy-v0" (spec 000)
     run_dir: str = ""  # folder of the run (config, metrics, figures, checkpoint); "" = runs/<scenario>
     algo: str = ""  # learner; "" = the scenario's first: hybrid_mappo | mappo_ddpg (AvatarPremigration-v0, spec
-    # 003 §6 / §8), dm_mappo | masac (TwinRouting-v0, spec 002 §6 / §8.1), msrl (TwinSplit-v0, spec 004 §6)
+    # 003 §6 / §8), dm_mappo | masac (TwinRouting-v0, spec 002 §6 / §8.1), msrl (TwinSplit-v0, spec 004 §6),
+    # lhdppo | hdppo | ghppo | hppo | ppo_relaxed | hgdm (CrossRealityPrivacy-v0, spec 000 §5 / §7)
     seed: int = 0  # training seed: worlds, network initialisation and action sampling
     chunk_iterations: int = 10  # iterations per jitted chunk; progress, metrics and checkpoint after each
     predictor_path: str = ""  # a saved predictor to use instead of training one (learned forecast only)
@@ -642,7 +646,7 @@ def run_label(configs) -> str:
     scenario = SCENARIOS[run.env]
     name = scenario.algo_names[run.algo]
     if run.env == "CrossRealityPrivacy-v0":  # spec 000 §7: LHDPPO on eq. (21), the rest on eq. (20)
-        default_reward = lhdppo.ALGORITHMS[run.algo]().reward_mode
+        default_reward = scenario.algorithms[run.algo][0]().reward_mode
         reward = configs["agent"].reward_mode
         return name + ("" if reward == default_reward else f" (reward {reward})")
     if run.env == "TwinSplit-v0":  # spec 004 §8: Split Model (MSRL), Local-Edge Model, Local-Model

@@ -15,6 +15,7 @@ from vmjax.agents import (
     networks,
     ppo,
     replay,
+    reward_search,
 )
 from vmjax.agents.dm_mappo import DmMappoConfig
 from vmjax.agents.hgdm import HgdmConfig
@@ -58,4 +59,5 @@ __all__ = [
     "ppo",
     "ppo_relaxed_config",
     "replay",
+    "reward_search",
 ]
