@@ -3,6 +3,7 @@
 * Geo-I [P §7.1, R]: planar-Laplace perturbation (eq. 1): theta ~ U[0, 2 pi), r ~ Gamma(2, 1 / eps_geo) clipped to
   r_max, eps_geo = 13.5 / r_max per degree (mean r ~ 0.15 r_max); agent server by the greedy rule below.
 * No perturbation + greedy server: r = 0 (a trivial reference: zero QoS loss, zero entropy).
+* Max perturbation + greedy server: r = r_max, theta ~ U[0, 2 pi) (a reference for the other end of the radius).
 
 Greedy server [R §7.1]: among the `num_nearest` (5) servers nearest the AV's true position (RSUs and the
 satellite's ground point), take the one with the best running-mean utility (17) of this AV; servers never tried
@@ -100,6 +101,13 @@ def _still_action(env, key, state, params, history, explore, num_nearest):
     return _action(env, params, greedy_servers(key, env, state, params, history, explore, num_nearest), zero, zero)
 
 
+def _max_radius_action(env, key, state, params, history, explore, num_nearest):
+    k_theta, k_srv = jax.random.split(key)
+    radius = jnp.full((env.num_agents,), params.r_max_deg)
+    theta = jax.random.uniform(k_theta, (env.num_agents,), maxval=2.0 * math.pi)
+    return _action(env, params, greedy_servers(k_srv, env, state, params, history, explore, num_nearest), radius, theta)
+
+
 def make_geo_i_policy(env: crp.CrossRealityPrivacy, epsilon_times_rmax: float = GEO_I_EPSILON_TIMES_RMAX,
                       explore: float = 0.1, num_nearest: int = 5):
     """Geo-I, stateless (no history): planar Laplace + nearest server with epsilon-greedy exploration."""
@@ -135,6 +143,15 @@ def make_geo_i_stateful(env: crp.CrossRealityPrivacy, epsilon_times_rmax: float 
         env, key, state, params, history, epsilon_times_rmax, explore, num_nearest))
 
 
+def make_max_perturbation_stateful(env: crp.CrossRealityPrivacy, explore: float = 0.1,
+                                   num_nearest: int = 5) -> StatefulPolicy:
+    """Reference: r = r_max with a uniform angle every slot, and the historical greedy server rule. Entropy and
+    QoS loss both rise with r; under the spec's adversary model (§2.5) and eq. (17)'s weights the entropy gain
+    wins, so this fixed rule marks what the perturbation alone can reach."""
+    return _stateful(env, lambda key, state, params, history: _max_radius_action(
+        env, key, state, params, history, explore, num_nearest))
+
+
 def make_no_perturbation_stateful(env: crp.CrossRealityPrivacy, explore: float = 0.1,
                                   num_nearest: int = 5) -> StatefulPolicy:
     """No perturbation with the historical greedy rule."""
@@ -142,7 +159,8 @@ def make_no_perturbation_stateful(env: crp.CrossRealityPrivacy, explore: float =
         env, key, state, params, history, explore, num_nearest))
 
 
-POLICIES = {"geo_i": make_geo_i_stateful, "no_perturbation": make_no_perturbation_stateful}
+POLICIES = {"geo_i": make_geo_i_stateful, "no_perturbation": make_no_perturbation_stateful,
+            "max_perturbation": make_max_perturbation_stateful}
 """The heuristics by name: make(env) -> StatefulPolicy (the historical greedy server rule, §7.1)."""
 
 EVAL_METRICS = ("utility", "reward_llm", "entropy_bits", "latency_s", "qos_loss", "migrated", "perturbation_m")

@@ -37,7 +37,7 @@ from vmjax.envs import cross_reality_privacy as crp
 LEARNERS = {"LHDPPO": "lhdppo", "HDPPO": "hdppo", "GHPPO": "ghppo", "H-PPO": "hppo", "PPO-relaxed": "ppo_relaxed",
             "HGDM": "hgdm"}
 PPO_STEPS_PER_ITERATION = 2048  # 16 worlds x 128 steps (§5.5): the study's budget unit
-HEURISTICS = {"Geo-I": "geo_i", "No perturbation": "no_perturbation"}
+HEURISTICS = {"Geo-I": "geo_i", "No perturbation": "no_perturbation", "Max perturbation": "max_perturbation"}
 CURVES = ("mean_train_reward", "rollout_utility", "rollout_entropy_bits", "rollout_latency_s", "rollout_qos_loss")
 SCORES = ("utility", "entropy_bits", "latency_s", "qos_loss", "reward_llm", "migrated", "perturbation_m")
 

@@ -32,13 +32,14 @@ def test_privacy_train_and_evaluate(tmp_path):
 
     cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "2"])
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
-    assert set(results) == {"H-PPO", "geo_i", "no_perturbation"}
+    assert set(results) == {"H-PPO", "geo_i", "no_perturbation", "max_perturbation"}
     for r in results.values():  # eq. (17) on the logged parts, per episode and so on the means
         assert r["utility"] == pytest.approx(r["entropy_bits"] - 0.02 * r["latency_s"] - 0.2 * r["qos_loss"],
                                              abs=1e-4)
         assert len(r["utility_seed_means"]) == 2
     assert results["no_perturbation"]["entropy_bits"] == pytest.approx(0.0, abs=1e-6)
     assert results["no_perturbation"]["qos_loss"] == pytest.approx(0.0, abs=1e-3)
+    assert results["max_perturbation"]["entropy_bits"] > results["geo_i"]["entropy_bits"]  # r_max vs mean 0.15 r_max
     assert "utility (17)" in (run_dir / "evaluation.md").read_text()
 
 
