@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -51,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vmjax.agents import lhdppo
+from vmjax.core import io
 from vmjax.core.env import Environment
 from vmjax.core.rollout import rollout
 
@@ -286,17 +285,8 @@ def _round_rng(key, round_index: int) -> np.random.Generator:
 
 
 def _write_json_atomic(path: str, record: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".reward_search.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    io.atomic_write_json(path, record)
 
 
 def search(env: Environment, config: lhdppo.LhdppoConfig, base_params, key, rounds: int = 3,
