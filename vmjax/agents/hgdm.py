@@ -78,7 +78,7 @@ from flax import struct
 from vmjax.agents import networks, ppo
 from vmjax.agents.diffusion import STEP_NOISE, ChainNoise, ContinuousDiffusionActor, DiffusionConfig
 from vmjax.agents.hybrid_mappo import Trainer
-from vmjax.agents.lhdppo import LOG_METRICS, REWARD_INFO_KEYS, REWARD_MODES, ROLLOUT_METRICS
+from vmjax.agents.lhdppo import LOG_METRICS, REWARD_MODES, step_log, training_reward
 from vmjax.agents.replay import ReplayBuffer, replay_add, replay_init, replay_sample, soft_update
 from vmjax.core import validation
 from vmjax.core.env import Environment, is_concrete
@@ -322,10 +322,6 @@ def make_policy(env: Environment, config: HgdmConfig, env_params: PyTree) -> Hgd
     )
 
 
-def _mean_over_agents(x: jax.Array) -> jax.Array:
-    return jnp.mean(x.astype(jnp.float32), axis=-1) if x.ndim >= 2 else x.astype(jnp.float32)
-
-
 def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | None = None,
                     log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
     env_params = env.default_params if env_params is None else env_params
@@ -359,16 +355,6 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
         return HgdmTrainerState(params, target_params, opt_state, replay_init(example, config.buffer_size), env_state,
                                 obs, k_run, jnp.int32(0))
 
-    def training_reward(reward, info):
-        """r_t per world [E]: the mean over AVs of eq. (20) / (21) summands (as `lhdppo`)."""
-        if config.reward_mode == "env":
-            return jnp.mean(reward, axis=-1)
-        name = REWARD_INFO_KEYS[config.reward_mode]
-        if name not in info:
-            raise ValueError(f"HgdmConfig.reward_mode={config.reward_mode!r} needs info[{name!r}] from the env "
-                             f"(CrossRealityPrivacy-v0 provides it); use reward_mode='env' for other envs")
-        return info[name]
-
     # ------------------------------------------------------------------ rollout
     def rollout(state: HgdmTrainerState, key):
         def step(carry, step_key):
@@ -377,10 +363,9 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
             s = policy.state(obs)
             action, latent = policy.act(k_act, state.params, s)
             next_obs, env_state, reward, terminated, _, info = vec.step(k_env, env_state, action, env_params)
-            r = training_reward(reward, info)
+            r = training_reward("HgdmConfig", config.reward_mode, reward, info)
             item = ReplayItem(s, latent, r * config.reward_scale, policy.state(info["final_observation"]), terminated)
-            log = dict(ppo.episode_log(reward, info, log_metrics), train_reward=r)
-            log.update({f"rollout_{m}": _mean_over_agents(info[m]) for m in ROLLOUT_METRICS if m in info})
+            log = step_log(reward, info, log_metrics, r)
             return (env_state, next_obs), (item, log)
 
         keys = jax.random.split(key, config.num_steps)

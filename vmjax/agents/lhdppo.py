@@ -452,6 +452,26 @@ def _mean_over_agents(x: jax.Array) -> jax.Array:
     return jnp.mean(x.astype(jnp.float32), axis=-1) if x.ndim >= 2 else x.astype(jnp.float32)
 
 
+def training_reward(owner: str, reward_mode: str, reward: jax.Array, info: dict) -> jax.Array:
+    """r_t per world [E] (§4.3): the mean over AVs of eq. (21) / (20) summands (see the module docstring), or
+    the mean of the env's own per-agent reward for `reward_mode` "env". `owner` names the config in errors."""
+    if reward_mode == "env":
+        return jnp.mean(reward, axis=-1)
+    name = REWARD_INFO_KEYS[reward_mode]
+    if name not in info:
+        raise ValueError(f"{owner}.reward_mode={reward_mode!r} needs info[{name!r}] from the env "
+                         f"(CrossRealityPrivacy-v0 provides it); use reward_mode='env' for other envs")
+    return info[name]
+
+
+def step_log(reward: jax.Array, info: dict, log_metrics: tuple[str, ...], train_reward: jax.Array) -> dict:
+    """What a rollout step logs: the LogWrapper's episode fields, the training reward and the per-step means of
+    ROLLOUT_METRICS over AVs (`rollout_<name>`)."""
+    log = dict(ppo.episode_log(reward, info, log_metrics), train_reward=train_reward)
+    log.update({f"rollout_{m}": _mean_over_agents(info[m]) for m in ROLLOUT_METRICS if m in info})
+    return log
+
+
 def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree | None = None,
                     log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
     env_params = env.default_params if env_params is None else env_params
@@ -468,16 +488,6 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
         params = policy.init(k_params, policy.state(obs[0]))
         return TrainerState(params, optimizer.init(params), env_state, obs, k_run, jnp.int32(0))
 
-    def training_reward(reward, info):
-        """r_t per world [E] (§4.3): the mean over AVs of eq. (21) / (20) summands (see the module docstring)."""
-        if config.reward_mode == "env":
-            return jnp.mean(reward, axis=-1)
-        name = REWARD_INFO_KEYS[config.reward_mode]
-        if name not in info:
-            raise ValueError(f"LhdppoConfig.reward_mode={config.reward_mode!r} needs info[{name!r}] from the env "
-                             f"(CrossRealityPrivacy-v0 provides it); use reward_mode='env' for other envs")
-        return info[name]
-
     # ------------------------------------------------------------------ rollout (§5.6)
     def rollout(state: TrainerState, key):
         def step(carry, step_key):
@@ -488,11 +498,10 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
             value = policy.value(state.params, s)
             next_obs, env_state, reward, terminated, truncated, info = vec.step(k_env, env_state, action, env_params)
             done = jnp.logical_or(terminated, truncated)
-            r = training_reward(reward, info)
+            r = training_reward(type(config).__name__, config.reward_mode, reward, info)
             transition = Transition(s, sample, value, r * config.reward_scale, terminated, done,
                                     policy.state(info["final_observation"]))
-            log = dict(ppo.episode_log(reward, info, log_metrics), train_reward=r)
-            log.update({f"rollout_{m}": _mean_over_agents(info[m]) for m in ROLLOUT_METRICS if m in info})
+            log = step_log(reward, info, log_metrics, r)
             return (env_state, next_obs), (transition, log)
 
         keys = jax.random.split(key, config.num_steps)
@@ -617,4 +626,6 @@ __all__ = [
     "make_train",
     "make_trainer",
     "ppo_relaxed_config",
+    "step_log",
+    "training_reward",
 ]
