@@ -35,24 +35,31 @@ def main():
     parser.add_argument("--reward-mode", default="llm", choices=lhdppo.REWARD_MODES)
     args = parser.parse_args()
     env = vmjax.make("CrossRealityPrivacy-v0")
-    params = env.default_params
     config = lhdppo.LhdppoConfig(num_iterations=args.iterations, actor_lr=args.lr, critic_lr=args.lr,
                                  reward_mode=args.reward_mode)
-    trainer = lhdppo.make_trainer(env, config)
+    train_and_report(env, lhdppo.make_trainer(env, config), args.iterations, SHOWN,
+                     f"{config.env_steps_per_iteration} env steps")
+
+
+def train_and_report(env, trainer, iterations: int, shown, per_iteration: str):
+    """Compile and run `iterations` of `trainer` from key 0 (compile time apart), print the `shown` metrics at a
+    few iterations and evaluate the initial and trained policies and the stateless heuristics on the same
+    16 x 50 held-out slots (key 123). Shared by the LHDPPO and HGDM sanity runs."""
+    params = trainer.env_params
     initial = jax.jit(trainer.init)(jax.random.key(0))
     run = jax.jit(trainer.run, static_argnums=1)
     start = time.time()
-    compiled = run.lower(initial, args.iterations).compile()
+    compiled = run.lower(initial, iterations).compile()
     print(f"compile {time.time() - start:.1f}s", flush=True)
     start = time.time()
     final, metrics = compiled(initial)
     jax.block_until_ready(metrics)
     wall = time.time() - start
-    print(f"{args.iterations} iterations in {wall:.1f}s ({wall / args.iterations:.2f}s per iteration, "
-          f"{config.env_steps_per_iteration} env steps each)", flush=True)
-    k = args.iterations
+    print(f"{iterations} iterations in {wall:.1f}s ({wall / iterations:.2f}s per iteration, {per_iteration} each)",
+          flush=True)
+    k = iterations
     for i in sorted({0, 1, k // 4, k // 2, 3 * k // 4, k - 1}):
-        print(i, " ".join(f"{name}={float(metrics[name][i]):.4g}" for name in SHOWN), flush=True)
+        print(i, " ".join(f"{name}={float(metrics[name][i]):.4g}" for name in shown), flush=True)
 
     def evaluate(policy, name):
         out = jax.jit(lambda key: rollout(env, policy, key, params, 16, 50))(jax.random.key(123))
@@ -64,7 +71,6 @@ def main():
     evaluate(trainer.make_eval_policy(final, deterministic=False), "trained (sampled)")
     evaluate(crp_baselines.make_geo_i_policy(env), "Geo-I (stateless greedy)")
     evaluate(crp_baselines.make_no_perturbation_policy(env), "no perturbation + greedy")
-
 
 if __name__ == "__main__":
     main()
