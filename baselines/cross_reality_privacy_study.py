@@ -150,7 +150,8 @@ def compare(study: StudyConfig, out_path: Path, methods: Sequence[str] | None = 
               "machine": machine(), "results": {}}
     if out_path.is_file():
         saved = json.loads(out_path.read_text())
-        if all(json.dumps(saved.get(k)) == json.dumps(record[k]) for k in ("study", "env_config", "overrides")):
+        same = lambda k: json.dumps(saved.get(k), sort_keys=True) == json.dumps(record[k], sort_keys=True)
+        if all(same(k) for k in ("study", "env_config", "overrides")):
             record["results"] = saved["results"]
     for name in methods:
         log(f"{name}:")

@@ -121,3 +121,24 @@ def test_entropy_surface_is_zero_without_perturbation_and_rises_with_the_radius(
     assert np.all(np.diff(entropy, axis=0) > 0)  # every angle: more radius, more entropy
     assert np.all(entropy <= math.log2(9) + 1e-5)  # K = 9 candidates
     np.testing.assert_allclose(surface["angle_rad"][1], math.pi / 3)
+
+
+def test_study_compare_extends_its_record_method_by_method(tmp_path):
+    """`compare` run twice on one file keeps the first call's methods (same study, env config and overrides) and
+    restarts the record when the study differs; heuristics only (no training)."""
+    from baselines import cross_reality_privacy_study as study
+
+    env_config = {"num_vehicles": 2, "num_rsus": 4, "max_steps": 3, "hop_neighbours": 2}
+    path = tmp_path / "comparison.json"
+    config = study.StudyConfig(iterations=1, seeds=2, eval_episodes=2)
+    study.compare(config, path, ["No perturbation"], env_config, log=lambda *_: None)
+    record = study.compare(config, path, ["Max perturbation"], env_config, log=lambda *_: None)
+    assert set(record["results"]) == {"No perturbation", "Max perturbation"}
+    assert len(record["results"]["Max perturbation"]["utility_seed_means"]) == 2
+    assert record["results"]["Max perturbation"]["entropy_bits"] > 1.0
+    assert record["results"]["No perturbation"]["entropy_bits"] == pytest.approx(0.0, abs=1e-6)
+    other = study.StudyConfig(iterations=1, seeds=2, eval_episodes=3)
+    assert set(study.compare(other, path, ["No perturbation"], env_config, log=lambda *_: None)["results"]) == {
+        "No perturbation"}
+    with pytest.raises(ValueError, match="unknown methods"):
+        study.compare(config, path, ["Oracle"], env_config)
