@@ -526,7 +526,7 @@ METHODS = ["LHDPPO", "Geo-I"] if TINY else None  # None: all
 import jax
 import numpy as np
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 from baselines import cross_reality_privacy_study as study
 from vmjax.core import io
 start = time.time()

@@ -223,7 +223,9 @@ def test_slot_matches_numpy_oracle(hand):
         np.testing.assert_allclose(info[ek], o[ok], rtol=2e-4, atol=2e-4, err_msg=ek)
     # spot values by hand: AV 0 (r = 0, k = e = 0): no backhaul, no migration, Q = 0, E = 0
     assert float(info["backhaul_s"][0]) == 0.0 and float(info["migration_s"][0]) == 0.0
-    assert float(info["qos_loss"][0]) == 0.0 and float(info["entropy_bits"][0]) < 1e-6
+    # (Q: below 1e-4, i.e. a reported point within 0.1 mm: the float32 rounding of the degree offsets differs
+    # between XLA CPU code generators, see tests/conftest.py)
+    assert float(info["qos_loss"][0]) < 1e-4 and float(info["entropy_bits"][0]) < 1e-6
     # AV 1: k = 1 -> e = 2 (1 hop): backhaul (12 + 11) MB / 1 Gbps + 2 * 2 s * 1 = 4.184 s; 0 -> 2: 20 MB / 1 Gbps
     # + 0.02 * 2 = 0.2 s; computation 200 * 0.1 * 12 MB / 20 GHz = 0.096 s
     np.testing.assert_allclose(info["backhaul_s"][1], 4.184, rtol=1e-5)

@@ -62,18 +62,7 @@ def rollout(
     from the same key face the same worlds, trajectories and tasks (held-out episodes).
     Returns `summarize(reward, info)` stacked over steps, e.g. {name: [num_steps, num_envs]}.
     """
-    vec = VecEnv(env, num_envs)
-    k_reset, k_env, k_policy = jax.random.split(key, 3)
-    _, state = vec.reset(k_reset, params)
-
-    def body(state, keys):
-        k_step, k_act = keys
-        actions = jax.vmap(policy, in_axes=(0, 0, None))(jax.random.split(k_act, num_envs), state, params)
-        _, state, reward, _, _, info = vec.step(k_step, state, actions, params)
-        return state, summarize(reward, info)
-
-    keys = (jax.random.split(k_env, num_steps), jax.random.split(k_policy, num_steps))
-    return jax.lax.scan(body, state, keys)[1]
+    return rollout_stateful(env, stateless(policy), key, params, num_envs, num_steps, summarize)
 
 
 def rollout_stateful(
@@ -85,10 +74,9 @@ def rollout_stateful(
     num_steps: int,
     summarize: Callable[[jax.Array, dict], Any] = agent_means,
 ):
-    """`rollout` for a `StatefulPolicy` (its state carried per world from step to step). The same keys as
-    `rollout` for the env and the actions (policy init keys from fold_in(key, 1)), so `stateless(policy)` gives
-    exactly `rollout(policy)` and every policy meets the same worlds. Returns `summarize(reward, info)` stacked
-    over steps."""
+    """`rollout` for a `StatefulPolicy` (its state carried per world from step to step; policy init keys from
+    fold_in(key, 1)); `rollout` is this with `stateless(policy)`. The env's keys do not depend on the policy, so
+    every policy meets the same worlds. Returns `summarize(reward, info)` stacked over steps."""
     vec = VecEnv(env, num_envs)
     k_reset, k_env, k_policy = jax.random.split(key, 3)
     _, state = vec.reset(k_reset, params)
