@@ -77,8 +77,7 @@ from flax import struct
 
 from vmjax.agents import networks, ppo
 from vmjax.agents.diffusion import STEP_NOISE, ChainNoise, ContinuousDiffusionActor, DiffusionConfig
-from vmjax.agents.hybrid_mappo import Trainer
-from vmjax.agents.lhdppo import LOG_METRICS, REWARD_MODES, step_log, training_reward
+from vmjax.agents.lhdppo import LOG_METRICS, REWARD_MODES, LhdppoTrainer, step_log, training_reward
 from vmjax.agents.replay import ReplayBuffer, replay_add, replay_init, replay_sample, soft_update
 from vmjax.core import validation
 from vmjax.core.env import Environment, is_concrete
@@ -281,21 +280,9 @@ class HgdmTrainerState:
     iteration: jax.Array  # () finished iterations
 
 
-class HgdmTrainer(Trainer):
-    """`hybrid_mappo.Trainer` (init / update / run / train) with HGDM's evaluation policy."""
-
-    def make_eval_policy(self, params_or_state, deterministic: bool | None = None):
-        """policy(key, env_state, env_params) -> action for one world of the unwrapped env (the signature of
-        `LhdppoTrainer.make_eval_policy`). `deterministic` (default `config.deterministic_eval`): a = tanh(mu)."""
-        params = getattr(params_or_state, "params", params_or_state)
-        deterministic = self.config.deterministic_eval if deterministic is None else deterministic
-        env, policy = self.env, self.policy
-
-        def act(key, env_state, env_params):
-            state = policy.state(env.observation(env_state, env_params))
-            return policy.act(key, params, state, deterministic)[0]
-
-        return act
+class HgdmTrainer(LhdppoTrainer):
+    """`hybrid_mappo.Trainer` (init / update / run / train) with the evaluation policy of `LhdppoTrainer`
+    (`policy.act(key, params, state, deterministic)`): deterministic a = tanh(mu(s, x_U)), else a sample."""
 
 
 class Components(NamedTuple):
