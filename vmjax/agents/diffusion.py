@@ -301,6 +301,14 @@ def diffusion_loss(chain: DiffusionChain, params: PyTree, state: jax.Array, x_0:
 
 
 # ====================================================================== continuous actor (eq. 27)
+def check_log_std_bounds(owner: str, actor) -> None:
+    """A Gaussian actor's log_std_init / _min / _max: finite and log_std_min <= log_std_init <= log_std_max."""
+    for name in ("log_std_init", "log_std_min", "log_std_max"):
+        validation.check_finite(owner, name, getattr(actor, name))
+    validation.check_range(owner, "log_std_min", "log_std_init", actor.log_std_min, actor.log_std_init)
+    validation.check_range(owner, "log_std_init", "log_std_max", actor.log_std_init, actor.log_std_max)
+
+
 class ContinuousSample(NamedTuple):
     raw: jax.Array  # [..., A] c_raw = mu + sigma z (log-probs are taken on it, §9-B6)
     noise: ChainNoise  # the chain noise to store
@@ -323,10 +331,7 @@ class ContinuousDiffusionActor:
     def __post_init__(self):
         owner = "ContinuousDiffusionActor"
         validation.check_int_at_least(owner, "action_dim", self.action_dim, 1)
-        for name in ("log_std_init", "log_std_min", "log_std_max"):
-            validation.check_finite(owner, name, getattr(self, name))
-        validation.check_range(owner, "log_std_min", "log_std_init", self.log_std_min, self.log_std_init)
-        validation.check_range(owner, "log_std_init", "log_std_max", self.log_std_init, self.log_std_max)
+        check_log_std_bounds(owner, self)
 
     @property
     def chain(self) -> DiffusionChain:
@@ -357,7 +362,7 @@ class ContinuousDiffusionActor:
     def entropy(self, params: dict) -> jax.Array:
         """Entropy of the Gaussian (state independent: it depends on log sigma only)."""
         log_std = self.log_std(params)
-        return jnp.sum(log_std + 0.5 * math.log(2.0 * math.pi * math.e))
+        return jnp.sum(distributions.gaussian_entropy(log_std))
 
     def act(self, key: jax.Array, params: dict, state: jax.Array, deterministic: bool = False) -> ContinuousSample:
         """Rollout step (§5.6): draw the chain noise, run the chain, sample c_raw = mu + sigma z (the mean when

@@ -21,6 +21,11 @@ def masked_categorical(logits: jax.Array, mask: jax.Array | None) -> distrax.Cat
     return distrax.Categorical(logits=logits)
 
 
+def gaussian_entropy(log_std: jax.Array) -> jax.Array:
+    """Differential entropy of N(mu, sigma^2) per dimension, log sigma + 0.5 ln(2 pi e) (nats), elementwise."""
+    return log_std + 0.5 * jnp.log(2.0 * jnp.pi * jnp.e)
+
+
 def gaussian(mean: jax.Array, log_std: jax.Array) -> distrax.Distribution:
     """Diagonal Gaussian over the last axis (log-probs and entropies summed over action dimensions)."""
     return distrax.Independent(distrax.Normal(mean, jnp.exp(log_std)), reinterpreted_batch_ndims=1)

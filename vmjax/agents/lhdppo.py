@@ -58,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vmjax.agents import networks, ppo
+from vmjax.agents import distributions, networks, ppo
 from vmjax.agents.diffusion import (
     LOSS_NORMS,
     ChainNoise,
@@ -353,7 +353,7 @@ class LhdppoPolicy(NamedTuple):
         entropy of the Gaussian over the M server coordinates (state independent)."""
         if self.relaxed:
             log_std = self.continuous.log_std(params["actor_c"])[2 * self.num_agents:]
-            return jnp.mean(log_std) + 0.5 * jnp.log(2.0 * jnp.pi * jnp.e)
+            return jnp.mean(distributions.gaussian_entropy(log_std))
         return jnp.mean(dist_d.entropy())
 
     def aux_loss(self, params: dict, state: jax.Array, choice: jax.Array, key: jax.Array, weight: jax.Array,

@@ -17,7 +17,6 @@ squashed by tanh into [-1, 1] [C], the range the continuous diffusion actor clam
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import distrax
@@ -26,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from vmjax.agents import distributions, networks
-from vmjax.agents.diffusion import ChainNoise
+from vmjax.agents.diffusion import ChainNoise, check_log_std_bounds
 from vmjax.core import validation
 
 
@@ -73,10 +72,7 @@ class GaussianMlpActor:
         owner = "GaussianMlpActor"
         validation.check_int_at_least(owner, "action_dim", self.action_dim, 1)
         _check_head(owner, self.hidden_sizes, self.activation, self.head_gain)
-        for name in ("log_std_init", "log_std_min", "log_std_max"):
-            validation.check_finite(owner, name, getattr(self, name))
-        validation.check_range(owner, "log_std_min", "log_std_init", self.log_std_min, self.log_std_init)
-        validation.check_range(owner, "log_std_init", "log_std_max", self.log_std_init, self.log_std_max)
+        check_log_std_bounds(owner, self)
 
     @property
     def network(self) -> MlpHead:
@@ -105,7 +101,7 @@ class GaussianMlpActor:
 
     def entropy(self, params: dict) -> jax.Array:
         """Entropy of the Gaussian, summed over the A dimensions (state independent)."""
-        return jnp.sum(self.log_std(params) + 0.5 * math.log(2.0 * math.pi * math.e))
+        return jnp.sum(distributions.gaussian_entropy(self.log_std(params)))
 
 
 @dataclasses.dataclass(frozen=True)
