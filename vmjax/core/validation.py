@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable
+import functools
+import typing
+from typing import Any, Iterable, Literal
 
 import numpy as np
 
@@ -68,6 +70,31 @@ def check_choice(owner: str, field: str, value: Any, choices: Iterable[str]) -> 
     choices = tuple(choices)
     if value not in choices:
         raise ValueError(f"{owner}.{field} must be one of {choices}, got {value!r}")
+
+
+def literal_choices(annotation: Any) -> tuple | None:
+    """The allowed values of a `typing.Literal[...]` annotation, else None."""
+    return typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
+
+
+@functools.cache
+def field_choices(config_cls: type) -> dict[str, tuple]:
+    """{field: allowed values} of the `Literal`-typed fields of a config dataclass (its single declaration of
+    the choices, read by `check_literal_fields` and by the command line's --help)."""
+    hints = typing.get_type_hints(config_cls)
+    choices = {}
+    for field in dataclasses.fields(config_cls):
+        allowed = literal_choices(hints.get(field.name))
+        if allowed is not None:
+            choices[field.name] = allowed
+    return choices
+
+
+def check_literal_fields(config: Any) -> None:
+    """Every `Literal`-typed field of a config dataclass holds one of its declared values (call it from
+    `__post_init__`); the error names the class and the field, as `check_choice` does."""
+    for field, allowed in field_choices(type(config)).items():
+        check_choice(type(config).__name__, field, getattr(config, field), allowed)
 
 
 def check_shape(owner: str, field: str, value: Any, shape: tuple[int, ...]) -> None:
