@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import vmjax
+from vmjax.core.machine import machine_summary
 from baselines import cross_reality_privacy as heuristics
 from vmjax.agents import hgdm, lhdppo
 from vmjax.core import io
@@ -130,9 +131,7 @@ def evaluate_heuristic(env, params, name: str, study: StudyConfig) -> dict:
 
 
 def machine() -> str:
-    from vmjax.cli import machine_description
-
-    return machine_description()
+    return machine_summary()
 
 
 def compare(study: StudyConfig, out_path: Path, methods: Sequence[str] | None = None, env_config: dict | None = None,

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 import vmjax
-from bench.machine import describe_machine, machine_label
+from vmjax.core.machine import describe_machine, machine_label
 from vmjax.core.io import atomic_write_json
 
 

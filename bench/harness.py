@@ -40,7 +40,7 @@ import numpy as np
 
 import vmjax
 from bench.env_throughput import compile_and_time, make_env_rollout
-from bench.machine import describe_machine, machine_label
+from vmjax.core.machine import describe_machine, machine_label
 from bench.reference.numpy_avatar import (
     AvatarPremigrationNumpy,
     BatchedAvatarPremigrationNumpy,
@@ -377,7 +377,7 @@ def bench_env(opts, cache: dict) -> dict:
 def train_configs(worlds: int, opts):
     """(env config, HybridMappoConfig) of a `vmjax train` run (its command-line defaults) with the persistence
     forecast, RSUs by index and `worlds` parallel worlds."""
-    from vmjax import cli
+    from vmjax import runner
     from vmjax.agents.hybrid_mappo import HybridMappoConfig
 
     # The NumPy reference under the PyTorch trainer implements rsu_order="index" only (the library default; the
@@ -387,7 +387,7 @@ def train_configs(worlds: int, opts):
                         ("num_minibatches", opts.train_minibatches)):
         if value is not None:
             overrides[f"agent.{flag}"] = value
-    configs = cli.build_configs(overrides, HybridMappoConfig)
+    configs = runner.build_configs(overrides, HybridMappoConfig)
     return configs["env"], configs["agent"]
 
 

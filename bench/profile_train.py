@@ -21,7 +21,7 @@ import tempfile
 import jax
 
 import vmjax
-from vmjax import cli
+from vmjax import runner
 from vmjax.agents.hybrid_mappo import HybridMappoConfig, make_trainer
 
 HOST_EVENTS = ("ThunkExecutor", "$", "PjitFunction", "PjRt", "TfrtCpu")
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args(argv)
     overrides = {"env.workload_forecast": "persistence", "env.rsu_order": "index", "agent.num_envs": args.worlds}
-    configs = cli.build_configs(overrides, HybridMappoConfig)
+    configs = runner.build_configs(overrides, HybridMappoConfig)
     env = vmjax.make("AvatarPremigration-v0", **dataclasses.asdict(configs["env"]))
     agent = configs["agent"]
     trainer = make_trainer(env, agent)

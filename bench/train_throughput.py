@@ -20,7 +20,7 @@ from pathlib import Path
 import jax
 
 import vmjax
-from bench.machine import describe_machine, machine_label
+from vmjax.core.machine import describe_machine, machine_label
 from vmjax import predict
 from vmjax.agents import HybridMappoConfig, make_trainer
 from vmjax.core.io import atomic_write_json

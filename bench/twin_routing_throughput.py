@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 import vmjax
 from baselines.twin_routing import make_random_policy
-from bench.machine import describe_machine, machine_label
+from vmjax.core.machine import describe_machine, machine_label
 from vmjax.core.io import atomic_write_json
 
 ENV_ID = "TwinRouting-v0"

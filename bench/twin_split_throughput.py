@@ -23,7 +23,7 @@ import jax
 
 import vmjax
 from bench.harness import time_trainer
-from bench.machine import describe_machine, machine_label
+from vmjax.core.machine import describe_machine, machine_label
 from bench.twin_routing_throughput import _log, _rate, measure
 from vmjax.core.io import atomic_write_json
 

@@ -42,9 +42,10 @@ RUNS = Path(os.environ.get("VMJAX_NOTEBOOK_RUNS", "../runs/notebook"))
 
 import jax
 from IPython.display import Image, Markdown, display
-from vmjax import cli
+from vmjax import runner
+from vmjax.core.machine import machine_summary
 start = time.time()
-print(cli.machine_description())"""),
+print(machine_summary())"""),
     ("code", """def configs_for(name, algo, forecast, seed, rsu_order):
     overrides = {"run.run_dir": str(RUNS / name), "run.algo": algo, "env.workload_forecast": forecast,
                  "agent.num_iterations": ITERATIONS, "run.seed": seed, "env.rsu_order": rsu_order}
@@ -54,7 +55,7 @@ print(cli.machine_description())"""),
         overrides.update({"agent.num_envs": 2, "agent.num_steps": 8, "env.max_steps": 8, "env.num_vehicles": 3,
                           "env.num_rsus": 3, "run.chunk_iterations": 1, "predictor.hidden_size": 4,
                           "predictor.epochs": 1, "predictor.num_slots": 200})
-    return cli.build_configs(overrides, cli.ALGORITHMS[algo][0])
+    return runner.build_configs(overrides)
 
 VARIANTS = {  # run folder -> (algorithm, forecast in the observation, training seed, rsu_order)
     **{f"hybrid_lstm_s{s}": ("hybrid_mappo", "lstm", s, "distance") for s in TRAIN_SEEDS},
@@ -69,7 +70,7 @@ train_wall = {}
 for name, variant in VARIANTS.items():
     done = RUNS / name / "checkpoint.json"
     if not done.exists():
-        cli.train(configs_for(name, *variant))
+        runner.train(configs_for(name, *variant))
     else:
         print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
     train_wall[name] = json.loads(done.read_text())["train_wall_s"]"""),
@@ -82,7 +83,7 @@ print(f"LSTM RMSE {pm['heldout_lstm']['rmse_m']:.1f} m, MAE {pm['heldout_lstm'][
 import numpy as np
 fig, ax = plt.subplots(figsize=(8, 4))
 for name in [n for n in VARIANTS if n.endswith("_s0")]:
-    records = cli.read_metrics(RUNS / name / "metrics.jsonl")
+    records = runner.read_metrics(RUNS / name / "metrics.jsonl")
     steps = np.array([r["env_steps"] for r in records])
     latency = np.array([r["episode_total_latency_s"] for r in records])
     smooth = np.convolve(latency, np.ones(5) / 5, mode="valid") if len(latency) >= 5 else latency
@@ -90,7 +91,7 @@ for name in [n for n in VARIANTS if n.endswith("_s0")]:
 ax.set_xlabel("environment steps"); ax.set_ylabel("mean total latency T_v (s), 5-iteration mean")
 ax.grid(alpha=0.3); ax.legend(); ax.set_title("training seed 0"); plt.show()"""),
     ("markdown", "## Comparison on held-out episodes (the same worlds for every policy)"),
-    ("code", """results = cli.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
+    ("code", """results = runner.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
 display(Markdown((RUNS / "evaluation.md").read_text()))
 display(Image(str(RUNS / "evaluation.png")))"""),
     ("markdown", "## Over training seeds: mean and spread of each learner's held-out latency"),
@@ -110,7 +111,7 @@ print(f"with prediction {hybrid:.3f} s vs without {hybrid_none:.3f} s: "
       f"{'not worse' if hybrid <= hybrid_none else 'WORSE'} ({hybrid - hybrid_none:+.3f} s)")
 print(f"budget {ITERATIONS} iterations per learner; training wall time (jitted chunks, compile excluded) "
       + ", ".join(f"{n} {s:.0f} s" for n, s in train_wall.items()) + f"; this execution {time.time() - start:.0f} s "
-      f"on {cli.machine_description()}")"""),
+      f"on {machine_summary()}")"""),
 ]
 
 TWIN_CELLS = [
@@ -145,10 +146,11 @@ RUNS = Path(os.environ.get("VMJAX_NOTEBOOK_RUNS", "../runs/notebook_twin"))
 import jax
 import numpy as np
 from IPython.display import Image, Markdown, display
-from vmjax import cli, predict
+from vmjax import predict, runner
+from vmjax.core.machine import machine_summary
 from vmjax.core.io import atomic_write_json
 start = time.time()
-print(cli.machine_description())"""),
+print(machine_summary())"""),
     ("code", """def configs_for(name, algo, forecast, use_mask, seed):
     overrides = {"run.env": "TwinRouting-v0", "run.algo": algo, "run.run_dir": str(RUNS / name), "run.seed": seed,
                  "env.workload_forecast": forecast, "env.use_mask": use_mask, "agent.num_iterations": ITERATIONS}
@@ -163,7 +165,7 @@ print(cli.machine_description())"""),
                           "traffic.num_slots": 60})
         overrides.update({"agent.update_epochs": 1, "agent.num_minibatches": 2} if algo == "dm_mappo" else
                          {"agent.batch_size": 4, "agent.buffer_size": 64})
-    return cli.build_configs(overrides)
+    return runner.build_configs(overrides)
 
 VARIANTS = {  # run folder -> (algorithm, forecast, mask, training seed)
     **{f"dm_s{s}": ("dm_mappo", "predictor", True, s) for s in TRAIN_SEEDS},
@@ -177,7 +179,7 @@ train_wall = {}
 for name, variant in VARIANTS.items():
     done = RUNS / name / "checkpoint.json"
     if not done.exists():
-        cli.train(configs_for(name, *variant))
+        runner.train(configs_for(name, *variant))
     else:
         print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
     train_wall[name] = json.loads(done.read_text())["train_wall_s"]"""),
@@ -192,7 +194,7 @@ print(f"DM-MAPPO's predictor: {pm['source']}; test RMSE {pm['test']['rmse'] / 8e
 comparison = RUNS / "predictor_comparison.json"
 if not comparison.exists():
     series = np.load(RUNS / "dm_s0" / "traffic.npy")
-    predictor_config = cli.configs_from_json(json.loads((RUNS / "dm_s0" / "config.json").read_text()))["predictor"]
+    predictor_config = runner.configs_from_json(json.loads((RUNS / "dm_s0" / "config.json").read_text()))["predictor"]
     kinds = ("lstm_transformer",) if TINY else predict.MODEL_KINDS
     rows = predict.compare_predictors(jax.random.key(0), series, kinds, predictor_config)
     atomic_write_json(comparison, json.loads(json.dumps(rows, default=lambda x: np.asarray(x).tolist())))
@@ -205,7 +207,7 @@ for group in ("dm", "dm_nomask", "dm_nopred", "masac"):
     names = [n for n in VARIANTS if n.rsplit("_s", 1)[0] == group]
     if not names:
         continue
-    runs = [cli.read_metrics(RUNS / n / "metrics.jsonl") for n in names]
+    runs = [runner.read_metrics(RUNS / n / "metrics.jsonl") for n in names]
     steps = np.array([r["env_steps"] for r in runs[0]])
     for ax, key, scale in ((axes[0], "episode_total_latency_s", 1.0), (axes[1], "episode_failure", 100.0)):
         values = scale * np.array([[r[key] for r in records] for records in runs])
@@ -216,7 +218,7 @@ for ax in axes:
     ax.set_xlabel("environment steps"); ax.set_yscale("log"); ax.grid(alpha=0.3); ax.legend()
 plt.show()"""),
     ("markdown", "## Comparison on held-out episodes (the same worlds for every policy)"),
-    ("code", """results = cli.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
+    ("code", """results = runner.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
 display(Markdown((RUNS / "evaluation.md").read_text()))
 display(Image(str(RUNS / "evaluation.png")))"""),
     ("markdown", "## Over training seeds: each learner's mean and spread (std over its training seeds)"),
@@ -258,7 +260,7 @@ RSUs are removed at random (nested subsets: a smaller map keeps a subset of a la
 satellite stay. The DM-MAPPO policy (training seed 0, trained with all RSUs) and the heuristics run on the same
 held-out worlds at every size; one compilation covers every size."""),
     ("code", """from baselines.twin_routing import POLICIES, server_count_sweep
-configs, env, params, trainer, state = cli.load_run(RUNS / "dm_s0")
+configs, env, params, trainer, state = runner.load_run(RUNS / "dm_s0")
 policies = {"DM-MAPPO": trainer.make_eval_policy(state.params), **{n: make(env) for n, make in POLICIES.items()}}
 FRACTIONS = [1.0, 0.75, 0.5, 0.25]
 sweep_start = time.time()
@@ -279,7 +281,7 @@ print(" | ".join(f"{name}: " + ", ".join(f"{r['num_edge_servers']} servers {r['l
 print(f"sweep: {len(FRACTIONS)} sizes x {len(policies)} policies x {EPISODES} episodes in {sweep_wall:.0f} s (compile included)")
 print(f"budget {ITERATIONS} iterations per learner; training wall time (jitted chunks, compile excluded) "
       + ", ".join(f"{n} {s:.0f} s" for n, s in train_wall.items()) + f"; this execution {time.time() - start:.0f} s "
-      f"on {cli.machine_description()}")"""),
+      f"on {machine_summary()}")"""),
 ]
 
 TWIN_SPLIT_CELLS = [
@@ -316,10 +318,11 @@ import jax
 import numpy as np
 import matplotlib.pyplot as plt
 from IPython.display import Image, Markdown, display
-from vmjax import cli, mobility
+from vmjax import mobility, runner
+from vmjax.core.machine import machine_summary
 from vmjax.core import io
 start = time.time()
-print(cli.machine_description())"""),
+print(machine_summary())"""),
     ("markdown", """## Trajectories: ground truth and EST-TG (§4.8-4.10)
 
 One seed builds the jittered-grid city, 200 taxis x 7 days of ground-truth GPS (T-Drive's format and noise), fits
@@ -367,7 +370,7 @@ fidelity = rows"""),
                  "trajectories.bank_path": str(RUNS / f"bank_{source}.npz")}
     if TINY:
         overrides.update({"env.num_vehicles": 3, "agent.num_envs": 2, "agent.num_steps": 100, "run.chunk_iterations": 1})
-    return cli.build_configs(overrides)
+    return runner.build_configs(overrides)
 
 MODES = {"split": "MSRL (Split)", "local_edge": "Local-Edge", "local": "Local-Model"}
 SOURCES = ("real", "generated")
@@ -378,7 +381,7 @@ train_wall = {}
 for name, variant in VARIANTS.items():
     done = RUNS / name / "checkpoint.json"
     if not done.exists():
-        cli.train(configs_for(*variant), log=lambda *_: None)
+        runner.train(configs_for(*variant), log=lambda *_: None)
     else:
         print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
     train_wall[name] = json.loads(done.read_text())["train_wall_s"]
@@ -390,7 +393,7 @@ for mode, label in MODES.items():
     names = [n for n, v in VARIANTS.items() if v[0] == mode and v[1] == "real"]
     if not names:
         continue
-    runs = [cli.read_metrics(RUNS / n / "metrics.jsonl") for n in names]
+    runs = [runner.read_metrics(RUNS / n / "metrics.jsonl") for n in names]
     steps = np.array([r["env_steps"] for r in runs[0]])
     for ax, key, scale in ((axes[0], "episode_total_latency_s", 1.0), (axes[1], "params_used_per_agent_step", 1.0),
                            (axes[2], "server_use_fraction", 100.0)):
@@ -406,7 +409,7 @@ plt.tight_layout(); plt.show()"""),
     ("code", """results = {}
 for source, out in (("real", RUNS), ("generated", RUNS / "generated")):
     names = [n for n, v in VARIANTS.items() if v[1] == source]
-    results[source] = cli.evaluate([RUNS / n for n in names], EPISODES, SEEDS, 10_000, out, log=lambda *_: None)
+    results[source] = runner.evaluate([RUNS / n for n in names], EPISODES, SEEDS, 10_000, out, log=lambda *_: None)
     display(Markdown(f"### vehicles on the {'ground-truth' if source == 'real' else 'EST-TG'} bank\\n\\n" + (out / "evaluation.md").read_text()))
 display(Image(str(RUNS / "evaluation.png")))"""),
     ("markdown", "## Over training seeds: each actor's mean ± std over its 3 training seeds"),
@@ -450,7 +453,7 @@ policies, env, params = {}, None, None
 for name, (mode, source, seed) in VARIANTS.items():
     if source != "real":
         continue
-    configs, env_n, params_n, trainer, state = cli.load_run(RUNS / name)
+    configs, env_n, params_n, trainer, state = runner.load_run(RUNS / name)
     env, params = (env_n, params_n) if env is None else (env, params)
     policies[name] = trainer.make_eval_policy(state)
 policies.update(heuristic_policies(env))
@@ -481,11 +484,11 @@ lines += [f"| {label} | " + " | ".join(f"{t:.3f} s / {b:.2f}%" for t, b in zip(v
 display(Markdown("\\n".join(lines) + "\\n\\nlatency / BER; learners: mean over training seeds"))
 io.atomic_write_json(RUNS / "summary.json", {
     "fidelity": fidelity, "summary": {f"{s}/{m}": v for (s, m), v in summary.items()},
-    "gpu_sweep_ghz": CAPACITIES_GHZ, "gpu_sweep": sweep_table, "machine": cli.machine_description()})
+    "gpu_sweep_ghz": CAPACITIES_GHZ, "gpu_sweep": sweep_table, "machine": machine_summary()})
 print(f"sweep: {len(CAPACITIES_GHZ)} capacities x {len(policies)} policies x {EPISODES} episodes in {sweep_wall:.0f} s "
       f"(compile included); budget {ITERATIONS} iterations per run; training wall time (compile excluded) "
       f"{sum(train_wall.values()):.0f} s for {len(VARIANTS)} runs; this execution {time.time() - start:.0f} s on "
-      f"{cli.machine_description()}")"""),
+      f"{machine_summary()}")"""),
 ]
 
 PRIVACY_CELLS = [

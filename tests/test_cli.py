@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from vmjax import cli, predict
+from vmjax import cli, predict, runner
 from vmjax.agents import HybridMappoConfig
 from vmjax.agents.mappo_ddpg import MappoDdpgConfig
 from vmjax.envs.avatar_premigration import AvatarPremigrationConfig
+from vmjax.envs.twin_routing import NormStats
 
 
 def test_help_documents_every_field_of_every_section():
@@ -16,7 +17,7 @@ def test_help_documents_every_field_of_every_section():
         parser = cli.make_parser(algo)
         train = parser._subparsers._group_actions[0].choices["train"]
         text = train.format_help()
-        for section, config in (("run", cli.RunConfig), ("env", AvatarPremigrationConfig), ("agent", cls),
+        for section, config in (("run", runner.RunConfig), ("env", AvatarPremigrationConfig), ("agent", cls),
                                 ("predictor", predict.PredictorConfig)):
             comments = cli.field_comments(config)
             for field in dataclasses.fields(config):
@@ -49,7 +50,7 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
     for name in ("config.json", "metrics.jsonl", "learning_curve.png", "checkpoint.msgpack", "checkpoint.json",
                  "predictor.msgpack", "predictor_metrics.json"):
         assert (run_dir / name).is_file(), name
-    records = cli.read_metrics(run_dir / "metrics.jsonl")
+    records = runner.read_metrics(run_dir / "metrics.jsonl")
     assert [r["iteration"] for r in records] == [1, 2]
     assert all(r["episode_total_latency_s"] > 0 for r in records)
     assert json.loads((run_dir / "checkpoint.json").read_text())["iteration"] == 2
@@ -63,7 +64,7 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps({**records[-1], "iteration": 3, "env_steps": -1}) + "\n")
     cli.main(["train", "--resume", "--run.run_dir", str(run_dir), "--agent.num_iterations", "3"])
-    records = cli.read_metrics(run_dir / "metrics.jsonl")
+    records = runner.read_metrics(run_dir / "metrics.jsonl")
     assert [r["iteration"] for r in records] == [1, 2, 3]
     assert records[-1]["env_steps"] == 3 * 2 * 8
     assert json.loads((run_dir / "checkpoint.json").read_text())["iteration"] == 3
@@ -97,12 +98,12 @@ def test_twin_routing_train_and_evaluate_masac(tmp_path):
     assert not (run_dir / "predictor.msgpack").exists()  # the persistence forecast needs no predictor
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["run"]["env"] == "TwinRouting-v0" and saved["run"]["algo"] == "masac"
-    records = cli.read_metrics(run_dir / "metrics.jsonl")
+    records = runner.read_metrics(run_dir / "metrics.jsonl")
     assert [r["iteration"] for r in records] == [1, 2]
     assert all(r["episode_total_latency_s"] > 0 and 0 <= r["episode_failure"] <= 1 for r in records)
     stats = json.loads((run_dir / "norm_stats.json").read_text())
     assert stats["latency_std_s"] > 0 and stats != json.loads(json.dumps(dataclasses.asdict(
-        cli.NormStats())))  # calibrated, not the library's placeholder
+        NormStats())))  # calibrated, not the library's placeholder
 
     cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "2"])
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
@@ -125,9 +126,9 @@ def test_twin_routing_flags_are_checked():
 
 
 def test_twin_routing_run_labels_name_the_ablations():
-    label = lambda *flags: cli.run_label(cli.build_configs(dict(zip(flags[::2], flags[1::2]), **{"run.env": "TwinRouting-v0"})))
+    label = lambda *flags: runner.run_label(runner.build_configs(dict(zip(flags[::2], flags[1::2]), **{"run.env": "TwinRouting-v0"})))
     assert label() == "DM-MAPPO"
     assert label("env.use_mask", False) == "DM-MAPPO w/o mask"
     assert label("env.workload_forecast", "persistence", "run.algo", "masac") == "MASAC w/o pred."
     assert label("env.workload_forecast", "oracle", "env.use_mask", False) == "DM-MAPPO (oracle) w/o mask"
-    assert cli.run_label(cli.build_configs({"env.workload_forecast": "none"})) == "Hybrid-MAPPO w/o pred."
+    assert runner.run_label(runner.build_configs({"env.workload_forecast": "none"})) == "Hybrid-MAPPO w/o pred."

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from vmjax import cli
+from vmjax import cli, runner
 from vmjax.agents import hgdm, lhdppo
 
 TINY_PRIVACY = [
@@ -26,7 +26,7 @@ def test_privacy_train_and_evaluate(tmp_path):
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["run"]["algo"] == "hppo" and saved["agent"]["ratio"] == "per_head"
     assert saved["agent"]["reward_mode"] == "manual"  # every learning baseline trains on eq. (20) [R §7]
-    records = cli.read_metrics(run_dir / "metrics.jsonl")
+    records = runner.read_metrics(run_dir / "metrics.jsonl")
     assert [r["iteration"] for r in records] == [1, 2]
     assert all(r["rollout_latency_s"] > 0 and r["rollout_entropy_bits"] >= 0 for r in records)
 
@@ -44,13 +44,13 @@ def test_privacy_train_and_evaluate(tmp_path):
 
 
 def test_privacy_flags_labels_and_config_classes(capsys):
-    label = lambda **o: cli.run_label(cli.build_configs({"run.env": "CrossRealityPrivacy-v0", **o}))
+    label = lambda **o: runner.run_label(runner.build_configs({"run.env": "CrossRealityPrivacy-v0", **o}))
     assert label() == "LHDPPO"
     assert label(**{"run.algo": "ppo_relaxed"}) == "PPO-relaxed"
     assert label(**{"run.algo": "hdppo", "agent.reward_mode": "llm"}) == "HDPPO (reward llm)"
     assert label(**{"run.algo": "hgdm"}) == "HGDM"
-    assert isinstance(cli.build_configs({"run.algo": "hgdm"})["agent"], hgdm.HgdmConfig)
-    configs = cli.build_configs({"run.algo": "ghppo"})  # --algo alone implies the scenario
+    assert isinstance(runner.build_configs({"run.algo": "hgdm"})["agent"], hgdm.HgdmConfig)
+    configs = runner.build_configs({"run.algo": "ghppo"})  # --algo alone implies the scenario
     assert configs["run"].env == "CrossRealityPrivacy-v0" and isinstance(configs["agent"], lhdppo.GhppoConfig)
     assert configs["agent"].num_iterations == 100  # the scenario's command-line default
     with pytest.raises(SystemExit, match="discrete_head must be one of"):

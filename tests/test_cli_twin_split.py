@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from vmjax import cli
+from vmjax import cli, runner
 
 TINY_SPLIT = [
     "--env", "TwinSplit-v0", "--env.num_vehicles", "3", "--env.max_steps", "8", "--agent.num_envs", "2",
@@ -28,7 +28,7 @@ def test_twin_split_train_on_a_saved_bank_and_evaluate(tmp_path):
         assert (run_dir / name).is_file(), name
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["run"]["algo"] == "msrl" and saved["agent"]["mode"] == "split"
-    records = cli.read_metrics(run_dir / "metrics.jsonl")
+    records = runner.read_metrics(run_dir / "metrics.jsonl")
     assert [r["iteration"] for r in records] == [1, 2]
     assert all(r["episode_total_latency_s"] > 0 and 0 <= r["episode_ber"] <= 1 for r in records)
 
@@ -45,7 +45,7 @@ def test_twin_split_train_on_a_saved_bank_and_evaluate(tmp_path):
 
 
 def test_twin_split_flags_and_labels(capsys):
-    label = lambda **o: cli.run_label(cli.build_configs({"run.env": "TwinSplit-v0", **o}))
+    label = lambda **o: runner.run_label(runner.build_configs({"run.env": "TwinSplit-v0", **o}))
     assert label() == "MSRL (Split)"
     assert label(**{"agent.mode": "local_edge"}) == "Local-Edge"
     assert label(**{"agent.mode": "local", "trajectories.source": "generated"}) == "Local-Model (EST-TG trajectories)"

@@ -1,4 +1,5 @@
-"""Describe the machine a benchmark ran on (CPU model and cores, or the accelerator), for result files."""
+"""The machine a run or a benchmark ran on (CPU model and cores, or the accelerator), for result files: the one
+description written into run folders, evaluations, study records and benchmark JSON."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import jax
 
 
 def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -20,6 +22,7 @@ def cpu_model() -> str:
 
 
 def describe_machine() -> dict:
+    """Backend, device kind and count, CPU model and cores, jax and Python versions."""
     device = jax.devices()[0]
     return {
         "backend": device.platform,
@@ -30,6 +33,12 @@ def describe_machine() -> dict:
         "jax": jax.__version__,
         "python": platform.python_version(),
     }
+
+
+def machine_summary(info: dict | None = None) -> str:
+    """One line for logs and result files: 'AMD EPYC ..., 2 cores, jax 0.10.2, cpu'."""
+    info = describe_machine() if info is None else info
+    return f"{info['cpu']}, {info['cpu_cores']} cores, jax {info['jax']}, {info['device']}"
 
 
 def machine_label(info: dict) -> str:

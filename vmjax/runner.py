@@ -1,0 +1,364 @@
+"""Runs: train (or resume) a learner on a scenario into a run folder, load a run back, and evaluate trained runs
+against the scenario's heuristics on the same held-out episodes. The command line (`vmjax.cli`), the notebooks
+and bench call these functions; every scenario-specific step comes from the scenario registry
+(`vmjax.scenarios`).
+
+A run folder holds config.json, metrics.jsonl (one line per iteration), learning_curve.png, checkpoint.msgpack +
+checkpoint.json, what the scenario's preparation keeps (predictor.msgpack and predictor_metrics.json for a learned
+forecast, traffic.npy and norm_stats.json for TwinRouting, trace_bank.npz for TwinSplit), TensorBoard event files
+with `run.log = "tensorboard"`, and after `evaluate` evaluation.json, evaluation.md and evaluation.png. Training
+runs in jitted chunks of `run.chunk_iterations` iterations; the checkpoint and the metrics are written
+(atomically) after every chunk, so an interrupted run loses at most one chunk and a resumed run continues from
+the same iteration with the same random stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import numpy as np
+
+from baselines.evaluate import summarize_episodes
+from vmjax import scenarios
+from vmjax.agents import checkpoint
+from vmjax.core import io, registry, validation
+from vmjax.core.machine import machine_summary
+from vmjax.scenarios.base import Configs, progress_end, progress_line, to_python
+
+MetricsLog = Literal["jsonl", "tensorboard"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Where a run lives and how it is driven."""
+
+    env: str = scenarios.DEFAULT_ENV_ID  # scenario (env id); `vmjax train --help` lists them
+    run_dir: str = ""  # folder of the run (config, metrics, figures, checkpoint); "" = runs/<scenario>
+    algo: str = ""  # learner; "" = the scenario's first (`vmjax train --env ENV --help` lists the scenario's)
+    seed: int = 0  # training seed: worlds, network initialisation and action sampling
+    chunk_iterations: int = 10  # iterations per jitted chunk; progress, metrics and checkpoint after each
+    predictor_path: str = ""  # a saved predictor to use instead of training one (learned forecast only)
+    predictor_seed: int = 1  # seed of the predictor's training data and initialisation
+    calibrate_norm: bool = True  # scenarios with reward z-scores (TwinRouting): fit the constants to this run's
+    # config (§3.3 A: Greedy and Random with the mask, `norm_episodes` episodes each); False: the library's defaults
+    norm_episodes: int = 64  # episodes per policy of that calibration
+    log: MetricsLog = "jsonl"  # metrics sinks: "jsonl" (metrics.jsonl) | "tensorboard" (metrics.jsonl and
+    # TensorBoard event files in the run folder; needs `pip install 'vmjax[tensorboard]'`)
+
+    def __post_init__(self):
+        validation.check_choice("RunConfig", "env", self.env, tuple(scenarios.all_scenarios()))
+        scenario = scenarios.get(self.env)
+        if not self.algo:
+            object.__setattr__(self, "algo", scenario.default_algo)
+        if not self.run_dir:
+            object.__setattr__(self, "run_dir", scenario.run_dir)
+        validation.check_choice("RunConfig", "algo", self.algo, tuple(scenario.learners))
+        validation.check_literal_fields(self)
+        validation.check_int_at_least("RunConfig", "chunk_iterations", self.chunk_iterations, 1)
+        validation.check_int_at_least("RunConfig", "seed", self.seed, 0)
+        validation.check_int_at_least("RunConfig", "predictor_seed", self.predictor_seed, 0)
+        validation.check_int_at_least("RunConfig", "norm_episodes", self.norm_episodes, 2)
+
+
+RESUMABLE_OVERRIDES = {("agent", "num_iterations"), ("run", "chunk_iterations"), ("run", "log")}
+
+
+# ====================================================================== configs
+def sections_of(env_id: str, algo: str) -> dict[str, type]:
+    """Section name -> config class of a run of learner `algo` on scenario `env_id`."""
+    return scenarios.get(env_id).config_sections(algo, RunConfig)
+
+
+def build_configs(overrides: dict[str, Any], agent_cls=None) -> Configs:
+    """Config dataclasses of every section of the run's scenario (`run.env`) from the scenario's command-line
+    defaults and explicit overrides `{"section.field": value}` (errors name the field). `run.algo` alone implies
+    its scenario; `agent_cls` is implied by `run.algo` and only checked."""
+    run_values = {key.split(".", 1)[1]: v for key, v in overrides.items() if key.startswith("run.")}
+    algorithms = scenarios.algorithms()
+    if "algo" in run_values and "env" not in run_values and run_values["algo"] in algorithms:
+        run_values["env"] = algorithms[run_values["algo"]]
+    run = RunConfig(**run_values)
+    scenario = scenarios.get(run.env)
+    sections = sections_of(run.env, run.algo)
+    if agent_cls is not None and agent_cls is not sections["agent"]:
+        raise ValueError(f"agent config {agent_cls.__name__} does not belong to --run.algo {run.algo}")
+    unknown = {key.split(".", 1)[0] for key in overrides} - set(sections)
+    if unknown:
+        raise ValueError(f"{run.env} has no config section(s) {sorted(unknown)}; sections: {sorted(sections)}")
+    configs = {"run": run}
+    for section, cls in sections.items():
+        if section == "run":
+            continue
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in scenario.defaults.get(section, {}).items() if k in names}
+        values.update({key.split(".", 1)[1]: v for key, v in overrides.items() if key.split(".", 1)[0] == section})
+        configs[section] = cls(**values)
+    scenario.check(configs)
+    return configs
+
+
+def configs_to_json(configs: Configs) -> dict[str, dict]:
+    return {section: dataclasses.asdict(config) for section, config in configs.items()}
+
+
+def configs_from_json(data: dict[str, dict]) -> Configs:
+    run = RunConfig(**data["run"])
+    out = {}
+    for section, cls in sections_of(run.env, run.algo).items():
+        values = dict(data[section])
+        for field in dataclasses.fields(cls):
+            if isinstance(field.default, tuple) and field.name in values:
+                values[field.name] = tuple(values[field.name])
+        out[section] = cls(**values)
+    return out
+
+
+def resume_configs(run_dir: Path, overrides: dict[str, Any]) -> Configs:
+    """The saved config of the run in `run_dir`, with the few overrides a resumed run may change
+    (`RESUMABLE_OVERRIDES`); any other override that differs from the saved value is an error."""
+    if not (run_dir / "config.json").is_file():
+        raise SystemExit(f"--resume: {run_dir} has no config.json")
+    saved = json.loads((run_dir / "config.json").read_text())
+    for key, value in overrides.items():
+        section, name = key.split(".", 1)
+        if key in ("run.run_dir", "run.env", "run.algo") and value == saved["run"].get(name, value):
+            continue
+        if (section, name) not in RESUMABLE_OVERRIDES:
+            raise SystemExit(f"--resume uses the run's saved config; --{key} cannot change")
+        saved[section][name] = value
+    return configs_from_json(saved)
+
+
+def run_label(configs: Configs) -> str:
+    """A run's name in tables: the learner, then how its config departs from the proposed method's."""
+    return scenarios.get(configs["run"].env).label(configs)
+
+
+# ====================================================================== building a run
+def build_env_and_params(configs: Configs, run_dir: Path, log=print):
+    """The env of a run and its params, after the scenario's preparation (a predictor, reward statistics or a
+    trace bank: trained or built here and kept in the run folder, or read back from it)."""
+    run = configs["run"]
+    env = registry.make(run.env, **dataclasses.asdict(configs["env"]))
+    params = scenarios.get(run.env).prepare(env, env.default_params, configs, run_dir, log)
+    return env, params
+
+
+def make_trainer(configs: Configs, env, params):
+    run = configs["run"]
+    scenario = scenarios.get(run.env)
+    return scenario.learners[run.algo].make_trainer(env, configs["agent"], params, log_metrics=scenario.log_metrics)
+
+
+def read_metrics(path: Path, up_to_iteration: int | None = None) -> list[dict]:
+    """metrics.jsonl records (optionally only those of finished, checkpointed iterations)."""
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: line {number} is not valid JSON ({error})") from error
+        if up_to_iteration is None or record["iteration"] <= up_to_iteration:
+            records.append(record)
+    return records
+
+
+class MetricsSinks:
+    """Where a run's per-iteration records go: metrics.jsonl always (resuming reads it back), plus TensorBoard
+    event files in the run folder with `run.log = "tensorboard"` (scalars by iteration)."""
+
+    def __init__(self, run_dir: Path, kind: str):
+        self.jsonl = run_dir / "metrics.jsonl"
+        self.tensorboard = None
+        if kind == "tensorboard":
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError as error:
+                raise SystemExit("--run.log tensorboard needs tensorboardX: pip install 'vmjax[tensorboard]'") from error
+            self.tensorboard = SummaryWriter(logdir=str(run_dir))
+
+    def write(self, records: list[dict]) -> None:
+        with open(self.jsonl, "a") as f:  # appended first; the checkpoint marks them finished
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        if self.tensorboard is not None:
+            for record in records:
+                for name, value in record.items():
+                    if name != "iteration" and np.ndim(value) == 0:
+                        self.tensorboard.add_scalar(name, value, record["iteration"])
+            self.tensorboard.flush()
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def _bar(done: int, total: int, width: int = 24) -> str:
+    filled = int(width * done / max(total, 1))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+# ====================================================================== train
+def train(configs: Configs, resume: bool = False, log=print) -> Path:
+    """Run (or continue) a training run; returns the run folder."""
+    run = configs["run"]
+    scenario = scenarios.get(run.env)
+    run_dir = Path(run.run_dir)
+    ckpt_path, ckpt_info = run_dir / "checkpoint.msgpack", run_dir / "checkpoint.json"
+    if not resume and ckpt_path.exists():
+        raise SystemExit(f"{run_dir} already holds a checkpoint: pass --resume to continue it, or another "
+                         "--run.run_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = configs_to_json(configs)
+    saved["machine"] = machine_summary()
+    io.atomic_write_json(run_dir / "config.json", saved)
+
+    env, params = build_env_and_params(configs, run_dir, log)
+    agent = configs["agent"]
+    trainer = make_trainer(configs, env, params)
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(run.seed))
+    done, wall_before = 0, 0.0
+    if resume and ckpt_path.exists():
+        state = checkpoint.load_checkpoint(ckpt_path, state)
+        info = json.loads(ckpt_info.read_text())
+        done, wall_before = int(info["iteration"]), float(info.get("train_wall_s", 0.0))
+        log(f"resuming {run_dir} from iteration {done}")
+    records = read_metrics(run_dir / "metrics.jsonl", done)
+    io.atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    sinks = MetricsSinks(run_dir, run.log)
+
+    total = agent.num_iterations
+    steps_per_iteration = agent.num_envs * agent.num_steps
+    compiled: dict[int, Any] = {}
+    wall = wall_before
+    variant = scenario.variant(configs)
+    log(f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, {variant}), "
+        f"{agent.num_envs} worlds, {total} iterations [{machine_summary()}]")
+    while done < total:
+        chunk = min(run.chunk_iterations, total - done)
+        if chunk not in compiled:
+            start = time.perf_counter()
+            compiled[chunk] = jax.jit(trainer.run, static_argnums=1).lower(state, chunk).compile()
+            log(f"compiled a chunk of {chunk} iterations in {time.perf_counter() - start:.1f} s")
+        start = time.perf_counter()
+        state, metrics = compiled[chunk](state)
+        metrics = jax.device_get(metrics)
+        elapsed = time.perf_counter() - start
+        wall += elapsed
+        new = [to_python({k: v[i] for k, v in metrics.items()}) for i in range(chunk)]
+        for record in new:
+            record["wall_s"] = round(wall, 3)
+        sinks.write(new)
+        records.extend(new)
+        done += chunk
+        checkpoint.save_checkpoint(ckpt_path, state)
+        io.atomic_write_json(ckpt_info, {"iteration": done, "env_steps": done * steps_per_iteration,
+                                         "train_wall_s": wall})
+        last = new[-1]
+        progress_line(
+            f"{_bar(done, total)} {done}/{total} it  {chunk * steps_per_iteration / elapsed:,.0f} env steps/s  "
+            f"return {last['episode_return']:.1f}  latency {last.get('episode_total_latency_s', float('nan')):.3f} s  "
+            f"eta {(total - done) * elapsed / chunk:.0f} s"
+        )
+    progress_end()
+    sinks.close()
+    from vmjax import report
+
+    report.plot_learning_curve(records, run_dir / "learning_curve.png", f"{run.algo} on {run.env} ({variant})")
+    log(f"done: {done} iterations, {done * steps_per_iteration:,} env steps, {wall:.0f} s of training; "
+        f"wrote {run_dir}/metrics.jsonl, learning_curve.png, checkpoint.msgpack")
+    return run_dir
+
+
+# ====================================================================== evaluate
+def load_run(run_dir: Path):
+    """(configs, env, params, trainer, trainer state) of a finished or interrupted run."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise SystemExit(f"{run_dir} is not a run folder (no config.json)")
+    configs = configs_from_json(json.loads(config_path.read_text()))
+    env, params = build_env_and_params(configs, run_dir, log=lambda *_: None)
+    trainer = make_trainer(configs, env, params)
+    template = jax.jit(trainer.init)(jax.random.PRNGKey(configs["run"].seed))
+    state = checkpoint.load_checkpoint(run_dir / "checkpoint.msgpack", template)
+    return configs, env, params, trainer, state
+
+
+def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, out_dir: Path, log=print) -> dict:
+    """Trained policies of `run_dirs` and the scenario's heuristics on the same held-out episodes: `seeds` sets of
+    `episodes` worlds drawn from PRNGKey(first_seed + s), disjoint from the training stream."""
+    from vmjax import report
+
+    runs = [load_run(Path(d)) for d in run_dirs]
+    (configs0, env0, params0, *_) = runs[0]
+    env_id = configs0["run"].env
+    spec = scenarios.get(env_id).evaluation
+
+    def shape(configs, env):
+        return configs["run"].env, env.num_agents, configs["env"].num_rsus, env.config.max_steps
+
+    for configs, env, *_ in runs[1:]:
+        if shape(configs, env) != shape(configs0, env0):
+            raise SystemExit("evaluate: all runs must share the scenario, num_vehicles, num_rsus and max_steps")
+    groups = [(env0, params0, {name: make(env0) for name, make in spec.policies.items()})]
+    labels = [run_label(configs) for configs, *_ in runs]
+    run_of_label: dict[str, str] = {}
+    for index, (run_dir, (configs, env, params, trainer, state)) in enumerate(zip(run_dirs, runs)):
+        label = labels[index]
+        if labels.count(label) > 1:  # two runs of the same kind: tell them apart by their folder
+            label = f"{label} [{Path(run_dir).name}]"
+        groups.append((env, params, {label: trainer.make_eval_policy(state)}))
+        run_of_label[label] = str(run_dir)
+    per_seed: dict[str, list[dict]] = {}
+    episodes_all: dict[str, dict[str, list]] = {}
+    start = time.perf_counter()
+    for env, params, policies in groups:
+        names = list(policies)
+        evaluator = spec.make_policy_evaluator(env, [policies[n] for n in names], params, episodes)
+        for s in range(seeds):
+            key = jax.random.PRNGKey(first_seed + s)
+            for index, name in enumerate(names):
+                result = {k: np.asarray(v) for k, v in jax.device_get(evaluator(key, index)).items()}
+                result = {k: v for k, v in result.items() if not np.all(np.isnan(v))}  # metrics a policy lacks
+                per_seed.setdefault(name, []).append(summarize_episodes(result))
+                for k, v in result.items():
+                    episodes_all.setdefault(name, {}).setdefault(k, []).append(v)
+    results = {}
+    for name, seed_summaries in per_seed.items():
+        pooled = summarize_episodes({k: np.concatenate(v) for k, v in episodes_all[name].items()})
+        for metric in spec.seed_metrics:
+            seed_means = np.array([s[metric] for s in seed_summaries])
+            pooled[f"{metric}_seed_std"] = float(seed_means.std(ddof=1)) if seeds > 1 else 0.0
+            pooled[f"{metric}_seed_means"] = seed_means.tolist()
+        if name in run_of_label:
+            pooled["run_dir"] = run_of_label[name]
+        results[name] = pooled
+    wall = time.perf_counter() - start
+    table = spec.table(results, episodes, seeds)
+    log(table)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    machine = machine_summary()
+    io.atomic_write_json(out_dir / "evaluation.json", {
+        "env": env_id, "runs": [str(d) for d in run_dirs], "episodes_per_seed": episodes, "seeds": seeds,
+        "first_seed": first_seed, "results": results, "wall_s": wall, "machine": machine,
+    })
+    io.atomic_write_text(out_dir / "evaluation.md", table + f"\n\nmachine: {machine}; evaluation wall time {wall:.0f} s\n")
+    report.plot_comparison(results, out_dir / "evaluation.png", f"{env_id}: {seeds} x {episodes} held-out episodes",
+                           panels=spec.panels)
+    log(f"wrote {out_dir}/evaluation.json, evaluation.md, evaluation.png ({wall:.0f} s)")
+    return results
+
+
+__all__ = [
+    "RESUMABLE_OVERRIDES", "MetricsSinks", "RunConfig", "build_configs", "build_env_and_params", "configs_from_json",
+    "configs_to_json", "evaluate", "load_run", "make_trainer", "read_metrics", "resume_configs", "run_label",
+    "sections_of", "train",
+]

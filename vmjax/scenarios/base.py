@@ -1,0 +1,119 @@
+"""What a scenario is to the runner, the command line, the notebooks and bench: one `Scenario` object per module
+`vmjax/scenarios/<name>.py`, and the few helpers those modules share (a predictor cached in the run folder,
+progress lines on stderr).
+
+A scenario module describes its env once: env id and config class, learners and their config classes,
+command-line defaults, the preparation a run needs before training (`prepare`: train a predictor, calibrate
+reward statistics, build a trace bank), the info fields to log, the evaluation (heuristics, evaluator,
+metrics, table, plot panels) and how a run is named. Nothing outside a scenario's own files branches on its id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Configs = dict[str, Any]  # section name -> config dataclass: "run", "env", "agent", then the scenario's own
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Learner:
+    """One `--algo` choice of a scenario."""
+
+    label: str  # the learner's name in tables ("Hybrid-MAPPO")
+    config: type  # its config dataclass (section "agent")
+    make_trainer: Callable  # make_trainer(env, config, env_params, log_metrics=...) -> vmjax.agents.trainer.Trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """How `vmjax evaluate` treats a scenario: its heuristics, its evaluator, the metrics given a spread over the
+    held-out seeds, its table and the panels of its figure."""
+
+    policies: dict[str, Callable]  # heuristic name -> make(env) -> policy
+    make_policy_evaluator: Callable  # (env, policies, params, num_episodes) -> jitted (key, index) -> metrics
+    seed_metrics: tuple[str, ...]
+    table: Callable[[dict, int, int], str]  # (results, episodes, seeds) -> markdown
+    panels: tuple[tuple[str, str, float], ...]  # (metric, y label, scale)
+
+
+def _no_preparation(env, params, configs: Configs, run_dir: Path, log: Log):
+    return params
+
+
+def _no_check(configs: Configs) -> None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """Everything the runner and the command line know about one environment."""
+
+    env_id: str
+    env_config: type  # the env's config dataclass (section "env")
+    learners: dict[str, Learner]  # --algo -> learner; the first is the scenario's default
+    run_dir: str  # default run folder
+    evaluation: Evaluation
+    label: Callable[[Configs], str]  # a run's name in tables: the learner, then how it departs from the method
+    variant: Callable[[Configs], str]  # the config choices a training log line names ("forecast=lstm")
+    log_metrics: tuple[str, ...]  # info fields logged per finished episode during training
+    defaults: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # command-line defaults that
+    # differ from the library's, per section
+    sections: dict[str, type] = dataclasses.field(default_factory=dict)  # the scenario's own config sections
+    prepare: Callable = _no_preparation  # (env, params, configs, run_dir, log) -> params: what a run needs before
+    # training (a predictor, reward statistics, a trace bank), cached in the run folder
+    check: Callable[[Configs], None] = _no_check  # cross-section checks no single config can make
+
+    def __post_init__(self):
+        if not self.learners:
+            raise ValueError(f"scenario {self.env_id} has no learners")
+
+    @property
+    def default_algo(self) -> str:
+        return next(iter(self.learners))
+
+    def config_sections(self, algo: str, run_config: type) -> dict[str, type]:
+        """Section name -> config class of a run of learner `algo`, the run section first."""
+        return {"run": run_config, "env": self.env_config, "agent": self.learners[algo].config, **self.sections}
+
+
+# ---------------------------------------------------------------------------------------------- shared helpers
+def progress_line(text: str) -> None:
+    """One progress line on stderr: rewritten in place on a terminal, appended otherwise."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + text[:150].ljust(150))
+    else:
+        sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def progress_end() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def to_python(tree: dict) -> dict:
+    """Scalars and arrays of a metrics dict as JSON-ready floats and lists."""
+    return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()) for k, v in tree.items()}
+
+
+def cached_predictor(run_dir: Path, source_path: str, load: Callable, save: Callable, train: Callable, log: Log):
+    """A run's predictor: read back from the run folder (predictor.msgpack), from `source_path` (a saved
+    predictor of another run), or trained by `train()`; saved in the run folder either way."""
+    saved = run_dir / "predictor.msgpack"
+    source = Path(source_path) if source_path else saved
+    if source.is_file():
+        predictor = load(source)
+        log(f"predictor: loaded {source}")
+    else:
+        predictor = train()
+    if source != saved or not saved.is_file():
+        save(saved, predictor)
+    return predictor

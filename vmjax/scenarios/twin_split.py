@@ -1,0 +1,129 @@
+"""TwinSplit-v0 (spec 004, MSRL): vehicle-twin tasks split between the serving RSU and a pre-migration target,
+learned by MSRL's split actors (§6; its Local-Edge and Local-Model variants by `--agent.mode`), with vehicles
+driving ground-truth taxi trips or EST-TG generated tracks (§4.9, §7.3) from a trace bank kept in the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from baselines import twin_split as heuristics
+from vmjax import mobility
+from vmjax.agents import msrl
+from vmjax.core import io, validation
+from vmjax.envs.twin_split import TwinSplitConfig
+from vmjax.scenarios.base import Configs, Evaluation, Learner, Log, Scenario
+
+TrajectorySource = Literal["synthetic", "real", "generated"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrajectoryConfig:
+    """Where TwinSplit-v0's vehicles drive (spec 004 §4.9, §7.3)."""
+
+    source: TrajectorySource = "real"  # "real": chained ground-truth taxi trips ("without generated vehicles") |
+    # "generated": the EST-TG bank fitted on them ("with generated vehicles") | "synthetic": the env's road-grid
+    # fallback
+    bank_seed: int = 0  # seed of the city, the ground-truth taxis and the EST-TG fit (`build_trace_banks`)
+    bank_vehicles: int = 512  # tracks in the bank; each world's vehicles are drawn from them
+    bank_path: str = ""  # a saved bank (trace_bank.npz of another run) instead of building one
+
+    def __post_init__(self):
+        validation.check_literal_fields(self)
+        validation.check_int_at_least("TrajectoryConfig", "bank_seed", self.bank_seed, 0)
+        validation.check_int_at_least("TrajectoryConfig", "bank_vehicles", self.bank_vehicles, 1)
+
+
+def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
+    """The trajectory bank (spec 004 §7.3): read back from the run folder (trace_bank.npz), from
+    `trajectories.bank_path`, or built by `vmjax.mobility.build_trace_banks` and saved; none for "synthetic"."""
+    config = configs["trajectories"]
+    if config.source == "synthetic":
+        return params
+    saved = run_dir / "trace_bank.npz"
+    source = Path(config.bank_path) if config.bank_path else saved
+    if source.is_file():
+        try:
+            with np.load(source) as data:
+                positions_m, valid = data["positions_m"], data["valid"]
+        except (OSError, KeyError, ValueError) as error:
+            raise SystemExit(f"{source}: not a trace bank ({error})") from error
+        log(f"trajectories: loaded {source}")
+    else:
+        start = time.perf_counter()
+        banks = mobility.build_trace_banks(config.bank_seed, config.bank_vehicles,
+                                           configs["env"].max_steps + 1, configs["env"].map_size_m)
+        trace = banks.real if config.source == "real" else banks.generated
+        positions_m = np.asarray(trace.positions_m)
+        valid = np.ones(positions_m.shape[:2], bool) if trace.valid is None else np.asarray(trace.valid)
+        log(f"trajectories: built the {config.source} bank ({config.bank_vehicles} tracks, seed {config.bank_seed}) "
+            f"in {time.perf_counter() - start:.0f} s")
+    if source != saved or not saved.is_file():
+        buffer = BytesIO()
+        np.savez(buffer, positions_m=positions_m, valid=valid)
+        io.atomic_write_bytes(saved, buffer.getvalue())
+    return params.replace(trace_bank=mobility.Trace.create(positions_m, valid=valid))
+
+
+MODE_LABELS = {"split": "MSRL (Split)", "local_edge": "Local-Edge", "local": "Local-Model"}  # spec 004 §8
+
+
+def label(configs: Configs) -> str:
+    """Split Model (MSRL), Local-Edge Model or Local-Model, then the trajectories if not the ground truth."""
+    source = configs["trajectories"].source
+    name = MODE_LABELS[configs["agent"].mode]
+    return name + ("" if source == "real" else " (EST-TG trajectories)" if source == "generated" else " (synthetic)")
+
+
+def variant(configs: Configs) -> str:
+    return f"mode={configs['agent'].mode}, trajectories={configs['trajectories'].source}"
+
+
+def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
+    """Latency (eq. 11), QoE (eq. 15) and BER (eq. 12) with their spread over the held-out seeds, then
+    migrations, the server-side model's share of actor calls and the parameters used (§6.9)."""
+    lines = [
+        ("| policy | latency (s) | ± seeds | QoE | ± seeds | BER (%) | ± seeds | pre-migrated (%) | server calls (%) "
+         "| params used |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
+        server = f"{100 * r['use_server']:.1f}" if "use_server" in r else "–"
+        params = f"{r['params_used']:.0f}" if "params_used" in r else "–"
+        lines.append(
+            f"| {name} | {r['latency_s']:.4f} | {r['latency_s_seed_std']:.4f} | {r['qoe']:.4f} | "
+            f"{r['qoe_seed_std']:.4f} | {100 * r['ber']:.2f} | {100 * r['ber_seed_std']:.2f} | "
+            f"{100 * r['migration_share']:.1f} | {server} | {params} |"
+        )
+    lines.append(f"\nmeans per vehicle-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for "
+                 "every policy); ± = std of the seed means; server calls and params used: learned actors only (§6.9)")
+    return "\n".join(lines)
+
+
+# CLI defaults: 16 worlds and 300 iterations (spec: 32 x 1000), a run of a few minutes on 2 CPU cores.
+SCENARIO = Scenario(
+    env_id="TwinSplit-v0",
+    env_config=TwinSplitConfig,
+    learners={"msrl": Learner("MSRL", msrl.MsrlConfig, msrl.make_trainer)},
+    run_dir="runs/twin_split",
+    evaluation=Evaluation(
+        policies=heuristics.POLICIES,
+        make_policy_evaluator=heuristics.make_policy_evaluator,
+        seed_metrics=("latency_s", "qoe", "ber"),
+        table=format_table,
+        panels=(("latency_s", "mean total latency per vehicle-slot (s)", 1.0), ("ber", "bit error rate (%)", 100.0)),
+    ),
+    label=label,
+    variant=variant,
+    log_metrics=("total_latency_s", "qoe", "ber"),
+    defaults={"agent": {"num_envs": 16, "num_iterations": 300}},
+    sections={"trajectories": TrajectoryConfig},
+    prepare=prepare,
+)
+
+__all__ = ["SCENARIO", "TrajectoryConfig", "format_table", "label", "prepare"]
