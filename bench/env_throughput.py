@@ -12,60 +12,19 @@ on its own. The reference in the same process is the same env stepped with 1 wor
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 
 import vmjax
-from vmjax.core.machine import describe_machine, machine_label
+from bench.common import compile_and_time, make_env_rollout, median, result_path
 from vmjax.core.io import atomic_write_json
-
-
-def make_env_rollout(env, num_worlds: int, num_steps: int):
-    """(reset, run): jitted `key -> (state, actions)` and `(state, actions, key) -> summed reward` that runs
-    `num_steps` steps in `num_worlds` worlds."""
-    vec = vmjax.VecEnv(env, num_worlds)
-    params = env.default_params
-
-    def reset(key):
-        k_reset, k_action = jax.random.split(key)
-        _, state = vec.reset(k_reset, params)
-        return state, jax.vmap(env.action_space(params).sample)(jax.random.split(k_action, num_worlds))
-
-    def run(state, actions, key):
-        def body(carry, k):
-            state, total = carry
-            _, state, reward, *_ = vec.step(k, state, actions, params)
-            return (state, total + jnp.sum(reward)), None
-
-        (_, total), _ = jax.lax.scan(body, (state, jnp.float32(0.0)), jax.random.split(key, num_steps))
-        return total
-
-    return jax.jit(reset), jax.jit(run)
-
-
-def compile_and_time(fn, args, repeats: int):
-    """(compiled executable, compile seconds, [run seconds] of `repeats` timed runs) of a jitted function of
-    `args`: AOT-compiled first, one warm-up run excluded, each run waited for with `block_until_ready`."""
-    start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(*args))  # warm-up run, excluded
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        runs.append(time.perf_counter() - start)
-    return compiled, compile_s, runs
+from vmjax.core.machine import describe_machine, machine_label
 
 
 def time_compiled(fn, args, repeats: int) -> tuple[float, float]:
     """(compile seconds, median run seconds) of a jitted function of `args`."""
     _, compile_s, runs = compile_and_time(fn, args, repeats)
-    return compile_s, statistics.median(runs)
+    return compile_s, median(runs)
 
 
 def measure(worlds, num_vehicles, num_rsus, num_steps, repeats):
@@ -113,7 +72,7 @@ def main(argv=None) -> int:
     print(f"AvatarPremigration-v0 env throughput, N={args.vehicles}, M={args.rsus}; {machine}")
     rows = measure(args.worlds, args.vehicles, args.rsus, args.steps, args.repeats)
     print(f"ratio of the largest to the first world count: {rows[-1]['ratio_vs_first']:.1f}x")
-    out = Path(args.out or Path(__file__).parent / "results" / f"env_throughput-{machine_label(machine)}.json")
+    out = result_path("env_throughput", machine_label(machine), args.out)
     atomic_write_json(out, {"benchmark": "env_throughput", "env": "AvatarPremigration-v0", "config": vars(args),
                             "machine": machine, "rows": rows})
     print(f"wrote {out}")

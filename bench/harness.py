@@ -26,27 +26,43 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import gc
 import io
-import statistics
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
 import vmjax
-from bench.env_throughput import compile_and_time, make_env_rollout
-from vmjax.core.machine import describe_machine, machine_label
+from bench import twin_routing_throughput as twin
+from bench.common import (
+    compile_and_time,
+    compiled_memory,
+    fill_unset,
+    format_bytes,
+    format_rate,
+    format_times,
+    log,
+    make_env_rollout,
+    markdown_table,
+    median,
+    require_positive,
+    result_path,
+    run_stamp,
+    time_trainer,
+)
 from bench.reference.numpy_avatar import (
     AvatarPremigrationNumpy,
     BatchedAvatarPremigrationNumpy,
     ReferenceConfig,
 )
+from vmjax import runner
+from vmjax.agents import make_trainer
+from vmjax.agents.hybrid_mappo import HybridMappoConfig
 from vmjax.core.io import atomic_write_bytes, atomic_write_json
+from vmjax.core.machine import describe_machine, machine_label
 
 ENV_ID = "AvatarPremigration-v0"
 BENCH_VEHICLES, BENCH_RSUS = 20, 10  # the benchmark world (bench/env_throughput.py)
@@ -113,31 +129,7 @@ QUICK = {
 LARGE_TRAIN_WORLDS = 256  # from here on: chunks of one iteration, `train_large_repeats` / `torch_large_iterations`
 
 
-def _median(values):
-    return float(statistics.median(values))
-
-
-def _log(message: str) -> None:
-    print(message, flush=True)
-
-
 # ====================================================================== memory
-def compiled_memory(compiled, num_worlds: int) -> dict | None:
-    """Bytes of a compiled XLA executable from `memory_analysis()`: arguments + outputs + temporaries
-    (- aliased), and that total per world; None where the backend does not report it."""
-    try:
-        stats = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001  (backends without the analysis raise various errors)
-        return None
-    if stats is None:
-        return None
-    parts = {name: int(getattr(stats, f"{name}_size_in_bytes", 0) or 0)
-             for name in ("argument", "output", "temp", "alias")}
-    total = parts["argument"] + parts["output"] + parts["temp"] - parts["alias"]
-    return {**{f"{k}_bytes": v for k, v in parts.items()}, "total_bytes": total,
-            "per_world_bytes": total / num_worlds}
-
-
 def traced_peak_bytes(fn) -> int:
     """Peak bytes allocated (tracemalloc: Python objects and NumPy buffers) while `fn()` runs."""
     gc.collect()
@@ -166,14 +158,14 @@ def measure_vmjax_env(num_vehicles: int, num_rsus: int, worlds: int, steps: int,
     run_exe, compile_s, runs = compile_and_time(run, (state, actions, jax.random.key(1)), repeats)
     memory = compiled_memory(run_exe, worlds)
     del state, actions, run_exe, reset_exe
-    run_s = _median(runs)
+    run_s = median(runs)
     env_steps = worlds * steps / run_s
     return {
         "worlds": worlds, "num_vehicles": num_vehicles, "num_rsus": num_rsus, "steps": steps,
         "compile_s": compile_s, "run_s": run_s, "runs_s": runs, "repeats": repeats,
         "step_s": run_s / steps, "world_step_s": run_s / (steps * worlds),
         "env_steps_per_s": env_steps, "agent_steps_per_s": env_steps * num_vehicles,
-        "reset_compile_s": reset_compile_s, "initial_reset_s": _median(reset_runs),
+        "reset_compile_s": reset_compile_s, "initial_reset_s": median(reset_runs),
         "memory": memory, "peak_bytes_per_world": None if memory is None else memory["per_world_bytes"],
     }
 
@@ -205,7 +197,7 @@ def measure_numpy_batched(worlds: int, repeats: int, episode_max_worlds: int, sp
             assert truncated.all(), "the timed episode must end (and auto-reset) in its last step"
             if r:  # the first run is the warm-up
                 runs.append(elapsed)
-        step_s = _median(runs) / max_steps
+        step_s = median(runs) / max_steps
         row.update(method="episodes", timed_steps=max_steps, runs_s=runs, step_s=step_s)
     else:
         steps = max(1, min(split_steps, max_steps - 1))
@@ -222,7 +214,7 @@ def measure_numpy_batched(worlds: int, repeats: int, episode_max_worlds: int, sp
             if r:
                 reset_runs.append(reset_s)
                 step_runs.append(elapsed / steps)
-        plain_step_s, reset_s = _median(step_runs), _median(reset_runs)
+        plain_step_s, reset_s = median(step_runs), median(reset_runs)
         step_s = (max_steps * plain_step_s + reset_s) / max_steps
         row.update(method="split", timed_steps=steps, plain_step_s=plain_step_s, reset_s=reset_s,
                    step_runs_s=step_runs, reset_runs_s=reset_runs, step_s=step_s)
@@ -277,7 +269,7 @@ def measure_numpy_per_world(worlds: int, episodes: int, repeats: int, num_vehicl
             runs.append(elapsed)
     assert resets == worlds * episodes
     steps = worlds * episodes * max_steps
-    env_steps = steps / _median(runs)
+    env_steps = steps / median(runs)
     return {"sample_worlds": worlds, "episodes": episodes, "timed_steps": steps, "runs_s": runs,
             "repeats": repeats, "env_steps_per_s": env_steps, "agent_steps_per_s": env_steps * num_vehicles,
             "world_step_s": 1.0 / env_steps}
@@ -329,7 +321,7 @@ def bench_env(opts, cache: dict) -> dict:
             "numpy_batched_over_numpy_per_world": _ratio(batched["env_steps_per_s"], pw["env_steps_per_s"]),
         }
         rows.append({"worlds": worlds, "vmjax": vm, "numpy_batched": batched, "numpy_per_world": pw, "ratios": ratios})
-        _log(f"  env {worlds:>7} worlds: vmjax {vm['env_steps_per_s']:>13,.0f}  NumPy batched "
+        log(f"  env {worlds:>7} worlds: vmjax {vm['env_steps_per_s']:>13,.0f}  NumPy batched "
              f"{batched['env_steps_per_s']:>11,.0f} ({batched['method']})  NumPy per-world "
              f"{pw['env_steps_per_s']:>9,.0f}{'' if pw['measured'] else ' (extrapolated)'} env steps/s; "
              f"vmjax compile {vm['compile_s']:.1f} s")
@@ -341,11 +333,11 @@ def bench_env(opts, cache: dict) -> dict:
             vm = measure_vmjax_env(n, m, worlds, opts.steps, opts.repeats)
         except Exception as error:  # noqa: BLE001  (out of device memory at the largest counts)
             extra.append({"worlds": worlds, "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"})
-            _log(f"  env {worlds:>7} worlds: vmjax failed: {extra[-1]['error']}")
+            log(f"  env {worlds:>7} worlds: vmjax failed: {extra[-1]['error']}")
             continue
         cache[(n, m, worlds)] = vm
         extra.append({"worlds": worlds, "vmjax": vm})
-        _log(f"  env {worlds:>7} worlds: vmjax {vm['env_steps_per_s']:>13,.0f} env steps/s (vmjax only); "
+        log(f"  env {worlds:>7} worlds: vmjax {vm['env_steps_per_s']:>13,.0f} env steps/s (vmjax only); "
              f"compile {vm['compile_s']:.1f} s")
     return {
         "num_vehicles": n, "num_rsus": m, "workload_forecast": FORECAST, "max_steps": 100,
@@ -377,9 +369,6 @@ def bench_env(opts, cache: dict) -> dict:
 def train_configs(worlds: int, opts):
     """(env config, HybridMappoConfig) of a `vmjax train` run (its command-line defaults) with the persistence
     forecast, RSUs by index and `worlds` parallel worlds."""
-    from vmjax import runner
-    from vmjax.agents.hybrid_mappo import HybridMappoConfig
-
     # The NumPy reference under the PyTorch trainer implements rsu_order="index" only (the library default; the
     # command line may name RSUs by distance): both trainers step the same env, the benchmark's.
     overrides: dict[str, Any] = {"env.workload_forecast": FORECAST, "env.rsu_order": "index", "agent.num_envs": worlds}
@@ -394,32 +383,8 @@ def train_configs(worlds: int, opts):
 def measure_vmjax_train(env_config, agent_config, chunk: int, repeats: int) -> dict:
     """A jitted chunk of `chunk` training iterations (rollout, GAE, PPO epochs), AOT-compiled (compile time
     apart), one warm-up chunk excluded, median over `repeats` chunks."""
-    from vmjax.agents import make_trainer
-
     env = vmjax.make(ENV_ID, **dataclasses.asdict(env_config))
     return time_trainer(make_trainer(env, agent_config), chunk, repeats, agent_config.env_steps_per_iteration)
-
-
-def time_trainer(trainer, chunk: int, repeats: int, env_steps_per_iteration: int) -> dict:
-    """Seconds per training iteration of any learner's `Trainer` (`init`, `run(state, n)`): a jitted chunk
-    of `chunk` iterations, AOT-compiled (compile time apart), one warm-up chunk excluded, median over
-    `repeats` chunks, each waited for with `block_until_ready`."""
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    start = time.perf_counter()
-    compiled = jax.jit(trainer.run, static_argnums=1).lower(state, chunk).compile()
-    compile_s = time.perf_counter() - start
-    state, _ = jax.block_until_ready(compiled(state))  # warm-up, excluded
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, _ = jax.block_until_ready(compiled(state))
-        runs.append(time.perf_counter() - start)
-    del state, compiled
-    iteration_s = _median(runs) / chunk
-    steps = env_steps_per_iteration
-    return {"compile_s": compile_s, "chunk_iterations": chunk, "repeats": repeats, "chunk_runs_s": runs,
-            "iteration_s": iteration_s, "env_steps_per_iteration": steps, "env_steps_per_s": steps / iteration_s,
-            "agent_steps_per_s": steps * trainer.env.num_agents / iteration_s}
 
 
 def vmjax_train_breakdown(env_config, agent_config, full: dict, chunk: int, repeats: int) -> dict:
@@ -438,7 +403,7 @@ def vmjax_train_breakdown(env_config, agent_config, full: dict, chunk: int, repe
 def torch_config_from(agent_config):
     """The PyTorch trainer's config with the same hyper-parameters; raises if the vmjax config uses an option
     the PyTorch trainer does not implement."""
-    from bench.reference.torch_hybrid_mappo import TorchHybridMappoConfig
+    from bench.reference.torch_hybrid_mappo import TorchHybridMappoConfig  # imports torch: an optional extra
 
     expected = {"activation": "relu", "layer_norm": False, "alpha_mean": "sigmoid", "share_actor_params": False,
                 "alpha_per_target": False, "ratio": "separate", "anneal_lr": False}
@@ -454,7 +419,7 @@ def torch_config_from(agent_config):
 def measure_torch_train(env_config, agent_config, iterations: int, threads: int) -> dict:
     """`iterations` iterations of the PyTorch trainer over per-world NumPy envs; the first is excluded as a
     warm-up when there are more than one; median per-iteration wall time."""
-    from bench.reference import torch_hybrid_mappo as th
+    from bench.reference import torch_hybrid_mappo as th  # imports torch: an optional extra
 
     config = torch_config_from(agent_config)
     reference_fields = {f.name for f in dataclasses.fields(ReferenceConfig)}
@@ -463,12 +428,12 @@ def measure_torch_train(env_config, agent_config, iterations: int, threads: int)
                       env_config=env_cfg, num_threads=threads)
     warmup = 1 if iterations > 1 else 0
     timed = result["iteration_s"][warmup:]
-    iteration_s = _median(timed)
+    iteration_s = median(timed)
     steps = config.num_envs * config.num_steps
     num_agents = env_config.num_vehicles
     return {"iterations": iterations, "warmup_iterations": warmup, "iteration_runs_s": result["iteration_s"],
-            "iteration_s": iteration_s, "rollout_s": _median(result["rollout_s"][warmup:]),
-            "update_s": _median(result["update_s"][warmup:]), "env_steps_per_iteration": steps,
+            "iteration_s": iteration_s, "rollout_s": median(result["rollout_s"][warmup:]),
+            "update_s": median(result["update_s"][warmup:]), "env_steps_per_iteration": steps,
             "env_steps_per_s": steps / iteration_s, "agent_steps_per_s": steps * num_agents / iteration_s,
             "torch_version": result["torch_version"], "torch_threads": result["torch_threads"]}
 
@@ -486,7 +451,7 @@ def bench_train(opts) -> dict:
     """Part 2: Hybrid-MAPPO training env steps/s, vmjax against the PyTorch trainer."""
     torch_missing = "skipped (--skip-torch)" if opts.skip_torch else torch_available()
     if torch_missing:
-        _log(f"  torch: {torch_missing}")
+        log(f"  torch: {torch_missing}")
     rows = []
     for worlds in opts.train_worlds:
         env_config, agent_config = train_configs(worlds, opts)
@@ -507,12 +472,12 @@ def bench_train(opts) -> dict:
         if worlds == opts.train_worlds[0] and agent_config.update_epochs > 1:
             row["vmjax_breakdown"] = vmjax_train_breakdown(env_config, agent_config, vm, chunk, repeats)
             b = row["vmjax_breakdown"]
-            _log(f"  train {worlds:>6} worlds: vmjax rollout + GAE {b['rollout_gae_s']:.3f} s, "
+            log(f"  train {worlds:>6} worlds: vmjax rollout + GAE {b['rollout_gae_s']:.3f} s, "
                  f"{agent_config.update_epochs} PPO epochs {b['update_s']:.3f} s per iteration")
         rows.append(row)
         torch_text = (f"torch {torch_row['env_steps_per_s']:>9,.0f} ({torch_row['torch_threads']} thread(s)), "
                       f"ratio {ratio:.1f}x" if ratio is not None else f"torch {torch_row['skipped']}")
-        _log(f"  train {worlds:>6} worlds: vmjax {vm['env_steps_per_s']:>9,.0f} env steps/s "
+        log(f"  train {worlds:>6} worlds: vmjax {vm['env_steps_per_s']:>9,.0f} env steps/s "
              f"({vm['iteration_s']:.2f} s/iteration, compile {vm['compile_s']:.1f} s); {torch_text}")
     env_config, agent_config = train_configs(opts.train_worlds[0], opts)
     return {
@@ -545,7 +510,7 @@ def bench_scaling(opts, cache: dict) -> dict:
         out = {k: result[k] for k in ("num_vehicles", "num_rsus", "worlds", "steps", "compile_s", "run_s", "step_s",
                                       "world_step_s", "env_steps_per_s", "agent_steps_per_s", "peak_bytes_per_world")}
         out["from_env_table"] = cached and n == BENCH_VEHICLES and m == BENCH_RSUS
-        _log(f"  scaling N={n:>3} M={m:>3} x {worlds} worlds: {result['step_s'] * 1e3:8.3f} ms per step, "
+        log(f"  scaling N={n:>3} M={m:>3} x {worlds} worlds: {result['step_s'] * 1e3:8.3f} ms per step, "
              f"{result['world_step_s'] * 1e9:9.1f} ns per world-step")
         return out
 
@@ -561,8 +526,6 @@ def bench_scaling(opts, cache: dict) -> dict:
 def bench_twin_routing(opts) -> dict:
     """Part 6: TwinRouting-v0 env throughput (bench/twin_routing_throughput.py), both forecasts at
     `--twin-worlds`; its steps come from that module's full or --quick settings, the repeats from `--repeats`."""
-    from bench import twin_routing_throughput as twin
-
     preset = twin.QUICK if opts.quick else twin.FULL
     return twin.bench_twin_routing(
         opts.twin_worlds, twin.FORECASTS, preset["steps"], preset["split_steps"], opts.repeats,
@@ -610,30 +573,6 @@ def evaluate_targets(result: dict) -> list[dict]:
     return targets
 
 
-def _rate(x) -> str:
-    if x is None:
-        return "–"
-    if x >= 1e6:
-        return f"{x / 1e6:,.2f} M"
-    return f"{x:,.0f}"
-
-
-def _times(x) -> str:
-    return "–" if x is None else f"{x:,.1f}x"
-
-
-def _bytes(x) -> str:
-    if x is None:
-        return "–"
-    return f"{x / 1024:,.1f} KiB" if x < 1024**2 else f"{x / 1024**2:,.2f} MiB"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def render_tables(result: dict) -> str:
     """The run as markdown tables (printed at the end of the run)."""
     m = result["machine"]
@@ -646,31 +585,33 @@ def render_tables(result: dict) -> str:
         rows = []
         for r in env["rows"]:
             b, p = r["numpy_batched"], r["numpy_per_world"]
-            rows.append([str(r["worlds"]), _rate(r["vmjax"]["env_steps_per_s"]), f"{r['vmjax']['compile_s']:.1f}",
-                         _rate(b["env_steps_per_s"]) + ("" if b["method"] == "episodes" else " †"),
-                         _rate(p["env_steps_per_s"]) + ("" if p["measured"] else " *"),
-                         _times(r["ratios"]["vmjax_over_numpy_batched"]),
-                         _times(r["ratios"]["vmjax_over_numpy_per_world"])])
+            rows.append([str(r["worlds"]), format_rate(r["vmjax"]["env_steps_per_s"]), f"{r['vmjax']['compile_s']:.1f}",
+                         format_rate(b["env_steps_per_s"]) + ("" if b["method"] == "episodes" else " †"),
+                         format_rate(p["env_steps_per_s"]) + ("" if p["measured"] else " *"),
+                         format_times(r["ratios"]["vmjax_over_numpy_batched"]),
+                         format_times(r["ratios"]["vmjax_over_numpy_per_world"])])
         for r in env["vmjax_only_rows"]:
-            rate = _rate(r["vmjax"]["env_steps_per_s"]) if "vmjax" in r else f"failed ({r['error'][:40]})"
+            rate = format_rate(r["vmjax"]["env_steps_per_s"]) if "vmjax" in r else f"failed ({r['error'][:40]})"
             compile_s = f"{r['vmjax']['compile_s']:.1f}" if "vmjax" in r else "–"
             rows.append([str(r["worlds"]), rate, compile_s, "not run", "not run", "–", "–"])
-        out.append(_table(["worlds", "vmjax env steps/s", "vmjax compile s", "NumPy batched", "NumPy per-world",
-                           "vmjax / batched", "vmjax / per-world"], rows))
+        out.append(markdown_table(["worlds", "vmjax env steps/s", "vmjax compile s", "NumPy batched", "NumPy per-world",
+                                   "vmjax / batched", "vmjax / per-world"], rows))
         out.append("\n† batched NumPy: reset and steps timed apart, combined as (100 x step + reset) / 100; "
                    "* per-world NumPy: extrapolated from the measured worlds (stepped one after another)\n")
-        rows = [[str(r["worlds"]), _rate(r["vmjax"]["agent_steps_per_s"]), _rate(r["numpy_batched"]["agent_steps_per_s"]),
-                 _rate(r["numpy_per_world"]["agent_steps_per_s"])] for r in env["rows"]]
-        out.append(_table(["worlds", "vmjax agent steps/s", "NumPy batched agent steps/s",
-                           "NumPy per-world agent steps/s"], rows))
+        rows = [[str(r["worlds"]), format_rate(r["vmjax"]["agent_steps_per_s"]),
+                 format_rate(r["numpy_batched"]["agent_steps_per_s"]),
+                 format_rate(r["numpy_per_world"]["agent_steps_per_s"])] for r in env["rows"]]
+        out.append(markdown_table(["worlds", "vmjax agent steps/s", "NumPy batched agent steps/s",
+                                   "NumPy per-world agent steps/s"], rows))
         out.append("\n### Peak memory per world\n")
-        rows = [[str(r["worlds"]), _bytes(r["vmjax"]["peak_bytes_per_world"]),
-                 _bytes(r["numpy_batched"]["peak_bytes_per_world"]), _bytes(r["numpy_per_world"]["peak_bytes_per_world"])]
+        rows = [[str(r["worlds"]), format_bytes(r["vmjax"]["peak_bytes_per_world"]),
+                 format_bytes(r["numpy_batched"]["peak_bytes_per_world"]),
+                 format_bytes(r["numpy_per_world"]["peak_bytes_per_world"])]
                 for r in env["rows"]]
-        rows += [[str(r["worlds"]), _bytes(r["vmjax"]["peak_bytes_per_world"]), "not run", "not run"]
+        rows += [[str(r["worlds"]), format_bytes(r["vmjax"]["peak_bytes_per_world"]), "not run", "not run"]
                  for r in env["vmjax_only_rows"] if "vmjax" in r]
-        out.append(_table(["worlds", "vmjax (XLA memory_analysis)", "NumPy batched (tracemalloc)",
-                           "NumPy per-world (tracemalloc)"], rows))
+        out.append(markdown_table(["worlds", "vmjax (XLA memory_analysis)", "NumPy batched (tracemalloc)",
+                                   "NumPy per-world (tracemalloc)"], rows))
     train = result.get("train")
     if train is not None:
         e, a = train["env_config"], train["agent_config"]
@@ -680,12 +621,12 @@ def render_tables(result: dict) -> str:
         rows = []
         for r in train["rows"]:
             v, t = r["vmjax"], r["torch"]
-            torch_cells = ([_rate(t["env_steps_per_s"]), f"{t['iteration_s']:.2f}", str(t["torch_threads"])]
+            torch_cells = ([format_rate(t["env_steps_per_s"]), f"{t['iteration_s']:.2f}", str(t["torch_threads"])]
                            if "env_steps_per_s" in t else ["not run", "–", "–"])
-            rows.append([str(r["worlds"]), _rate(v["env_steps_per_s"]), f"{v['iteration_s']:.2f}",
-                         f"{v['compile_s']:.1f}", *torch_cells, _times(r["ratio_vmjax_over_torch"])])
-        out.append(_table(["worlds", "vmjax env steps/s", "vmjax s/iteration", "vmjax compile s", "torch env steps/s",
-                           "torch s/iteration", "torch threads", "vmjax / torch"], rows))
+            rows.append([str(r["worlds"]), format_rate(v["env_steps_per_s"]), f"{v['iteration_s']:.2f}",
+                         f"{v['compile_s']:.1f}", *torch_cells, format_times(r["ratio_vmjax_over_torch"])])
+        out.append(markdown_table(["worlds", "vmjax env steps/s", "vmjax s/iteration", "vmjax compile s",
+                                   "torch env steps/s", "torch s/iteration", "torch threads", "vmjax / torch"], rows))
         for r in train["rows"]:
             if "skipped" in r["torch"]:
                 out.append(f"\ntorch at {r['worlds']} worlds: {r['torch']['skipped']}")
@@ -696,39 +637,40 @@ def render_tables(result: dict) -> str:
                            "torch: timed around its rollout and update loops)\n")
                 torch_rollout = t.get("rollout_s")
                 torch_update = t.get("update_s")
-                out.append(_table(["part", "vmjax s", "torch s", "vmjax / torch speed"], [
-                    ["rollout (+ GAE)", f"{b['rollout_gae_s']:.3f}", "–" if torch_rollout is None else f"{torch_rollout:.3f}",
-                     _times(_ratio(torch_rollout, b["rollout_gae_s"]))],
-                    [f"{a['update_epochs']} PPO epochs", f"{b['update_s']:.3f}", "–" if torch_update is None else f"{torch_update:.3f}",
-                     _times(_ratio(torch_update, b["update_s"]))],
+                out.append(markdown_table(["part", "vmjax s", "torch s", "vmjax / torch speed"], [
+                    ["rollout (+ GAE)", f"{b['rollout_gae_s']:.3f}",
+                     "–" if torch_rollout is None else f"{torch_rollout:.3f}",
+                     format_times(_ratio(torch_rollout, b["rollout_gae_s"]))],
+                    [f"{a['update_epochs']} PPO epochs", f"{b['update_s']:.3f}",
+                     "–" if torch_update is None else f"{torch_update:.3f}",
+                     format_times(_ratio(torch_update, b["update_s"]))],
                 ]))
     scaling = result.get("scaling")
     if scaling is not None:
         for axis, label in (("vehicles", "N vehicles (M = 10)"), ("rsus", "M RSUs (N = 20)")):
             out.append(f"\n### vmjax scaling with {label}, {scaling['worlds']} worlds\n")
             rows = [[str(r["num_vehicles"] if axis == "vehicles" else r["num_rsus"]), f"{r['step_s'] * 1e3:,.3f}",
-                     f"{r['world_step_s'] * 1e9:,.1f}", _rate(r["env_steps_per_s"]), _rate(r["agent_steps_per_s"]),
-                     _bytes(r["peak_bytes_per_world"])] for r in scaling[axis]]
-            out.append(_table([label.split(" (")[0], "ms per step (all worlds)", "ns per world-step", "env steps/s",
-                               "agent steps/s", "memory per world"], rows))
+                     f"{r['world_step_s'] * 1e9:,.1f}", format_rate(r["env_steps_per_s"]),
+                     format_rate(r["agent_steps_per_s"]), format_bytes(r["peak_bytes_per_world"])]
+                    for r in scaling[axis]]
+            out.append(markdown_table([label.split(" (")[0], "ms per step (all worlds)", "ns per world-step",
+                                       "env steps/s", "agent steps/s", "memory per world"], rows))
     if result.get("twin_routing") is not None:
-        from bench import twin_routing_throughput as twin
-
         out.append("\n" + twin.render_table(result["twin_routing"]))
     out.append("\n### Targets\n")
     rows = []
     for t in result["targets"]:
-        measured = (_rate(t["measured"]) if t["name"] == "gpu_env_steps_per_s" else _times(t["measured"]))
-        required = (_rate(t["required"]) if t["name"] == "gpu_env_steps_per_s" else f">= {t['required']:g}x")
+        measured = (format_rate(t["measured"]) if t["name"] == "gpu_env_steps_per_s" else format_times(t["measured"]))
+        required = (format_rate(t["required"]) if t["name"] == "gpu_env_steps_per_s" else f">= {t['required']:g}x")
         met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
         rows.append([t["description"], required, measured, met + (f" ({t['note']})" if t["note"] else "")])
-    out.append(_table(["target", "required", "measured", "met"], rows))
+    out.append(markdown_table(["target", "required", "measured", "met"], rows))
     return "\n".join(out)
 
 
 def plot_env(result: dict, path) -> None:
     """Env steps/s against worlds, log-log, one line per implementation (hollow markers: extrapolated)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib is optional (no plot without it)
     from matplotlib.figure import Figure
 
     env = result["env"]
@@ -809,13 +751,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", help="JSON path (default bench/results/bench-<machine>.json, -quick with --quick); "
                         "the plot goes next to it (.png)")
     args = parser.parse_args(argv)
-    preset = QUICK if args.quick else FULL
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    for name in ("worlds", "train_worlds", "scale_vehicles", "scale_rsus", "twin_worlds"):
-        if not getattr(args, name) or min(getattr(args, name)) < 1:
-            parser.error(f"--{name.replace('_', '-')} needs positive integers")
+    fill_unset(args, QUICK if args.quick else FULL)
+    require_positive(parser, args, ("worlds", "train_worlds", "scale_vehicles", "scale_rsus", "twin_worlds"))
     return args
 
 
@@ -830,15 +767,12 @@ def run(opts) -> dict:
 
         machine["torch"] = torch.__version__
     label = machine_label(machine)
-    out = Path(opts.out) if opts.out else (
-        Path(__file__).parent / "results" / f"bench-{label}{'-quick' if opts.quick else ''}.json")
-    _log(f"vmjax benchmark on {machine['device']} ({machine['backend']}; CPU {machine['cpu']} x "
+    out = result_path("bench", label, opts.out, opts.quick)
+    log(f"vmjax benchmark on {machine['device']} ({machine['backend']}; CPU {machine['cpu']} x "
          f"{machine['cpu_cores']}); writing {out}")
     result: dict[str, Any] = {
         "benchmark": "vmjax-bench", "schema_version": SCHEMA_VERSION, "env_id": ENV_ID,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine, "machine_label": label, "quick": bool(opts.quick),
-        "options": {k: v for k, v in vars(opts).items()}, "targets_required": TARGETS,
+        **run_stamp(machine, label, opts), "targets_required": TARGETS,
     }
     cache: dict = {}
     parts = [("env", "env throughput", lambda: bench_env(opts, cache))]
@@ -849,7 +783,7 @@ def run(opts) -> dict:
     if not opts.skip_twin_routing:
         parts.append(("twin_routing", "TwinRouting-v0 env throughput", lambda: bench_twin_routing(opts)))
     for name, title, measure_part in parts:
-        _log(title)
+        log(title)
         result[name] = measure_part()
         result["wall_s"] = time.perf_counter() - started
         atomic_write_json(out, result)  # every finished part survives a later failure or a time limit
@@ -860,7 +794,7 @@ def run(opts) -> dict:
         result["plot"] = plot_path.name
     except ImportError as error:  # matplotlib is optional where only the numbers are needed
         result["plot"] = None
-        _log(f"no plot: {error}")
+        log(f"no plot: {error}")
     atomic_write_json(out, result)
     result["paths"] = {"json": str(out), "plot": str(plot_path) if result["plot"] else None}
     return result

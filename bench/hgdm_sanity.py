@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 
 import vmjax
-from bench.lhdppo_sanity import train_and_report
+from bench.common import train_and_report
 from vmjax.agents import hgdm
 from vmjax.agents.lhdppo import REWARD_MODES
 
 SHOWN = ("mean_train_reward", "rollout_utility", "rollout_entropy_bits", "rollout_latency_s", "rollout_qos_loss",
          "rollout_migrated", "q_loss", "q_value", "actor_loss", "alpha", "entropy", "log_std_mean", "gradient_steps")
-EVALUATED = ("utility", "reward_llm", "entropy_bits", "latency_s", "qos_loss")
 
 
 def main():
@@ -35,6 +34,7 @@ def main():
                              reward_mode=args.reward_mode)
     train_and_report(env, hgdm.make_trainer(env, config), args.iterations, SHOWN,
                      f"{config.env_steps_per_iteration} env steps and {config.updates_per_iteration} gradient steps")
+
 
 if __name__ == "__main__":
     main()

@@ -13,17 +13,15 @@ reference in the same process is the first world count. The LSTM has the command
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from pathlib import Path
 
 import jax
 
 import vmjax
-from vmjax.core.machine import describe_machine, machine_label
+from bench.common import compile_aot, median, result_path, timed_state_runs
 from vmjax import predict
 from vmjax.agents import HybridMappoConfig, make_trainer
 from vmjax.core.io import atomic_write_json
+from vmjax.core.machine import describe_machine, machine_label
 
 
 def make_env_and_params(forecast: str, predictor_hidden: int):
@@ -40,16 +38,9 @@ def measure_one(env, params, num_worlds: int, epochs: int, repeats: int) -> dict
     config = HybridMappoConfig(num_envs=num_worlds, num_steps=env.config.max_steps, update_epochs=epochs)
     trainer = make_trainer(env, config, params)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    start = time.perf_counter()
-    step = jax.jit(trainer.update).lower(state).compile()
-    compile_s = time.perf_counter() - start
-    state, _ = jax.block_until_ready(step(state))  # warm-up, excluded
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, metrics = jax.block_until_ready(step(state))
-        times.append(time.perf_counter() - start)
-    iteration_s = statistics.median(times)
+    step, compile_s = compile_aot(jax.jit(trainer.update), (state,))
+    times, _ = timed_state_runs(step, state, repeats)
+    iteration_s = median(times)
     env_steps = config.env_steps_per_iteration
     return {
         "worlds": num_worlds,
@@ -87,7 +78,7 @@ def main(argv=None) -> int:
               f"agent steps/s  iteration {row['iteration_s']:7.2f} s  compile {row['compile_s']:5.1f} s", flush=True)
     for row in rows:
         row["ratio_vs_first"] = row["env_steps_per_s"] / rows[0]["env_steps_per_s"]
-    out = Path(args.out or Path(__file__).parent / "results" / f"train_throughput-{machine_label(machine)}.json")
+    out = result_path("train_throughput", machine_label(machine), args.out)
     atomic_write_json(out, {"benchmark": "train_throughput", "algorithm": "hybrid_mappo",
                             "env": "AvatarPremigration-v0", "config": vars(args), "machine": machine, "rows": rows})
     print(f"wrote {out}")

@@ -17,20 +17,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import math
-import statistics
 import time
-from pathlib import Path
-from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 import vmjax
 from baselines.twin_routing import make_random_policy
+from bench.common import (
+    fill_unset,
+    format_bytes,
+    format_rate,
+    log,
+    measure_policy_rollout,
+    print_result,
+    require_positive,
+    result_path,
+    run_stamp,
+    write_result,
+)
+from vmjax import predict
 from vmjax.core.machine import describe_machine, machine_label
-from vmjax.core.io import atomic_write_json
 
 ENV_ID = "TwinRouting-v0"
 FORECASTS = ("persistence", "predictor")
@@ -54,14 +61,6 @@ FULL = {
 QUICK = {**FULL, "worlds": [1, 4], "steps": 130, "split_steps": 3, "repeats": 2}
 
 
-def _median(values) -> float:
-    return float(statistics.median(values))
-
-
-def _log(message: str) -> None:
-    print(message, flush=True)
-
-
 # ====================================================================== env, params, rollout
 def make_env_and_params(forecast: str, predictor_seed: int = 0, **config):
     """The default TwinRouting-v0 (`config` overrides) with `workload_forecast=forecast` and its params; for
@@ -71,8 +70,6 @@ def make_env_and_params(forecast: str, predictor_seed: int = 0, **config):
     params = env.default_params
     predictor_info = None
     if forecast == "predictor":
-        from vmjax import predict
-
         predictor_config = predict.WorkloadPredictorConfig()
         predictor = predict.init_workload_predictor(
             jax.random.key(predictor_seed), predictor_config
@@ -89,86 +86,6 @@ def make_env_and_params(forecast: str, predictor_seed: int = 0, **config):
     return env, params, predictor_info
 
 
-def make_policy_rollout(env, num_worlds: int, policy):
-    """(reset, run), both jitted: `reset(key, params) -> state` of `num_worlds` worlds, and
-    `run(state, key, params, num_steps) -> totals` that steps every world `num_steps` times (a VecEnv with
-    auto-reset, the policy vmapped over worlds as `vmjax.core.rollout` does) in one loop. `num_steps` is an
-    argument (a `lax.fori_loop` bound), so one executable runs any number of steps. The totals (reward and
-    observation sums, episode ends, steps run) keep the observation and every step's work live."""
-    vec = vmjax.VecEnv(env, num_worlds)
-    act = jax.vmap(policy, in_axes=(0, 0, None))
-
-    def reset(key, params):
-        _, state = vec.reset(key, params)
-        return state
-
-    def run(state, key, params, num_steps):
-        def body(i, carry):
-            state, totals = carry
-            k_step, k_act = jax.random.split(jax.random.fold_in(key, i))
-            actions = act(jax.random.split(k_act, num_worlds), state, params)
-            obs, state, reward, terminated, truncated, _ = vec.step(
-                k_step, state, actions, params
-            )
-            done = (
-                jnp.logical_or(terminated, truncated)
-                .reshape(num_worlds, -1)
-                .any(axis=1)
-            )
-            obs_sum = sum(jnp.sum(leaf) for leaf in jax.tree.leaves(obs))
-            totals = {
-                "reward_sum": totals["reward_sum"] + jnp.sum(reward),
-                "obs_sum": totals["obs_sum"] + obs_sum,
-                "episode_ends": totals["episode_ends"] + jnp.sum(done, dtype=jnp.int32),
-                "steps": totals["steps"] + 1,
-            }
-            return state, totals
-
-        zero = {
-            "reward_sum": jnp.float32(0.0),
-            "obs_sum": jnp.float32(0.0),
-            "episode_ends": jnp.int32(0),
-            "steps": jnp.int32(0),
-        }
-        return jax.lax.fori_loop(0, num_steps, body, (state, zero))[1]
-
-    return jax.jit(reset), jax.jit(run)
-
-
-def _compile(fn, args) -> tuple[Any, float]:
-    start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    return compiled, time.perf_counter() - start
-
-
-def _timed_runs(
-    compiled, args, repeats: int, long_run_s: float = math.inf, long_repeats: int = 1
-) -> tuple[list[float], Any]:
-    """One warm-up run (excluded), then `repeats` timed runs (min(repeats, `long_repeats`) when the warm-up
-    took longer than `long_run_s`), each waited for with `block_until_ready`; returns the run seconds and
-    the last run's output."""
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    if time.perf_counter() - start > long_run_s:
-        repeats = min(repeats, long_repeats)
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
-        runs.append(time.perf_counter() - start)
-    return runs, out
-
-
-def _totals(out) -> dict:
-    return {
-        "reward_sum": float(out["reward_sum"]),
-        "obs_sum": float(out["obs_sum"]),
-        "episode_ends": int(out["episode_ends"]),
-        "steps_run": int(out["steps"]),
-    }
-
-
-# ====================================================================== one measurement
 def measure(
     env,
     params,
@@ -180,116 +97,12 @@ def measure(
     max_rollout_s: float,
     long_run_s: float = FULL["long_run_s"],
     long_repeats: int = FULL["long_repeats"],
-    policy=None,
 ) -> dict:
-    """Env steps/s of `env` at `worlds` worlds under `policy` (per world, `policy(key, state, params)`;
-    default the masked random policy of TwinRouting-v0).
-
-    1. `reset` and `run` are AOT-compiled (compile seconds reported apart); the initial batched reset is
-       timed (one warm-up, median of `repeats`). Every timed part runs `long_repeats` times instead where
-       its warm-up run took longer than `long_run_s`.
-    2. "split": `split_steps` steps from the reset state, none of which ends an episode (checked), one
-       warm-up and `repeats` timed runs, less the cost of a call that runs 0 steps (dispatch and output,
-       ~1 ms on a CPU: it would swamp a few short steps): the plain step; one steady-state step costs
-       (max_steps x step + reset) / max_steps (every world resets once per episode of max_steps slots).
-    3. "rollout" (the reported number when it runs): `steps` steps from the reset state with every
-       auto-reset inside, one warm-up and `repeats` timed runs; env steps = worlds x steps. Skipped (the
-       split number is reported, method "split") when its run is estimated from the split step to take
-       longer than `max_rollout_s`.
-    """
-    from bench.harness import compiled_memory
-
-    max_steps = env.config.max_steps
-    if not 0 < split_steps < max_steps:
-        raise ValueError(
-            f"split_steps must be in 1..{max_steps - 1} (no episode end), got {split_steps}"
-        )
-    policy = make_random_policy(env) if policy is None else policy
-    reset, run = make_policy_rollout(env, worlds, policy)
-    key = jax.random.key(0)
-    reset_exe, reset_compile_s = _compile(reset, (key, params))
-    timing = (repeats, long_run_s, long_repeats)
-    reset_runs, state = _timed_runs(reset_exe, (key, params), *timing)
-    run_key = jax.random.key(1)
-    run_exe, compile_s = _compile(run, (state, run_key, params, jnp.int32(steps)))
-    memory = compiled_memory(run_exe, worlds)
-
-    call_runs, _ = _timed_runs(run_exe, (state, run_key, params, jnp.int32(0)), *timing)
-    split_runs, out = _timed_runs(
-        run_exe, (state, run_key, params, jnp.int32(split_steps)), *timing
-    )
-    split_totals = _totals(out)
-    if split_totals["episode_ends"] or split_totals["steps_run"] != split_steps:
-        raise RuntimeError(
-            f"the split run must run {split_steps} steps without an episode end: {split_totals}"
-        )
-    reset_s, call_s = _median(reset_runs), _median(call_runs)
-    subtracted = _median(split_runs) > call_s  # else noise: keep the call in the step
-    plain_step_s = (_median(split_runs) - call_s * subtracted) / split_steps
-    split_step_s = (max_steps * plain_step_s + reset_s) / max_steps
-    split = {
-        "steps": split_steps,
-        "runs_s": split_runs,
-        "call_s": call_s,
-        "call_runs_s": call_runs,
-        "call_subtracted": bool(subtracted),
-        "plain_step_s": plain_step_s,
-        "reset_s": reset_s,
-        "step_s": split_step_s,
-        "env_steps_per_s": worlds / split_step_s,
-        **split_totals,
-    }
-
-    estimated_s = split_step_s * steps
-    rollout: dict[str, Any] = {"steps": steps, "estimated_run_s": estimated_s}
-    if estimated_s <= max_rollout_s:
-        runs, out = _timed_runs(
-            run_exe, (state, run_key, params, jnp.int32(steps)), *timing
-        )
-        totals = _totals(out)
-        if totals["steps_run"] != steps:
-            raise RuntimeError(
-                f"the rollout ran {totals['steps_run']} steps, not {steps}"
-            )
-        run_s = _median(runs)
-        rollout.update(
-            env_steps=worlds * steps,
-            agent_steps=worlds * steps * env.num_agents,
-            runs_s=runs,
-            run_s=run_s,
-            step_s=run_s / steps,
-            env_steps_per_s=worlds * steps / run_s,
-            **totals,
-        )
-        method, step_s = "rollout", run_s / steps
-    else:
-        rollout["skipped"] = (
-            f"estimated {estimated_s:.0f} s per run (from the split step) > max_rollout_s {max_rollout_s:g} s"
-        )
-        method, step_s = "split", split_step_s
-    del state, run_exe, reset_exe
-    env_steps_per_s = worlds / step_s
-    return {
-        "forecast": forecast,
-        "worlds": worlds,
-        "num_vehicles": env.num_agents,
-        "method": method,
-        "env_steps_per_s": env_steps_per_s,
-        "agent_steps_per_s": env_steps_per_s * env.num_agents,
-        "step_s": step_s,
-        "world_step_s": step_s / worlds,
-        "compile_s": compile_s,
-        "reset_compile_s": reset_compile_s,
-        "initial_reset_s": reset_s,
-        "reset_runs_s": reset_runs,
-        "repeats": repeats,
-        "long_run_s": long_run_s,
-        "long_repeats": long_repeats,
-        "rollout": rollout,
-        "split": split,
-        "memory": memory,
-        "peak_bytes_per_world": None if memory is None else memory["per_world_bytes"],
-    }
+    """One row of the section: `bench.common.measure_policy_rollout` of `env` at `worlds` worlds under the
+    masked random policy of TwinRouting-v0, labelled with its `forecast`."""
+    row = measure_policy_rollout(env, params, worlds, steps, split_steps, repeats, max_rollout_s, long_run_s,
+                                 long_repeats, policy=make_random_policy(env))
+    return {"forecast": forecast, **row}
 
 
 # ====================================================================== the section
@@ -323,7 +136,7 @@ def bench_twin_routing(
                 long_repeats,
             )
             rows.append(row)
-            _log(
+            log(
                 f"  TwinRouting {forecast:>11} {n:>6} worlds: {row['env_steps_per_s']:>11,.0f} env steps/s "
                 f"({row['method']}), {row['agent_steps_per_s']:>12,.0f} agent steps/s; "
                 f"compile {row['compile_s']:.1f} s"
@@ -379,18 +192,6 @@ def bench_twin_routing(
 
 
 # ====================================================================== output
-def _rate(x) -> str:
-    if x is None:
-        return "–"
-    return f"{x / 1e6:,.2f} M" if x >= 1e6 else f"{x:,.0f}"
-
-
-def _bytes(x) -> str:
-    if x is None:
-        return "–"
-    return f"{x / 1024:,.1f} KiB" if x < 1024**2 else f"{x / 1024**2:,.2f} MiB"
-
-
 def render_table(section: dict) -> str:
     """The section as markdown tables: every forecast and world count, and the predictor's slowdown."""
     title = (
@@ -412,9 +213,9 @@ def render_table(section: dict) -> str:
     for r in section["rows"]:
         mark = "" if r["method"] == "rollout" else " †"
         lines.append(
-            f"| {r['forecast']} | {r['worlds']} | {_rate(r['env_steps_per_s'])}{mark} | "
-            f"{_rate(r['agent_steps_per_s'])} | {_rate(r['split']['env_steps_per_s'])} | "
-            f"{r['world_step_s'] * 1e9:,.0f} | {r['compile_s']:.1f} | {_bytes(r['peak_bytes_per_world'])} |"
+            f"| {r['forecast']} | {r['worlds']} | {format_rate(r['env_steps_per_s'])}{mark} | "
+            f"{format_rate(r['agent_steps_per_s'])} | {format_rate(r['split']['env_steps_per_s'])} | "
+            f"{r['world_step_s'] * 1e9:,.0f} | {r['compile_s']:.1f} | {format_bytes(r['peak_bytes_per_world'])} |"
         )
     lines.append(
         "\nenv steps/s: the timed rollout with its auto-resets; † where that rollout would run longer than "
@@ -488,20 +289,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="JSON path (default bench/results/twin_routing_throughput-<machine>.json, -quick with --quick)",
     )
     args = parser.parse_args(argv)
-    preset = QUICK if args.quick else FULL
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    for name in (
-        "worlds",
-        "steps",
-        "split_steps",
-        "repeats",
-        "long_repeats",
-    ):
-        value = getattr(args, name)
-        if min(value if isinstance(value, list) else [value]) < 1:
-            parser.error(f"--{name.replace('_', '-')} needs positive integers")
+    fill_unset(args, QUICK if args.quick else FULL)
+    require_positive(
+        parser, args, ("worlds", "steps", "split_steps", "repeats", "long_repeats")
+    )
     for name in ("max_rollout_s", "long_run_s"):
         if not math.isfinite(getattr(args, name)) or getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} needs a finite number >= 0")
@@ -513,15 +304,8 @@ def run(opts) -> dict:
     started = time.perf_counter()
     machine = describe_machine()
     label = machine_label(machine)
-    suffix = "-quick" if opts.quick else ""
-    out = (
-        Path(opts.out)
-        if opts.out
-        else Path(__file__).parent
-        / "results"
-        / f"twin_routing_throughput-{label}{suffix}.json"
-    )
-    _log(
+    out = result_path("twin_routing_throughput", label, opts.out, opts.quick)
+    log(
         f"TwinRouting-v0 env throughput on {machine['device']} ({machine['backend']}); writing {out}"
     )
     section = bench_twin_routing(
@@ -537,25 +321,16 @@ def run(opts) -> dict:
     result = {
         "benchmark": "twin_routing_throughput",
         "schema_version": SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine,
-        "machine_label": label,
-        "quick": bool(opts.quick),
-        "options": dict(vars(opts)),
+        **run_stamp(machine, label, opts),
         **section,
         "wall_s": time.perf_counter() - started,
     }
-    atomic_write_json(out, result)
-    result["paths"] = {"json": str(out)}
-    return result
+    return write_result(out, result)
 
 
 def main(argv=None) -> int:
     result = run(parse_args(argv))
-    print()
-    print(render_table(result))
-    print(f"\nwrote {result['paths']['json']} ({result['wall_s']:.0f} s)")
-    return 0
+    return print_result(result, render_table(result))
 
 
 if __name__ == "__main__":

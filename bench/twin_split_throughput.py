@@ -5,27 +5,36 @@
     python -m bench.twin_split_throughput --worlds 64 --train-worlds 32 --modes split --out /some/where.json
 
 TwinSplit-v0 has no NumPy or PyTorch reference: the numbers are absolute. bench/README.md describes what is
-timed. The env part reuses the TwinRouting-v0 measurement (`bench.twin_routing_throughput.measure`: a
+timed. The env part reuses the TwinRouting-v0 measurement (`bench.common.measure_policy_rollout`: a
 jitted VecEnv loop with auto-resets, compile time apart, warm-up excluded, median of repeats) under a
 uniform random policy over the RSUs; the training part times jitted chunks of MSRL iterations
-(`bench.harness.time_trainer`, the same timing as the Hybrid-MAPPO training benchmark).
+(`bench.common.time_trainer`, the same timing as the Hybrid-MAPPO training benchmark).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import time
-from pathlib import Path
 
 import jax
 
 import vmjax
-from bench.harness import time_trainer
-from vmjax.core.machine import describe_machine, machine_label
-from bench.twin_routing_throughput import _log, _rate, measure
+from bench.common import (
+    fill_unset,
+    format_rate,
+    log,
+    measure_policy_rollout,
+    print_result,
+    require_positive,
+    result_path,
+    run_stamp,
+    time_trainer,
+    write_result,
+)
+from vmjax.agents import msrl
 from vmjax.core.io import atomic_write_json
+from vmjax.core.machine import describe_machine, machine_label
 
 ENV_ID = "TwinSplit-v0"
 MODES = ("split", "local", "local_edge")
@@ -59,11 +68,10 @@ def make_uniform_policy(env):
 def bench_env(opts, env, params) -> list[dict]:
     rows = []
     for n in opts.worlds:
-        row = measure(env, params, "none", n, opts.steps, opts.split_steps, opts.repeats, max_rollout_s=60.0,
-                      policy=make_uniform_policy(env))
-        row.pop("forecast")
+        row = measure_policy_rollout(env, params, n, opts.steps, opts.split_steps, opts.repeats, max_rollout_s=60.0,
+                                     policy=make_uniform_policy(env))
         rows.append(row)
-        _log(f"  TwinSplit env {n:>7} worlds: {row['env_steps_per_s']:>13,.0f} env steps/s ({row['method']}), "
+        log(f"  TwinSplit env {n:>7} worlds: {row['env_steps_per_s']:>13,.0f} env steps/s ({row['method']}), "
              f"compile {row['compile_s']:.1f} s")
     return rows
 
@@ -71,8 +79,6 @@ def bench_env(opts, env, params) -> list[dict]:
 def bench_train(opts, env, params, on_row=lambda rows: None) -> list[dict]:
     """Seconds per MSRL iteration (rollout of `num_steps` slots in every world, TD(lambda) targets, the PPO
     epochs) for every mode and world count; an out-of-memory or other failure is recorded, not fatal."""
-    from vmjax.agents import msrl
-
     rows = []
     for mode in opts.modes:
         for n in opts.train_worlds:
@@ -83,11 +89,11 @@ def bench_train(opts, env, params, on_row=lambda rows: None) -> list[dict]:
                                    config.num_envs * config.num_steps)
             except Exception as error:  # noqa: BLE001  (recorded in the JSON: e.g. out of memory)
                 rows.append({"mode": mode, "worlds": n, "error": f"{type(error).__name__}: {error}"[:500]})
-                _log(f"  MSRL {mode} {n} worlds failed: {rows[-1]['error']}")
+                log(f"  MSRL {mode} {n} worlds failed: {rows[-1]['error']}")
                 continue
             rows.append({"mode": mode, "worlds": n, "num_steps": config.num_steps, **row})
             on_row(rows)
-            _log(f"  MSRL {mode:>10} {n:>6} worlds: {row['iteration_s']:.3f} s/iteration, "
+            log(f"  MSRL {mode:>10} {n:>6} worlds: {row['iteration_s']:.3f} s/iteration, "
                  f"{row['env_steps_per_s']:>11,.0f} env steps/s, compile {row['compile_s']:.1f} s")
     return rows
 
@@ -96,8 +102,8 @@ def render_table(result: dict) -> str:
     lines = [f"### TwinSplit-v0 env throughput (V={result['num_vehicles']}, E={result['num_rsus']}; {POLICY})\n",
              "| worlds | env steps/s | agent steps/s | ns per world-step | compile s |", "|---|---|---|---|---|"]
     for r in result["env"]:
-        lines.append(f"| {r['worlds']} | {_rate(r['env_steps_per_s'])} | {_rate(r['agent_steps_per_s'])} | "
-                     f"{r['world_step_s'] * 1e9:,.0f} | {r['compile_s']:.1f} |")
+        lines.append(f"| {r['worlds']} | {format_rate(r['env_steps_per_s'])} | "
+                     f"{format_rate(r['agent_steps_per_s'])} | {r['world_step_s'] * 1e9:,.0f} | {r['compile_s']:.1f} |")
     if result["train"]:
         lines += ["", "### MSRL training throughput (MsrlConfig defaults; mode and worlds varied)\n",
                   "| mode | worlds | s / iteration | env steps/s | agent steps/s | compile s |",
@@ -106,8 +112,9 @@ def render_table(result: dict) -> str:
             if "error" in r:
                 lines.append(f"| {r['mode']} | {r['worlds']} | failed: {r['error'][:60]} | | | |")
                 continue
-            lines.append(f"| {r['mode']} | {r['worlds']} | {r['iteration_s']:.3f} | {_rate(r['env_steps_per_s'])} "
-                         f"| {_rate(r['agent_steps_per_s'])} | {r['compile_s']:.1f} |")
+            lines.append(f"| {r['mode']} | {r['worlds']} | {r['iteration_s']:.3f} | "
+                         f"{format_rate(r['env_steps_per_s'])} | {format_rate(r['agent_steps_per_s'])} | "
+                         f"{r['compile_s']:.1f} |")
     return "\n".join(lines)
 
 
@@ -127,13 +134,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-repeats", help=f"timed chunks ({FULL['train_repeats']})", **ints)
     parser.add_argument("--out", help="JSON path (default bench/results/twin_split_throughput-<machine>.json)")
     args = parser.parse_args(argv)
-    for name, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    for name in ("worlds", "steps", "split_steps", "repeats", "train_worlds", "train_chunk", "train_repeats"):
-        value = getattr(args, name)
-        if min(value if isinstance(value, list) else [value], default=1) < 1:
-            parser.error(f"--{name.replace('_', '-')} needs positive integers")
+    fill_unset(args, QUICK if args.quick else FULL)
+    require_positive(parser, args, ("worlds", "steps", "split_steps", "repeats", "train_worlds", "train_chunk",
+                                    "train_repeats"))
     return args
 
 
@@ -141,15 +144,13 @@ def run(opts) -> dict:
     started = time.perf_counter()
     machine = describe_machine()
     label = machine_label(machine)
-    out = Path(opts.out) if opts.out else (
-        Path(__file__).parent / "results" / f"twin_split_throughput-{label}{'-quick' if opts.quick else ''}.json")
-    _log(f"TwinSplit-v0 throughput on {machine['device']} ({machine['backend']}); writing {out}")
+    out = result_path("twin_split_throughput", label, opts.out, opts.quick)
+    log(f"TwinSplit-v0 throughput on {machine['device']} ({machine['backend']}); writing {out}")
     env = vmjax.make(ENV_ID)
     params = env.default_params
     result = {
         "benchmark": "twin_split_throughput", "schema_version": SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine, "machine_label": label, "quick": bool(opts.quick), "options": dict(vars(opts)),
+        **run_stamp(machine, label, opts),
         "env_id": ENV_ID, "env_config": dataclasses.asdict(env.config), "num_vehicles": env.num_agents,
         "num_rsus": env.config.num_rsus, "policy": POLICY,
         "trajectories": "synthetic road-grid fallback (EnvParams.trace_bank unset)",
@@ -159,17 +160,12 @@ def run(opts) -> dict:
     save_rows = lambda rows: atomic_write_json(out, {**result, "train": rows})  # each row survives a time limit
     result["train"] = bench_train(opts, env, params, save_rows) if opts.train_worlds else []
     result["wall_s"] = time.perf_counter() - started
-    atomic_write_json(out, result)
-    result["paths"] = {"json": str(out)}
-    return result
+    return write_result(out, result)
 
 
 def main(argv=None) -> int:
     result = run(parse_args(argv))
-    print()
-    print(render_table(result))
-    print(f"\nwrote {result['paths']['json']} ({result['wall_s']:.0f} s)")
-    return 0
+    return print_result(result, render_table(result))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from bench import harness
+from bench import common, harness
 from bench import twin_routing_throughput as twin
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -239,9 +239,9 @@ def test_twin_routing_long_runs_get_fewer_repeats():
         calls.append(x)
         return jnp.asarray(x)
 
-    runs, out = twin._timed_runs(run, (3,), 5, long_run_s=0.0, long_repeats=2)  # every warm-up is "long"
+    runs, out = common.timed_runs(run, (3,), 5, long_run_s=0.0, long_repeats=2)  # every warm-up is "long"
     assert len(runs) == 2 and len(calls) == 3 and int(out) == 3
-    runs, _ = twin._timed_runs(run, (3,), 5, long_run_s=60.0, long_repeats=2)
+    runs, _ = common.timed_runs(run, (3,), 5, long_run_s=60.0, long_repeats=2)
     assert len(runs) == 5 and len(calls) == 9
 
 
