@@ -193,6 +193,54 @@ def test_config_validation_names_the_field():
         HybridMappoConfig(actor_lr=-1.0)
 
 
+def test_literal_config_fields_are_the_checked_choices():
+    import typing
+
+    from vmjax import agents
+    from vmjax.agents import diffusion, lhdppo, msrl
+    from vmjax.core import validation
+
+    assert typing.get_args(networks.Activation) == tuple(networks.ACTIVATIONS)
+    assert typing.get_args(diffusion.Activation) == tuple(diffusion.ACTIVATIONS)
+    assert msrl.MODES == ("split", "local", "local_edge") and lhdppo.REWARD_MODES == ("llm", "manual", "env")
+    for cls in agents.LEARNERS:
+        assert "activation" in validation.field_choices(cls) or "critic_activation" in validation.field_choices(cls)
+    # a subclass that overrides a choice keeps it checked (the baselines of LHDPPO)
+    assert validation.field_choices(lhdppo.HppoConfig)["ratio"] == lhdppo.RATIOS
+    with pytest.raises(ValueError, match=r"HppoConfig\.ratio must be one of \('joint', 'per_head'\), got 'x'"):
+        lhdppo.HppoConfig(ratio="x")
+    with pytest.raises(ValueError, match=r"HybridMappoConfig\.activation must be one of \('relu', 'tanh'\)"):
+        HybridMappoConfig(activation="gelu")
+
+
+def test_make_trainer_dispatches_on_the_config_type():
+    from vmjax import agents
+    from vmjax.agents import lhdppo, trainer
+
+    for cls, module in agents.LEARNERS.items():
+        assert agents.learner_of(cls()) is module
+    assert agents.learner_of(lhdppo.hppo_config()) is lhdppo  # a subclass: the nearest base in the table
+    with pytest.raises(TypeError, match="no learner trains a dict"):
+        agents.make_trainer(tiny_env(), {})
+    built = make_trainer(tiny_env(), HybridMappoConfig(**TINY))
+    assert isinstance(built, trainer.Trainer) and built.config == HybridMappoConfig(**TINY)
+    assert agents.TrainerState is trainer.TrainerState
+
+
+def test_gated_updates_train_only_once_the_buffer_is_full_enough():
+    from vmjax.agents import replay, trainer
+
+    buffer = replay.replay_add(replay.replay_init(jnp.float32(0.0), 8), jnp.arange(3, dtype=jnp.float32))
+
+    def step(carry, key):
+        return carry + 1, {"loss": jnp.float32(2.0)}
+
+    for min_fill, updates, want in ((3, 4, 4), (4, 4, 0), (0, 0, 0)):
+        carry, stats, ready = trainer.gated_updates(0, jax.random.key(0), buffer, min_fill, updates, step, ("loss",))
+        assert int(carry) == want and bool(ready) == (want > 0)
+        assert float(stats["loss"]) == (2.0 if want else 0.0)
+
+
 def test_checkpoint_round_trip_and_resume_continue_the_same_run(tmp_path):
     trainer = make_trainer(tiny_env(), HybridMappoConfig(**TINY))
     run = jax.jit(trainer.run, static_argnums=1)

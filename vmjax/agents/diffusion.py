@@ -32,7 +32,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import distrax
 import flax.linen as nn
@@ -45,9 +45,13 @@ from vmjax.core import validation
 from vmjax.core.initializers import orthogonal
 
 PyTree = Any
-SCHEDULES = ("vp", "linear")
-STEP_NOISE = ("none", "beta", "posterior")
-LOSS_NORMS = ("l1", "l2")
+ScheduleName = Literal["vp", "linear"]
+StepNoise = Literal["none", "beta", "posterior"]
+LossNorm = Literal["l1", "l2"]
+Activation = Literal["mish", networks.Activation]  # Mish or one of networks.ACTIVATIONS
+SCHEDULES = get_args(ScheduleName)
+STEP_NOISE = get_args(StepNoise)
+LOSS_NORMS = get_args(LossNorm)
 ACTIVATIONS: dict[str, Callable] = {"mish": jax.nn.mish, **networks.ACTIVATIONS}
 
 
@@ -57,10 +61,10 @@ class DiffusionConfig:
     """One diffusion chain and its denoiser ([PAPER] / [REC] per spec 000 §5.2, §5.5, §9-B4/B5)."""
 
     num_steps: int = 5  # U denoising steps [PAPER]
-    schedule: str = "vp"  # "vp": Diffusion-QL/GDMOPT VP schedule [REC]; "linear": beta_u linear in u
+    schedule: ScheduleName = "vp"  # "vp": Diffusion-QL/GDMOPT VP schedule [REC]; "linear": beta_u linear in u
     beta_min: float = 0.1  # vp: b_min [REC]; linear: beta_1
     beta_max: float = 10.0  # vp: b_max [REC]; linear: beta_U (must be < 1)
-    step_noise: str = "none"  # "none": mean-only chain [PAPER]; "beta": sigma_u^2 = beta_u (eq. 24);
+    step_noise: StepNoise = "none"  # "none": mean-only chain [PAPER]; "beta": sigma_u^2 = beta_u (eq. 24);
     # "posterior": sigma_u^2 = beta_u (1 - abar_{u-1}) / (1 - abar_u) (DDPM posterior variance, 0 at u = 1)
     x_clip: float | None = None  # clamp x_0 to [-x_clip, x_clip]; 1.0 for the continuous actor [REC B5],
     # None (unclamped logits) for the discrete actor [REC B5]
@@ -70,14 +74,13 @@ class DiffusionConfig:
     time_hidden: int = 32  # time MLP: Linear(16, 32) -> Mish -> Linear(32, 16) [REC]
     state_hidden: tuple[int, ...] = (256, 256)  # state encoder: Linear(D, 256) -> Mish -> Linear(256, 256) [REC]
     trunk_hidden: tuple[int, ...] = (256, 256)  # trunk: Linear(., 256) -> Mish -> Linear(256, 256) -> Mish [REC]
-    activation: str = "mish"  # [REC]; "relu" | "tanh" also accepted
+    activation: Activation = "mish"  # [REC]; "relu" | "tanh" also accepted
     head_gain: float = 1.0  # orthogonal gain of the epsilon head (the repo's init; GDMOPT uses PyTorch defaults)
 
     def __post_init__(self):
         owner = "DiffusionConfig"
         validation.check_int_at_least(owner, "num_steps", self.num_steps, 1)
-        validation.check_choice(owner, "schedule", self.schedule, SCHEDULES)
-        validation.check_choice(owner, "step_noise", self.step_noise, STEP_NOISE)
+        validation.check_literal_fields(self)
         validation.check_positive(owner, "beta_min", self.beta_min)
         validation.check_positive(owner, "beta_max", self.beta_max)
         validation.check_range(owner, "beta_min", "beta_max", self.beta_min, self.beta_max)
@@ -93,7 +96,6 @@ class DiffusionConfig:
         validation.check_int_at_least(owner, "time_hidden", self.time_hidden, 1)
         validation.check_layer_widths(owner, "state_hidden", self.state_hidden)
         validation.check_layer_widths(owner, "trunk_hidden", self.trunk_hidden)
-        validation.check_choice(owner, "activation", self.activation, tuple(ACTIVATIONS))
         validation.check_positive(owner, "head_gain", self.head_gain)
 
 

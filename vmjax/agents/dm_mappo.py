@@ -28,21 +28,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax import struct
 
-from vmjax.agents import distributions, networks, ppo
-from vmjax.agents.hybrid_mappo import Trainer
+from vmjax.agents import distributions, networks, ppo, trainer
+from vmjax.agents.trainer import Trainer, TrainerState
 from vmjax.core import validation
-from vmjax.core.env import Environment, is_concrete
-from vmjax.core.wrappers import LogWrapper, VecEnv
+from vmjax.core.env import Environment
+from vmjax.core.wrappers import VecEnv
 
 PyTree = Any
 GROUPS = ("actor", "critic")
+LOG_METRICS = ("total_latency_s",)
+CriticType = Literal["v", "q"]  # DmMappoConfig.critic_type
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +68,9 @@ class DmMappoConfig:
     normalize_advantages: bool = True  # per-minibatch normalisation over the active samples [REC]
     reward_scale: float = 1.0  # train on reward x this (the env's reward is already z-scored); raw reward logged
     hidden_sizes: tuple[int, ...] = (128, 128)  # MLP widths of actors and critics [REC]
-    activation: str = "tanh"  # "tanh" | "relu" [REC]
+    activation: networks.Activation = "tanh"  # "tanh" | "relu" [REC]
     layer_norm: bool = False  # LayerNorm after each hidden layer
-    critic_type: str = "v"  # "v": C2 V-critic + GAE (default) | "q": C1 COMA-style M-output Q-critic (§6.1)
+    critic_type: CriticType = "v"  # "v": C2 V-critic + GAE (default) | "q": C1 COMA-style M-output Q-critic (§6.1)
     centralized_critic: bool = False  # critic input: the world state (all observations + one-hot id) instead of o_v
     share_actor_params: bool = False  # one actor for all agents (+ one-hot id) instead of per-agent actors (§5.1)
     share_critic_params: bool = False  # one critic for all agents (+ one-hot id) instead of per-agent critics
@@ -86,8 +86,7 @@ class DmMappoConfig:
             validation.check_positive(owner, name, getattr(self, name))
         for name in ("value_clip_eps", "entropy_coef"):
             validation.check_non_negative(owner, name, getattr(self, name))
-        validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
-        validation.check_choice(owner, "critic_type", self.critic_type, ("v", "q"))
+        validation.check_literal_fields(self)
         validation.check_layer_widths(owner, "hidden_sizes", self.hidden_sizes)
         validation.check_minibatches(owner, self.num_minibatches, self.num_envs, self.num_steps)
 
@@ -96,16 +95,7 @@ class DmMappoConfig:
         return self.num_envs * self.num_steps
 
 
-@struct.dataclass
-class DmMappoTrainerState:
-    """Everything a training run needs to continue: a checkpoint is this pytree."""
-
-    params: dict  # {"actor", "critic"} -> Flax params (stacked per agent unless shared)
-    opt_state: dict  # one optax state per group
-    env_state: PyTree  # [E] LogWrapper states of the worlds
-    obs: jax.Array  # [E, N, D] current observations
-    key: jax.Array
-    iteration: jax.Array  # () finished iterations
+DmMappoTrainerState = TrainerState  # params {"actor", "critic"} (stacked per agent unless shared); a checkpoint
 
 
 class Transition(NamedTuple):
@@ -142,7 +132,7 @@ coma_baseline = ppo.coma_baseline  # b(o) = sum_a pi(a | o) Q(o, a) over the fea
 
 class Policy(NamedTuple):
     """The masked categorical actors and the critic, and how to apply them (shared or per-agent parameters).
-    `act` has the signature `hybrid_mappo.Trainer.make_eval_policy` expects."""
+    `act` has the signature `trainer.Trainer.make_eval_policy` expects."""
 
     actor: networks.DiscreteActor
     critic: Any  # networks.Critic (C2) | networks.QNetwork (C1)
@@ -178,11 +168,6 @@ class Policy(NamedTuple):
         return coma_baseline(out, self.distribution(params, obs, mask).probs, mask)
 
 
-def _optimizer(config: DmMappoConfig, learning_rate: float) -> optax.GradientTransformation:
-    steps = config.num_iterations * config.update_epochs * config.num_minibatches if config.anneal_lr else None
-    return ppo.clipped_adam(learning_rate, config.max_grad_norm, anneal_steps=steps)
-
-
 class Components(NamedTuple):
     """The pieces `make_trainer` assembles, exposed for tests and analysis."""
 
@@ -195,16 +180,12 @@ class Components(NamedTuple):
     learn: Callable  # (params, opt_state, traj, key) -> (params, opt_state, stats): the PPO epochs on a rollout
     optimizers: dict  # group -> optax transformation
     update: Callable
-    run: Callable
 
 
 def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = ("total_latency_s",)) -> Components:
-    env_params = env.default_params if env_params is None else env_params
-    if is_concrete(env_params):
-        env.validate_params(env_params)
+                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+    env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_actions = env.action_space(env_params).n
-    vec = VecEnv(LogWrapper(env, metrics=log_metrics), config.num_envs)
     arch = {"hidden_sizes": tuple(int(h) for h in config.hidden_sizes), "activation": config.activation,
             "layer_norm": config.layer_norm}
     policy = Policy(
@@ -215,7 +196,8 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
         shared_critic=config.share_critic_params,
         world_state=env.world_state_from_observation if config.centralized_critic else None,
     )
-    optimizers = {"actor": _optimizer(config, config.actor_lr), "critic": _optimizer(config, config.critic_lr)}
+    optimizers = {"actor": ppo.annealed_adam(config, config.actor_lr),
+                  "critic": ppo.annealed_adam(config, config.critic_lr)}
     value_clip = config.value_clip_eps if config.value_clip_eps > 0 else None
 
     def init(key) -> DmMappoTrainerState:
@@ -297,14 +279,7 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
         stats = {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, **stats}
         return total, stats
 
-    def gradient_step(carry, batch: Batch):
-        params, opt_state = carry
-        grads, stats = jax.grad(loss_fn, has_aux=True)(params, batch)
-        new_params, new_opt = {}, {}
-        for name in GROUPS:  # separate Adam states for actors and critics
-            updates, new_opt[name] = optimizers[name].update(grads[name], opt_state[name], params[name])
-            new_params[name] = optax.apply_updates(params[name], updates)
-        return (new_params, new_opt), stats
+    gradient_step = ppo.grouped_gradient_step(loss_fn, optimizers, GROUPS)  # actors and critics: own Adam states
 
     def learn(params, opt_state, traj: Transition, key):
         """The update half of an iteration: targets from the rollout, then the PPO epochs. Returns (params,
@@ -324,36 +299,25 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
         env_state, obs, traj, log = rollout(state, k_roll)
         params, opt_state, stats = learn(state.params, state.opt_state, traj, k_epochs)
         metrics = {
-            "iteration": state.iteration + 1,
-            "env_steps": (state.iteration + 1) * config.env_steps_per_iteration,
-            **ppo.episode_metrics(log, log_metrics),
+            **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
             **stats,
         }
         return DmMappoTrainerState(params, opt_state, env_state, obs, key, state.iteration + 1), metrics
 
-    def run(state: DmMappoTrainerState, num_iterations: int):
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
-
-    return Components(policy, vec, init, rollout, prepare, loss_fn, learn, optimizers, update, run)
+    return Components(policy, vec, init, rollout, prepare, loss_fn, learn, optimizers, update)
 
 
 def make_trainer(env: Environment, config: DmMappoConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = ("total_latency_s",)) -> Trainer:
+                 log_metrics: tuple[str, ...] = LOG_METRICS) -> Trainer:
     """Build the pure functions of a DM-MAPPO run on a multi-agent env with a Discrete(M) action per agent and an
-    `action_mask` [N, M] (TwinRouting-v0). Returns the `hybrid_mappo.Trainer` type."""
-    env_params = env.default_params if env_params is None else env_params
-    c = make_components(env, config, env_params, log_metrics)
-    return Trainer(config, env, env_params, c.policy, c.init, c.update, c.run)
+    `action_mask` [N, M] (TwinRouting-v0)."""
+    return trainer.assemble(Trainer, make_components, env, config, env_params, log_metrics)
 
 
-def make_train(env: Environment, config: DmMappoConfig, env_params: PyTree | None = None,
-               log_metrics: tuple[str, ...] = ("total_latency_s",)):
-    """PureJaxRL entry point: train(key) -> (final state, per-iteration metrics), one jittable function;
-    `jax.vmap(train)(keys)` trains one policy per seed."""
-    return make_trainer(env, config, env_params, log_metrics).train
+make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metrics), jittable, vmap over seeds
 
 
 __all__ = [
-    "Batch", "Components", "DmMappoConfig", "DmMappoTrainerState", "Policy", "Transition", "coma_baseline",
-    "make_components", "make_train", "make_trainer",
+    "LOG_METRICS", "Batch", "Components", "CriticType", "DmMappoConfig", "DmMappoTrainerState", "Policy", "Transition",
+    "coma_baseline", "make_components", "make_train", "make_trainer",
 ]

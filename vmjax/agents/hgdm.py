@@ -73,15 +73,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
-from vmjax.agents import networks, ppo
-from vmjax.agents.diffusion import STEP_NOISE, ChainNoise, ContinuousDiffusionActor, DiffusionConfig
-from vmjax.agents.lhdppo import LOG_METRICS, REWARD_MODES, LhdppoTrainer, step_log, training_reward
+from vmjax.agents import networks, ppo, trainer
+from vmjax.agents.diffusion import ChainNoise, ContinuousDiffusionActor, DiffusionConfig, StepNoise
+from vmjax.agents.lhdppo import LOG_METRICS, LhdppoTrainer, RewardMode, step_log, training_reward
 from vmjax.agents.replay import ReplayBuffer, replay_add, replay_init, replay_sample, soft_update
+from vmjax.agents.trainer import OffPolicyTrainerState
 from vmjax.core import validation
-from vmjax.core.env import Environment, is_concrete
-from vmjax.core.wrappers import LogWrapper, VecEnv
+from vmjax.core.env import Environment
 
 PyTree = Any
 SAC_STATS = ("q_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_value", "target_q", "log_std_mean")
@@ -108,13 +107,13 @@ class HgdmConfig:
     autotune_alpha: bool = True  # learn alpha towards H_target; False keeps init_alpha [C]
     target_entropy_per_dim: float = -1.0  # H_target = this x A (SAC's -dim(A)) [C]
     max_grad_norm: float = 10.0  # global-norm clip of the actor and critic gradients [C]
-    reward_mode: str = "manual"  # "manual": eq. (20) [P §7, baselines use R_man] | "llm": eq. (21) | "env"
+    reward_mode: RewardMode = "manual"  # "manual": eq. (20) [P §7, baselines use R_man] | "llm": eq. (21) | "env"
     reward_scale: float = 1.0  # train on r x this (the raw rewards are logged)
     # the diffusion actor (§5.2 pieces, shared with LHDPPO)
     denoising_steps: int = 5  # U [P]
     beta_min: float = 0.1  # VP schedule b_min [R]
     beta_max: float = 10.0  # VP schedule b_max [R]
-    step_noise: str = "none"  # "none": mean-only chain [P §5.2] | "beta" | "posterior" (stochastic chain)
+    step_noise: StepNoise = "none"  # "none": mean-only chain [P §5.2] | "beta" | "posterior" (stochastic chain)
     time_embed_dim: int = 16  # [R]
     time_hidden: int = 32  # [R]
     state_hidden: tuple[int, ...] = (256, 256)  # denoiser state encoder [R]
@@ -126,7 +125,7 @@ class HgdmConfig:
     log_std_min: float = -5.0  # [C]
     log_std_max: float = 1.0  # [C]
     critic_hidden: tuple[int, ...] = (256, 256)  # twin Q MLPs [C, as LHDPPO's critic]
-    critic_activation: str = "relu"  # [C]
+    critic_activation: networks.Activation = "relu"  # [C]
     deterministic_eval: bool = True  # evaluation: a = tanh(mu), else a sample
 
     def __post_init__(self):
@@ -142,19 +141,14 @@ class HgdmConfig:
             validation.check_positive(owner, name, getattr(self, name))
         validation.check_non_negative(owner, "start_noise_scale", self.start_noise_scale)
         validation.check_finite(owner, "target_entropy_per_dim", self.target_entropy_per_dim)
-        validation.check_choice(owner, "reward_mode", self.reward_mode, REWARD_MODES)
-        validation.check_choice(owner, "step_noise", self.step_noise, STEP_NOISE)
-        validation.check_choice(owner, "critic_activation", self.critic_activation, tuple(networks.ACTIVATIONS))
+        validation.check_literal_fields(self)
         validation.check_layer_widths(owner, "critic_hidden", self.critic_hidden)
         if self.mean_clip is not None:
             validation.check_positive(owner, "mean_clip", self.mean_clip)
         per_iteration = self.num_envs * self.num_steps
-        if self.buffer_size < per_iteration:
-            raise ValueError(f"{owner}.buffer_size ({self.buffer_size}) must be >= num_envs * num_steps "
-                             f"({per_iteration}), the transitions written per iteration")
-        if self.buffer_size < self.min_buffer_fill:
-            raise ValueError(f"{owner}.buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size}) "
-                             f"and learning_starts ({self.learning_starts}), else training never starts")
+        trainer.check_replay_capacity(
+            self, owner, per_iteration, f"num_envs * num_steps ({per_iteration}), the transitions written per iteration"
+        )
         # the diffusion fields are checked by DiffusionConfig / the actor, re-raised under this owner's name
         try:
             self.actor(1, 2)
@@ -266,22 +260,12 @@ class ReplayItem(NamedTuple):
     terminated: jax.Array  # () bool: no bootstrap
 
 
-@struct.dataclass
-class HgdmTrainerState:
-    """Everything a training run needs to continue: a checkpoint is this pytree."""
-
-    params: dict  # {"actor": {"denoiser", "log_std"}, "q1", "q2", "log_alpha": ()}
-    target_params: dict  # {"q1", "q2"}
-    opt_state: dict  # {"actor", "critic", "alpha"}
-    buffer: ReplayBuffer  # ReplayItem leaves [buffer_size, ...]
-    env_state: PyTree  # [E] LogWrapper states
-    obs: jax.Array  # [E, M, D]
-    key: jax.Array
-    iteration: jax.Array  # () finished iterations
+HgdmTrainerState = OffPolicyTrainerState  # params {"actor": {"denoiser", "log_std"}, "q1", "q2", "log_alpha": ()};
+# target_params {"q1", "q2"}; opt_state {"actor", "critic", "alpha"}; buffer of ReplayItem; a checkpoint
 
 
 class HgdmTrainer(LhdppoTrainer):
-    """`hybrid_mappo.Trainer` (init / update / run / train) with the evaluation policy of `LhdppoTrainer`
+    """`trainer.Trainer` (init / update / run / train) with the evaluation policy of `LhdppoTrainer`
     (`policy.act(key, params, state, deterministic)`): deterministic a = tanh(mu(s, x_U)), else a sample."""
 
 
@@ -297,7 +281,6 @@ class Components(NamedTuple):
     sac_step: Callable  # ((params, target_params, opt_state), (batch, key)) -> (carry, stats)
     train_phase: Callable  # (learner, buffer, key) -> (learner, mean stats, ready): the gated gradient steps
     update: Callable
-    run: Callable
 
 
 def make_policy(env: Environment, config: HgdmConfig, env_params: PyTree) -> HgdmPolicy:
@@ -311,10 +294,7 @@ def make_policy(env: Environment, config: HgdmConfig, env_params: PyTree) -> Hgd
 
 def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | None = None,
                     log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
-    env_params = env.default_params if env_params is None else env_params
-    if is_concrete(env_params):
-        env.validate_params(env_params)
-    vec = VecEnv(LogWrapper(env, metrics=log_metrics), config.num_envs)
+    env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     policy = make_policy(env, config, env_params)
     optimizers = {"actor": ppo.clipped_adam(config.actor_lr, config.max_grad_norm),
                   "critic": ppo.clipped_adam(config.critic_lr, config.max_grad_norm),
@@ -413,21 +393,12 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
         return (params, target_params, opt_state), stats
 
     def train_phase(learner, buffer: ReplayBuffer, key):
-        zeros = {name: jnp.float32(0.0) for name in SAC_STATS}
-        ready = buffer.size >= config.min_buffer_fill
-        if config.updates_per_iteration == 0:
-            return learner, zeros, jnp.bool_(False)
+        def one(carry, k):
+            k_batch, k_step = jax.random.split(k)
+            return sac_step(carry, (replay_sample(buffer, k_batch, config.batch_size), k_step))
 
-        def train(learner):
-            def one(carry, k):
-                k_batch, k_step = jax.random.split(k)
-                return sac_step(carry, (replay_sample(buffer, k_batch, config.batch_size), k_step))
-
-            learner, stats = jax.lax.scan(one, learner, jax.random.split(key, config.updates_per_iteration))
-            return learner, jax.tree.map(jnp.mean, stats)
-
-        learner, stats = jax.lax.cond(ready, train, lambda c: (c, zeros), learner)
-        return learner, stats, ready
+        return trainer.gated_updates(learner, key, buffer, config.min_buffer_fill, config.updates_per_iteration, one,
+                                     SAC_STATS)
 
     # ------------------------------------------------------------------ one iteration
     def update(state: HgdmTrainerState) -> tuple[HgdmTrainerState, dict]:
@@ -437,9 +408,7 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
         learner = (state.params, state.target_params, state.opt_state)
         (params, target_params, opt_state), stats, ready = train_phase(learner, buffer, k_train)
         metrics = {
-            "iteration": state.iteration + 1,
-            "env_steps": (state.iteration + 1) * config.env_steps_per_iteration,
-            **ppo.episode_metrics(log, log_metrics),
+            **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
             "mean_train_reward": jnp.mean(log["train_reward"]),
             **{name: jnp.mean(v) for name, v in log.items() if name.startswith("rollout_")},
             **stats,
@@ -450,26 +419,17 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
                                      state.iteration + 1)
         return new_state, metrics
 
-    def run(state: HgdmTrainerState, num_iterations: int):
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
-
-    return Components(policy, init, init_params, rollout, td_target, actor_loss, sac_step, train_phase, update,
-                      run)
+    return Components(policy, init, init_params, rollout, td_target, actor_loss, sac_step, train_phase, update)
 
 
 def make_trainer(env: Environment, config: HgdmConfig, env_params: PyTree | None = None,
                  log_metrics: tuple[str, ...] = LOG_METRICS) -> HgdmTrainer:
     """Build the pure functions of an HGDM run on CrossRealityPrivacy-v0 (hybrid {"target", "perturbation"}
     action). `log_metrics`: info keys whose per-episode means are logged."""
-    env_params = env.default_params if env_params is None else env_params
-    c = make_components(env, config, env_params, log_metrics)
-    return HgdmTrainer(config, env, env_params, c.policy, c.init, c.update, c.run)
+    return trainer.assemble(HgdmTrainer, make_components, env, config, env_params, log_metrics)
 
 
-def make_train(env: Environment, config: HgdmConfig, env_params: PyTree | None = None,
-               log_metrics: tuple[str, ...] = LOG_METRICS):
-    """PureJaxRL entry point: train(key) -> (final HgdmTrainerState, per-iteration metrics); vmap it over seeds."""
-    return make_trainer(env, config, env_params, log_metrics).train
+make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metrics), jittable, vmap over seeds
 
 
 __all__ = [

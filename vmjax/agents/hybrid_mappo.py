@@ -16,20 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax import struct
 
-from vmjax.agents import distributions, networks, ppo
+from vmjax.agents import distributions, networks, ppo, trainer
+from vmjax.agents.trainer import Trainer, TrainerState
 from vmjax.core import validation
-from vmjax.core.env import Environment, is_concrete
-from vmjax.core.wrappers import LogWrapper, VecEnv
+from vmjax.core.env import Environment
+from vmjax.core.wrappers import VecEnv
 
 PyTree = Any
 BRANCHES = ("actor_d", "actor_c", "critic_d", "critic_c")
+LOG_METRICS = ("total_latency_s",)
+AlphaMean = Literal["sigmoid", "linear"]  # HybridMappoConfig.alpha_mean
+Ratio = Literal["separate", "joint"]  # HybridMappoConfig.ratio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,15 +56,15 @@ class HybridMappoConfig:
     normalize_advantages: bool = True  # per-minibatch advantage normalization [C]
     reward_scale: float = 0.1  # train on r / 10; the raw reward is logged [C]
     hidden_sizes: tuple[int, ...] = (64, 64)  # MLP widths of actors and critics [C]
-    activation: str = "relu"  # "relu" | "tanh"
+    activation: networks.Activation = "relu"  # "relu" | "tanh"
     layer_norm: bool = False  # LayerNorm after each hidden layer
     log_std_init: float = -1.0  # initial log-std of the continuous actor [C]
-    alpha_mean: str = "sigmoid"  # Gaussian mean of alpha: "sigmoid" (in (0, 1), spec §6.1 [C]) | "linear"
+    alpha_mean: AlphaMean = "sigmoid"  # Gaussian mean of alpha: "sigmoid" (in (0, 1), spec §6.1 [C]) | "linear"
     # (0.5 + a linear output: no saturation when the best alpha is at a bound; executed alpha is clipped)
     share_actor_params: bool = False  # one actor pair for all agents (+ one-hot id) instead of per-agent actors
     alpha_per_target: bool = False  # continuous actor outputs one alpha per target RSU and the chosen target's
     # is executed (H-PPO parameterised actions); False: one alpha for whichever target (spec §6.1)
-    ratio: str = "separate"  # "separate": one clipped ratio per branch [P]; "joint": one ratio of the summed
+    ratio: Ratio = "separate"  # "separate": one clipped ratio per branch [P]; "joint": one ratio of the summed
     # log-probs (LHDPPO style) with the discrete critic's advantage
     deterministic_eval: bool = True  # evaluation policy: argmax target and Gaussian mean (else sample)
 
@@ -76,27 +78,13 @@ class HybridMappoConfig:
             validation.check_positive(owner, name, getattr(self, name))
         for name in ("value_clip_eps", "entropy_coef", "continuous_actor_lr"):
             validation.check_non_negative(owner, name, getattr(self, name))
-        validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
-        validation.check_choice(owner, "ratio", self.ratio, ("separate", "joint"))
-        validation.check_choice(owner, "alpha_mean", self.alpha_mean, ("sigmoid", "linear"))
+        validation.check_literal_fields(self)
         validation.check_layer_widths(owner, "hidden_sizes", self.hidden_sizes)
         validation.check_minibatches(owner, self.num_minibatches, self.num_envs, self.num_steps)
 
     @property
     def env_steps_per_iteration(self) -> int:
         return self.num_envs * self.num_steps
-
-
-@struct.dataclass
-class TrainerState:
-    """Everything a training run needs to continue: a checkpoint is this pytree."""
-
-    params: dict  # {"actor_d", "actor_c", "critic_d", "critic_c"} -> Flax params
-    opt_state: dict  # one optax state per parameter group
-    env_state: PyTree  # [E] LogWrapper states of the worlds
-    obs: jax.Array  # [E, N, D] current observations
-    key: jax.Array
-    iteration: jax.Array  # () finished iterations
 
 
 class Transition(NamedTuple):
@@ -137,18 +125,14 @@ class Policy(NamedTuple):
     shared: bool
     per_target: bool = False
 
-    def _apply(self, module, params, obs):
-        if self.shared:
-            return module.apply(params, networks.with_agent_id(obs))
-        return networks.apply_per_agent(module, params, obs)
-
     def discrete_distribution(self, params: dict, obs: jax.Array, mask: jax.Array | None):
         """Masked categorical over targets for observations [..., N, D]."""
-        return distributions.masked_categorical(self._apply(self.discrete, params["actor_d"], obs), mask)
+        logits = networks.apply_agents(self.discrete, params["actor_d"], obs, self.shared)
+        return distributions.masked_categorical(logits, mask)
 
     def continuous_distribution(self, params: dict, obs: jax.Array, target: jax.Array):
         """Gaussian over the raw fraction [..., N, 1]; with `per_target`, the component of `target`."""
-        mean, log_std = self._apply(self.continuous, params["actor_c"], obs)
+        mean, log_std = networks.apply_agents(self.continuous, params["actor_c"], obs, self.shared)
         if self.per_target:
             mean = jnp.take_along_axis(mean, target[..., None], axis=-1)
             log_std = jnp.take_along_axis(log_std, target[..., None], axis=-1)
@@ -167,53 +151,25 @@ class Policy(NamedTuple):
         return action, raw, dist_d.log_prob(target), dist_c.log_prob(raw)
 
 
-class Trainer(NamedTuple):
-    config: HybridMappoConfig
-    env: Environment
-    env_params: PyTree
+class Components(NamedTuple):
+    """The pieces `make_trainer` assembles, exposed for tests and analysis."""
+
     policy: Policy
-    init: Callable[[jax.Array], TrainerState]
-    update: Callable[[TrainerState], tuple[TrainerState, dict]]
-    run: Callable[[TrainerState, int], tuple[TrainerState, dict]]
-
-    def train(self, key):
-        """The PureJaxRL entry point every learner's `make_train` returns: a fresh run of
-        `config.num_iterations` iterations from `key` -> (final state, per-iteration metrics)."""
-        return self.run(self.init(key), self.config.num_iterations)
-
-    def make_eval_policy(self, params_or_state, deterministic: bool | None = None):
-        """policy(key, env_state, env_params) -> action, for one world of the *unwrapped* env (the same
-        signature as the heuristics in `baselines/`, so `vmjax.core.rollout` evaluates it), from the trained
-        params or a whole trainer state."""
-        params = getattr(params_or_state, "params", params_or_state)
-        deterministic = self.config.deterministic_eval if deterministic is None else deterministic
-        env = self.env
-
-        def policy(key, env_state, env_params):
-            obs = env.observation(env_state, env_params)
-            mask = env.action_mask(env_state, env_params)
-            return self.policy.act(key, params, obs, mask, deterministic)[0]
-
-        return policy
+    vec: VecEnv
+    init: Callable
+    rollout: Callable  # (state, key) -> (env_state, obs, traj: Transition, log)
+    advantages: Callable  # (params, traj) -> (adv_d, adv_c, ret_d, ret_c), GAE per branch
+    loss_fn: Callable  # (params, batch) -> (loss, stats)
+    optimizers: dict  # parameter group -> optax transformation
+    update: Callable
 
 
-def _optimizer(config: HybridMappoConfig, learning_rate: float) -> optax.GradientTransformation:
-    steps = config.num_iterations * config.update_epochs * config.num_minibatches if config.anneal_lr else None
-    return ppo.clipped_adam(learning_rate, config.max_grad_norm, anneal_steps=steps)
-
-
-def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = ("total_latency_s",)) -> Trainer:
-    """Build the pure functions of a Hybrid-MAPPO run on a multi-agent env with a hybrid
-    {"target": Discrete, "fraction": Box[0, 1]} action."""
-    env_params = env.default_params if env_params is None else env_params
-    if is_concrete(env_params):
-        env.validate_params(env_params)
+def make_components(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None,
+                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+    env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_targets = env.action_space(env_params).spaces["target"].n
-    logged = LogWrapper(env, metrics=log_metrics)
-    vec = VecEnv(logged, config.num_envs)
     widths = tuple(int(h) for h in config.hidden_sizes)
-    arch = dict(hidden_sizes=widths, activation=config.activation, layer_norm=config.layer_norm)
+    arch = {"hidden_sizes": widths, "activation": config.activation, "layer_norm": config.layer_norm}
     policy = Policy(
         discrete=networks.DiscreteActor(num_targets, **arch),
         continuous=networks.ContinuousActor(
@@ -225,10 +181,10 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
     )
     critic = networks.Critic(**arch)
     optimizers = {
-        "actor_d": _optimizer(config, config.actor_lr),
-        "actor_c": _optimizer(config, config.continuous_actor_lr or config.actor_lr),
-        "critic_d": _optimizer(config, config.critic_lr),
-        "critic_c": _optimizer(config, config.critic_lr),
+        "actor_d": ppo.annealed_adam(config, config.actor_lr),
+        "actor_c": ppo.annealed_adam(config, config.continuous_actor_lr or config.actor_lr),
+        "critic_d": ppo.annealed_adam(config, config.critic_lr),
+        "critic_c": ppo.annealed_adam(config, config.critic_lr),
     }
     value_clip = config.value_clip_eps if config.value_clip_eps > 0 else None
 
@@ -240,17 +196,10 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
         k_env, k_d, k_c, k_vd, k_vc, k_run = jax.random.split(key, 6)
         obs, env_state = vec.reset(k_env, env_params)
         agent_obs = obs[0]  # [N, D]
-        if config.share_actor_params:
-            actor_input = networks.with_agent_id(agent_obs)
-            actor_d = policy.discrete.init(k_d, actor_input)
-            actor_c = policy.continuous.init(k_c, actor_input)
-        else:
-            actor_d = networks.init_per_agent(policy.discrete, k_d, env.num_agents, agent_obs[0])
-            actor_c = networks.init_per_agent(policy.continuous, k_c, env.num_agents, agent_obs[0])
         world = env.world_state_from_observation(agent_obs)
         params = {
-            "actor_d": actor_d,
-            "actor_c": actor_c,
+            "actor_d": networks.init_agents(policy.discrete, k_d, agent_obs, config.share_actor_params),
+            "actor_c": networks.init_agents(policy.continuous, k_c, agent_obs, config.share_actor_params),
             "critic_d": critic.init(k_vd, world),
             "critic_c": critic.init(k_vc, world),
         }
@@ -278,8 +227,9 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
         return env_state, obs, traj, log
 
     def advantages(params, traj: Transition):
+        """GAE per branch (eqs. 28-31), bootstrapping each critic from the pre-reset final observation."""
         next_d, next_c = values(params, traj.final_obs)
-        flags = lambda x: x[..., None]  # noqa: E731  [T, E] -> [T, E, 1], broadcast over agents
+        flags = lambda x: x[..., None]
         cfg = (config.gamma, config.gae_lambda)
         adv_d, ret_d = ppo.gae(traj.reward, traj.value_d, next_d, flags(traj.terminated), flags(traj.done), *cfg)
         adv_c, ret_c = ppo.gae(traj.reward, traj.value_c, next_c, flags(traj.terminated), flags(traj.done), *cfg)
@@ -315,14 +265,7 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
         }
         return total, stats
 
-    def gradient_step(carry, batch: Batch):
-        params, opt_state = carry
-        grads, stats = jax.grad(loss_fn, has_aux=True)(params, batch)
-        new_params, new_opt = {}, {}
-        for name in BRANCHES:  # four separate Adam states (Algorithm 2, step 3.3)
-            updates, new_opt[name] = optimizers[name].update(grads[name], opt_state[name], params[name])
-            new_params[name] = optax.apply_updates(params[name], updates)
-        return (new_params, new_opt), stats
+    gradient_step = ppo.grouped_gradient_step(loss_fn, optimizers, BRANCHES)  # four Adam states (Alg. 2, 3.3)
 
     def update(state: TrainerState) -> tuple[TrainerState, dict]:
         key, k_roll, k_epochs = jax.random.split(state.key, 3)
@@ -338,21 +281,26 @@ def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree
             k_epochs, data, config.update_epochs, config.num_minibatches, gradient_step, (state.params, state.opt_state)
         )
         metrics = {
-            "iteration": state.iteration + 1,
-            "env_steps": (state.iteration + 1) * config.env_steps_per_iteration,
-            **ppo.episode_metrics(log, log_metrics),
+            **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
             **jax.tree.map(jnp.mean, stats),
         }
         new_state = TrainerState(params, opt_state, env_state, obs, key, state.iteration + 1)
         return new_state, metrics
 
-    def run(state: TrainerState, num_iterations: int):
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
-
-    return Trainer(config, env, env_params, policy, init, update, run)
+    return Components(policy, vec, init, rollout, advantages, loss_fn, optimizers, update)
 
 
-def make_train(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None):
-    """PureJaxRL entry point: train(key) -> (final TrainerState, per-iteration metrics), one jittable
-    function; `jax.vmap(train)(keys)` trains one policy per seed."""
-    return make_trainer(env, config, env_params).train
+def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None,
+                 log_metrics: tuple[str, ...] = LOG_METRICS) -> Trainer:
+    """Build the pure functions of a Hybrid-MAPPO run on a multi-agent env with a hybrid
+    {"target": Discrete, "fraction": Box[0, 1]} action."""
+    return trainer.assemble(Trainer, make_components, env, config, env_params, log_metrics)
+
+
+make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metrics), jittable, vmap over seeds
+
+
+__all__ = [
+    "BRANCHES", "LOG_METRICS", "AlphaMean", "Batch", "Components", "HybridMappoConfig", "Policy", "Ratio", "Trainer",
+    "TrainerState", "Transition", "make_components", "make_train", "make_trainer",
+]

@@ -52,31 +52,32 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from vmjax.agents import distributions, networks, ppo
+from vmjax.agents import distributions, networks, ppo, trainer
 from vmjax.agents.diffusion import (
-    LOSS_NORMS,
     ChainNoise,
     ContinuousDiffusionActor,
     DiffusionConfig,
     DiscreteDiffusionActor,
+    LossNorm,
 )
-from vmjax.agents.hybrid_mappo import Trainer, TrainerState
 from vmjax.agents.mlp_heads import CategoricalMlpActor, GaussianMlpActor, empty_noise, relaxed_choice
+from vmjax.agents.trainer import Trainer, TrainerState
 from vmjax.core import validation
-from vmjax.core.env import Environment, is_concrete
-from vmjax.core.wrappers import LogWrapper, VecEnv
+from vmjax.core.env import Environment
 
 PyTree = Any
-REWARD_MODES = ("llm", "manual", "env")
-CONTINUOUS_HEADS = ("diffusion", "mlp")
-DISCRETE_HEADS = ("diffusion", "mlp", "relaxed")
-RATIOS = ("joint", "per_head")
+RewardMode = Literal["llm", "manual", "env"]
+ContinuousHead = Literal["diffusion", "mlp"]
+DiscreteHead = Literal["diffusion", "mlp", "relaxed"]
+Ratio = Literal["joint", "per_head"]
+REWARD_MODES, CONTINUOUS_HEADS = get_args(RewardMode), get_args(ContinuousHead)
+DISCRETE_HEADS, RATIOS = get_args(DiscreteHead), get_args(Ratio)
 REWARD_INFO_KEYS = {"llm": "reward_llm_mean", "manual": "reward_manual_mean"}
 LOG_METRICS = ("utility", "entropy_bits", "latency_s", "qos_loss")  # per-episode means via the LogWrapper
 ROLLOUT_METRICS = ("utility", "entropy_bits", "latency_s", "qos_loss", "reward_llm", "migrated")  # per-step means
@@ -101,13 +102,13 @@ class LhdppoConfig:
     ent_coef_final: float = 0.001  # c_ent at the last iteration (linear) [R]
     aux_coef_init: float = 0.01  # c_aux at the first iteration [P]
     aux_coef_final: float = 0.0  # c_aux at the last iteration (linear) [R]
-    aux_loss_norm: str = "l1"  # l_diff of eq. (33): "l1" [R] | "l2"
+    aux_loss_norm: LossNorm = "l1"  # l_diff of eq. (33): "l1" [R] | "l2"
     actor_lr: float = 1e-4  # Adam lr of both diffusion actors (and the log-std) [P]
     critic_lr: float = 1e-4  # Adam lr of the critic [R]
     adam_eps: float = 1e-5
     max_grad_norm: float = 0.5  # one global-norm clip over all parameters [R]
     normalize_advantages: bool = True  # per-minibatch, for L_PPO only [R]
-    reward_mode: str = "llm"  # "llm": eq. (21) (LHDPPO) | "manual": eq. (20) (HDPPO) | "env": the env's reward
+    reward_mode: RewardMode = "llm"  # "llm": eq. (21) (LHDPPO) | "manual": eq. (20) (HDPPO) | "env": the env's reward
     reward_scale: float = 1.0  # train on r x this (the raw rewards are logged)
     # diffusion actors (§5.2, §9-B4/B5)
     denoising_steps: int = 5  # U [P]
@@ -125,12 +126,12 @@ class LhdppoConfig:
     log_std_min: float = -5.0  # [R]
     log_std_max: float = 1.0  # [R]
     critic_hidden: tuple[int, ...] = (256, 256)  # [R]
-    critic_activation: str = "relu"  # [R "Mish or ReLU"]
+    critic_activation: networks.Activation = "relu"  # [R "Mish or ReLU"]
     deterministic_eval: bool = True  # evaluation: the Gaussian mean and argmax logits [R §5.5]
     # policy heads: the baselines of §7 are this learner with other heads (see `hppo_config` and friends)
-    continuous_head: str = "diffusion"  # pi^c: "diffusion" (eq. 27) | "mlp" (Gaussian MLP, H-PPO / GHPPO)
-    discrete_head: str = "diffusion"  # pi^d: "diffusion" (eq. 28) | "mlp" (H-PPO) | "relaxed" (PPO-relaxed)
-    ratio: str = "joint"  # "joint": one clipped ratio of pi^c pi^d (eq. 29) | "per_head": one per head (H-PPO)
+    continuous_head: ContinuousHead = "diffusion"  # pi^c: "diffusion" (eq. 27) | "mlp" (Gaussian MLP, H-PPO / GHPPO)
+    discrete_head: DiscreteHead = "diffusion"  # pi^d: "diffusion" (eq. 28) | "mlp" (H-PPO) | "relaxed" (PPO-relaxed)
+    ratio: Ratio = "joint"  # "joint": one clipped ratio of pi^c pi^d (eq. 29) | "per_head": one per head (H-PPO)
     mlp_hidden: tuple[int, ...] = (256, 256)  # hidden widths of the MLP heads [C, as the denoiser trunk]
 
     def __post_init__(self):
@@ -145,12 +146,7 @@ class LhdppoConfig:
         for name in ("value_clip_eps", "value_coef", "ent_coef_init", "ent_coef_final", "aux_coef_init",
                      "aux_coef_final", "start_noise_scale"):
             validation.check_non_negative(owner, name, getattr(self, name))
-        validation.check_choice(owner, "reward_mode", self.reward_mode, REWARD_MODES)
-        validation.check_choice(owner, "aux_loss_norm", self.aux_loss_norm, LOSS_NORMS)
-        validation.check_choice(owner, "critic_activation", self.critic_activation, tuple(networks.ACTIVATIONS))
-        validation.check_choice(owner, "continuous_head", self.continuous_head, CONTINUOUS_HEADS)
-        validation.check_choice(owner, "discrete_head", self.discrete_head, DISCRETE_HEADS)
-        validation.check_choice(owner, "ratio", self.ratio, RATIOS)
+        validation.check_literal_fields(self)
         validation.check_layer_widths(owner, "mlp_hidden", self.mlp_hidden)
         validation.check_layer_widths(owner, "critic_hidden", self.critic_hidden)
         if self.logit_clip is not None:
@@ -198,7 +194,7 @@ class LhdppoConfig:
 class HdppoConfig(LhdppoConfig):
     """HDPPO (spec §7.6): LHDPPO trained on the manual reward, eq. (20), instead of eq. (21)."""
 
-    reward_mode: str = "manual"  # eq. (20)
+    reward_mode: RewardMode = "manual"  # eq. (20)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,10 +202,10 @@ class HppoConfig(LhdppoConfig):
     """H-PPO (spec §7.2, Fan et al. 2019): a Categorical MLP and a Gaussian MLP actor, each with its own clipped
     ratio, one shared critic; the manual reward (eq. 20) as every learning baseline [R §7]; no auxiliary loss."""
 
-    reward_mode: str = "manual"  # eq. (20)
-    continuous_head: str = "mlp"  # Gaussian MLP
-    discrete_head: str = "mlp"  # Categorical MLP
-    ratio: str = "per_head"  # one clipped ratio per actor
+    reward_mode: RewardMode = "manual"  # eq. (20)
+    continuous_head: ContinuousHead = "mlp"  # Gaussian MLP
+    discrete_head: DiscreteHead = "mlp"  # Categorical MLP
+    ratio: Ratio = "per_head"  # one clipped ratio per actor
     aux_coef_init: float = 0.0  # no denoiser to train
     aux_coef_final: float = 0.0
 
@@ -219,8 +215,8 @@ class GhppoConfig(LhdppoConfig):
     """GHPPO (spec §7.3): H-PPO with a diffusion discrete actor, i.e. LHDPPO with pi^c a Gaussian MLP, trained on
     the manual reward (eq. 20); the spec's "= LHDPPO with eps^c replaced" reading: one joint ratio [R]."""
 
-    reward_mode: str = "manual"  # eq. (20)
-    continuous_head: str = "mlp"  # Gaussian MLP; the discrete actor stays a diffusion chain
+    reward_mode: RewardMode = "manual"  # eq. (20)
+    continuous_head: ContinuousHead = "mlp"  # Gaussian MLP; the discrete actor stays a diffusion chain
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,9 +224,9 @@ class PpoRelaxedConfig(LhdppoConfig):
     """PPO-relaxed (spec §7.5): plain PPO with one Gaussian MLP over 2M + M dimensions; AV m's server is
     min(N, floor((u_m + 1)/2 (N + 1))) of its last coordinate. Manual reward (eq. 20)."""
 
-    reward_mode: str = "manual"  # eq. (20)
-    continuous_head: str = "mlp"  # one Gaussian MLP over 2M + M coordinates
-    discrete_head: str = "relaxed"  # the last M coordinates mapped to server indices
+    reward_mode: RewardMode = "manual"  # eq. (20)
+    continuous_head: ContinuousHead = "mlp"  # one Gaussian MLP over 2M + M coordinates
+    discrete_head: DiscreteHead = "relaxed"  # the last M coordinates mapped to server indices
     ent_coef_init: float = 0.0  # no entropy bonus [C, the usual continuous-PPO default: with a state-independent
     ent_coef_final: float = 0.0  # log-std the bonus only inflates sigma]
     aux_coef_init: float = 0.0  # no denoiser to train
@@ -393,7 +389,7 @@ class Batch(NamedTuple):
 
 
 class LhdppoTrainer(Trainer):
-    """`hybrid_mappo.Trainer` (init / update / run / train) with LHDPPO's evaluation policy."""
+    """`trainer.Trainer` (init / update / run / train) with LHDPPO's evaluation policy."""
 
     def make_eval_policy(self, params_or_state, deterministic: bool | None = None):
         """policy(key, env_state, env_params) -> action for one world of the unwrapped env (the signature of the
@@ -419,7 +415,6 @@ class Components(NamedTuple):
     prepare: Callable  # (params, traj) -> Batch (flattened)
     loss_fn: Callable  # (params, batch, key, coefs) -> (loss, stats)
     update: Callable
-    run: Callable
 
 
 def make_policy(env: Environment, config: LhdppoConfig, env_params: PyTree) -> LhdppoPolicy:
@@ -474,10 +469,7 @@ def step_log(reward: jax.Array, info: dict, log_metrics: tuple[str, ...], train_
 
 def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree | None = None,
                     log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
-    env_params = env.default_params if env_params is None else env_params
-    if is_concrete(env_params):
-        env.validate_params(env_params)
-    vec = VecEnv(LogWrapper(env, metrics=log_metrics), config.num_envs)
+    env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     policy = make_policy(env, config, env_params)
     optimizer = make_optimizer(config)
     value_clip = config.value_clip_eps if config.value_clip_eps > 0 else None
@@ -568,9 +560,7 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
             (state.params, state.opt_state, k_aux))
         rollout_means = {name: jnp.mean(v) for name, v in log.items() if name.startswith("rollout_")}
         metrics = {
-            "iteration": state.iteration + 1,
-            "env_steps": (state.iteration + 1) * config.env_steps_per_iteration,
-            **ppo.episode_metrics(log, log_metrics),
+            **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
             "mean_train_reward": jnp.mean(log["train_reward"]),
             **rollout_means,
             **jax.tree.map(jnp.mean, stats),
@@ -580,25 +570,17 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
         }
         return TrainerState(params, opt_state, env_state, obs, key, state.iteration + 1), metrics
 
-    def run(state: TrainerState, num_iterations: int):
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
-
-    return Components(policy, init, rollout, prepare, loss_fn, update, run)
+    return Components(policy, init, rollout, prepare, loss_fn, update)
 
 
 def make_trainer(env: Environment, config: LhdppoConfig, env_params: PyTree | None = None,
                  log_metrics: tuple[str, ...] = LOG_METRICS) -> LhdppoTrainer:
     """Build the pure functions of an LHDPPO run on CrossRealityPrivacy-v0 (hybrid {"target", "perturbation"}
     action, per-AV rewards). `log_metrics`: info keys whose per-episode means are logged."""
-    env_params = env.default_params if env_params is None else env_params
-    c = make_components(env, config, env_params, log_metrics)
-    return LhdppoTrainer(config, env, env_params, c.policy, c.init, c.update, c.run)
+    return trainer.assemble(LhdppoTrainer, make_components, env, config, env_params, log_metrics)
 
 
-def make_train(env: Environment, config: LhdppoConfig, env_params: PyTree | None = None,
-               log_metrics: tuple[str, ...] = LOG_METRICS):
-    """PureJaxRL entry point: train(key) -> (final TrainerState, per-iteration metrics); vmap it over seeds."""
-    return make_trainer(env, config, env_params, log_metrics).train
+make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metrics), jittable, vmap over seeds
 
 
 __all__ = [

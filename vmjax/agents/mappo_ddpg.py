@@ -33,16 +33,15 @@ mask is recorded. Rewards are r_v = -T_v times `reward_scale`, as in hybrid_mapp
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
-from vmjax.agents import distributions, networks, ppo
-from vmjax.agents.hybrid_mappo import Trainer
+from vmjax.agents import distributions, networks, ppo, trainer
 from vmjax.agents.replay import (
     ReplayBuffer,
     replay_add,
@@ -50,11 +49,14 @@ from vmjax.agents.replay import (
     replay_sample,
     soft_update,
 )
+from vmjax.agents.trainer import OffPolicyTrainerState, Trainer
 from vmjax.core import validation
-from vmjax.core.env import Environment, is_concrete
-from vmjax.core.wrappers import LogWrapper, VecEnv
+from vmjax.core.env import Environment
+from vmjax.core.wrappers import VecEnv
 
 PyTree = Any
+LOG_METRICS = ("total_latency_s",)
+TargetDiscrete = Literal["mode", "sample"]  # MappoDdpgConfig.target_discrete
 PPO_GROUPS = ("actor_d", "critic_d")
 DDPG_GROUPS = ("actor_c", "critic_q")
 
@@ -93,10 +95,10 @@ class MappoDdpgConfig:
     noise_sigma_end: float = 0.01  # ... decayed linearly to this over num_iterations * num_steps steps [C] (§8)
     ddpg_max_grad_norm: float = 0.5  # global-norm gradient clipping of mu and Q (MADDPG reference) [C]
     actor_c_preactivation_reg: float = 1e-3  # weight of E[f(o)^2] on mu's pre-sigmoid output (MADDPG ref.) [C]
-    target_discrete: str = "mode"  # a^d' in the Q target: "mode" | "sample" of the current pi^d at o' [C]
+    target_discrete: TargetDiscrete = "mode"  # a^d' in the Q target: "mode" | "sample" of the current pi^d at o' [C]
     # --- networks and evaluation
     hidden_sizes: tuple[int, ...] = (64, 64)  # MLP widths of every actor and critic [C]
-    activation: str = "relu"  # "relu" | "tanh" [C]
+    activation: networks.Activation = "relu"  # "relu" | "tanh" [C]
     layer_norm: bool = False  # LayerNorm after each hidden layer [C]
     share_actor_params: bool = False  # one actor per branch for all agents (+ one-hot id), not per-agent [C]
     deterministic_eval: bool = True  # eval: argmax target and mu(o) (else sample + noise_sigma_end) [C]
@@ -116,20 +118,13 @@ class MappoDdpgConfig:
         for name in ("value_clip_eps", "entropy_coef", "noise_sigma_start", "noise_sigma_end",
                      "actor_c_preactivation_reg"):
             validation.check_non_negative(owner, name, getattr(self, name))
-        validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
-        validation.check_choice(owner, "target_discrete", self.target_discrete, ("mode", "sample"))
+        validation.check_literal_fields(self)
         validation.check_layer_widths(owner, "hidden_sizes", self.hidden_sizes)
         validation.check_minibatches(owner, self.num_minibatches, self.num_envs, self.num_steps)
-        if self.buffer_size < self.num_envs:
-            raise ValueError(
-                f"{owner}.buffer_size ({self.buffer_size}) must be >= num_envs ({self.num_envs}): one vectorized "
-                "step writes num_envs transitions"
-            )
-        if self.buffer_size < max(self.batch_size, self.learning_starts):
-            raise ValueError(
-                f"{owner}.buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size}) and "
-                f"learning_starts ({self.learning_starts}), else DDPG never starts"
-            )
+        trainer.check_replay_capacity(
+            self, owner, self.num_envs, f"num_envs ({self.num_envs}): one vectorized step writes num_envs transitions",
+            "DDPG",
+        )
 
     @property
     def env_steps_per_iteration(self) -> int:
@@ -172,24 +167,19 @@ class DeterministicActor(nn.Module):
 
 class Policy(NamedTuple):
     """The discrete MAPPO actor and the deterministic MADDPG actor (shared or per-agent parameters). `act` has the
-    signature `hybrid_mappo.Trainer.make_eval_policy` expects."""
+    signature `trainer.Trainer.make_eval_policy` expects."""
 
     discrete: networks.DiscreteActor
     continuous: DeterministicActor
     shared: bool
     eval_sigma: float  # exploration std of a non-deterministic evaluation
 
-    def _apply(self, module, params, obs):
-        if self.shared:
-            return module.apply(params, networks.with_agent_id(obs))
-        return networks.apply_per_agent(module, params, obs)
-
     def discrete_distribution(self, actor_d: PyTree, obs: jax.Array, mask: jax.Array | None):
-        return distributions.masked_categorical(self._apply(self.discrete, actor_d, obs), mask)
+        return distributions.masked_categorical(networks.apply_agents(self.discrete, actor_d, obs, self.shared), mask)
 
     def mu(self, actor_c: PyTree, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(alpha = sigmoid(f(o)) [..., N], pre-activation f(o) [..., N])."""
-        pre = self._apply(self.continuous, actor_c, obs)
+        pre = networks.apply_agents(self.continuous, actor_c, obs, self.shared)
         return jax.nn.sigmoid(pre), pre
 
     def act(self, key, params: dict, obs, mask, deterministic: bool = False, sigma=None):
@@ -207,18 +197,8 @@ class Policy(NamedTuple):
         return action, dist_d.log_prob(target)
 
 
-@struct.dataclass
-class MappoDdpgTrainerState:
-    """Everything a training run needs to continue: a checkpoint is this pytree."""
-
-    params: dict  # {"actor_d", "critic_d", "actor_c", "critic_q"} -> Flax params
-    target_params: dict  # {"actor_c", "critic_q"} soft-updated copies
-    opt_state: dict  # one optax state per parameter group
-    buffer: ReplayBuffer  # ReplayItem leaves [buffer_size, ...]
-    env_state: PyTree  # [E] LogWrapper states of the worlds
-    obs: jax.Array  # [E, N, D] current observations
-    key: jax.Array
-    iteration: jax.Array  # () finished iterations
+MappoDdpgTrainerState = OffPolicyTrainerState  # params {"actor_d", "critic_d", "actor_c", "critic_q"};
+# target_params {"actor_c", "critic_q"}; buffer of ReplayItem [buffer_size, ...]; a checkpoint is this pytree
 
 
 class Transition(NamedTuple):
@@ -248,26 +228,29 @@ class Batch(NamedTuple):
 DDPG_STATS = ("q_loss", "actor_loss_c", "q_value")
 
 
-def _ppo_optimizer(config: MappoDdpgConfig, learning_rate: float) -> optax.GradientTransformation:
-    steps = config.num_iterations * config.update_epochs * config.num_minibatches if config.anneal_lr else None
-    return ppo.clipped_adam(learning_rate, config.max_grad_norm, anneal_steps=steps)
-
-
 def _ddpg_optimizer(config: MappoDdpgConfig, learning_rate: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.ddpg_max_grad_norm), optax.adam(learning_rate))
 
 
-def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = ("total_latency_s",)) -> Trainer:
-    """Build the pure functions of a MAPPO-DDPG run on a multi-agent env with a hybrid
-    {"target": Discrete, "fraction": Box[0, 1]} action. Returns the `hybrid_mappo.Trainer` type."""
-    env_params = env.default_params if env_params is None else env_params
-    if is_concrete(env_params):
-        env.validate_params(env_params)
+class Components(NamedTuple):
+    """The pieces `make_trainer` assembles, exposed for tests and analysis."""
+
+    policy: Policy
+    vec: VecEnv
+    init: Callable
+    rollout: Callable  # (state, key) -> (env_state, obs, (params, target_params, opt_state), buffer, traj, log)
+    ddpg_step: Callable  # ((params, target_params, opt_state), key, buffer, actor_d) -> (carry, stats)
+    loss_fn: Callable  # (params, batch) -> (loss, stats) of the discrete branch's PPO update
+    ppo_update: Callable  # (params, opt_state, traj, key) -> (params, opt_state, stats)
+    optimizers: dict  # parameter group -> optax transformation
+    update: Callable
+
+
+def make_components(env: Environment, config: MappoDdpgConfig, env_params: PyTree | None = None,
+                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+    env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_targets = env.action_space(env_params).spaces["target"].n
     num_agents = env.num_agents
-    logged = LogWrapper(env, metrics=log_metrics)
-    vec = VecEnv(logged, config.num_envs)
     widths = tuple(int(h) for h in config.hidden_sizes)
     arch = {"hidden_sizes": widths, "activation": config.activation, "layer_norm": config.layer_norm}
     policy = Policy(
@@ -279,8 +262,8 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
     critic_d = networks.Critic(**arch)
     critic_q = networks.Critic(**arch)  # the same scalar-output MLP, on [s_v, a^c_1..N, onehot a^d_1..N]
     optimizers = {
-        "actor_d": _ppo_optimizer(config, config.actor_d_lr),
-        "critic_d": _ppo_optimizer(config, config.critic_d_lr),
+        "actor_d": ppo.annealed_adam(config, config.actor_d_lr),
+        "critic_d": ppo.annealed_adam(config, config.critic_d_lr),
         "actor_c": _ddpg_optimizer(config, config.actor_c_lr),
         "critic_q": _ddpg_optimizer(config, config.critic_q_lr),
     }
@@ -310,13 +293,8 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
         k_env, k_d, k_c, k_vd, k_q, k_run = jax.random.split(key, 6)
         obs, env_state = vec.reset(k_env, env_params)
         agent_obs = obs[0]  # [N, D]
-        if config.share_actor_params:
-            actor_input = networks.with_agent_id(agent_obs)
-            actor_d = policy.discrete.init(k_d, actor_input)
-            actor_c = policy.continuous.init(k_c, actor_input)
-        else:
-            actor_d = networks.init_per_agent(policy.discrete, k_d, num_agents, agent_obs[0])
-            actor_c = networks.init_per_agent(policy.continuous, k_c, num_agents, agent_obs[0])
+        actor_d = networks.init_agents(policy.discrete, k_d, agent_obs, config.share_actor_params)
+        actor_c = networks.init_agents(policy.continuous, k_c, agent_obs, config.share_actor_params)
         world = env.world_state_from_observation(agent_obs)
         zeros_n = jnp.zeros((num_agents,), jnp.float32)
         q_sample = jnp.concatenate(
@@ -380,17 +358,10 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
 
     def ddpg_phase(carry, key, buffer, actor_d):
         """`ddpg_updates_per_step` DDPG steps if the buffer holds enough transitions, else nothing."""
-        zeros = {name: jnp.float32(0.0) for name in DDPG_STATS}
-        if config.ddpg_updates_per_step == 0:
-            return carry, zeros, jnp.float32(0.0)
-        ready = buffer.size >= config.min_buffer_fill
-
-        def train(carry):
-            keys = jax.random.split(key, config.ddpg_updates_per_step)
-            carry, stats = jax.lax.scan(lambda c, k: ddpg_step(c, k, buffer, actor_d), carry, keys)
-            return carry, jax.tree.map(jnp.mean, stats)
-
-        carry, stats = jax.lax.cond(ready, train, lambda c: (c, zeros), carry)
+        carry, stats, ready = trainer.gated_updates(
+            carry, key, buffer, config.min_buffer_fill, config.ddpg_updates_per_step,
+            lambda c, k: ddpg_step(c, k, buffer, actor_d), DDPG_STATS,
+        )
         return carry, stats, ready.astype(jnp.float32)
 
     # ------------------------------------------------------------------ rollout
@@ -418,14 +389,11 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
             ddpg, stats, ran = ddpg_phase(ddpg, k_ddpg, buffer, actor_d)
             transition = Transition(obs, mask, action["target"], log_prob_d, value, scaled, terminated, done, final_obs)
             log = {
-                "reward": jnp.mean(reward),
+                **ppo.episode_log(reward, info, log_metrics),
                 "fraction": jnp.mean(action["fraction"]),
                 "sigma": sigma,
                 "ddpg_ran": ran,
                 **stats,
-                "returned_episode": info["returned_episode"],
-                "returned_episode_returns": jnp.mean(info["returned_episode_returns"], axis=-1),
-                **{f"returned_episode_{m}": info[f"returned_episode_{m}"] for m in log_metrics},
             }
             return (env_state, next_obs, next_mask, ddpg, buffer), (transition, log)
 
@@ -452,14 +420,7 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
         }
         return total, stats
 
-    def gradient_step(carry, batch: Batch):
-        params, opt_state = carry
-        grads, stats = jax.grad(loss_fn, has_aux=True)(params, batch)
-        new_params, new_opt = {}, {}
-        for name in PPO_GROUPS:  # separate Adam states for the discrete actor and V^d
-            updates, new_opt[name] = optimizers[name].update(grads[name], opt_state[name], params[name])
-            new_params[name] = optax.apply_updates(params[name], updates)
-        return (new_params, new_opt), stats
+    gradient_step = ppo.grouped_gradient_step(loss_fn, optimizers, PPO_GROUPS)  # the discrete actor and V^d
 
     def ppo_update(params, opt_state, traj: Transition, key):
         next_value = value_d(params["critic_d"], traj.final_obs)
@@ -469,47 +430,24 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
 
         adv, ret = ppo.gae(traj.reward, traj.value_d, next_value, flags(traj.terminated), flags(traj.done),
                            config.gamma, config.gae_lambda)
-
-        def flat(x):  # time x worlds -> one sample axis, each world's agents kept together
-            return x.reshape((-1,) + x.shape[2:])
-
+        flat = ppo.flatten_time
         data = Batch(flat(traj.obs), flat(traj.mask), flat(traj.target), flat(traj.log_prob_d), flat(traj.value_d),
                      flat(adv), flat(ret))
-        size = config.env_steps_per_iteration
-
-        def epoch(carry, epoch_key):
-            order = jax.random.permutation(epoch_key, size)
-            shuffled = jax.tree.map(lambda x: x[order].reshape((config.num_minibatches, -1) + x.shape[1:]), data)
-            return jax.lax.scan(gradient_step, carry, shuffled)
-
         start = ({n: params[n] for n in PPO_GROUPS}, {n: opt_state[n] for n in PPO_GROUPS})
-        (new_params, new_opt), stats = jax.lax.scan(epoch, start, jax.random.split(key, config.update_epochs))
+        (new_params, new_opt), stats = ppo.shuffled_minibatch_epochs(
+            key, data, config.update_epochs, config.num_minibatches, gradient_step, start
+        )
         return dict(params, **new_params), dict(opt_state, **new_opt), stats
 
     def update(state: MappoDdpgTrainerState) -> tuple[MappoDdpgTrainerState, dict]:
         key, k_roll, k_epochs = jax.random.split(state.key, 3)
         env_state, obs, (params, target_params, opt_state), buffer, traj, log = rollout(state, k_roll)
         params, opt_state, stats = ppo_update(params, opt_state, traj, k_epochs)
-        finished = log["returned_episode"]
-        count = jnp.maximum(jnp.sum(finished), 1)
         ran = log["ddpg_ran"]
-
-        def episode_mean(x):  # over the steps that finished an episode
-            return jnp.sum(jnp.where(finished, x, 0.0)) / count
-
-        def ddpg_mean(x):  # over the steps that ran DDPG updates
-            return jnp.sum(x * ran) / jnp.maximum(jnp.sum(ran), 1.0)
-
-        size = config.env_steps_per_iteration
         metrics = {
-            "iteration": state.iteration + 1,
-            "env_steps": (state.iteration + 1) * size,
-            "mean_reward": jnp.mean(log["reward"]),
-            "episodes": jnp.sum(finished),
-            "episode_return": episode_mean(log["returned_episode_returns"]),
-            **{f"episode_{m}": episode_mean(log[f"returned_episode_{m}"]) for m in log_metrics},
+            **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
             **jax.tree.map(jnp.mean, stats),
-            **{name: ddpg_mean(log[name]) for name in DDPG_STATS},
+            **{name: ppo.masked_mean(log[name], ran) for name in DDPG_STATS},  # over the steps that ran DDPG
             "ddpg_updates": jnp.sum(ran).astype(jnp.int32) * config.ddpg_updates_per_step,
             "buffer_size": buffer.size,
             "exploration_sigma": jnp.mean(log["sigma"]),
@@ -519,19 +457,21 @@ def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree |
                                           state.iteration + 1)
         return new_state, metrics
 
-    def run(state: MappoDdpgTrainerState, num_iterations: int):
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
-
-    return Trainer(config, env, env_params, policy, init, update, run)
+    return Components(policy, vec, init, rollout, ddpg_step, loss_fn, ppo_update, optimizers, update)
 
 
-def make_train(env: Environment, config: MappoDdpgConfig, env_params: PyTree | None = None):
-    """PureJaxRL entry point: train(key) -> (final trainer state, per-iteration metrics), one jittable function;
-    `jax.vmap(train)(keys)` trains one policy per seed."""
-    return make_trainer(env, config, env_params).train
+def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree | None = None,
+                 log_metrics: tuple[str, ...] = LOG_METRICS) -> Trainer:
+    """Build the pure functions of a MAPPO-DDPG run on a multi-agent env with a hybrid
+    {"target": Discrete, "fraction": Box[0, 1]} action."""
+    return trainer.assemble(Trainer, make_components, env, config, env_params, log_metrics)
+
+
+make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metrics), jittable, vmap over seeds
 
 
 __all__ = [
-    "DeterministicActor", "MappoDdpgConfig", "MappoDdpgTrainerState", "Policy", "ReplayBuffer", "ReplayItem",
-    "make_train", "make_trainer", "replay_add", "replay_init", "replay_sample", "soft_update",
+    "LOG_METRICS", "Components", "DeterministicActor", "MappoDdpgConfig", "MappoDdpgTrainerState", "Policy",
+    "ReplayBuffer", "ReplayItem", "TargetDiscrete", "make_components", "make_train", "make_trainer", "replay_add",
+    "replay_init", "replay_sample", "soft_update",
 ]

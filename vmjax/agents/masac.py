@@ -29,27 +29,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
-from vmjax.agents import distributions, networks, ppo
-from vmjax.agents.hybrid_mappo import Trainer
-from vmjax.agents.replay import (
-    ReplayBuffer,
-    replay_add,
-    replay_init,
-    replay_sample,
-    soft_update,
-)
+from vmjax.agents import distributions, networks, ppo, trainer
+from vmjax.agents.replay import replay_add, replay_init, replay_sample, soft_update
+from vmjax.agents.trainer import OffPolicyTrainerState, Trainer
 from vmjax.core import validation
-from vmjax.core.env import Environment, is_concrete
-from vmjax.core.wrappers import LogWrapper, VecEnv
+from vmjax.core.env import Environment
 
 PyTree = Any
+LOG_METRICS = ("total_latency_s",)
+TargetEntropy = Literal["feasible", "uniform"]  # MasacConfig.target_entropy
 SAC_STATS = ("q_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_value")
 
 
@@ -72,12 +66,12 @@ class MasacConfig:
     alpha_lr: float = 3e-4  # Adam learning rate of log alpha [§8.1]
     init_alpha: float = 0.2  # initial temperature [C]
     autotune_alpha: bool = True  # automatic temperature; False keeps alpha = init_alpha [§8.1]
-    target_entropy: str = "feasible"  # "feasible": ratio x log #feasible(o) | "uniform": ratio x log M [§8.1]
+    target_entropy: TargetEntropy = "feasible"  # "feasible": ratio log #feasible(o) | "uniform": ratio log M [§8.1]
     target_entropy_ratio: float = 0.0  # 0: 0.6 for "feasible", 0.98 for "uniform" [§8.1]
     max_grad_norm: float = 10.0  # global-norm gradient clipping of actors and critics [C]
     reward_scale: float = 1.0  # train on reward x this (the env's reward is z-scored); raw reward logged [C]
     hidden_sizes: tuple[int, ...] = (128, 128)  # MLP widths (as DM-MAPPO) [C]
-    activation: str = "relu"  # "relu" | "tanh" [C]
+    activation: networks.Activation = "relu"  # "relu" | "tanh" [C]
     layer_norm: bool = False  # LayerNorm after each hidden layer
     share_params: bool = False  # one actor / critic pair for all agents (+ one-hot id) instead of per agent [C]
     deterministic_eval: bool = True  # evaluation policy: masked argmax, else a masked sample
@@ -93,16 +87,9 @@ class MasacConfig:
         for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha", "max_grad_norm", "reward_scale", "tau"):
             validation.check_positive(owner, name, getattr(self, name))
         validation.check_non_negative(owner, "target_entropy_ratio", self.target_entropy_ratio)
-        validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
-        validation.check_choice(owner, "target_entropy", self.target_entropy, ("feasible", "uniform"))
+        validation.check_literal_fields(self)
         validation.check_layer_widths(owner, "hidden_sizes", self.hidden_sizes)
-        if self.buffer_size < self.num_envs:
-            raise ValueError(f"{owner}.buffer_size ({self.buffer_size}) must be >= num_envs ({self.num_envs})")
-        if self.buffer_size < self.min_buffer_fill:
-            raise ValueError(
-                f"{owner}.buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size}) and "
-                f"learning_starts ({self.learning_starts}), else training never starts"
-            )
+        trainer.check_replay_capacity(self, owner, self.num_envs, f"num_envs ({self.num_envs})")
 
     @property
     def env_steps_per_iteration(self) -> int:
@@ -133,23 +120,13 @@ class ReplayItem(NamedTuple):
     terminated: jax.Array  # [N] no bootstrap: the episode truly ended, or the agent's trip ended this step
 
 
-@struct.dataclass
-class MasacTrainerState:
-    """Everything a training run needs to continue: a checkpoint is this pytree."""
-
-    params: dict  # {"actor", "q1", "q2", "log_alpha" [N]}
-    target_params: dict  # {"q1", "q2"}
-    opt_state: dict  # {"actor", "critic", "alpha"}
-    buffer: ReplayBuffer  # ReplayItem leaves [buffer_size, ...]
-    env_state: PyTree  # [E] LogWrapper states
-    obs: jax.Array  # [E, N, D]
-    key: jax.Array
-    iteration: jax.Array  # () finished iterations
+MasacTrainerState = OffPolicyTrainerState  # params {"actor", "q1", "q2", "log_alpha" [N]}; target_params
+# {"q1", "q2"}; opt_state {"actor", "critic", "alpha"}; buffer of ReplayItem; a checkpoint is this pytree
 
 
 class Policy(NamedTuple):
     """Masked softmax actors and twin Q critics (per-agent stacked or shared parameters). `act` has the signature
-    `hybrid_mappo.Trainer.make_eval_policy` expects."""
+    `trainer.Trainer.make_eval_policy` expects."""
 
     actor: networks.DiscreteActor
     critic: networks.QNetwork
@@ -185,17 +162,13 @@ class Components(NamedTuple):
     init: Callable
     sac_step: Callable  # ((params, target_params, opt_state), batch: ReplayItem [B, ...]) -> (carry, stats)
     update: Callable
-    run: Callable
 
 
 def make_components(env: Environment, config: MasacConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = ("total_latency_s",)) -> Components:
-    env_params = env.default_params if env_params is None else env_params
-    if is_concrete(env_params):
-        env.validate_params(env_params)
+                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+    env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_actions = env.action_space(env_params).n
     num_agents = env.num_agents
-    vec = VecEnv(LogWrapper(env, metrics=log_metrics), config.num_envs)
     arch = {"hidden_sizes": tuple(int(h) for h in config.hidden_sizes), "activation": config.activation,
             "layer_norm": config.layer_norm}
     policy = Policy(networks.DiscreteActor(num_actions, **arch), networks.QNetwork(num_actions, **arch),
@@ -301,19 +274,11 @@ def make_components(env: Environment, config: MasacConfig, env_params: PyTree | 
         return (params, target_params, opt_state), stats
 
     def train_phase(carry, key, buffer):
-        zeros = {name: jnp.float32(0.0) for name in SAC_STATS}
-        if config.updates_per_step == 0:
-            return carry, zeros, jnp.float32(0.0)
-        ready = buffer.size >= config.min_buffer_fill
-
-        def train(carry):
-            def one(c, k):
-                return sac_step(c, replay_sample(buffer, k, config.batch_size))
-
-            carry, stats = jax.lax.scan(one, carry, jax.random.split(key, config.updates_per_step))
-            return carry, jax.tree.map(jnp.mean, stats)
-
-        carry, stats = jax.lax.cond(ready, train, lambda c: (c, zeros), carry)
+        """`updates_per_step` SAC steps on fresh batches once the buffer holds enough transitions."""
+        carry, stats, ready = trainer.gated_updates(
+            carry, key, buffer, config.min_buffer_fill, config.updates_per_step,
+            lambda c, k: sac_step(c, replay_sample(buffer, k, config.batch_size)), SAC_STATS,
+        )
         return carry, stats, ready.astype(jnp.float32)
 
     # ------------------------------------------------------------------ one iteration
@@ -342,15 +307,9 @@ def make_components(env: Environment, config: MasacConfig, env_params: PyTree | 
         carry = (state.env_state, state.obs, mask, (state.params, state.target_params, state.opt_state), state.buffer)
         (env_state, obs, _, learner, buffer), log = jax.lax.scan(step, carry, jax.random.split(k_roll, config.num_steps))
         ran = log["ran"]
-
-        def sac_mean(x):  # over the steps that trained
-            return jnp.sum(x * ran) / jnp.maximum(jnp.sum(ran), 1.0)
-
         metrics = {
-            "iteration": state.iteration + 1,
-            "env_steps": (state.iteration + 1) * config.env_steps_per_iteration,
-            **ppo.episode_metrics(log, log_metrics),
-            **{name: sac_mean(log[name]) for name in SAC_STATS},
+            **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
+            **{name: ppo.masked_mean(log[name], ran) for name in SAC_STATS},  # over the steps that trained
             "gradient_steps": jnp.sum(ran).astype(jnp.int32) * config.updates_per_step,
             "buffer_size": buffer.size,
             "sampled_masked_action": jnp.any(log["sampled_masked"]),
@@ -359,28 +318,20 @@ def make_components(env: Environment, config: MasacConfig, env_params: PyTree | 
         return MasacTrainerState(params, target_params, opt_state, buffer, env_state, obs, key,
                                  state.iteration + 1), metrics
 
-    def run(state: MasacTrainerState, num_iterations: int):
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
-
-    return Components(policy, init, sac_step, update, run)
+    return Components(policy, init, sac_step, update)
 
 
 def make_trainer(env: Environment, config: MasacConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = ("total_latency_s",)) -> Trainer:
+                 log_metrics: tuple[str, ...] = LOG_METRICS) -> Trainer:
     """Build the pure functions of a MASAC run on a multi-agent env with a Discrete(M) action per agent and an
-    `action_mask` [N, M] (TwinRouting-v0). Returns the `hybrid_mappo.Trainer` type."""
-    env_params = env.default_params if env_params is None else env_params
-    c = make_components(env, config, env_params, log_metrics)
-    return Trainer(config, env, env_params, c.policy, c.init, c.update, c.run)
+    `action_mask` [N, M] (TwinRouting-v0)."""
+    return trainer.assemble(Trainer, make_components, env, config, env_params, log_metrics)
 
 
-def make_train(env: Environment, config: MasacConfig, env_params: PyTree | None = None,
-               log_metrics: tuple[str, ...] = ("total_latency_s",)):
-    """train(key) -> (final state, per-iteration metrics), jittable; `jax.vmap(train)(keys)` over seeds."""
-    return make_trainer(env, config, env_params, log_metrics).train
+make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metrics), jittable, vmap over seeds
 
 
 __all__ = [
-    "Components", "MasacConfig", "MasacTrainerState", "Policy", "ReplayItem", "make_components", "make_train",
-    "make_trainer", "masked_soft_terms",
+    "LOG_METRICS", "Components", "MasacConfig", "MasacTrainerState", "Policy", "ReplayItem", "TargetEntropy",
+    "make_components", "make_train", "make_trainer", "masked_soft_terms",
 ]

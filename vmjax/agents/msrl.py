@@ -37,25 +37,25 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import struct
 
-from vmjax.agents import networks, ppo
-from vmjax.agents.hybrid_mappo import Trainer
+from vmjax.agents import networks, ppo, trainer
+from vmjax.agents.trainer import Trainer
 from vmjax.core import validation
-from vmjax.core.env import Environment, is_concrete
+from vmjax.core.env import Environment
 from vmjax.core.rollout import StatefulPolicy
-from vmjax.core.wrappers import LogWrapper, VecEnv
+from vmjax.core.wrappers import VecEnv
 
 PyTree = Any
 GROUPS = ("actor", "critic")
-MODES = ("split", "local", "local_edge")
+Mode = Literal["split", "local", "local_edge"]
+MODES = get_args(Mode)
 LOG_METRICS = ("total_latency_s", "ber", "qoe")
 
 
@@ -85,12 +85,12 @@ class MsrlConfig:
     entropy_window: int = 10  # W: client-head entropies averaged (§6.3) [R]
     decision_window: int = 20  # M: raw decisions in the flip window (§6.4) [R]
     num_switches: int = 4  # N_sw: flips in the window that engage the buffer mode (§6.4) [R]
-    mode: str = "split"  # "split" (dynamic) | "local" (client only) | "local_edge" (always server) (§6.4)
+    mode: Mode = "split"  # "split" (dynamic) | "local" (client only) | "local_edge" (always server) (§6.4)
     stop_grad_at_split: bool = False  # True: the server loss does not reach the client trunk (§6.5) [R]
     client_sizes: tuple[int, ...] = (8, 16)  # client trunk widths, split after layer 2 [P]
     server_sizes: tuple[int, ...] = (16, 32, 16)  # server trunk widths [P]
     critic_sizes: tuple[int, ...] = (32, 32)  # critic hidden widths [P]
-    activation: str = "relu"  # [R]
+    activation: networks.Activation = "relu"  # [R]
     deterministic_eval: bool = True  # evaluation: argmax of the head in use, else a sample [R]
 
     def __post_init__(self):
@@ -109,8 +109,7 @@ class MsrlConfig:
         if self.threshold_max_nats is not None:
             validation.check_range(owner, "threshold_min_nats", "threshold_max_nats", self.threshold_min_nats,
                                    self.threshold_max_nats)
-        validation.check_choice(owner, "mode", self.mode, MODES)
-        validation.check_choice(owner, "activation", self.activation, tuple(networks.ACTIVATIONS))
+        validation.check_literal_fields(self)
         for name in ("client_sizes", "server_sizes", "critic_sizes"):
             validation.check_layer_widths(owner, name, getattr(self, name))
         validation.check_minibatches(owner, self.num_minibatches, self.num_envs, self.num_steps)
@@ -397,11 +396,10 @@ class Components(NamedTuple):
     prepare: Callable  # (params, traj, bootstrap_q) -> flat Batch
     loss_fn: Callable  # (params, batch) -> (loss, stats)
     update: Callable
-    run: Callable
 
 
 class MsrlTrainer(Trainer):
-    """`hybrid_mappo.Trainer` (init / update / run / train) whose evaluation policy carries the switching
+    """`trainer.Trainer` (init / update / run / train) whose evaluation policy carries the switching
     state: `make_eval_policy` returns a `vmjax.core.rollout.StatefulPolicy`, not a stateless function."""
 
     def make_eval_policy(self, params_or_state, deterministic: bool | None = None) -> StatefulPolicy:
@@ -436,13 +434,10 @@ class MsrlTrainer(Trainer):
 
 def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | None = None,
                     log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
-    env_params = env.default_params if env_params is None else env_params
-    if is_concrete(env_params):
-        env.validate_params(env_params)
+    env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_agents, num_actions = env.num_agents, env.action_space(env_params).n
     if num_agents < 2:
         raise ValueError(f"MSRL needs at least 2 agents (COMA critic over the others' actions), got {num_agents}")
-    vec = VecEnv(LogWrapper(env, metrics=log_metrics), config.num_envs)
     actor = SplitActor(num_actions, tuple(config.client_sizes), tuple(config.server_sizes), config.activation,
                        config.stop_grad_at_split)
     obs_dim = env.observation_space(env_params).shape[-1]
@@ -540,14 +535,7 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
         }
         return total, stats
 
-    def gradient_step(carry, batch: Batch):
-        params, opt_state = carry
-        grads, stats = jax.grad(loss_fn, has_aux=True)(params, batch)
-        new_params, new_opt = {}, {}
-        for name in GROUPS:  # separate Adam states for the actors and the critic
-            updates, new_opt[name] = optimizers[name].update(grads[name], opt_state[name], params[name])
-            new_params[name] = optax.apply_updates(params[name], updates)
-        return (new_params, new_opt), stats
+    gradient_step = ppo.grouped_gradient_step(loss_fn, optimizers, GROUPS)  # actors and critic: own Adam states
 
     def update(state: MsrlTrainerState) -> tuple[MsrlTrainerState, dict]:
         """One iteration of Alg. 1: rollout, targets, K epochs of minibatches, then theta_old <- theta and
@@ -560,9 +548,7 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
         )
         params_used = jnp.mean(log["params_used"])
         metrics = {
-            "iteration": state.iteration + 1,
-            "env_steps": (state.iteration + 1) * config.env_steps_per_iteration,
-            **ppo.episode_metrics(log, log_metrics),
+            **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
             **{f"mean_{m}": jnp.mean(log[f"step_{m}"]) for m in log_metrics},
             "server_use_fraction": jnp.mean(log["use_server"]),
             "mean_threshold_nats": jnp.mean(switch.threshold_nats),
@@ -573,31 +559,22 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
         }
         return MsrlTrainerState(params, opt_state, env_state, obs, switch, key, state.iteration + 1), metrics
 
-    def run(state: MsrlTrainerState, num_iterations: int):
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
-
-    return Components(policy, vec, init, rollout, prepare, loss_fn, update, run)
+    return Components(policy, vec, init, rollout, prepare, loss_fn, update)
 
 
 def make_trainer(env: Environment, config: MsrlConfig, env_params: PyTree | None = None,
                  log_metrics: tuple[str, ...] = LOG_METRICS) -> MsrlTrainer:
     """Build the pure functions of an MSRL run on a multi-agent env with a Discrete(|A|) action per agent
-    (TwinSplit-v0). Returns an `MsrlTrainer` (`hybrid_mappo.Trainer` with a stateful eval policy)."""
-    env_params = env.default_params if env_params is None else env_params
-    c = make_components(env, config, env_params, log_metrics)
-    return MsrlTrainer(config, env, env_params, c.policy, c.init, c.update, c.run)
+    (TwinSplit-v0). Returns an `MsrlTrainer` (`trainer.Trainer` with a stateful eval policy)."""
+    return trainer.assemble(MsrlTrainer, make_components, env, config, env_params, log_metrics)
 
 
-def make_train(env: Environment, config: MsrlConfig, env_params: PyTree | None = None,
-               log_metrics: tuple[str, ...] = LOG_METRICS):
-    """PureJaxRL entry point: train(key) -> (final state, per-iteration metrics), one jittable function;
-    `jax.vmap(train)(keys)` trains one policy per seed."""
-    return make_trainer(env, config, env_params, log_metrics).train
+make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metrics), jittable, vmap over seeds
 
 
 __all__ = [
-    "Batch", "Components", "MsrlConfig", "MsrlPolicy", "MsrlTrainer", "MsrlTrainerState", "SplitActor",
-    "SwitchRule", "SwitchState", "Transition", "actor_param_counts", "count_flips", "count_parts",
+    "LOG_METRICS", "MODES", "Batch", "Components", "MsrlConfig", "MsrlPolicy", "MsrlTrainer", "MsrlTrainerState",
+    "SplitActor", "SwitchRule", "SwitchState", "Transition", "actor_param_counts", "count_flips", "count_parts",
     "counterfactual_advantages", "entropy_nats", "init_switch_state", "make_components", "make_switch_rule",
     "make_train", "make_trainer", "params_per_call", "switch_step", "td_lambda_targets",
 ]

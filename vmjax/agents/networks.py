@@ -9,6 +9,7 @@ Per-agent parameters are stacked on a leading agent axis and applied with `jax.v
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal, get_args
 
 import flax.linen as nn
 import jax
@@ -17,7 +18,8 @@ import numpy as np
 
 from vmjax.core.initializers import orthogonal  # also reached as networks.orthogonal
 
-ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "tanh": nn.tanh}
+Activation = Literal["relu", "tanh"]  # the hidden-layer nonlinearity of a config field
+ACTIVATIONS: dict[str, Callable] = dict(zip(get_args(Activation), (nn.relu, nn.tanh)))
 
 
 def dense(features: int, gain: float) -> nn.Dense:

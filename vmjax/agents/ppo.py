@@ -126,6 +126,30 @@ def clipped_adam(learning_rate: float, max_grad_norm: float, eps: float = 1e-5,
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
 
 
+def annealed_adam(config, learning_rate: float) -> optax.GradientTransformation:
+    """`clipped_adam` with the config's `max_grad_norm`, its learning rate decayed linearly to 0 over the
+    num_iterations x update_epochs x num_minibatches gradient steps of a run when `config.anneal_lr`."""
+    steps = config.num_iterations * config.update_epochs * config.num_minibatches if config.anneal_lr else None
+    return clipped_adam(learning_rate, config.max_grad_norm, anneal_steps=steps)
+
+
+def grouped_gradient_step(loss_fn, optimizers: dict, groups: tuple[str, ...]):
+    """gradient_step((params, opt_state), batch) -> ((params, opt_state), stats): one gradient of
+    `loss_fn(params, batch) -> (loss, stats)`, each parameter group in `groups` updated by its own optimizer
+    (separate Adam states; the groups are disjoint, so one summed loss gives each its own gradient)."""
+
+    def gradient_step(carry, batch):
+        params, opt_state = carry
+        grads, stats = jax.grad(loss_fn, has_aux=True)(params, batch)
+        new_params, new_opt = {}, {}
+        for name in groups:
+            updates, new_opt[name] = optimizers[name].update(grads[name], opt_state[name], params[name])
+            new_params[name] = optax.apply_updates(params[name], updates)
+        return (new_params, new_opt), stats
+
+    return gradient_step
+
+
 def shuffled_minibatch_epochs(key, data, update_epochs: int, num_minibatches: int, gradient_step, carry):
     """`update_epochs` passes over `data` (leaves [B, ...]), each a fresh permutation cut into `num_minibatches`
     minibatches, `carry, stats = gradient_step(carry, minibatch)` on each (lax.scan). Returns (carry, stats

@@ -1,0 +1,181 @@
+"""The trainer skeleton every learner shares (PureJaxRL pattern): a learner's `make_components` builds its pure
+`init(key) -> state` and `update(state) -> (state, metrics)`; this module turns them into a `Trainer`.
+
+    trainer = learner.make_trainer(env, config)           # = assemble(Trainer, learner.make_components, ...)
+    state = trainer.init(key)
+    state, metrics = trainer.run(state, num_iterations)   # jit-compiled lax.scan over `update`
+    train = learner.make_train(env, config)                # = trainer.train: train(key) -> (state, metrics)
+
+Also here: the trainer states shared by several learners (`TrainerState` of the on-policy learners,
+`OffPolicyTrainerState` of the replay-buffer learners), the environment set-up of a run (`vector_env`), the
+metrics every iteration starts with (`iteration_metrics`), the replay capacity check of the off-policy configs and
+their gated gradient phase (`gated_updates`: train once the buffer holds `min_buffer_fill` transitions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from vmjax.agents import ppo
+from vmjax.agents.replay import ReplayBuffer
+from vmjax.core.env import Environment, is_concrete
+from vmjax.core.wrappers import LogWrapper, VecEnv
+
+PyTree = Any
+
+
+# ---------------------------------------------------------------------- trainer states (checkpoints)
+@struct.dataclass
+class TrainerState:
+    """Everything an on-policy training run needs to continue: a checkpoint is this pytree (Hybrid-MAPPO,
+    DM-MAPPO, LHDPPO and its baselines)."""
+
+    params: dict  # parameter group -> Flax params
+    opt_state: PyTree  # one optax state per parameter group (or one over all of them)
+    env_state: PyTree  # [E] LogWrapper states of the worlds
+    obs: jax.Array  # [E, N, D] current observations
+    key: jax.Array
+    iteration: jax.Array  # () finished iterations
+
+
+@struct.dataclass
+class OffPolicyTrainerState:
+    """Everything a replay-buffer training run needs to continue: a checkpoint is this pytree (MAPPO-DDPG,
+    MASAC, HGDM)."""
+
+    params: dict  # parameter group -> Flax params
+    target_params: dict  # soft-updated copies of some groups
+    opt_state: dict  # one optax state per optimised group
+    buffer: ReplayBuffer  # replay items, leaves [buffer_size, ...]
+    env_state: PyTree  # [E] LogWrapper states of the worlds
+    obs: jax.Array  # [E, N, D] current observations
+    key: jax.Array
+    iteration: jax.Array  # () finished iterations
+
+
+# ---------------------------------------------------------------------- the trainer
+class Trainer(NamedTuple):
+    """The pure functions of a training run. `run(state, n)` is jittable with `n` static."""
+
+    config: Any  # the learner's config dataclass
+    env: Environment
+    env_params: PyTree
+    policy: Any  # the learner's policy: `act(key, params, obs, mask, deterministic)` for the default evaluation
+    init: Callable[[jax.Array], Any]
+    update: Callable[[Any], tuple[Any, dict]]
+    run: Callable[[Any, int], tuple[Any, dict]]
+
+    def train(self, key):
+        """The PureJaxRL entry point every learner's `make_train` returns: a fresh run of
+        `config.num_iterations` iterations from `key` -> (final state, per-iteration metrics)."""
+        return self.run(self.init(key), self.config.num_iterations)
+
+    def make_eval_policy(self, params_or_state, deterministic: bool | None = None):
+        """policy(key, env_state, env_params) -> action, for one world of the *unwrapped* env (the same
+        signature as the heuristics in `baselines/`, so `vmjax.core.rollout` evaluates it), from the trained
+        params or a whole trainer state."""
+        params = getattr(params_or_state, "params", params_or_state)
+        deterministic = self.config.deterministic_eval if deterministic is None else deterministic
+        env = self.env
+
+        def policy(key, env_state, env_params):
+            obs = env.observation(env_state, env_params)
+            mask = env.action_mask(env_state, env_params)
+            return self.policy.act(key, params, obs, mask, deterministic)[0]
+
+        return policy
+
+
+def make_run(update: Callable[[Any], tuple[Any, dict]]) -> Callable[[Any, int], tuple[Any, dict]]:
+    """run(state, num_iterations) -> (state, metrics stacked over iterations): `lax.scan` over `update`."""
+
+    def run(state, num_iterations: int):
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
+
+    return run
+
+
+def assemble(trainer_cls: type[Trainer], make_components: Callable, env: Environment, config,
+             env_params: PyTree | None, log_metrics: tuple[str, ...]) -> Trainer:
+    """A learner's `make_trainer`: its components (`policy`, `init`, `update`) in the skeleton `trainer_cls`."""
+    env_params = env.default_params if env_params is None else env_params
+    c = make_components(env, config, env_params, log_metrics)
+    return trainer_cls(config, env, env_params, c.policy, c.init, c.update, make_run(c.update))
+
+
+def make_train_for(make_trainer: Callable[..., Trainer]) -> Callable:
+    """The `make_train` of a learner (or of the package's dispatching `make_trainer`)."""
+
+    def make_train(env: Environment, config, env_params: PyTree | None = None,
+                   log_metrics: tuple[str, ...] | None = None):
+        """PureJaxRL entry point: train(key) -> (final state, per-iteration metrics), one jittable function;
+        `jax.vmap(train)(keys)` trains one policy per seed. `log_metrics` None: the learner's default."""
+        if log_metrics is None:
+            return make_trainer(env, config, env_params).train
+        return make_trainer(env, config, env_params, log_metrics).train
+
+    return make_train
+
+
+# ---------------------------------------------------------------------- pieces of make_components
+def vector_env(env: Environment, env_params: PyTree | None, num_envs: int,
+               log_metrics: tuple[str, ...]) -> tuple[PyTree, VecEnv]:
+    """(env_params, the `num_envs` logged worlds of a run): the env's defaults when `env_params` is None,
+    validated when concrete (traced params are validated by their caller)."""
+    env_params = env.default_params if env_params is None else env_params
+    if is_concrete(env_params):
+        env.validate_params(env_params)
+    return env_params, VecEnv(LogWrapper(env, metrics=log_metrics), num_envs)
+
+
+def iteration_metrics(iteration: jax.Array, env_steps_per_iteration: int, log: dict, log_metrics) -> dict:
+    """The metrics every iteration starts with: the finished iteration count, the env steps so far and the
+    episode statistics of the rollout's stacked `ppo.episode_log`s."""
+    return {
+        "iteration": iteration + 1,
+        "env_steps": (iteration + 1) * env_steps_per_iteration,
+        **ppo.episode_metrics(log, log_metrics),
+    }
+
+
+# ---------------------------------------------------------------------- off-policy pieces
+def check_replay_capacity(config, owner: str, written: int, written_text: str, learner: str = "training") -> None:
+    """An off-policy config's replay buffer holds the `written` transitions one write adds (`written_text` says
+    which, in the error) and `min_buffer_fill` = max(batch_size, learning_starts), else the `learner` never
+    starts."""
+    if config.buffer_size < written:
+        raise ValueError(f"{owner}.buffer_size ({config.buffer_size}) must be >= {written_text}")
+    if config.buffer_size < config.min_buffer_fill:
+        raise ValueError(
+            f"{owner}.buffer_size ({config.buffer_size}) must be >= batch_size ({config.batch_size}) and "
+            f"learning_starts ({config.learning_starts}), else {learner} never starts"
+        )
+
+
+def gated_updates(carry, key, buffer: ReplayBuffer, min_fill: int, num_updates: int, step: Callable,
+                  stat_names: tuple[str, ...]):
+    """`num_updates` gradient steps `carry, stats = step(carry, key)` (a `lax.scan` over keys split from `key`)
+    once the buffer holds `min_fill` transitions, else none (zero stats). Returns (carry, stats averaged over
+    the steps, ready: bool ())."""
+    zeros = {name: jnp.float32(0.0) for name in stat_names}
+    if num_updates == 0:
+        return carry, zeros, jnp.bool_(False)
+    ready = buffer.size >= min_fill
+
+    def train(carry):
+        carry, stats = jax.lax.scan(step, carry, jax.random.split(key, num_updates))
+        return carry, jax.tree.map(jnp.mean, stats)
+
+    carry, stats = jax.lax.cond(ready, train, lambda c: (c, zeros), carry)
+    return carry, stats, ready
+
+
+__all__ = [
+    "OffPolicyTrainerState", "Trainer", "TrainerState", "assemble", "check_replay_capacity", "gated_updates",
+    "iteration_metrics", "make_run", "make_train_for", "vector_env",
+]
