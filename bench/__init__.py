@@ -1,1 +1,1 @@
-"""vmjax benchmarks: throughput measured in one process, compile time reported apart (README)."""
+"""vmjax benchmarks: throughput measured in one process, compile time reported apart (bench/README.md, docs/benchmarks.md)."""

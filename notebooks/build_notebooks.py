@@ -30,7 +30,7 @@ budget per run; the machine, the budget and the wall time of the run that produc
 the end. The same runs from a shell: `vmjax train --run.run_dir runs/nb/hybrid_lstm_s0`,
 `... --env.workload_forecast none`, `... --run.algo mappo_ddpg`, `... --run.seed 1`, then
 `vmjax evaluate runs/nb/*`. All runs use the command-line defaults, among them `rsu_order="distance"`
-(an agent names RSUs by distance, slot 0 = its serving RSU; README, Training)."""),
+(an agent names RSUs by distance, slot 0 = its serving RSU; docs/avatar_premigration.md, Training)."""),
     ("code", """import os, time, json
 from pathlib import Path
 
