@@ -232,21 +232,16 @@ def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, param
         )
     )
 
-    def gain(at):
-        return at["fading"] * net.path_loss_gain(
-            at["distance_m"], params.channel_gain_coeff, params.carrier_hz, params.path_loss_exponent
+    def rate_bps(at, bandwidth_hz, tx_power_w):  # B log2(1 + p h / sigma^2), h = g A_d (c / (4 pi f_c d))^l (§2.3)
+        return net.link_rate_bps(
+            at["distance_m"], bandwidth_hz, tx_power_w, params.noise_power_w, gain_coeff=params.channel_gain_coeff,
+            carrier_hz=params.carrier_hz, exponent=params.path_loss_exponent, fading=at["fading"],
         )
 
-    gain_serving, gain_target = gain(at_serving), gain(at_target)
-    uplink_bps = net.shannon_rate_bps(  # eq. (1)
-        at_serving["bandwidth_hz"] / ctx.uplink_share, params.vehicle_tx_power_w, gain_serving, params.noise_power_w
-    )
-    downlink_serving_bps = net.shannon_rate_bps(  # eq. (2); cloud results relayed by the serving RSU [C]
-        at_serving["bandwidth_hz"], params.rsu_tx_power_w, gain_serving, params.noise_power_w
-    )
-    downlink_target_bps = net.shannon_rate_bps(
-        at_target["bandwidth_hz"], params.rsu_tx_power_w, gain_target, params.noise_power_w
-    )
+    uplink_bps = rate_bps(at_serving, at_serving["bandwidth_hz"] / ctx.uplink_share, params.vehicle_tx_power_w)  # (1)
+    # eq. (2); cloud results relayed by the serving RSU [C]
+    downlink_serving_bps = rate_bps(at_serving, at_serving["bandwidth_hz"], params.rsu_tx_power_w)
+    downlink_target_bps = rate_bps(at_target, at_target["bandwidth_hz"], params.rsu_tx_power_w)
 
     local_bits = (1.0 - alpha) * ctx.task_bits
     remote_bits = alpha * ctx.task_bits  # D^pre = alpha D
@@ -318,30 +313,6 @@ def next_rsu_ahead(position_m, velocity_mps, rsu_xy_m, serving):
     return jnp.where(jnp.any(ahead & other, axis=-1), best_ahead, best_other).astype(jnp.int32)
 
 
-# ====================================================================== layouts
-def corridor_rsu_positions(num_rsus: int, spacing_m: float, width_m: float) -> np.ndarray:
-    """§7.2 [C]: RSUs alternating south/north (y = 0, y = width) at x = (k + 0.5) * spacing."""
-    k = np.arange(num_rsus)
-    return np.stack([(k + 0.5) * spacing_m, np.where(k % 2 == 0, 0.0, width_m)], axis=1).astype(np.float32)
-
-
-def grid_rsu_positions(grid: mobility.RoadGrid, num_rsus: int, core_share: float) -> np.ndarray:
-    """Dense RSUs at intersections of the urban core, sparse ones along the outskirts roads (Fig. 1)."""
-    crossings = np.asarray(mobility.intersections_m(grid), dtype=np.float64)
-    xmin, ymin, xmax, ymax = grid.core_box_m
-    in_core = (crossings[:, 0] >= xmin) & (crossings[:, 0] <= xmax) & (crossings[:, 1] >= ymin) & (crossings[:, 1] <= ymax)
-    core, outskirts = crossings[in_core], crossings[~in_core]
-    num_core = min(int(round(num_rsus * core_share)), len(core))
-    num_outskirts = num_rsus - num_core
-    if num_outskirts > len(outskirts):
-        raise ValueError(f"the grid has {len(core) + len(outskirts)} intersections, fewer than num_rsus={num_rsus}")
-
-    def spread(points, count):
-        return points[np.linspace(0, len(points) - 1, count).round().astype(int)] if count else points[:0]
-
-    return np.concatenate([spread(core, num_core), spread(outskirts, num_outskirts)]).astype(np.float32)
-
-
 # ====================================================================== the environment
 class AvatarPremigration(Environment):
     """Spec 003 scenario; `AvatarPremigration(**config)` or `vmjax.make("AvatarPremigration-v0", **config)`."""
@@ -353,10 +324,12 @@ class AvatarPremigration(Environment):
         self.num_rsus = c.num_rsus
         if c.layout == "corridor":
             self.road_grid = mobility.corridor_road(c.corridor_rsu_spacing_m * c.num_rsus, c.corridor_width_m)
-            self._rsu_xy = corridor_rsu_positions(c.num_rsus, c.corridor_rsu_spacing_m, c.corridor_width_m)
+            self._rsu_xy = net.corridor_rsu_positions(c.num_rsus, c.corridor_rsu_spacing_m, c.corridor_width_m)
         else:
             self.road_grid = mobility.urban_grid()
-            self._rsu_xy = grid_rsu_positions(self.road_grid, c.num_rsus, c.grid_core_rsu_share)
+            self._rsu_xy = net.intersection_rsu_positions(
+                mobility.intersections_m(self.road_grid), self.road_grid.core_box_m, c.num_rsus, c.grid_core_rsu_share
+            )
         self.trajectory_slots = c.history_slots + c.max_steps + 1
         self.obs_dim = (
             2 + c.num_rsus + (c.workload_forecast != "none") * c.num_rsus + 1

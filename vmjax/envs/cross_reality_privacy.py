@@ -114,24 +114,6 @@ class CrossRealityPrivacyConfig:
         return "standard" if self.distance == "haversine" else "printed"
 
 
-def jittered_grid_rsus(num_rsus: int, map_extent_m, core_extent_m, seed: int = 0, jitter: float = 0.25) -> np.ndarray:
-    """N RSUs on a rows x cols grid over the centred urban core, each jittered by up to `jitter` of a cell
-    (a "jittered grid in an inner urban box", [R §6.1]); deterministic for `seed`. [N, 2] metres."""
-    rows = max(r for r in range(1, math.isqrt(num_rsus) + 1) if num_rsus % r == 0)
-    cols = num_rsus // rows
-    (w, h), (cw, ch) = map_extent_m, core_extent_m
-    r, c = np.divmod(np.arange(num_rsus), cols)
-    u = np.random.default_rng(seed).uniform(-jitter, jitter, (num_rsus, 2))
-    x = (w - cw) / 2 + (c + 0.5 + u[:, 0]) * cw / cols
-    y = (h - ch) / 2 + (r + 0.5 + u[:, 1]) * ch / rows
-    return np.stack([x, y], axis=1).astype(np.float32)
-
-
-def rsu_hop_matrix(rsu_xy_m, neighbours: int = 4) -> np.ndarray:
-    """H(k, e): BFS hop counts on the symmetrised `neighbours`-NN RSU graph, H(n, n) = 0 [R §2.7, A8]."""
-    return net.hop_counts(net.knn_adjacency(rsu_xy_m, neighbours)).astype(np.int32)
-
-
 # ====================================================================== parameters (pytree, vmappable)
 @struct.dataclass
 class EnvParams:
@@ -336,21 +318,6 @@ def included_angle_rad(true_deg, server_deg, theta_rad):
 
 
 # ====================================================================== radio and latency
-def noise_power_w(bandwidth_hz, params: EnvParams, noise: str):
-    """N0 B from the density (noise="density_x_bandwidth", -104 dBm at 10 MHz [R A6]) or N0 alone as watts."""
-    if noise == "density":
-        return net.dbm_to_watts(params.noise_density_dbm_per_hz)
-    return net.noise_power_watts(params.noise_density_dbm_per_hz, bandwidth_hz)
-
-
-def link_rate_bps(distance_m, bandwidth_hz, tx_power_w, fading, params: EnvParams, noise: str = "density_x_bandwidth"):
-    """Eq. (8) and its downlink twin: R = B log2(1 + p h / (N0 B)), h = |g|^2 A (c0 / (4 pi f_c d))^xi, with
-    d clamped below at `min_distance_m` [C]."""
-    d = jnp.maximum(distance_m, params.min_distance_m)
-    gain = fading * net.path_loss_gain(d, params.gain_coeff, params.carrier_hz, params.path_loss_exponent)
-    return net.shannon_rate_bps(bandwidth_hz, tx_power_w, gain, noise_power_w(bandwidth_hz, params, noise))
-
-
 def server_offsets_deg(params: EnvParams, config: CrossRealityPrivacyConfig):
     """(d lon, d lat) of the N RSUs then the satellite's ground point: [N + 1, 2]."""
     xy = jnp.concatenate([params.rsu_xy_m, params.satellite_xy_m[None, :]], axis=0)
@@ -372,9 +339,17 @@ def slot_outcome(true_deg, radius_deg, theta_rad, agent, connected, prev_agent, 
     link = connected if config.rate_link == "connected" else agent
     ground = k_rsu if config.rate_link == "connected" else k_rsu & e_rsu  # [R A1]: else satellite rates
     link_m = geo_distance_m(true_deg, servers[link], params, config)
+    # eq. (8) and its downlink twin, R = B log2(1 + p h / (N0 B)), d clamped below at `min_distance_m` [C]
+    rate_m = jnp.maximum(link_m, params.min_distance_m)
     fading = 1.0 if draws.fading is None else draws.fading
-    up_bps = link_rate_bps(link_m, params.uplink_bandwidth_hz, params.av_tx_power_w, fading, params, config.noise)
-    down_bps = link_rate_bps(link_m, params.downlink_bandwidth_hz, params.rsu_tx_power_w, fading, params, config.noise)
+    channel = dict(gain_coeff=params.gain_coeff, carrier_hz=params.carrier_hz, exponent=params.path_loss_exponent,
+                   fading=fading)
+    noise_w = lambda bandwidth_hz: net.noise_power_from_density_w(params.noise_density_dbm_per_hz, bandwidth_hz,
+                                                                  config.noise)
+    up_bps = net.link_rate_bps(rate_m, params.uplink_bandwidth_hz, params.av_tx_power_w,
+                               noise_w(params.uplink_bandwidth_hz), **channel)
+    down_bps = net.link_rate_bps(rate_m, params.downlink_bandwidth_hz, params.rsu_tx_power_w,
+                                 noise_w(params.downlink_bandwidth_hz), **channel)
     up_bps = jnp.where(ground, up_bps, params.sat_uplink_bps)
     down_bps = jnp.where(ground, down_bps, params.sat_downlink_bps)
     uplink_s = net.transfer_latency_s(draws.up_bits, up_bps)  # eq. (9)
@@ -443,11 +418,11 @@ class CrossRealityPrivacy(Environment):
     @property
     def default_params(self) -> EnvParams:
         c = self.config
-        rsu = jittered_grid_rsus(c.num_rsus, c.map_extent_m, c.core_extent_m)
+        rsu = net.jittered_grid_rsu_positions(c.num_rsus, c.map_extent_m, c.core_extent_m)
         return EnvParams(
             rsu_xy_m=jnp.asarray(rsu),
             satellite_xy_m=jnp.zeros(2, jnp.float32),  # the south-west map corner, in the remote ring [R A11]
-            rsu_hops=jnp.asarray(rsu_hop_matrix(rsu, c.hop_neighbours)),
+            rsu_hops=jnp.asarray(net.knn_hop_counts(rsu, c.hop_neighbours)),
             # speeds within U[0, 60] km/h [R §6.1]
             mobility=mobility.MobilityParams(mean_speed_core_mps=8.0, mean_speed_outskirts_mps=12.0,
                                              max_speed_mps=16.67),

@@ -335,10 +335,10 @@ def ground_distance_m(a_xy_m, b_xy_m, earth_radius_m, config: TwinRoutingConfig)
     )
 
 
-def link_rate_bps(bandwidth_hz, tx_power_w, distance_m, params: EnvParams, fading=1.0):
-    """Shannon rate B log2(1 + p h / sigma^2) with the Friis gain h = A (c / (4 pi f D))^2: eqs. (3)-(5), (11)."""
-    gain = fading * net.path_loss_gain(distance_m, params.channel_gain_coeff, params.carrier_hz, params.path_loss_exponent)
-    return net.shannon_rate_bps(bandwidth_hz, tx_power_w, gain, params.noise_power_w)
+def channel_constants(params: EnvParams) -> dict:
+    """The path-loss constants of `net.link_rate_bps`: the Friis gain h = A (c / (4 pi f D))^2 of eq. (3); the
+    rates of eqs. (4)-(5), (11) use the fixed noise power sigma^2 = `params.noise_power_w`."""
+    return dict(gain_coeff=params.channel_gain_coeff, carrier_hz=params.carrier_hz, exponent=params.path_loss_exponent)
 
 
 def computing_latency_s(load_bits, data_bits, cpu_hz, overflow, on_satellite, params: EnvParams, satellite: bool):
@@ -407,37 +407,6 @@ def road_grid(layout: str, size_m: float) -> mobility.RoadGrid:
     return mobility.urban_grid((size_m, size_m), (size_m / 5, size_m / 5), size_m / 20, size_m / 4, (3.0,))
 
 
-def city_rsu_positions(num_rsus: int, size_m: float, seed: int, jitter: float = 0.25) -> np.ndarray:
-    """§7.2 [REC]: RSUs on a jittered near-square grid over the map (cells spread evenly when the grid has
-    more cells than RSUs; each RSU moved up to `jitter` of a cell in x and y)."""
-    rng = np.random.default_rng(seed)
-    cols = math.ceil(math.sqrt(num_rsus))
-    rows = math.ceil(num_rsus / cols)
-    cells = np.round(np.linspace(0, rows * cols - 1, num_rsus)).astype(int)
-    r, c = np.divmod(cells, cols)
-    dx, dy = size_m / cols, size_m / rows
-    xy = np.stack([(c + 0.5) * dx, (r + 0.5) * dy], axis=1)
-    xy += rng.uniform(-jitter, jitter, xy.shape) * np.array([dx, dy])
-    return xy.astype(np.float32)
-
-
-def rural_rsu_positions(grid: mobility.RoadGrid, num_rsus: int, seed: int, cluster: int = 4, spacing_m: float = 800.0):
-    """§7.2 [REC]: RSUs in clusters of `cluster` along the roads, `spacing_m` apart, clusters at random road
-    positions, leaving coverage gaps between them."""
-    rng = np.random.default_rng(seed)
-    width, height = grid.extent_m
-    roads = [(True, x) for x in grid.x_roads_m] + [(False, y) for y in grid.y_roads_m]
-    points = []
-    while len(points) < num_rsus:
-        vertical, coord = roads[rng.integers(len(roads))]
-        length = height if vertical else width
-        centre = rng.uniform(0.0, length)
-        for j in range(cluster):
-            along = float(np.clip(centre + (j - (cluster - 1) / 2) * spacing_m, 0.0, length))
-            points.append((coord + 10.0, along) if vertical else (along, coord + 10.0))
-    return np.asarray(points[:num_rsus], np.float32)
-
-
 # ====================================================================== helpers
 def _predict_next_load() -> Callable:
     """`vmjax.predict.predict_next_load`, imported when first needed (the env imports without it)."""
@@ -478,9 +447,12 @@ class TwinRouting(Environment):
         size_m = c.city_size_m if c.layout == "city" else c.rural_size_m
         self.road_grid = road_grid(c.layout, size_m)
         if c.layout == "city":
-            self._rsu_xy = city_rsu_positions(c.num_rsus, size_m, c.layout_seed)
+            self._rsu_xy = net.city_rsu_positions(c.num_rsus, size_m, c.layout_seed)
         else:
-            self._rsu_xy = rural_rsu_positions(self.road_grid, c.num_rsus, c.layout_seed)
+            grid = self.road_grid
+            self._rsu_xy = net.rural_rsu_positions(
+                grid.extent_m, grid.x_roads_m, grid.y_roads_m, c.num_rsus, c.layout_seed
+            )
         self._uav_loops = patrol.patrol_loops(self._rsu_xy, c.num_uavs, c.uav_loop_rsus)
         m = self.num_servers
         self.obs_dim = (c.num_rsus + c.num_uavs) + m + c.obs_include_host * (m + 1) + c.obs_include_presence * m
@@ -904,7 +876,8 @@ class TwinRouting(Environment):
         ground = ground_distance_m(ctx.server_xy_m[source], ctx.server_xy_m[target], params.earth_radius_m, self.config)
         dz = ctx.server_height_m[source] - ctx.server_height_m[target]
         distance = jnp.maximum(net.distance_with_height_m(ground, dz), params.min_distance_m)
-        rate = link_rate_bps(params.migration_bandwidth_hz, params.server_tx_power_w, distance, params)
+        rate = net.link_rate_bps(distance, params.migration_bandwidth_hz, params.server_tx_power_w, params.noise_power_w,
+                                 **channel_constants(params))
         via_sat = jnp.asarray(self.is_sat)[source] | jnp.asarray(self.is_sat)[target]
         return jnp.where(via_sat, params.sat_rate_bps, rate)
 
@@ -923,8 +896,11 @@ class TwinRouting(Environment):
         share = 1.0
         if c.ofdma_split:  # B / k_m among the active vehicles on the same server
             share = jnp.maximum(jnp.zeros(self.num_servers).at[server].add(ctx.active.astype(jnp.float32))[server], 1.0)
-        up_bps = link_rate_bps(params.uplink_bandwidth_hz / share, params.vehicle_tx_power_w, distance, params, gain)
-        down_bps = link_rate_bps(params.downlink_bandwidth_hz / share, params.server_tx_power_w, distance, params, gain)
+        channel = dict(channel_constants(params), fading=gain)
+        up_bps = net.link_rate_bps(distance, params.uplink_bandwidth_hz / share, params.vehicle_tx_power_w,
+                                   params.noise_power_w, **channel)
+        down_bps = net.link_rate_bps(distance, params.downlink_bandwidth_hz / share, params.server_tx_power_w,
+                                     params.noise_power_w, **channel)
         up_bps = jnp.where(on_sat, params.sat_rate_bps, up_bps)  # eqs. (6)-(7)
         down_bps = jnp.where(on_sat, params.sat_rate_bps, down_bps)
         uplink = net.transfer_latency_s(params.data_bits, up_bps)
