@@ -18,7 +18,7 @@ Bracketed tags in docstrings refer to the spec ([P] paper, [R] reconstruction, [
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from typing import Literal, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -42,9 +42,12 @@ class AvatarPremigrationConfig:
     max_steps: int = 100  # T_max slots per episode [C]
     history_slots: int = 12  # trajectory pre-roll for the trajectory predictor (§4.4)
     num_background_vehicles: int = 0  # N_bg, load-only vehicles [C]
-    layout: str = "corridor"  # "corridor" (§7.2 road corridor) | "grid" (dense urban core, sparse outskirts)
-    area: str = "urban"  # "urban": all RSUs selectable | "remote": {serving, next} | "by_location": core urban
-    workload_forecast: str = "persistence"  # L^(t+1) in obs: "persistence" (= L(t)) | "coverage_oracle" (eq. 18
+    layout: Literal["corridor", "grid"] = "corridor"  # "corridor" (§7.2 road corridor) | "grid" (dense urban core,
+    # sparse outskirts)
+    area: Literal["urban", "remote", "by_location"] = "urban"  # "urban": all RSUs selectable | "remote": {serving,
+    # next} | "by_location": core urban
+    workload_forecast: Literal["persistence", "coverage_oracle", "lstm", "none"] = "persistence"  # L^(t+1) in obs:
+    # "persistence" (= L(t)) | "coverage_oracle" (eq. 18
     # with the true next positions) | "lstm" (eq. 18 with the positions predicted by EnvParams.predictor, §4)
     # | "none" (the "w.o. Prediction" 9-dim observation)
     share_uplink_bandwidth: bool = False  # B^u_m split equally among the vehicles m serves [C option]
@@ -52,7 +55,8 @@ class AvatarPremigrationConfig:
     cloud_truncate: bool = False  # T^p_m capped at the stay time when the cloud takes over [C option]
     obs_prev_fraction: bool = False  # append the previous alpha to the observation [C option]
     obs_serving_onehot: bool = False  # append a one-hot of the serving RSU [C option]
-    rsu_order: str = "index"  # how agents name RSUs in the observation and action: "index" (RSU m is slot m)
+    rsu_order: Literal["index", "distance"] = "index"  # how agents name RSUs in the observation and action: "index"
+    # (RSU m is slot m)
     # | "distance" (slot k is the vehicle's k-th nearest RSU, slot 0 the serving one) [C option]
     corridor_rsu_spacing_m: float = 415.0  # corridor length = spacing * M (2,490 m for M = 6) [C]
     corridor_width_m: float = 122.0  # [R] lat 22.5312-22.5323
@@ -67,12 +71,7 @@ class AvatarPremigrationConfig:
         validation.check_int_at_least(owner, "history_slots", self.history_slots, 1)
         validation.check_int_at_least(owner, "num_background_vehicles", self.num_background_vehicles, 0)
         validation.check_int_at_least(owner, "mobility_substeps", self.mobility_substeps, 1)
-        validation.check_choice(owner, "layout", self.layout, ("corridor", "grid"))
-        validation.check_choice(owner, "rsu_order", self.rsu_order, ("index", "distance"))
-        validation.check_choice(owner, "area", self.area, ("urban", "remote", "by_location"))
-        validation.check_choice(
-            owner, "workload_forecast", self.workload_forecast, ("persistence", "coverage_oracle", "lstm", "none")
-        )
+        validation.check_literal_fields(self)
         validation.check_positive(owner, "corridor_rsu_spacing_m", self.corridor_rsu_spacing_m)
         validation.check_positive(owner, "corridor_width_m", self.corridor_width_m)
         validation.check_probability(owner, "grid_core_rsu_share", self.grid_core_rsu_share)

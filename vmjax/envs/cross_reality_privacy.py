@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -63,14 +64,17 @@ class CrossRealityPrivacyConfig:
     map_extent_m: tuple[float, float] = (19_000.0, 22_000.0)  # ~0.2 deg x 0.2 deg at 31.2 N [R §6.1]
     core_extent_m: tuple[float, float] = (10_000.0, 12_500.0)  # urban core holding the RSUs [R §6.1]
     origin_lonlat_deg: tuple[float, float] = (121.35, 31.13)  # map origin = south-west corner [R §6.1]
-    distance: str = "haversine"  # eqs. (6)-(7), (16): "haversine" (standard) [R A4] | "paper" (as printed)
-    rate_link: str = "connected"  # which AV-server distance sets R^up / R^down: "connected" k [R A1] | "agent" e
-    noise: str = "density_x_bandwidth"  # noise power N0 B (-104 dBm) [R A6] | "density" (N0 used as watts)
-    handover: str = "hysteresis"  # stay on the RSU while in range [R A2] | "nearest" (nearest in range each slot)
-    reward: str = "llm"  # eq. (21) [P LHDPPO] | "manual": eq. (20) (HDPPO and the baselines)
+    distance: Literal["haversine", "paper"] = "haversine"  # eqs. (6)-(7), (16): "haversine" (standard) [R A4] | "paper"
+    # (as printed)
+    rate_link: Literal["connected", "agent"] = "connected"  # which AV-server distance sets R^up / R^down: "connected" k
+    # [R A1] | "agent" e
+    noise: net.NoiseModel = "density_x_bandwidth"  # noise power N0 B (-104 dBm) [R A6] | "density" (N0 used as watts)
+    handover: Literal["hysteresis", "nearest"] = "hysteresis"  # stay on the RSU while in range [R A2] | "nearest"
+    # (nearest in range each slot)
+    reward: Literal["llm", "manual"] = "llm"  # eq. (21) [P LHDPPO] | "manual": eq. (20) (HDPPO and the baselines)
     alpha_gate: bool = False  # eq. (21) bonus w5 alpha literal [R B2] | gated as w5 alpha r / r_max
     rayleigh_fading: bool = False  # h multiplied by |g|^2 ~ Exp(1) per AV and slot [R A12 option]
-    action_squash: str = "clip"  # raw -> (r, theta): "clip" then affine [R B6] | "tanh" then affine
+    action_squash: Literal["clip", "tanh"] = "clip"  # raw -> (r, theta): "clip" then affine [R B6] | "tanh" then affine
     slot_s: float = 60.0  # Delta t of the mobility [R A5]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic mobility
 
@@ -96,12 +100,7 @@ class CrossRealityPrivacyConfig:
         if any(c > m for c, m in zip(self.core_extent_m, self.map_extent_m)):
             raise ValueError(f"{owner}.core_extent_m must fit in map_extent_m {self.map_extent_m}, got {self.core_extent_m}")
         validation.check_positive(owner, "slot_s", self.slot_s)
-        validation.check_choice(owner, "distance", self.distance, ("haversine", "paper"))
-        validation.check_choice(owner, "rate_link", self.rate_link, ("connected", "agent"))
-        validation.check_choice(owner, "noise", self.noise, ("density_x_bandwidth", "density"))
-        validation.check_choice(owner, "handover", self.handover, ("hysteresis", "nearest"))
-        validation.check_choice(owner, "reward", self.reward, ("llm", "manual"))
-        validation.check_choice(owner, "action_squash", self.action_squash, ("clip", "tanh"))
+        validation.check_literal_fields(self)
         if not isinstance(self.alpha_gate, bool) or not isinstance(self.rayleigh_fading, bool):
             raise TypeError(f"{owner}.alpha_gate and {owner}.rayleigh_fading must be bools")
 

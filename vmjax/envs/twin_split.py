@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -53,11 +54,14 @@ class TwinSplitConfig:
     num_rsus: int = 4  # E, placed on a rows x cols grid over the map (2 x 2 for 4, 3 x 3 for 9) [R §7.2]
     max_steps: int = 100  # T slots per episode, no early termination [R §5]
     map_size_m: float = 5000.0  # square map side [R §4.8]
-    obs_mode: str = "faithful"  # "faithful": eq. (21), d = E + 5 | "extended": d = 3E + 8 [R §5]
-    reward: str = "latency"  # "latency": r = -T^total, eq. (22) [P] | "qoe": r = QoE, eq. (15) [R]
+    obs_mode: Literal["faithful", "extended"] = "faithful"  # "faithful": eq. (21), d = E + 5 | "extended": d = 3E + 8
+    # [R §5]
+    reward: Literal["latency", "qoe"] = "latency"  # "latency": r = -T^total, eq. (22) [P] | "qoe": r = QoE, eq. (15)
+    # [R]
     alpha_levels: tuple[float, ...] = ()  # () -> alpha = EnvParams.alpha; else joint action E x levels [R §5]
     rayleigh_fading: bool = False  # h multiplied by g ~ Exp(1) per (vehicle, RSU, slot) [R (C2)]
-    downlink_power: str = "vehicle"  # "vehicle": p_v in (C4) as the paper [P] | "rsu": EnvParams.rsu_tx_power_w
+    downlink_power: Literal["vehicle", "rsu"] = "vehicle"  # "vehicle": p_v in (C4) as the paper [P] | "rsu":
+    # EnvParams.rsu_tx_power_w
     num_background_vehicles: int = 0  # N_bg load-only generated vehicles, "with generated vehicles" (50) [R §7.3]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic fallback mobility
 
@@ -69,9 +73,7 @@ class TwinSplitConfig:
         validation.check_int_at_least(owner, "mobility_substeps", self.mobility_substeps, 1)
         validation.check_int_at_least(owner, "num_background_vehicles", self.num_background_vehicles, 0)
         validation.check_positive(owner, "map_size_m", self.map_size_m)
-        validation.check_choice(owner, "obs_mode", self.obs_mode, ("faithful", "extended"))
-        validation.check_choice(owner, "reward", self.reward, ("latency", "qoe"))
-        validation.check_choice(owner, "downlink_power", self.downlink_power, ("vehicle", "rsu"))
+        validation.check_literal_fields(self)
         if not isinstance(self.alpha_levels, tuple) or not all(0.0 < float(a) <= 1.0 for a in self.alpha_levels):
             raise ValueError(f"{owner}.alpha_levels must be a tuple of fractions in (0, 1], got {self.alpha_levels!r}")
 

@@ -37,9 +37,10 @@ import json
 import math
 import os
 import time
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -66,7 +67,8 @@ from vmjax.predict.lstm import (
 FILE_FORMAT = "vmjax-workload-predictor"
 FILE_VERSION = 1
 
-MODEL_KINDS = ("lstm_transformer", "lstm", "gru", "cnn_lstm", "cnn_gru")
+ModelKind = Literal["lstm_transformer", "lstm", "gru", "cnn_lstm", "cnn_gru"]
+MODEL_KINDS = typing.get_args(ModelKind)
 MODEL_NAMES = {
     "lstm_transformer": "LSTM-Transformer",
     "lstm": "LSTM",
@@ -86,21 +88,22 @@ class WorkloadPredictorConfig:
     Architecture fields a model kind does not use are ignored by it (e.g. `num_heads` by "gru").
     """
 
-    kind: str = "lstm_transformer"  # one of MODEL_KINDS: the §4.2 model or a §4.4 comparison model
+    kind: ModelKind = "lstm_transformer"  # one of MODEL_KINDS: the §4.2 model or a §4.4 comparison model
     window: int = 6  # T input slots -> the next one [P: T = 6; REC §9 #24: 6 inputs, not T + 1]
     hidden_size: int = 32  # d_h of the LSTM / GRU [P for the Transformer; REC 32 for §4.4 models]
     model_dim: int = 64  # d_k: Dense(d_h -> d_k) per step, the Transformer's width [P]
     num_heads: int = 4  # H attention heads [P]
     head_dim: int = 64  # q/k/v width per head; W_O: H * head_dim -> model_dim [REC §9 #26: 64 per head]
     ffn_dim: int = 128  # position-wise FFN model_dim -> ffn_dim -> model_dim [REC]
-    ffn_activation: str = "relu"  # "relu" or "gelu" in the FFN [REC: ReLU/GELU]
+    ffn_activation: Literal["relu", "gelu"] = "relu"  # "relu" or "gelu" in the FFN [REC: ReLU/GELU]
     dropout_rate: float = 0.1  # dropout on the Transformer block's sublayer outputs, training only [REC]
     positional_embedding: bool = False  # learned per-step embedding added before attention [REC: optional]
     causal_attention: bool = False  # step k attends only to steps <= k [C: off; every input is past data]
-    pooling: str = "last"  # "last" or "mean" over steps before the output Dense [REC: last (or mean)]
+    pooling: Literal["last", "mean"] = "last"  # "last" or "mean" over steps before the output Dense [REC: last (or
+    # mean)]
     conv_filters: int = 32  # Conv1D filters of "cnn_lstm" / "cnn_gru" [REC: 32]
     conv_kernel_size: int = 1  # Conv1D kernel over time, causal padding [P per spec §4.4: 1]
-    scaler: str = "minmax"  # "minmax" ([0, 1] over the train split) or "zscore" [REC: either]
+    scaler: Literal["minmax", "zscore"] = "minmax"  # "minmax" ([0, 1] over the train split) or "zscore" [REC: either]
     per_series_scaling: bool = True  # one scaler per series [REC]; False: one for all (any series count)
     nonnegative: bool = True  # clip de-normalised predictions at 0 (traffic is a count) [C]
     learning_rate: float = 1e-3  # Adam step size [REC]
@@ -113,15 +116,12 @@ class WorkloadPredictorConfig:
 
     def __post_init__(self):
         owner = "WorkloadPredictorConfig"
-        validation.check_choice(owner, "kind", self.kind, MODEL_KINDS)
+        validation.check_literal_fields(self)
         validation.check_int_at_least(owner, "window", self.window, 1)
         for name in ("hidden_size", "model_dim", "num_heads", "head_dim", "ffn_dim", "conv_filters",
                      "conv_kernel_size", "batch_size", "epochs"):
             validation.check_int_at_least(owner, name, getattr(self, name), 1)
         validation.check_int_at_least(owner, "patience", self.patience, 0)
-        validation.check_choice(owner, "ffn_activation", self.ffn_activation, ("relu", "gelu"))
-        validation.check_choice(owner, "pooling", self.pooling, ("last", "mean"))
-        validation.check_choice(owner, "scaler", self.scaler, ("minmax", "zscore"))
         for name in ("positional_embedding", "causal_attention", "per_series_scaling", "nonnegative"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{owner}.{name} must be a bool, got {getattr(self, name)!r}")
