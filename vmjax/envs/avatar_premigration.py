@@ -11,6 +11,8 @@ coverage disk goes to the cloud; results come back over the downlink.
     latency      eqs. (1)-(9)  `slot_latency` uplink + max(local, migration + remote) + cloud + downlink
     reward       eq. (21)  `step_env`         r_v = -T_v (seconds)
     transition   §2.8      `step_env`         fluid workload queues, new tasks, exogenous mobility
+    predictor    §4.3      `simulate_trajectories`, `map_box_m`  the env's mobility and map box as the
+                           trajectory predictor's training data and normalisation box (`vmjax.predict`)
 
 Bracketed tags in docstrings refer to the spec ([P] paper, [R] reconstruction, [C] chosen default).
 """
@@ -643,3 +645,23 @@ class AvatarPremigration(Environment):
             "workload_violations": jnp.sum(overflow > 0),
         }
         return self.observation(next_state, params), next_state, reward, terminated, truncated, info
+
+
+# ====================================================================== trajectory-predictor data (§4.3)
+def simulate_trajectories(key, env: AvatarPremigration, num_vehicles: int = 10, num_slots: int = 8640,
+                          params: EnvParams | None = None) -> jax.Array:
+    """Training / held-out positions [num_slots, num_vehicles, 2] (metres) for the trajectory predictor, drawn
+    with the env's own mobility: its `road_grid`, `params.mobility`, `params.slot_s` and
+    `config.mobility_substeps` (§7.2), so the predictor learns the motion the env replays
+    (`predict.simulate_trajectories` with this env's road and parameters). `params` defaults to
+    `env.default_params`."""
+    params = env.default_params if params is None else params
+    return predict.simulate_trajectories(
+        key, env.road_grid, params.mobility, params.slot_s, num_vehicles, num_slots, env.config.mobility_substeps
+    )
+
+
+def map_box_m(env: AvatarPremigration) -> tuple[np.ndarray, np.ndarray]:
+    """The env's map box ((0, 0), (width, height)) in metres, a natural normalisation box for
+    `predict.train_predictor` (`predict.map_box_m` of the road grid's extent)."""
+    return predict.map_box_m(env.road_grid.extent_m)
