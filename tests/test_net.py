@@ -231,7 +231,7 @@ def test_free_space_gain_and_link_rate_by_hand():
     np.testing.assert_allclose(net.path_loss_gain(100.0, 1.0, 2.4e9, 2.0), 9.8946e-9, rtol=1e-4)
     # spec 002: A = 3.0951e9 makes h(1200 m) = 0.1 at 3.5 GHz, so SNR = 1000 W * 0.1 / 10 W = 10 and
     # R = 300 MHz * log2(11) = 300e6 * 3.45943 = 1.03783e9 bit/s; a fading power of 2 doubles the SNR: log2(21)
-    channel = dict(gain_coeff=3.0951e9, carrier_hz=3.5e9, exponent=2.0)
+    channel = {"gain_coeff": 3.0951e9, "carrier_hz": 3.5e9, "exponent": 2.0}
     np.testing.assert_allclose(net.link_rate_bps(1200.0, 300e6, 1000.0, 10.0, **channel), 1.03783e9, rtol=1e-4)
     faded = net.link_rate_bps(1200.0, 300e6, 1000.0, 10.0, fading=2.0, **channel)
     np.testing.assert_allclose(faded, 1.31770e9, rtol=1e-4)

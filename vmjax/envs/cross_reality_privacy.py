@@ -341,8 +341,8 @@ def slot_outcome(true_deg, radius_deg, theta_rad, agent, connected, prev_agent, 
     # eq. (8) and its downlink twin, R = B log2(1 + p h / (N0 B)), d clamped below at `min_distance_m` [C]
     rate_m = jnp.maximum(link_m, params.min_distance_m)
     fading = 1.0 if draws.fading is None else draws.fading
-    channel = dict(gain_coeff=params.gain_coeff, carrier_hz=params.carrier_hz, exponent=params.path_loss_exponent,
-                   fading=fading)
+    channel = {"gain_coeff": params.gain_coeff, "carrier_hz": params.carrier_hz,
+               "exponent": params.path_loss_exponent, "fading": fading}
     noise_w = lambda bandwidth_hz: net.noise_power_from_density_w(params.noise_density_dbm_per_hz, bandwidth_hz,
                                                                   config.noise)
     up_bps = net.link_rate_bps(rate_m, params.uplink_bandwidth_hz, params.av_tx_power_w,

@@ -341,7 +341,8 @@ def ground_distance_m(a_xy_m, b_xy_m, earth_radius_m, config: TwinRoutingConfig)
 def channel_constants(params: EnvParams) -> dict:
     """The path-loss constants of `net.link_rate_bps`: the Friis gain h = A (c / (4 pi f D))^2 of eq. (3); the
     rates of eqs. (4)-(5), (11) use the fixed noise power sigma^2 = `params.noise_power_w`."""
-    return dict(gain_coeff=params.channel_gain_coeff, carrier_hz=params.carrier_hz, exponent=params.path_loss_exponent)
+    return {"gain_coeff": params.channel_gain_coeff, "carrier_hz": params.carrier_hz,
+            "exponent": params.path_loss_exponent}
 
 
 def computing_latency_s(load_bits, data_bits, cpu_hz, overflow, on_satellite, params: EnvParams, satellite: bool):
@@ -899,7 +900,7 @@ class TwinRouting(Environment):
         share = 1.0
         if c.ofdma_split:  # B / k_m among the active vehicles on the same server
             share = jnp.maximum(jnp.zeros(self.num_servers).at[server].add(ctx.active.astype(jnp.float32))[server], 1.0)
-        channel = dict(channel_constants(params), fading=gain)
+        channel = {**channel_constants(params), "fading": gain}
         up_bps = net.link_rate_bps(distance, params.uplink_bandwidth_hz / share, params.vehicle_tx_power_w,
                                    params.noise_power_w, **channel)
         down_bps = net.link_rate_bps(distance, params.downlink_bandwidth_hz / share, params.server_tx_power_w,

@@ -233,9 +233,8 @@ def slot_outcome(ctx: SlotContext, target, alpha, params: EnvParams, downlink_po
     g_serving, g_target = fading[vehicles, serving], fading[vehicles, target]
     down_power = params.vehicle_tx_power_w if downlink_power == "vehicle" else params.rsu_tx_power_w
     # R = B log2(1 + p h / sigma^2), h = g A (c / (4 pi f_c d))^2, sigma^2 = N0 B: (C2)-(C4)
-    channel = dict(
-        gain_coeff=params.channel_gain_coeff, carrier_hz=params.carrier_hz, exponent=params.path_loss_exponent
-    )
+    channel = {"gain_coeff": params.channel_gain_coeff, "carrier_hz": params.carrier_hz,
+               "exponent": params.path_loss_exponent}
     noise_w = lambda bandwidth_hz: net.noise_power_watts(params.noise_density_dbm_per_hz, bandwidth_hz)
     up_b, down_b = params.uplink_bandwidth_hz, params.downlink_bandwidth_hz
     uplink_bps = net.link_rate_bps(d_serving, up_b, params.vehicle_tx_power_w, noise_w(up_b), fading=g_serving, **channel)

@@ -43,7 +43,12 @@ from vmjax.net.layout import (
     rsu_grid_shape,
     rural_rsu_positions,
 )
-from vmjax.net.topology import grid_manhattan_hops, hop_counts, knn_adjacency, knn_hop_counts
+from vmjax.net.topology import (
+    grid_manhattan_hops,
+    hop_counts,
+    knn_adjacency,
+    knn_hop_counts,
+)
 from vmjax.net.units import (
     BITS_PER_MEGABYTE,
     SPEED_OF_LIGHT_MPS,

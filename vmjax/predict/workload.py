@@ -52,6 +52,7 @@ from vmjax.core import io, validation
 from vmjax.core.initializers import (
     orthogonal,  # QR-free (flax's QR-based init can deadlock big CPU jits)
 )
+from vmjax.predict import training
 from vmjax.predict.lstm import (
     chronological_split,
     denormalize,
@@ -60,7 +61,6 @@ from vmjax.predict.lstm import (
     sigmoid_via_tanh,
     sliding_windows,
 )
-from vmjax.predict import training
 
 FILE_FORMAT = "vmjax-workload-predictor"
 FILE_VERSION = 1
