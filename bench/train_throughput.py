@@ -22,13 +22,14 @@ from vmjax import predict
 from vmjax.agents import HybridMappoConfig, make_trainer
 from vmjax.core.io import atomic_write_json
 from vmjax.core.machine import describe_machine, machine_label
+from vmjax.envs import avatar_premigration
 
 
 def make_env_and_params(forecast: str, predictor_hidden: int):
     env = vmjax.make("AvatarPremigration-v0", workload_forecast=forecast)
     params = env.default_params
     if forecast == "lstm":
-        low, high = predict.map_box_m(env)
+        low, high = avatar_premigration.map_box_m(env)
         predictor = predict.init_predictor(jax.random.PRNGKey(0), predictor_hidden, env.config.history_slots, low, high)
         params = params.replace(predictor=predictor)
     return env, params

@@ -46,6 +46,13 @@ def rate(d, bw, p):
     return bw * np.log2(1 + p * h / (10 ** ((-174 - 30) / 10) * bw))
 
 
+def link_rate(d, bandwidth_hz, tx_power_w, p, noise="density_x_bandwidth"):
+    """The env's eq. (8) from the params: `net.link_rate_bps` with the noise of `noise`, d >= min_distance_m."""
+    noise_w = net.noise_power_from_density_w(p.noise_density_dbm_per_hz, bandwidth_hz, noise)
+    return net.link_rate_bps(max(d, p.min_distance_m), bandwidth_hz, tx_power_w, noise_w, gain_coeff=p.gain_coeff,
+                             carrier_hz=p.carrier_hz, exponent=p.path_loss_exponent)
+
+
 def oracle_entropy(true, rep, r, e, rsu, rmax=1e-3, tau=100.0):
     """§2.5 [R] adversary, one AV at a time, with explicit loops over candidates."""
     cand = [true + np.array([i, j]) * rmax / 2 for i in (-1, 0, 1) for j in (-1, 0, 1)]
@@ -112,8 +119,8 @@ def test_oracle_reproduces_the_spec_channel_table():
         np.testing.assert_allclose(4.11 * (3e8 / (4 * math.pi * 915e6 * d)) ** 2.8, h, rtol=1e-3)
         np.testing.assert_allclose(rate(d, 10e6, 0.01) / 1e6, r_up, rtol=1e-3)
         np.testing.assert_allclose(rate(d, 10e6, 10**1.3) / 1e6, r_down, rtol=1e-3)
-        up_bps = crp.link_rate_bps(float(d), p.uplink_bandwidth_hz, p.av_tx_power_w, 1.0, p)
-        down_bps = crp.link_rate_bps(float(d), p.downlink_bandwidth_hz, p.rsu_tx_power_w, 1.0, p)
+        up_bps = link_rate(float(d), p.uplink_bandwidth_hz, p.av_tx_power_w, p)
+        down_bps = link_rate(float(d), p.downlink_bandwidth_hz, p.rsu_tx_power_w, p)
         np.testing.assert_allclose(up_bps / 1e6, r_up, rtol=1e-3)
         np.testing.assert_allclose(down_bps / 1e6, r_down, rtol=1e-3)
         np.testing.assert_allclose(net.transfer_latency_s(10 * MB, up_bps), l10, rtol=4e-3)
@@ -126,7 +133,7 @@ def test_oracle_reproduces_the_spec_channel_table():
     np.testing.assert_allclose(net.hop_migration_latency_s(50 * MB, 1e9, 0.02, 3), 0.46, rtol=1e-6)
     np.testing.assert_allclose([100 * 0.1 * 10 * MB / 20e9, 500 * 0.1 * 20 * MB / 5e9], [0.04, 1.6])
     # the "density" noise option (N0 used as a power) gives the ~200-300 Mbps links of §9-A6
-    dense = crp.link_rate_bps(1000.0, 10e6, 0.01, 1.0, p, noise="density")
+    dense = link_rate(1000.0, 10e6, 0.01, p, noise="density")
     assert 150e6 < float(dense) < 300e6
 
 
@@ -184,7 +191,7 @@ def test_action_mapping_and_included_angle():
 def hand():
     env = vmjax.make("CrossRealityPrivacy-v0", **HAND)
     p = env.default_params.replace(rsu_xy_m=jnp.asarray(RSU_M, jnp.float32),
-                                   rsu_hops=jnp.asarray(crp.rsu_hop_matrix(RSU_M, 1)))
+                                   rsu_hops=jnp.asarray(net.knn_hop_counts(RSU_M, 1)))
     _, state = jax.jit(env.reset)(jax.random.key(0), p)
     pos = np.array([[5100.0, 5050.0], [5600.0, 5300.0], [9000.0, 9000.0], [6900.0, 4800.0]], np.float32)
     state = state.replace(
@@ -211,7 +218,7 @@ def test_slot_matches_numpy_oracle(hand):
     action = {"target": jnp.asarray(CASES["e"], jnp.int32),
               "perturbation": crp.raw_from_perturbation(CASES["r"], CASES["theta"], 1e-3)}
     _, next_state, reward, _, _, info = jax.jit(env.step_env)(jax.random.key(1), state, action, p)
-    hops = crp.rsu_hop_matrix(RSU_M, 1)
+    hops = net.knn_hop_counts(RSU_M, 1)
     np.testing.assert_array_equal(hops[0], [0, 1, 2])
     o = oracle_slot(pos, CASES["r"], CASES["theta"], CASES["e"], [0, 1, 3, 2], [0, 0, 3, 0],
                     [10 * MB, 12 * MB, 15 * MB, 20 * MB], [20 * MB, 11 * MB, 13 * MB, 10 * MB], 2.0,

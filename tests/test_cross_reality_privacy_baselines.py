@@ -38,7 +38,7 @@ def line():
     env = vmjax.make("CrossRealityPrivacy-v0", num_vehicles=3, num_rsus=8, hop_neighbours=1, max_steps=3)
     rsu = np.stack([5000.0 + 1000.0 * np.arange(8), np.full(8, 5000.0)], axis=1).astype(np.float32)
     p = env.default_params.replace(rsu_xy_m=jnp.asarray(rsu), rsu_hops=jnp.asarray(
-        vmjax.envs.cross_reality_privacy.rsu_hop_matrix(rsu, 1)))
+        vmjax.net.knn_hop_counts(rsu, 1)))
     _, state = jax.jit(env.reset)(jax.random.key(0), p)
     pos = jnp.array([[5100.0, 5000.0], [10_050.0, 5000.0], [5000.0, 5300.0]])
     return env, p, state.replace(trace=Trace(positions_m=jnp.broadcast_to(pos, (4, 3, 2))))

@@ -223,3 +223,76 @@ def test_disk_exit_time():
     assert float(net.disk_exit_time_s(jnp.array([0.0, 0.0]), jnp.array([0.05, 0.0]), jnp.zeros(2), 300.0)) == 1e3
     g = jax.grad(lambda x: net.disk_exit_time_s(jnp.array([x, 0.0]), jnp.array([10.0, 0.0]), jnp.zeros(2), 300.0))(0.0)
     np.testing.assert_allclose(g, -0.1, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- one link-rate formula for every scenario
+def test_free_space_gain_and_link_rate_by_hand():
+    # Friis, A = 1, l = 2, f = 2.4 GHz, d = 100 m: (lambda / (4 pi d))^2 = (0.125 / 1256.64)^2 = 9.8946e-9 (80.05 dB)
+    np.testing.assert_allclose(net.path_loss_gain(100.0, 1.0, 2.4e9, 2.0), 9.8946e-9, rtol=1e-4)
+    # spec 002: A = 3.0951e9 makes h(1200 m) = 0.1 at 3.5 GHz, so SNR = 1000 W * 0.1 / 10 W = 10 and
+    # R = 300 MHz * log2(11) = 300e6 * 3.45943 = 1.03783e9 bit/s; a fading power of 2 doubles the SNR: log2(21)
+    channel = {"gain_coeff": 3.0951e9, "carrier_hz": 3.5e9, "exponent": 2.0}
+    np.testing.assert_allclose(net.link_rate_bps(1200.0, 300e6, 1000.0, 10.0, **channel), 1.03783e9, rtol=1e-4)
+    faded = net.link_rate_bps(1200.0, 300e6, 1000.0, 10.0, fading=2.0, **channel)
+    np.testing.assert_allclose(faded, 1.31770e9, rtol=1e-4)
+    # spec 003 §2.7 vector through the same function: 1300.0 Mbps at 100 m
+    rate = net.link_rate_bps(100.0, 400e6, 0.2, 1e-12, gain_coeff=4.11, carrier_hz=2e9, exponent=2.8)
+    np.testing.assert_allclose(rate / 1e6, 1300.0, rtol=2e-4)
+    # it is shannon_rate_bps of the faded path-loss gain, operation for operation
+    d, fading = jnp.array([50.0, 300.0]), jnp.array([0.5, 1.7])
+    expected = net.shannon_rate_bps(20e6, 0.3, fading * net.path_loss_gain(d, 4.11, 915e6, 2.8), 1e-13)
+    got = net.link_rate_bps(d, 20e6, 0.3, 1e-13, gain_coeff=4.11, carrier_hz=915e6, exponent=2.8, fading=fading)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_noise_power_from_density():
+    # -174 dBm/Hz over 10 MHz: -104 dBm = 3.981e-14 W; "density" reads -174 dBm as a power: 3.981e-21 W
+    np.testing.assert_allclose(net.noise_power_from_density_w(-174.0, 10e6), 3.981e-14, rtol=1e-3)
+    np.testing.assert_allclose(net.noise_power_from_density_w(-174.0, 10e6, "density"), 3.981e-21, rtol=1e-3)
+    assert net.NOISE_MODELS == ("density_x_bandwidth", "density")
+
+
+# ---------------------------------------------------------------- RSU layouts and the RSU graph
+def test_grid_layouts_by_hand():
+    assert net.rsu_grid_shape(4) == (2, 2) and net.rsu_grid_shape(6) == (2, 3) and net.rsu_grid_shape(7) == (1, 7)
+    # 2 x 2 cells of 2.5 km on a 5 km map: centres at 1.25 and 3.75 km, row-major
+    np.testing.assert_array_equal(
+        net.grid_rsu_positions(4, 5000.0), [[1250, 1250], [3750, 1250], [1250, 3750], [3750, 3750]]
+    )
+    # a 4 km x 2 km core centred in a 10 km x 8 km map: origin (3000, 3000), cells 2000 x 1000, no jitter
+    xy = net.jittered_grid_rsu_positions(4, (10_000.0, 8000.0), (4000.0, 2000.0), jitter=0.0)
+    np.testing.assert_array_equal(xy, [[4000, 3500], [6000, 3500], [4000, 4500], [6000, 4500]])
+    jittered = net.jittered_grid_rsu_positions(4, (10_000.0, 8000.0), (4000.0, 2000.0), seed=3)
+    assert np.all(np.abs(jittered - xy) <= [0.25 * 2000, 0.25 * 1000])  # at most a quarter cell
+    again = net.jittered_grid_rsu_positions(4, (10_000.0, 8000.0), (4000.0, 2000.0), seed=3)
+    np.testing.assert_array_equal(jittered, again)
+    # city: 5 RSUs on ceil(sqrt 5) = 3 columns x 2 rows of 1000 m x 1500 m; cells round(linspace(0, 5, 5)) = 0 1 2 4 5
+    city = net.city_rsu_positions(5, 3000.0, seed=0, jitter=0.0)
+    np.testing.assert_array_equal(city, [[500, 750], [1500, 750], [2500, 750], [1500, 2250], [2500, 2250]])
+
+
+def test_road_layouts_by_hand():
+    # corridor: x = (k + 0.5) 415 m, alternating y = 0 / 122 m
+    np.testing.assert_allclose(net.corridor_rsu_positions(3, 415.0, 122.0), [[207.5, 0], [622.5, 122], [1037.5, 0]])
+    # intersections of a 3 x 3 grid 1 km apart; only (1000, 1000) is in the core: 1 core RSU (round(3 * 0.5) = 2,
+    # capped at 1), then 2 of the 8 outskirts intersections spread evenly: the first and the last
+    crossings = np.array([(x, y) for y in (0.0, 1000.0, 2000.0) for x in (0.0, 1000.0, 2000.0)])
+    xy = net.intersection_rsu_positions(crossings, (500.0, 500.0, 1500.0, 1500.0), 3, 0.5)
+    np.testing.assert_array_equal(xy, [[1000, 1000], [0, 0], [2000, 2000]])
+    with pytest.raises(ValueError, match="fewer than num_rsus"):
+        net.intersection_rsu_positions(crossings, (500.0, 500.0, 1500.0, 1500.0), 10, 0.5)
+    # rural: one north-south road at x = 1000 m: RSUs 10 m east of it, clusters of 4 spaced 800 m (clipped to the map)
+    rural = net.rural_rsu_positions((2000.0, 5000.0), (1000.0,), (), 4, seed=0)
+    np.testing.assert_array_equal(rural[:, 0], 1010.0)
+    along = np.sort(rural[:, 1])
+    assert np.all((along >= 0.0) & (along <= 5000.0)) and np.all(np.diff(along) <= 800.0 + 1e-3)
+    east_west = net.rural_rsu_positions((5000.0, 2000.0), (), (600.0,), 3, seed=1)
+    np.testing.assert_array_equal(east_west[:, 1], 610.0)
+
+
+def test_knn_hop_counts_on_a_line():
+    # 4 RSUs 1 km apart joined to their nearest neighbour (ties to the lower index): a path, H = |i - j|
+    line = np.stack([np.arange(4) * 1000.0, np.zeros(4)], axis=1)
+    hops = net.knn_hop_counts(line, 1)
+    assert hops.dtype == np.int32
+    np.testing.assert_array_equal(hops, np.abs(np.arange(4)[:, None] - np.arange(4)[None, :]))

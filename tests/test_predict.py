@@ -49,13 +49,13 @@ def env():
 
 @pytest.fixture(scope="module")
 def box(env):
-    return predict.map_box_m(env)
+    return ap.map_box_m(env)
 
 
 @pytest.fixture(scope="module")
 def data(env):
-    train = predict.simulate_trajectories(jax.random.key(0), env, num_vehicles=8, num_slots=500)
-    test = predict.simulate_trajectories(jax.random.key(1), env, num_vehicles=8, num_slots=200)
+    train = ap.simulate_trajectories(jax.random.key(0), env, num_vehicles=8, num_slots=500)
+    test = ap.simulate_trajectories(jax.random.key(1), env, num_vehicles=8, num_slots=200)
     return train, test
 
 

@@ -116,7 +116,7 @@ def test_channel_calibration_and_rates(hand):
     np.testing.assert_allclose(snr(1200.0), 10.0, atol=1e-3)
     np.testing.assert_allclose(snr(755.73), 25.213, atol=1e-3)
     np.testing.assert_allclose(snr(600.0) / snr(1200.0), 4.0, rtol=1e-5)  # SNR proportional to D^-2
-    rate = tr.link_rate_bps(300e6, 1000.0, 755.73, p)
+    rate = net.link_rate_bps(755.73, 300e6, 1000.0, p.noise_power_w, **tr.channel_constants(p))
     np.testing.assert_allclose(rate, 1.4137e9, atol=1e5)
     np.testing.assert_allclose(net.transfer_latency_s(2 * MB, rate), 11.318e-3, atol=1e-5)
 
@@ -177,7 +177,8 @@ def test_migration_latency(hand):
     assert float(first["migration_s"][0]) == 0.0 and not bool(first["migrated"][0])  # J^0 = 0: placement is free
     # RSU 0 -> UAV at (400, 300), 50 m up: D^mig = sqrt(500^2 + 50^2)
     to_uav = lat(hand_ctx(WORKED), jnp.array([2, 0], jnp.int32), p)
-    rate = tr.link_rate_bps(300e6, 1000.0, math.hypot(500.0, 50.0), p)
+    d_mig = math.hypot(500.0, 50.0)
+    rate = net.link_rate_bps(d_mig, 300e6, 1000.0, p.noise_power_w, **tr.channel_constants(p))
     np.testing.assert_allclose(to_uav["migration_s"][0], 60 * MB / rate, rtol=1e-4)
     np.testing.assert_allclose(tr.migration_latency_s(jnp.array([True, False]), 60 * MB, 1.3664e9), [0.3513, 0.0], atol=1e-4)
 

@@ -217,9 +217,9 @@ def test_background_utilisation_ar1():
 
 # ---------------------------------------------------------------- layout, observation, action options
 def test_default_layout_and_backhaul():
-    np.testing.assert_allclose(ts.grid_rsu_positions(4, 5000.0), [[1250, 1250], [3750, 1250], [1250, 3750], [3750, 3750]])
+    np.testing.assert_allclose(net.grid_rsu_positions(4, 5000.0), [[1250, 1250], [3750, 1250], [1250, 3750], [3750, 3750]])
     np.testing.assert_allclose(ts.grid_backhaul_bps(4)[0], [500e6, 500e6, 500e6, 250e6])  # 500 Mb/s / hops
-    assert ts.rsu_grid_shape(9) == (3, 3) and ts.rsu_grid_shape(6) == (2, 3)
+    assert net.rsu_grid_shape(9) == (3, 3) and net.rsu_grid_shape(6) == (2, 3)
 
 
 def test_observation_modes_and_initial_values():

@@ -11,6 +11,8 @@ coverage disk goes to the cloud; results come back over the downlink.
     latency      eqs. (1)-(9)  `slot_latency` uplink + max(local, migration + remote) + cloud + downlink
     reward       eq. (21)  `step_env`         r_v = -T_v (seconds)
     transition   §2.8      `step_env`         fluid workload queues, new tasks, exogenous mobility
+    predictor    §4.3      `simulate_trajectories`, `map_box_m`  the env's mobility and map box as the
+                           trajectory predictor's training data and normalisation box (`vmjax.predict`)
 
 Bracketed tags in docstrings refer to the spec ([P] paper, [R] reconstruction, [C] chosen default).
 """
@@ -18,7 +20,7 @@ Bracketed tags in docstrings refer to the spec ([P] paper, [R] reconstruction, [
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from typing import Literal, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -42,9 +44,12 @@ class AvatarPremigrationConfig:
     max_steps: int = 100  # T_max slots per episode [C]
     history_slots: int = 12  # trajectory pre-roll for the trajectory predictor (§4.4)
     num_background_vehicles: int = 0  # N_bg, load-only vehicles [C]
-    layout: str = "corridor"  # "corridor" (§7.2 road corridor) | "grid" (dense urban core, sparse outskirts)
-    area: str = "urban"  # "urban": all RSUs selectable | "remote": {serving, next} | "by_location": core urban
-    workload_forecast: str = "persistence"  # L^(t+1) in obs: "persistence" (= L(t)) | "coverage_oracle" (eq. 18
+    layout: Literal["corridor", "grid"] = "corridor"  # "corridor" (§7.2 road corridor) | "grid" (dense urban core,
+    # sparse outskirts)
+    area: Literal["urban", "remote", "by_location"] = "urban"  # "urban": all RSUs selectable | "remote": {serving,
+    # next} | "by_location": core urban
+    workload_forecast: Literal["persistence", "coverage_oracle", "lstm", "none"] = "persistence"  # L^(t+1) in obs:
+    # "persistence" (= L(t)) | "coverage_oracle" (eq. 18
     # with the true next positions) | "lstm" (eq. 18 with the positions predicted by EnvParams.predictor, §4)
     # | "none" (the "w.o. Prediction" 9-dim observation)
     share_uplink_bandwidth: bool = False  # B^u_m split equally among the vehicles m serves [C option]
@@ -52,7 +57,8 @@ class AvatarPremigrationConfig:
     cloud_truncate: bool = False  # T^p_m capped at the stay time when the cloud takes over [C option]
     obs_prev_fraction: bool = False  # append the previous alpha to the observation [C option]
     obs_serving_onehot: bool = False  # append a one-hot of the serving RSU [C option]
-    rsu_order: str = "index"  # how agents name RSUs in the observation and action: "index" (RSU m is slot m)
+    rsu_order: Literal["index", "distance"] = "index"  # how agents name RSUs in the observation and action: "index"
+    # (RSU m is slot m)
     # | "distance" (slot k is the vehicle's k-th nearest RSU, slot 0 the serving one) [C option]
     corridor_rsu_spacing_m: float = 415.0  # corridor length = spacing * M (2,490 m for M = 6) [C]
     corridor_width_m: float = 122.0  # [R] lat 22.5312-22.5323
@@ -67,12 +73,7 @@ class AvatarPremigrationConfig:
         validation.check_int_at_least(owner, "history_slots", self.history_slots, 1)
         validation.check_int_at_least(owner, "num_background_vehicles", self.num_background_vehicles, 0)
         validation.check_int_at_least(owner, "mobility_substeps", self.mobility_substeps, 1)
-        validation.check_choice(owner, "layout", self.layout, ("corridor", "grid"))
-        validation.check_choice(owner, "rsu_order", self.rsu_order, ("index", "distance"))
-        validation.check_choice(owner, "area", self.area, ("urban", "remote", "by_location"))
-        validation.check_choice(
-            owner, "workload_forecast", self.workload_forecast, ("persistence", "coverage_oracle", "lstm", "none")
-        )
+        validation.check_literal_fields(self)
         validation.check_positive(owner, "corridor_rsu_spacing_m", self.corridor_rsu_spacing_m)
         validation.check_positive(owner, "corridor_width_m", self.corridor_width_m)
         validation.check_probability(owner, "grid_core_rsu_share", self.grid_core_rsu_share)
@@ -232,21 +233,16 @@ def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, param
         )
     )
 
-    def gain(at):
-        return at["fading"] * net.path_loss_gain(
-            at["distance_m"], params.channel_gain_coeff, params.carrier_hz, params.path_loss_exponent
+    def rate_bps(at, bandwidth_hz, tx_power_w):  # B log2(1 + p h / sigma^2), h = g A_d (c / (4 pi f_c d))^l (§2.3)
+        return net.link_rate_bps(
+            at["distance_m"], bandwidth_hz, tx_power_w, params.noise_power_w, gain_coeff=params.channel_gain_coeff,
+            carrier_hz=params.carrier_hz, exponent=params.path_loss_exponent, fading=at["fading"],
         )
 
-    gain_serving, gain_target = gain(at_serving), gain(at_target)
-    uplink_bps = net.shannon_rate_bps(  # eq. (1)
-        at_serving["bandwidth_hz"] / ctx.uplink_share, params.vehicle_tx_power_w, gain_serving, params.noise_power_w
-    )
-    downlink_serving_bps = net.shannon_rate_bps(  # eq. (2); cloud results relayed by the serving RSU [C]
-        at_serving["bandwidth_hz"], params.rsu_tx_power_w, gain_serving, params.noise_power_w
-    )
-    downlink_target_bps = net.shannon_rate_bps(
-        at_target["bandwidth_hz"], params.rsu_tx_power_w, gain_target, params.noise_power_w
-    )
+    uplink_bps = rate_bps(at_serving, at_serving["bandwidth_hz"] / ctx.uplink_share, params.vehicle_tx_power_w)  # (1)
+    # eq. (2); cloud results relayed by the serving RSU [C]
+    downlink_serving_bps = rate_bps(at_serving, at_serving["bandwidth_hz"], params.rsu_tx_power_w)
+    downlink_target_bps = rate_bps(at_target, at_target["bandwidth_hz"], params.rsu_tx_power_w)
 
     local_bits = (1.0 - alpha) * ctx.task_bits
     remote_bits = alpha * ctx.task_bits  # D^pre = alpha D
@@ -318,30 +314,6 @@ def next_rsu_ahead(position_m, velocity_mps, rsu_xy_m, serving):
     return jnp.where(jnp.any(ahead & other, axis=-1), best_ahead, best_other).astype(jnp.int32)
 
 
-# ====================================================================== layouts
-def corridor_rsu_positions(num_rsus: int, spacing_m: float, width_m: float) -> np.ndarray:
-    """§7.2 [C]: RSUs alternating south/north (y = 0, y = width) at x = (k + 0.5) * spacing."""
-    k = np.arange(num_rsus)
-    return np.stack([(k + 0.5) * spacing_m, np.where(k % 2 == 0, 0.0, width_m)], axis=1).astype(np.float32)
-
-
-def grid_rsu_positions(grid: mobility.RoadGrid, num_rsus: int, core_share: float) -> np.ndarray:
-    """Dense RSUs at intersections of the urban core, sparse ones along the outskirts roads (Fig. 1)."""
-    crossings = np.asarray(mobility.intersections_m(grid), dtype=np.float64)
-    xmin, ymin, xmax, ymax = grid.core_box_m
-    in_core = (crossings[:, 0] >= xmin) & (crossings[:, 0] <= xmax) & (crossings[:, 1] >= ymin) & (crossings[:, 1] <= ymax)
-    core, outskirts = crossings[in_core], crossings[~in_core]
-    num_core = min(int(round(num_rsus * core_share)), len(core))
-    num_outskirts = num_rsus - num_core
-    if num_outskirts > len(outskirts):
-        raise ValueError(f"the grid has {len(core) + len(outskirts)} intersections, fewer than num_rsus={num_rsus}")
-
-    def spread(points, count):
-        return points[np.linspace(0, len(points) - 1, count).round().astype(int)] if count else points[:0]
-
-    return np.concatenate([spread(core, num_core), spread(outskirts, num_outskirts)]).astype(np.float32)
-
-
 # ====================================================================== the environment
 class AvatarPremigration(Environment):
     """Spec 003 scenario; `AvatarPremigration(**config)` or `vmjax.make("AvatarPremigration-v0", **config)`."""
@@ -353,10 +325,12 @@ class AvatarPremigration(Environment):
         self.num_rsus = c.num_rsus
         if c.layout == "corridor":
             self.road_grid = mobility.corridor_road(c.corridor_rsu_spacing_m * c.num_rsus, c.corridor_width_m)
-            self._rsu_xy = corridor_rsu_positions(c.num_rsus, c.corridor_rsu_spacing_m, c.corridor_width_m)
+            self._rsu_xy = net.corridor_rsu_positions(c.num_rsus, c.corridor_rsu_spacing_m, c.corridor_width_m)
         else:
             self.road_grid = mobility.urban_grid()
-            self._rsu_xy = grid_rsu_positions(self.road_grid, c.num_rsus, c.grid_core_rsu_share)
+            self._rsu_xy = net.intersection_rsu_positions(
+                mobility.intersections_m(self.road_grid), self.road_grid.core_box_m, c.num_rsus, c.grid_core_rsu_share
+            )
         self.trajectory_slots = c.history_slots + c.max_steps + 1
         self.obs_dim = (
             2 + c.num_rsus + (c.workload_forecast != "none") * c.num_rsus + 1
@@ -671,3 +645,23 @@ class AvatarPremigration(Environment):
             "workload_violations": jnp.sum(overflow > 0),
         }
         return self.observation(next_state, params), next_state, reward, terminated, truncated, info
+
+
+# ====================================================================== trajectory-predictor data (§4.3)
+def simulate_trajectories(key, env: AvatarPremigration, num_vehicles: int = 10, num_slots: int = 8640,
+                          params: EnvParams | None = None) -> jax.Array:
+    """Training / held-out positions [num_slots, num_vehicles, 2] (metres) for the trajectory predictor, drawn
+    with the env's own mobility: its `road_grid`, `params.mobility`, `params.slot_s` and
+    `config.mobility_substeps` (§7.2), so the predictor learns the motion the env replays
+    (`predict.simulate_trajectories` with this env's road and parameters). `params` defaults to
+    `env.default_params`."""
+    params = env.default_params if params is None else params
+    return predict.simulate_trajectories(
+        key, env.road_grid, params.mobility, params.slot_s, num_vehicles, num_slots, env.config.mobility_substeps
+    )
+
+
+def map_box_m(env: AvatarPremigration) -> tuple[np.ndarray, np.ndarray]:
+    """The env's map box ((0, 0), (width, height)) in metres, a natural normalisation box for
+    `predict.train_predictor` (`predict.map_box_m` of the road grid's extent)."""
+    return predict.map_box_m(env.road_grid.extent_m)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -63,14 +64,17 @@ class CrossRealityPrivacyConfig:
     map_extent_m: tuple[float, float] = (19_000.0, 22_000.0)  # ~0.2 deg x 0.2 deg at 31.2 N [R §6.1]
     core_extent_m: tuple[float, float] = (10_000.0, 12_500.0)  # urban core holding the RSUs [R §6.1]
     origin_lonlat_deg: tuple[float, float] = (121.35, 31.13)  # map origin = south-west corner [R §6.1]
-    distance: str = "haversine"  # eqs. (6)-(7), (16): "haversine" (standard) [R A4] | "paper" (as printed)
-    rate_link: str = "connected"  # which AV-server distance sets R^up / R^down: "connected" k [R A1] | "agent" e
-    noise: str = "density_x_bandwidth"  # noise power N0 B (-104 dBm) [R A6] | "density" (N0 used as watts)
-    handover: str = "hysteresis"  # stay on the RSU while in range [R A2] | "nearest" (nearest in range each slot)
-    reward: str = "llm"  # eq. (21) [P LHDPPO] | "manual": eq. (20) (HDPPO and the baselines)
+    distance: Literal["haversine", "paper"] = "haversine"  # eqs. (6)-(7), (16): "haversine" (standard) [R A4] | "paper"
+    # (as printed)
+    rate_link: Literal["connected", "agent"] = "connected"  # which AV-server distance sets R^up / R^down: "connected" k
+    # [R A1] | "agent" e
+    noise: net.NoiseModel = "density_x_bandwidth"  # noise power N0 B (-104 dBm) [R A6] | "density" (N0 used as watts)
+    handover: Literal["hysteresis", "nearest"] = "hysteresis"  # stay on the RSU while in range [R A2] | "nearest"
+    # (nearest in range each slot)
+    reward: Literal["llm", "manual"] = "llm"  # eq. (21) [P LHDPPO] | "manual": eq. (20) (HDPPO and the baselines)
     alpha_gate: bool = False  # eq. (21) bonus w5 alpha literal [R B2] | gated as w5 alpha r / r_max
     rayleigh_fading: bool = False  # h multiplied by |g|^2 ~ Exp(1) per AV and slot [R A12 option]
-    action_squash: str = "clip"  # raw -> (r, theta): "clip" then affine [R B6] | "tanh" then affine
+    action_squash: Literal["clip", "tanh"] = "clip"  # raw -> (r, theta): "clip" then affine [R B6] | "tanh" then affine
     slot_s: float = 60.0  # Delta t of the mobility [R A5]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic mobility
 
@@ -96,12 +100,7 @@ class CrossRealityPrivacyConfig:
         if any(c > m for c, m in zip(self.core_extent_m, self.map_extent_m)):
             raise ValueError(f"{owner}.core_extent_m must fit in map_extent_m {self.map_extent_m}, got {self.core_extent_m}")
         validation.check_positive(owner, "slot_s", self.slot_s)
-        validation.check_choice(owner, "distance", self.distance, ("haversine", "paper"))
-        validation.check_choice(owner, "rate_link", self.rate_link, ("connected", "agent"))
-        validation.check_choice(owner, "noise", self.noise, ("density_x_bandwidth", "density"))
-        validation.check_choice(owner, "handover", self.handover, ("hysteresis", "nearest"))
-        validation.check_choice(owner, "reward", self.reward, ("llm", "manual"))
-        validation.check_choice(owner, "action_squash", self.action_squash, ("clip", "tanh"))
+        validation.check_literal_fields(self)
         if not isinstance(self.alpha_gate, bool) or not isinstance(self.rayleigh_fading, bool):
             raise TypeError(f"{owner}.alpha_gate and {owner}.rayleigh_fading must be bools")
 
@@ -112,24 +111,6 @@ class CrossRealityPrivacyConfig:
     @property
     def haversine_variant(self) -> str:
         return "standard" if self.distance == "haversine" else "printed"
-
-
-def jittered_grid_rsus(num_rsus: int, map_extent_m, core_extent_m, seed: int = 0, jitter: float = 0.25) -> np.ndarray:
-    """N RSUs on a rows x cols grid over the centred urban core, each jittered by up to `jitter` of a cell
-    (a "jittered grid in an inner urban box", [R §6.1]); deterministic for `seed`. [N, 2] metres."""
-    rows = max(r for r in range(1, math.isqrt(num_rsus) + 1) if num_rsus % r == 0)
-    cols = num_rsus // rows
-    (w, h), (cw, ch) = map_extent_m, core_extent_m
-    r, c = np.divmod(np.arange(num_rsus), cols)
-    u = np.random.default_rng(seed).uniform(-jitter, jitter, (num_rsus, 2))
-    x = (w - cw) / 2 + (c + 0.5 + u[:, 0]) * cw / cols
-    y = (h - ch) / 2 + (r + 0.5 + u[:, 1]) * ch / rows
-    return np.stack([x, y], axis=1).astype(np.float32)
-
-
-def rsu_hop_matrix(rsu_xy_m, neighbours: int = 4) -> np.ndarray:
-    """H(k, e): BFS hop counts on the symmetrised `neighbours`-NN RSU graph, H(n, n) = 0 [R §2.7, A8]."""
-    return net.hop_counts(net.knn_adjacency(rsu_xy_m, neighbours)).astype(np.int32)
 
 
 # ====================================================================== parameters (pytree, vmappable)
@@ -336,21 +317,6 @@ def included_angle_rad(true_deg, server_deg, theta_rad):
 
 
 # ====================================================================== radio and latency
-def noise_power_w(bandwidth_hz, params: EnvParams, noise: str):
-    """N0 B from the density (noise="density_x_bandwidth", -104 dBm at 10 MHz [R A6]) or N0 alone as watts."""
-    if noise == "density":
-        return net.dbm_to_watts(params.noise_density_dbm_per_hz)
-    return net.noise_power_watts(params.noise_density_dbm_per_hz, bandwidth_hz)
-
-
-def link_rate_bps(distance_m, bandwidth_hz, tx_power_w, fading, params: EnvParams, noise: str = "density_x_bandwidth"):
-    """Eq. (8) and its downlink twin: R = B log2(1 + p h / (N0 B)), h = |g|^2 A (c0 / (4 pi f_c d))^xi, with
-    d clamped below at `min_distance_m` [C]."""
-    d = jnp.maximum(distance_m, params.min_distance_m)
-    gain = fading * net.path_loss_gain(d, params.gain_coeff, params.carrier_hz, params.path_loss_exponent)
-    return net.shannon_rate_bps(bandwidth_hz, tx_power_w, gain, noise_power_w(bandwidth_hz, params, noise))
-
-
 def server_offsets_deg(params: EnvParams, config: CrossRealityPrivacyConfig):
     """(d lon, d lat) of the N RSUs then the satellite's ground point: [N + 1, 2]."""
     xy = jnp.concatenate([params.rsu_xy_m, params.satellite_xy_m[None, :]], axis=0)
@@ -372,9 +338,17 @@ def slot_outcome(true_deg, radius_deg, theta_rad, agent, connected, prev_agent, 
     link = connected if config.rate_link == "connected" else agent
     ground = k_rsu if config.rate_link == "connected" else k_rsu & e_rsu  # [R A1]: else satellite rates
     link_m = geo_distance_m(true_deg, servers[link], params, config)
+    # eq. (8) and its downlink twin, R = B log2(1 + p h / (N0 B)), d clamped below at `min_distance_m` [C]
+    rate_m = jnp.maximum(link_m, params.min_distance_m)
     fading = 1.0 if draws.fading is None else draws.fading
-    up_bps = link_rate_bps(link_m, params.uplink_bandwidth_hz, params.av_tx_power_w, fading, params, config.noise)
-    down_bps = link_rate_bps(link_m, params.downlink_bandwidth_hz, params.rsu_tx_power_w, fading, params, config.noise)
+    channel = {"gain_coeff": params.gain_coeff, "carrier_hz": params.carrier_hz,
+               "exponent": params.path_loss_exponent, "fading": fading}
+    noise_w = lambda bandwidth_hz: net.noise_power_from_density_w(params.noise_density_dbm_per_hz, bandwidth_hz,
+                                                                  config.noise)
+    up_bps = net.link_rate_bps(rate_m, params.uplink_bandwidth_hz, params.av_tx_power_w,
+                               noise_w(params.uplink_bandwidth_hz), **channel)
+    down_bps = net.link_rate_bps(rate_m, params.downlink_bandwidth_hz, params.rsu_tx_power_w,
+                                 noise_w(params.downlink_bandwidth_hz), **channel)
     up_bps = jnp.where(ground, up_bps, params.sat_uplink_bps)
     down_bps = jnp.where(ground, down_bps, params.sat_downlink_bps)
     uplink_s = net.transfer_latency_s(draws.up_bits, up_bps)  # eq. (9)
@@ -443,11 +417,11 @@ class CrossRealityPrivacy(Environment):
     @property
     def default_params(self) -> EnvParams:
         c = self.config
-        rsu = jittered_grid_rsus(c.num_rsus, c.map_extent_m, c.core_extent_m)
+        rsu = net.jittered_grid_rsu_positions(c.num_rsus, c.map_extent_m, c.core_extent_m)
         return EnvParams(
             rsu_xy_m=jnp.asarray(rsu),
             satellite_xy_m=jnp.zeros(2, jnp.float32),  # the south-west map corner, in the remote ring [R A11]
-            rsu_hops=jnp.asarray(rsu_hop_matrix(rsu, c.hop_neighbours)),
+            rsu_hops=jnp.asarray(net.knn_hop_counts(rsu, c.hop_neighbours)),
             # speeds within U[0, 60] km/h [R §6.1]
             mobility=mobility.MobilityParams(mean_speed_core_mps=8.0, mean_speed_outskirts_mps=12.0,
                                              max_speed_mps=16.67),

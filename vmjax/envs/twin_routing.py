@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +55,8 @@ MB = net.BITS_PER_MEGABYTE
 NEVER = patrol.NEVER  # a vehicle trip or a UAV stay that lasts past the episode
 ALWAYS = patrol.ALWAYS
 
-FORECASTS = ("none", "persistence", "oracle", "predictor")
+WorkloadForecast = Literal["none", "persistence", "oracle", "predictor"]
+FORECASTS = typing.get_args(WorkloadForecast)
 
 
 def literal_gain_coeff(snr_ref_db: float) -> float:
@@ -72,24 +74,30 @@ class TwinRoutingConfig:
     num_rsus: int = 76  # N [REC #30: rural 68 / city 84 / default 76]
     num_uavs: int = 10  # U [P]; 0 removes the UAV slots
     max_steps: int = 120  # T_ep slots of 30 s [REC §7.2]
-    layout: str = "city"  # "city": jittered RSU grid | "rural": RSU clusters along sparse roads [REC §7.2]
+    layout: Literal["city", "rural"] = "city"  # "city": jittered RSU grid | "rural": RSU clusters along sparse roads
+    # [REC §7.2]
     city_size_m: float = 8000.0  # city map side [REC]
     rural_size_m: float = 20000.0  # rural map side [REC]
     layout_seed: int = 0  # RSU placement draw (static layout)
     uav_loop_rsus: int = 4  # RSUs on each UAV patrol loop [REC]
     origin_lat_deg: float = 39.9  # map origin latitude (T-Drive, Beijing) [REC]
-    distance_model: str = "haversine"  # "haversine" (eq. 1'-2) | "planar" (Euclidean, §2.1 [REC, optional])
-    haversine_variant: str = "standard"  # "standard" (eq. 1') | "printed" (the paper's eq. 1, §2.1)
-    parameter_set: str = "calibrated"  # "calibrated" (§11, default for learning) | "literal" (§7, Table I)
+    distance_model: Literal["haversine", "planar"] = "haversine"  # "haversine" (eq. 1'-2) | "planar" (Euclidean, §2.1
+    # [REC, optional])
+    haversine_variant: Literal["standard", "printed"] = "standard"  # "standard" (eq. 1') | "printed" (the paper's eq.
+    # 1, §2.1)
+    parameter_set: Literal["calibrated", "literal"] = "calibrated"  # "calibrated" (§11, default for learning) |
+    # "literal" (§7, Table I)
     snr_ref_db: float = 10.0  # "literal": A calibrated so that SNR(1200 m) = this (§2.3)
     # ablations (§8.2)
     use_uavs: bool = True  # False: no UAVs (#1; the UAV slots stay, always absent)
     use_satellite: bool = True  # False: no satellite (#2; the slot stays, always absent)
     use_mask: bool = True  # False: the mask is presence only (#4)
-    workload_forecast: str = "persistence"  # S^pre in the observation and the mask (#8): "predictor" (DM-MAPPO,
+    workload_forecast: WorkloadForecast = "persistence"  # S^pre in the observation and the mask (#8): "predictor"
+    # (DM-MAPPO,
     # `EnvParams.workload_predictor`), "persistence" (last slot's load, the spec's "w/o prediction"),
     # "oracle" (the true load of the slot), "none" (no background estimate: S^o = cached work Q only)
-    forecast_units: str = "bits"  # what the predictor sees and returns: "bits" (loads) | "flow" (loads / S_v)
+    forecast_units: Literal["bits", "flow"] = "bits"  # what the predictor sees and returns: "bits" (loads) | "flow"
+    # (loads / S_v)
     load_history_slots: int = 6  # predictor window T [P]
     num_entering_uavs: int = 0  # #5: UAVs entering from the boundary at random slots (spec: 5 of 11)
     num_exiting_uavs: int = 0  # #5: UAVs flying to the boundary and leaving at random slots (spec: 6 of 11)
@@ -97,18 +105,23 @@ class TwinRoutingConfig:
     min_trip_slots: int = 0  # > 0: trips last U{min..T_ep} slots, then the vehicle leaves; 0: whole episode
     # recommended choices [REC]
     count_mig_in_load: bool = True  # S^mig adds to the destination's load S'_m (§2.6)
-    mask_increment: str = "spec"  # overflow test's Delta S: "spec" (S^mig for a new host, else S_v, §5.3)
+    mask_increment: Literal["spec", "realised"] = "spec"  # overflow test's Delta S: "spec" (S^mig for a new host, else
+    # S_v, §5.3)
     # | "realised" (what the vehicle would add: S_v + J S^mig when counted)
     overflow_adds_sat_comm: bool = False  # overflow: add S_v / R^SAT twice (§2.7 option)
     sat_prop_delay: bool = False  # satellite hosts add 2 h_sat / c per slot (§2.5 option)
     rayleigh_fading: bool = False  # |g|^2 ~ Exp(1) per link per slot (§2.3 option)
     ofdma_split: bool = False  # B / k_m among the k_m vehicles on server m (§2.4 option)
     var_include_sat: bool = False  # the workload variance includes the satellite (§3.1)
-    reward_form: str = "shaped"  # "shaped" eq. (22): z_S(S'_a) | "weighted_sum" eq. (21): z_V(Var S')
-    reward_load: str = "realised"  # z_S of the realised S'_a | "predicted": the forecast S^o_a (§3.2)
+    reward_form: Literal["shaped", "weighted_sum"] = "shaped"  # "shaped" eq. (22): z_S(S'_a) | "weighted_sum" eq. (21):
+    # z_V(Var S')
+    reward_load: Literal["realised", "predicted"] = "realised"  # z_S of the realised S'_a | "predicted": the forecast
+    # S^o_a (§3.2)
     team_reward: bool = False  # every active agent gets the mean reward of the active agents (§5.4 option)
-    norm_mode: str = "fixed"  # "fixed": `EnvParams.norm_stats` (§3.3 A) | "running": Welford in the state (B)
-    norm_scope: str = "episode"  # "running" statistics reset with the episode | "persistent": kept across resets
+    norm_mode: Literal["fixed", "running"] = "fixed"  # "fixed": `EnvParams.norm_stats` (§3.3 A) | "running": Welford in
+    # the state (B)
+    norm_scope: Literal["episode", "persistent"] = "episode"  # "running" statistics reset with the episode |
+    # "persistent": kept across resets
     obs_include_host: bool = False  # append the current host one-hot and t / T_ep (§5.2 [REC option])
     obs_include_presence: bool = False  # append the M presence bits (§5.2 [REC, JAX])
     mobility_substeps: int = 4  # sub-steps per slot of the road-grid mobility
@@ -132,17 +145,7 @@ class TwinRoutingConfig:
                      "obs_include_host", "obs_include_presence"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{owner}.{name} must be a bool, got {getattr(self, name)!r}")
-        validation.check_choice(owner, "layout", self.layout, ("city", "rural"))
-        validation.check_choice(owner, "distance_model", self.distance_model, ("haversine", "planar"))
-        validation.check_choice(owner, "haversine_variant", self.haversine_variant, ("standard", "printed"))
-        validation.check_choice(owner, "parameter_set", self.parameter_set, ("calibrated", "literal"))
-        validation.check_choice(owner, "workload_forecast", self.workload_forecast, FORECASTS)
-        validation.check_choice(owner, "forecast_units", self.forecast_units, ("bits", "flow"))
-        validation.check_choice(owner, "mask_increment", self.mask_increment, ("spec", "realised"))
-        validation.check_choice(owner, "reward_form", self.reward_form, ("shaped", "weighted_sum"))
-        validation.check_choice(owner, "reward_load", self.reward_load, ("realised", "predicted"))
-        validation.check_choice(owner, "norm_mode", self.norm_mode, ("fixed", "running"))
-        validation.check_choice(owner, "norm_scope", self.norm_scope, ("episode", "persistent"))
+        validation.check_literal_fields(self)
         validation.check_positive(owner, "city_size_m", self.city_size_m)
         validation.check_positive(owner, "rural_size_m", self.rural_size_m)
         validation.check_finite(owner, "snr_ref_db", self.snr_ref_db)
@@ -335,10 +338,11 @@ def ground_distance_m(a_xy_m, b_xy_m, earth_radius_m, config: TwinRoutingConfig)
     )
 
 
-def link_rate_bps(bandwidth_hz, tx_power_w, distance_m, params: EnvParams, fading=1.0):
-    """Shannon rate B log2(1 + p h / sigma^2) with the Friis gain h = A (c / (4 pi f D))^2: eqs. (3)-(5), (11)."""
-    gain = fading * net.path_loss_gain(distance_m, params.channel_gain_coeff, params.carrier_hz, params.path_loss_exponent)
-    return net.shannon_rate_bps(bandwidth_hz, tx_power_w, gain, params.noise_power_w)
+def channel_constants(params: EnvParams) -> dict:
+    """The path-loss constants of `net.link_rate_bps`: the Friis gain h = A (c / (4 pi f D))^2 of eq. (3); the
+    rates of eqs. (4)-(5), (11) use the fixed noise power sigma^2 = `params.noise_power_w`."""
+    return {"gain_coeff": params.channel_gain_coeff, "carrier_hz": params.carrier_hz,
+            "exponent": params.path_loss_exponent}
 
 
 def computing_latency_s(load_bits, data_bits, cpu_hz, overflow, on_satellite, params: EnvParams, satellite: bool):
@@ -407,37 +411,6 @@ def road_grid(layout: str, size_m: float) -> mobility.RoadGrid:
     return mobility.urban_grid((size_m, size_m), (size_m / 5, size_m / 5), size_m / 20, size_m / 4, (3.0,))
 
 
-def city_rsu_positions(num_rsus: int, size_m: float, seed: int, jitter: float = 0.25) -> np.ndarray:
-    """§7.2 [REC]: RSUs on a jittered near-square grid over the map (cells spread evenly when the grid has
-    more cells than RSUs; each RSU moved up to `jitter` of a cell in x and y)."""
-    rng = np.random.default_rng(seed)
-    cols = math.ceil(math.sqrt(num_rsus))
-    rows = math.ceil(num_rsus / cols)
-    cells = np.round(np.linspace(0, rows * cols - 1, num_rsus)).astype(int)
-    r, c = np.divmod(cells, cols)
-    dx, dy = size_m / cols, size_m / rows
-    xy = np.stack([(c + 0.5) * dx, (r + 0.5) * dy], axis=1)
-    xy += rng.uniform(-jitter, jitter, xy.shape) * np.array([dx, dy])
-    return xy.astype(np.float32)
-
-
-def rural_rsu_positions(grid: mobility.RoadGrid, num_rsus: int, seed: int, cluster: int = 4, spacing_m: float = 800.0):
-    """§7.2 [REC]: RSUs in clusters of `cluster` along the roads, `spacing_m` apart, clusters at random road
-    positions, leaving coverage gaps between them."""
-    rng = np.random.default_rng(seed)
-    width, height = grid.extent_m
-    roads = [(True, x) for x in grid.x_roads_m] + [(False, y) for y in grid.y_roads_m]
-    points = []
-    while len(points) < num_rsus:
-        vertical, coord = roads[rng.integers(len(roads))]
-        length = height if vertical else width
-        centre = rng.uniform(0.0, length)
-        for j in range(cluster):
-            along = float(np.clip(centre + (j - (cluster - 1) / 2) * spacing_m, 0.0, length))
-            points.append((coord + 10.0, along) if vertical else (along, coord + 10.0))
-    return np.asarray(points[:num_rsus], np.float32)
-
-
 # ====================================================================== helpers
 def _predict_next_load() -> Callable:
     """`vmjax.predict.predict_next_load`, imported when first needed (the env imports without it)."""
@@ -478,9 +451,12 @@ class TwinRouting(Environment):
         size_m = c.city_size_m if c.layout == "city" else c.rural_size_m
         self.road_grid = road_grid(c.layout, size_m)
         if c.layout == "city":
-            self._rsu_xy = city_rsu_positions(c.num_rsus, size_m, c.layout_seed)
+            self._rsu_xy = net.city_rsu_positions(c.num_rsus, size_m, c.layout_seed)
         else:
-            self._rsu_xy = rural_rsu_positions(self.road_grid, c.num_rsus, c.layout_seed)
+            grid = self.road_grid
+            self._rsu_xy = net.rural_rsu_positions(
+                grid.extent_m, grid.x_roads_m, grid.y_roads_m, c.num_rsus, c.layout_seed
+            )
         self._uav_loops = patrol.patrol_loops(self._rsu_xy, c.num_uavs, c.uav_loop_rsus)
         m = self.num_servers
         self.obs_dim = (c.num_rsus + c.num_uavs) + m + c.obs_include_host * (m + 1) + c.obs_include_presence * m
@@ -904,7 +880,8 @@ class TwinRouting(Environment):
         ground = ground_distance_m(ctx.server_xy_m[source], ctx.server_xy_m[target], params.earth_radius_m, self.config)
         dz = ctx.server_height_m[source] - ctx.server_height_m[target]
         distance = jnp.maximum(net.distance_with_height_m(ground, dz), params.min_distance_m)
-        rate = link_rate_bps(params.migration_bandwidth_hz, params.server_tx_power_w, distance, params)
+        rate = net.link_rate_bps(distance, params.migration_bandwidth_hz, params.server_tx_power_w, params.noise_power_w,
+                                 **channel_constants(params))
         via_sat = jnp.asarray(self.is_sat)[source] | jnp.asarray(self.is_sat)[target]
         return jnp.where(via_sat, params.sat_rate_bps, rate)
 
@@ -923,8 +900,11 @@ class TwinRouting(Environment):
         share = 1.0
         if c.ofdma_split:  # B / k_m among the active vehicles on the same server
             share = jnp.maximum(jnp.zeros(self.num_servers).at[server].add(ctx.active.astype(jnp.float32))[server], 1.0)
-        up_bps = link_rate_bps(params.uplink_bandwidth_hz / share, params.vehicle_tx_power_w, distance, params, gain)
-        down_bps = link_rate_bps(params.downlink_bandwidth_hz / share, params.server_tx_power_w, distance, params, gain)
+        channel = {**channel_constants(params), "fading": gain}
+        up_bps = net.link_rate_bps(distance, params.uplink_bandwidth_hz / share, params.vehicle_tx_power_w,
+                                   params.noise_power_w, **channel)
+        down_bps = net.link_rate_bps(distance, params.downlink_bandwidth_hz / share, params.server_tx_power_w,
+                                     params.noise_power_w, **channel)
         up_bps = jnp.where(on_sat, params.sat_rate_bps, up_bps)  # eqs. (6)-(7)
         down_bps = jnp.where(on_sat, params.sat_rate_bps, down_bps)
         uplink = net.transfer_latency_s(params.data_bits, up_bps)

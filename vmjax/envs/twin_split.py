@@ -26,8 +26,8 @@ Bracketed tags in docstrings refer to the spec ([P] paper, [R] spec recommendati
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -54,11 +54,14 @@ class TwinSplitConfig:
     num_rsus: int = 4  # E, placed on a rows x cols grid over the map (2 x 2 for 4, 3 x 3 for 9) [R §7.2]
     max_steps: int = 100  # T slots per episode, no early termination [R §5]
     map_size_m: float = 5000.0  # square map side [R §4.8]
-    obs_mode: str = "faithful"  # "faithful": eq. (21), d = E + 5 | "extended": d = 3E + 8 [R §5]
-    reward: str = "latency"  # "latency": r = -T^total, eq. (22) [P] | "qoe": r = QoE, eq. (15) [R]
+    obs_mode: Literal["faithful", "extended"] = "faithful"  # "faithful": eq. (21), d = E + 5 | "extended": d = 3E + 8
+    # [R §5]
+    reward: Literal["latency", "qoe"] = "latency"  # "latency": r = -T^total, eq. (22) [P] | "qoe": r = QoE, eq. (15)
+    # [R]
     alpha_levels: tuple[float, ...] = ()  # () -> alpha = EnvParams.alpha; else joint action E x levels [R §5]
     rayleigh_fading: bool = False  # h multiplied by g ~ Exp(1) per (vehicle, RSU, slot) [R (C2)]
-    downlink_power: str = "vehicle"  # "vehicle": p_v in (C4) as the paper [P] | "rsu": EnvParams.rsu_tx_power_w
+    downlink_power: Literal["vehicle", "rsu"] = "vehicle"  # "vehicle": p_v in (C4) as the paper [P] | "rsu":
+    # EnvParams.rsu_tx_power_w
     num_background_vehicles: int = 0  # N_bg load-only generated vehicles, "with generated vehicles" (50) [R §7.3]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic fallback mobility
 
@@ -70,29 +73,14 @@ class TwinSplitConfig:
         validation.check_int_at_least(owner, "mobility_substeps", self.mobility_substeps, 1)
         validation.check_int_at_least(owner, "num_background_vehicles", self.num_background_vehicles, 0)
         validation.check_positive(owner, "map_size_m", self.map_size_m)
-        validation.check_choice(owner, "obs_mode", self.obs_mode, ("faithful", "extended"))
-        validation.check_choice(owner, "reward", self.reward, ("latency", "qoe"))
-        validation.check_choice(owner, "downlink_power", self.downlink_power, ("vehicle", "rsu"))
+        validation.check_literal_fields(self)
         if not isinstance(self.alpha_levels, tuple) or not all(0.0 < float(a) <= 1.0 for a in self.alpha_levels):
             raise ValueError(f"{owner}.alpha_levels must be a tuple of fractions in (0, 1], got {self.alpha_levels!r}")
 
 
-def rsu_grid_shape(num_rsus: int) -> tuple[int, int]:
-    """(rows, cols) with rows the largest divisor of E not above sqrt(E): 4 -> 2 x 2, 9 -> 3 x 3, 6 -> 2 x 3."""
-    rows = max(r for r in range(1, math.isqrt(num_rsus) + 1) if num_rsus % r == 0)
-    return rows, num_rsus // rows
-
-
-def grid_rsu_positions(num_rsus: int, map_size_m: float) -> np.ndarray:
-    """RSU e at the centre of grid cell e (row-major): (1.25, 1.25), (3.75, 1.25), ... km for E = 4 [R §7.2]."""
-    rows, cols = rsu_grid_shape(num_rsus)
-    r, c = np.divmod(np.arange(num_rsus), cols)
-    return np.stack([(c + 0.5) * map_size_m / cols, (r + 0.5) * map_size_m / rows], axis=1).astype(np.float32)
-
-
 def grid_backhaul_bps(num_rsus: int, base_bps: float = 500e6) -> np.ndarray:
     """B_{e,e'} = 500 Mb/s / max(Manhattan hops between grid cells, 1) [R §7.2]."""
-    hops = net.grid_manhattan_hops(*rsu_grid_shape(num_rsus))
+    hops = net.grid_manhattan_hops(*net.rsu_grid_shape(num_rsus))
     return (base_bps / np.maximum(hops, 1)).astype(np.float32)
 
 
@@ -219,13 +207,6 @@ class SlotContext:
 
 
 # ====================================================================== the slot model
-def link_rate_bps(distance_m, bandwidth_hz, tx_power_w, fading, params: EnvParams):
-    """R = B log2(1 + p h / sigma^2) with h = g A (c / (4 pi f_c d))^2 and sigma^2 = N0 B: (C2)-(C4)."""
-    gain = fading * net.path_loss_gain(distance_m, params.channel_gain_coeff, params.carrier_hz, params.path_loss_exponent)
-    noise_w = net.noise_power_watts(params.noise_density_dbm_per_hz, bandwidth_hz)
-    return net.shannon_rate_bps(bandwidth_hz, tx_power_w, gain, noise_w)
-
-
 def slot_outcome(ctx: SlotContext, target, alpha, params: EnvParams, downlink_power: str = "vehicle"):
     """Per-vehicle latency parts, BER and QoE of slot t for pre-migration RSUs `target` [V] and fractions
     `alpha` [V] (§2.8 steps 4-13). Picking the serving RSU, or alpha = 0, means no pre-migration [R]."""
@@ -251,9 +232,14 @@ def slot_outcome(ctx: SlotContext, target, alpha, params: EnvParams, downlink_po
     d_serving, d_target = ctx.distance_m[vehicles, serving], ctx.distance_m[vehicles, target]
     g_serving, g_target = fading[vehicles, serving], fading[vehicles, target]
     down_power = params.vehicle_tx_power_w if downlink_power == "vehicle" else params.rsu_tx_power_w
-    uplink_bps = link_rate_bps(d_serving, params.uplink_bandwidth_hz, params.vehicle_tx_power_w, g_serving, params)
-    down_serving_bps = link_rate_bps(d_serving, params.downlink_bandwidth_hz, down_power, g_serving, params)
-    down_target_bps = link_rate_bps(d_target, params.downlink_bandwidth_hz, down_power, g_target, params)
+    # R = B log2(1 + p h / sigma^2), h = g A (c / (4 pi f_c d))^2, sigma^2 = N0 B: (C2)-(C4)
+    channel = {"gain_coeff": params.channel_gain_coeff, "carrier_hz": params.carrier_hz,
+               "exponent": params.path_loss_exponent}
+    noise_w = lambda bandwidth_hz: net.noise_power_watts(params.noise_density_dbm_per_hz, bandwidth_hz)
+    up_b, down_b = params.uplink_bandwidth_hz, params.downlink_bandwidth_hz
+    uplink_bps = net.link_rate_bps(d_serving, up_b, params.vehicle_tx_power_w, noise_w(up_b), fading=g_serving, **channel)
+    down_serving_bps = net.link_rate_bps(d_serving, down_b, down_power, noise_w(down_b), fading=g_serving, **channel)
+    down_target_bps = net.link_rate_bps(d_target, down_b, down_power, noise_w(down_b), fading=g_target, **channel)
     uplink_s = net.transfer_latency_s(ctx.request_bits, uplink_bps)  # eq. (1)
     downlink_s = net.transfer_latency_s(params.result_ratio * local, down_serving_bps) + jnp.where(  # eq. (2)
         migrates, net.transfer_latency_s(params.result_ratio * premigrated, down_target_bps), 0.0
@@ -310,7 +296,7 @@ class TwinSplit(Environment):
     def default_params(self) -> EnvParams:
         c = self.config
         return EnvParams(
-            rsu_xy_m=jnp.asarray(grid_rsu_positions(c.num_rsus, c.map_size_m)),
+            rsu_xy_m=jnp.asarray(net.grid_rsu_positions(c.num_rsus, c.map_size_m)),
             backhaul_bps=jnp.asarray(grid_backhaul_bps(c.num_rsus)),
             map_extent_m=jnp.full((2,), c.map_size_m, jnp.float32),
             mobility=mobility.MobilityParams(),

@@ -2,7 +2,11 @@
 
 from vmjax.net.ber import contention_bit_error_rate
 from vmjax.net.channel import (
+    NOISE_MODELS,
+    NoiseModel,
     calibrated_gain_coeff,
+    link_rate_bps,
+    noise_power_from_density_w,
     path_loss_gain,
     rayleigh_power_gain,
     shannon_rate_bps,
@@ -30,7 +34,21 @@ from vmjax.net.latency import (
     split_processing_latency_s,
     transfer_latency_s,
 )
-from vmjax.net.topology import grid_manhattan_hops, hop_counts, knn_adjacency
+from vmjax.net.layout import (
+    city_rsu_positions,
+    corridor_rsu_positions,
+    grid_rsu_positions,
+    intersection_rsu_positions,
+    jittered_grid_rsu_positions,
+    rsu_grid_shape,
+    rural_rsu_positions,
+)
+from vmjax.net.topology import (
+    grid_manhattan_hops,
+    hop_counts,
+    knn_adjacency,
+    knn_hop_counts,
+)
 from vmjax.net.units import (
     BITS_PER_MEGABYTE,
     SPEED_OF_LIGHT_MPS,

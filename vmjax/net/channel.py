@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+import typing
+from typing import Literal
 
 import jax.numpy as jnp
 
 from vmjax.core import fastrand
-from vmjax.net.units import SPEED_OF_LIGHT_MPS
+from vmjax.net.units import SPEED_OF_LIGHT_MPS, dbm_to_watts, noise_power_watts
+
+NoiseModel = Literal["density_x_bandwidth", "density"]
+"""How a noise density N0 (dBm/Hz) becomes the noise power sigma^2 (`noise_power_from_density_w`)."""
+NOISE_MODELS: tuple[str, ...] = typing.get_args(NoiseModel)
 
 
 def path_loss_gain(distance_m, gain_coeff, carrier_hz, exponent):
@@ -45,3 +51,22 @@ def shannon_rate_bps(bandwidth_hz, tx_power_w, gain, noise_power_w):
     """R = B log2(1 + p h / sigma^2) in bit/s (spec 003 eqs. 1-2, spec 000 eq. 8, spec 002 eqs. 4-5, 11,
     spec 004 (C3)-(C4))."""
     return bandwidth_hz * jnp.log2(1.0 + snr(tx_power_w, gain, noise_power_w))
+
+
+def noise_power_from_density_w(noise_density_dbm_per_hz, bandwidth_hz, model: NoiseModel = "density_x_bandwidth"):
+    """sigma^2 in watts from a density N0 in dBm/Hz: N0 B ("density_x_bandwidth", spec 000 §2.7 / [R A6]: -104 dBm
+    at 10 MHz; spec 004 §7.2) or N0 alone read as a power ("density", the literal reading of spec 000 [R A6])."""
+    if model == "density":
+        return dbm_to_watts(noise_density_dbm_per_hz)
+    return noise_power_watts(noise_density_dbm_per_hz, bandwidth_hz)
+
+
+def link_rate_bps(distance_m, bandwidth_hz, tx_power_w, noise_power_w, *, gain_coeff, carrier_hz, exponent, fading=1.0):
+    """R = B log2(1 + p h / sigma^2) with h = |g|^2 A (c / (4 pi f_c d))^l: `shannon_rate_bps` of the faded
+    `path_loss_gain` (spec 003 eqs. 1-2; spec 000 eq. 8; spec 002 eqs. 3-5, 11; spec 004 (C2)-(C4)).
+
+    `fading` is the small-scale power gain |g|^2 (1 without fading, `rayleigh_power_gain` with it) and
+    `noise_power_w` the noise power sigma^2 in watts (a constant, or `noise_power_from_density_w`).
+    """
+    gain = fading * path_loss_gain(distance_m, gain_coeff, carrier_hz, exponent)
+    return shannon_rate_bps(bandwidth_hz, tx_power_w, gain, noise_power_w)

@@ -41,3 +41,9 @@ def grid_manhattan_hops(rows: int, cols: int) -> np.ndarray:
     """Hop counts between the cells of a rows x cols grid (row-major), |dr| + |dc| (spec 004 §7.2)."""
     r, c = np.divmod(np.arange(rows * cols), cols)
     return (np.abs(r[:, None] - r[None, :]) + np.abs(c[:, None] - c[None, :])).astype(np.int32)
+
+
+def knn_hop_counts(positions_m, k: int) -> np.ndarray:
+    """H(n, n'): BFS hop counts [N, N] int32 on the symmetrised k-nearest-neighbour graph of the nodes,
+    H(n, n) = 0 (spec 000 §2.7 [R A8]: the RSU-RSU wired graph, k = 4)."""
+    return hop_counts(knn_adjacency(positions_m, k)).astype(np.int32)

@@ -1,9 +1,12 @@
 """vmjax.predict: the coverage-aware LSTM trajectory predictor of spec 003 §4 (`lstm`) and the workload
 predictors of spec 002 §4 (`workload`: the LSTM-based Transformer and the LSTM / GRU / CNN-LSTM / CNN-GRU
-comparison models).
+comparison models), their data (`traffic`) and their shared training loop (`training`). Nothing here takes an
+env: `vmjax.envs.avatar_premigration.simulate_trajectories(key, env, ...)` feeds an env's road and mobility in.
 
-    positions_m = simulate_trajectories(key, env, num_vehicles=10, num_slots=8640)
-    predictor, history = train_predictor(key, PredictorConfig(hidden_size=32), positions_m, box_m=map_box_m(env))
+    grid = mobility.corridor_road(2490.0, 122.0)  # spec 003 §7.2 road (an env's `road_grid`)
+    positions_m = simulate_trajectories(key, grid, mobility.MobilityParams(), slot_s=10.0, num_slots=8640)
+    predictor, history = train_predictor(key, PredictorConfig(hidden_size=32), positions_m,
+                                         box_m=map_box_m(grid.extent_m))
     save_predictor("predictor.msgpack", predictor)
     env = vmjax.make("AvatarPremigration-v0", workload_forecast="lstm")
     params = env.default_params.replace(predictor=load_predictor("predictor.msgpack"))
@@ -32,9 +35,14 @@ from vmjax.predict.lstm import (
     predict_trajectory_m,
     regression_metrics,
     save_predictor,
-    simulate_trajectories,
     sliding_windows,
     train_predictor,
+)
+from vmjax.predict.traffic import (
+    load_traffic_csv,
+    simulate_server_traffic,
+    simulate_trajectories,
+    synthetic_traffic_flow,
 )
 from vmjax.predict.workload import (
     MODEL_KINDS,
@@ -49,16 +57,13 @@ from vmjax.predict.workload import (
     fit_scaler,
     format_comparison_table,
     init_workload_predictor,
-    load_traffic_csv,
     load_workload_predictor,
     make_workload_model,
     persistence,
     predict_load_series,
     predict_next_load,
     save_workload_predictor,
-    simulate_server_traffic,
     split_sizes,
-    synthetic_traffic_flow,
     train_workload_predictor,
     workload_metrics,
 )

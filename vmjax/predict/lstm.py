@@ -1,7 +1,7 @@
 """Coverage-aware LSTM trajectory predictor: spec 003 §4 (Sec. V of the paper).
 
-    positions_m = simulate_trajectories(key, env, num_vehicles=10, num_slots=8640)   # [T, V, 2]
-    predictor, history = train_predictor(key, PredictorConfig(hidden_size=32), positions_m, box_m=map_box_m(env))
+    positions_m = simulate_trajectories(key, grid, mobility_params, slot_s=10.0)   # [T, V, 2] (`traffic`)
+    predictor, history = train_predictor(key, PredictorConfig(hidden_size=32), positions_m, box_m=map_box_m(extent_m))
     p_next_m = predict_next_position_m(predictor, window_m)      # [..., 12, 2] -> [..., 2]
     params = env.default_params.replace(predictor=predictor)     # workload_forecast="lstm"
 
@@ -14,8 +14,9 @@
 
 Positions are metres in the map frame. The network sees them min-max normalised to [0, 1] per coordinate
 over a box (`low_m`, `high_m`) that travels with the trained weights in the `TrajectoryPredictor` pytree.
-This module never imports `vmjax.envs`: functions that need the env take it as an argument (duck-typed:
-`road_grid`, `default_params`, `config.mobility_substeps`).
+This module never imports `vmjax.envs` and takes no env: the training data come from `traffic.simulate_trajectories`
+(road grid and mobility parameters) and the box from `map_box_m` (the map extent); the env-specific glue (the
+env's own road and mobility) is `vmjax.envs.avatar_premigration.simulate_trajectories` / `map_box_m`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import dataclasses
 import functools
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,8 @@ import numpy as np
 import optax
 from flax import serialization, struct
 
-from vmjax import mobility
 from vmjax.core import io, validation
+from vmjax.predict import training
 
 FILE_FORMAT = "vmjax-trajectory-lstm"
 FILE_VERSION = 1
@@ -154,9 +154,10 @@ def _init_params(key, hidden_size: int, history_slots: int):
     return TrajectoryLSTM(hidden_size=hidden_size).init(key, jnp.zeros((1, history_slots, 2), jnp.float32))["params"]
 
 
-def map_box_m(env) -> tuple[np.ndarray, np.ndarray]:
-    """The env's map box ((0, 0), (width, height)) in metres, a natural normalisation box for `train_predictor`."""
-    return np.zeros(2, np.float32), np.asarray(env.road_grid.extent_m, np.float32)
+def map_box_m(extent_m) -> tuple[np.ndarray, np.ndarray]:
+    """The map box ((0, 0), (width, height)) in metres of a map of `extent_m` = (width, height) (a road grid's
+    `extent_m`), a natural normalisation box for `train_predictor`."""
+    return np.zeros(2, np.float32), np.asarray(extent_m, np.float32)
 
 
 # ====================================================================== normalisation and prediction
@@ -291,27 +292,7 @@ def chronological_split(positions_m, history: int, train_fraction: float, num_fe
     )
 
 
-def simulate_trajectories(key, env, num_vehicles: int = 10, num_slots: int = 8640, params=None) -> jax.Array:
-    """Training / held-out positions [num_slots, num_vehicles, 2] (metres) drawn with the env's own mobility:
-    its `road_grid`, `params.mobility`, `params.slot_s` and `config.mobility_substeps` (§7.2), so the
-    predictor learns the motion the env replays. `params` defaults to `env.default_params`."""
-    params = env.default_params if params is None else params
-    for name, value in (("num_vehicles", num_vehicles), ("num_slots", num_slots)):
-        validation.check_int_at_least("simulate_trajectories", name, value, 1)
-    return _simulate(key, env.road_grid, params.mobility, params.slot_s, num_vehicles, num_slots, env.config.mobility_substeps)
-
-
-@functools.partial(jax.jit, static_argnames=("grid", "num_vehicles", "num_slots", "substeps"))
-def _simulate(key, grid, mobility_params, slot_s, num_vehicles, num_slots, substeps):
-    trace = mobility.generate_trajectories(key, grid, mobility_params, num_vehicles, num_slots, slot_s, substeps)
-    return trace.positions_m
-
-
 # ====================================================================== training, §4.3 (Algorithm 1)
-def _mse(prediction, target):
-    return jnp.mean(jnp.square(prediction - target))
-
-
 @functools.lru_cache(maxsize=16)
 def _training_functions(hidden_size, dropout_rate, learning_rate, history, batch_size, num_batches):
     """Jitted epoch and evaluation functions, cached per static setting so repeated calls do not recompile."""
@@ -321,35 +302,19 @@ def _training_functions(hidden_size, dropout_rate, learning_rate, history, batch
 
     def loss_fn(params, inputs, targets, key):
         prediction = model.apply({"params": params}, inputs, train=True, rngs={"dropout": key})
-        return _mse(prediction, targets)
+        return training.mse(prediction, targets)
 
-    @jax.jit
-    def run_epoch(params, opt_state, key, series, vehicle, start):
-        """One shuffled pass: lax.scan over `num_batches` minibatches of windows gathered from `series`."""
-        k_perm, k_drop = jax.random.split(key)
-        order = jax.random.permutation(k_perm, vehicle.shape[0])[: num_batches * batch_size]
-        order = order.reshape(num_batches, batch_size)
+    def gather(data, idx):
+        """The minibatch's windows, gathered from the series [T, V, 2] by (vehicle, start slot)."""
+        vehicle, start, series = data
+        v, s = vehicle[idx], start[idx]
+        return series[s[:, None] + offsets[None, :], v[:, None]], series[s + history, v]  # [B, h, 2], [B, 2]
 
-        def step(carry, xs):
-            params, opt_state = carry
-            idx, k = xs
-            v, s = vehicle[idx], start[idx]
-            inputs = series[s[:, None] + offsets[None, :], v[:, None]]  # [B, h, 2]
-            targets = series[s + history, v]  # [B, 2]
-            loss, grads = jax.value_and_grad(loss_fn)(params, inputs, targets, k)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(
-            step, (params, opt_state), (order, jax.random.split(k_drop, num_batches))
-        )
-        return params, opt_state, jnp.mean(losses)
+    run_epoch = training.minibatch_epoch(loss_fn, tx, batch_size, num_batches, gather)
 
     @jax.jit
     def evaluate(params, inputs, targets):
-        predict = lambda x: model.apply({"params": params}, x[None])[0]
-        prediction = jax.lax.map(predict, inputs, batch_size=4096)
-        return _mse(prediction, targets)
+        return training.mapped_mse(lambda x: model.apply({"params": params}, x[None])[0], inputs, targets)
 
     return model, tx, run_epoch, evaluate
 
@@ -365,10 +330,10 @@ def train_predictor(
     """Train the §4.2 model on trajectories [T, V, 2] (metres) as §4.3 prescribes.
 
     - min-max normalisation over `box_m` = (low_m [2], high_m [2]); default: the data's own per-coordinate
-      min and max (pass `map_box_m(env)` to use the map box);
+      min and max (pass `map_box_m(extent_m)` to use the map box);
     - sliding windows (history -> next slot), chronological `train_fraction` split per vehicle;
     - Adam, MSE, `epochs` shuffled passes of `batch_size` minibatches (the last partial batch of each
-      shuffle is dropped); one jitted `lax.scan` per epoch.
+      shuffle is dropped); one jitted `lax.scan` per epoch (`training.fit`).
 
     `progress(epoch, record)` is called after every epoch with record = {"epoch", "train_mse",
     "heldout_mse", "elapsed_s"}; returning True stops training early.
@@ -403,28 +368,11 @@ def train_predictor(
         config.hidden_size, config.dropout_rate, config.learning_rate, h, config.batch_size,
         total_train // config.batch_size,
     )
-    k_init, k_epochs = jax.random.split(key)
-    params = _init_params(k_init, config.hidden_size, h)
-    opt_state = tx.init(params)
-    history = {
-        "train_mse": [], "heldout_mse": [], "elapsed_s": [],
-        "initial_heldout_mse": float(evaluate(params, heldout_inputs, heldout_targets)),
-    }
-    t0 = time.perf_counter()
-    for epoch, k in enumerate(jax.random.split(k_epochs, config.epochs)):
-        params, opt_state, train_mse = run_epoch(params, opt_state, k, series, vehicle, start)
-        record = {
-            "epoch": epoch,
-            "train_mse": float(train_mse),
-            "heldout_mse": float(evaluate(params, heldout_inputs, heldout_targets)),
-            "elapsed_s": time.perf_counter() - t0,
-        }
-        for name in ("train_mse", "heldout_mse", "elapsed_s"):
-            history[name].append(record[name])
-        if progress is not None and progress(epoch, record):
-            break
-    for name in ("train_mse", "heldout_mse", "elapsed_s"):
-        history[name] = np.asarray(history[name])
+    params, history, _ = training.fit(
+        key, lambda k: _init_params(k, config.hidden_size, h), tx, run_epoch, (vehicle, start, series),
+        lambda p: float(evaluate(p, heldout_inputs, heldout_targets)), epochs=config.epochs, metric="heldout_mse",
+        progress=progress,
+    )
     predictor = TrajectoryPredictor(
         params=params, low_m=low_m, high_m=high_m, hidden_size=config.hidden_size, history_slots=h
     )

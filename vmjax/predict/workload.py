@@ -1,18 +1,19 @@
 """Workload predictors: spec 002 §4 (Sec. V, Alg. 1) — the LSTM-based Transformer and its comparison models.
 
-    series = simulate_server_traffic(key, server_xy_m, radius_m=600.0, num_vehicles=300, num_slots=2000)  # [T, S]
+    series = traffic.simulate_server_traffic(key, server_xy_m, radius_m=600.0, num_vehicles=300, num_slots=2000)
     predictor, history = train_workload_predictor(key, WorkloadPredictorConfig(), series)
     next_load = predict_next_load(predictor, series[-6:])        # [..., 6, S] -> [..., S], same units
     rows = compare_predictors(key, series)                       # one row per model + persistence
     print(format_comparison_table(rows))
 
-    data           §4.1    `load_traffic_csv` (a user's flow CSV), `simulate_server_traffic` (vehicles in
-                           coverage per slot, from `vmjax.mobility`), `synthetic_traffic_flow` (§4.1 formula)
+    data           §4.1    series [T, S] from `traffic`: `load_traffic_csv` (a user's flow CSV),
+                           `simulate_server_traffic` (vehicles in coverage), `synthetic_traffic_flow` (formula)
     model          §4.2    `LSTMTransformer`: LSTM(d_h) -> Dense(d_k) per step -> post-LN Transformer
                            encoder block (H heads of width d_k, FFN) -> last step -> Dense(1)
     comparison     §4.4    `RecurrentPredictor`: [Conv1D(k=1) + ReLU] -> LSTM | GRU -> last h -> Dense(1)
     training       §4.3    `train_workload_predictor`: per-series scaling on the train split, chronological
-                           70/10/20 split, MSE, Adam + clip 1.0, early stopping on validation MSE (best kept)
+                           70/10/20 split, MSE, Adam + clip 1.0, early stopping on validation MSE (best kept),
+                           the loop of `training.fit`
     inference      §4.3    `predict_next_load` (one step, jittable; what an env calls), `predict_load_series`
                            (every slot of a series at once: the precomputed S^pre table of §4.3)
     metrics        §4.5    `workload_metrics`: RMSE, MAE, error rate (WAPE %), R^2 on the raw scale, RMSE and
@@ -30,16 +31,15 @@ spec's default option (i), "time compression"); nothing here resamples.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import json
-import math
 import os
 import time
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -48,12 +48,11 @@ import numpy as np
 import optax
 from flax import serialization, struct
 
-from vmjax import mobility
 from vmjax.core import io, validation
 from vmjax.core.initializers import (
     orthogonal,  # QR-free (flax's QR-based init can deadlock big CPU jits)
 )
-from vmjax.core.io import parse_finite_float, parse_time_s
+from vmjax.predict import training
 from vmjax.predict.lstm import (
     chronological_split,
     denormalize,
@@ -66,7 +65,8 @@ from vmjax.predict.lstm import (
 FILE_FORMAT = "vmjax-workload-predictor"
 FILE_VERSION = 1
 
-MODEL_KINDS = ("lstm_transformer", "lstm", "gru", "cnn_lstm", "cnn_gru")
+ModelKind = Literal["lstm_transformer", "lstm", "gru", "cnn_lstm", "cnn_gru"]
+MODEL_KINDS = typing.get_args(ModelKind)
 MODEL_NAMES = {
     "lstm_transformer": "LSTM-Transformer",
     "lstm": "LSTM",
@@ -86,21 +86,22 @@ class WorkloadPredictorConfig:
     Architecture fields a model kind does not use are ignored by it (e.g. `num_heads` by "gru").
     """
 
-    kind: str = "lstm_transformer"  # one of MODEL_KINDS: the §4.2 model or a §4.4 comparison model
+    kind: ModelKind = "lstm_transformer"  # one of MODEL_KINDS: the §4.2 model or a §4.4 comparison model
     window: int = 6  # T input slots -> the next one [P: T = 6; REC §9 #24: 6 inputs, not T + 1]
     hidden_size: int = 32  # d_h of the LSTM / GRU [P for the Transformer; REC 32 for §4.4 models]
     model_dim: int = 64  # d_k: Dense(d_h -> d_k) per step, the Transformer's width [P]
     num_heads: int = 4  # H attention heads [P]
     head_dim: int = 64  # q/k/v width per head; W_O: H * head_dim -> model_dim [REC §9 #26: 64 per head]
     ffn_dim: int = 128  # position-wise FFN model_dim -> ffn_dim -> model_dim [REC]
-    ffn_activation: str = "relu"  # "relu" or "gelu" in the FFN [REC: ReLU/GELU]
+    ffn_activation: Literal["relu", "gelu"] = "relu"  # "relu" or "gelu" in the FFN [REC: ReLU/GELU]
     dropout_rate: float = 0.1  # dropout on the Transformer block's sublayer outputs, training only [REC]
     positional_embedding: bool = False  # learned per-step embedding added before attention [REC: optional]
     causal_attention: bool = False  # step k attends only to steps <= k [C: off; every input is past data]
-    pooling: str = "last"  # "last" or "mean" over steps before the output Dense [REC: last (or mean)]
+    pooling: Literal["last", "mean"] = "last"  # "last" or "mean" over steps before the output Dense [REC: last (or
+    # mean)]
     conv_filters: int = 32  # Conv1D filters of "cnn_lstm" / "cnn_gru" [REC: 32]
     conv_kernel_size: int = 1  # Conv1D kernel over time, causal padding [P per spec §4.4: 1]
-    scaler: str = "minmax"  # "minmax" ([0, 1] over the train split) or "zscore" [REC: either]
+    scaler: Literal["minmax", "zscore"] = "minmax"  # "minmax" ([0, 1] over the train split) or "zscore" [REC: either]
     per_series_scaling: bool = True  # one scaler per series [REC]; False: one for all (any series count)
     nonnegative: bool = True  # clip de-normalised predictions at 0 (traffic is a count) [C]
     learning_rate: float = 1e-3  # Adam step size [REC]
@@ -113,15 +114,12 @@ class WorkloadPredictorConfig:
 
     def __post_init__(self):
         owner = "WorkloadPredictorConfig"
-        validation.check_choice(owner, "kind", self.kind, MODEL_KINDS)
+        validation.check_literal_fields(self)
         validation.check_int_at_least(owner, "window", self.window, 1)
         for name in ("hidden_size", "model_dim", "num_heads", "head_dim", "ffn_dim", "conv_filters",
                      "conv_kernel_size", "batch_size", "epochs"):
             validation.check_int_at_least(owner, name, getattr(self, name), 1)
         validation.check_int_at_least(owner, "patience", self.patience, 0)
-        validation.check_choice(owner, "ffn_activation", self.ffn_activation, ("relu", "gelu"))
-        validation.check_choice(owner, "pooling", self.pooling, ("last", "mean"))
-        validation.check_choice(owner, "scaler", self.scaler, ("minmax", "zscore"))
         for name in ("positional_embedding", "causal_attention", "per_series_scaling", "nonnegative"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{owner}.{name} must be a bool, got {getattr(self, name)!r}")
@@ -368,247 +366,6 @@ def _check_series(owner: str, series, min_slots: int) -> np.ndarray:
     return series
 
 
-_TIME_NAMES = ("time", "timestamp", "datetime", "date")
-_ID_NAMES = ("id", "series", "series_id", "server", "server_id", "station", "station_id", "segment", "segment_id")
-_VALUE_NAMES = ("value", "flow", "load", "traffic", "count")
-
-
-def load_traffic_csv(path, layout: str = "auto", columns: Sequence[str] | None = None, return_labels: bool = False):
-    """Read a traffic-flow CSV (e.g. PeMS station flow exported per time) into series [T, S] float32.
-
-    Two layouts (`layout="auto"` tells them apart by the header):
-    - "wide": the first column is the time, every further column one series (server / road segment /
-      station), its header the series id:  `time,rsu_0,rsu_1,...` then one row per time;
-    - "long": exactly three columns named time|timestamp|datetime|date, id|series|server|station|segment
-      (optionally with "_id"), and value|flow|load|traffic|count, one row per (time, id).
-    Times are seconds (any number) or ISO date-times; rows are sorted by time (no resampling: one row = one
-    slot, §4.1 option (i)); every (time, series) pair must have exactly one finite value. `columns` keeps
-    only these series, in this order. Returns the series, or (series, times_s [T], ids [S]) with
-    `return_labels`. ValueError names the file, the line and the column of malformed input.
-    """
-    path = os.fspath(path)
-    validation.check_choice("load_traffic_csv", "layout", layout, ("auto", "wide", "long"))
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: traffic CSV not found")
-    with open(path, newline="") as handle:
-        rows = [(reader_line, row) for reader_line, row in _numbered_rows(csv.reader(handle))]
-    if not rows:
-        raise ValueError(f"{path}: empty file, expected a header (time,<series>... or time,id,value)")
-    (_, header), data = rows[0], rows[1:]
-    header = [name.strip() for name in header]
-    lowered = [name.lower() for name in header]
-    is_long = (len(header) == 3 and lowered[0] in _TIME_NAMES and lowered[1] in _ID_NAMES and lowered[2] in _VALUE_NAMES)
-    if layout == "long" and not is_long:
-        raise ValueError(
-            f"{path}, line 1: a long-layout file needs the header time,id,value (accepted names: {_TIME_NAMES}, "
-            f"{_ID_NAMES}, {_VALUE_NAMES}), got {header}"
-        )
-    if len(header) < 2 or any(not name for name in header):
-        raise ValueError(f"{path}, line 1: the header needs a time column and at least one named series column, got {header}")
-    if len(set(header)) != len(header):
-        duplicated = sorted({name for name in header if header.count(name) > 1})
-        raise ValueError(f"{path}, line 1: duplicate column name(s) {duplicated}")
-    if not data:
-        raise ValueError(f"{path}: no data rows after the header")
-    use_long = is_long if layout == "auto" else layout == "long"
-    times, ids, table = (_read_long if use_long else _read_wide)(path, header, data)
-    order = np.argsort(times, kind="stable")
-    times, table = times[order], table[order]
-    if columns is not None:
-        columns = [str(c) for c in columns]
-        missing = [c for c in columns if c not in ids]
-        if missing or not columns:
-            raise ValueError(f"{path}: requested series {missing or columns} not in the file; series found: {ids}")
-        table = table[:, [ids.index(c) for c in columns]]
-        ids = columns
-    if table.shape[0] < 2:
-        raise ValueError(f"{path}: need at least 2 time rows, got {table.shape[0]}")
-    series = table.astype(np.float32)
-    return (series, times, list(ids)) if return_labels else series
-
-
-def _numbered_rows(reader):
-    """(line number, row) for every non-blank row."""
-    for row in reader:
-        if row and any(field.strip() for field in row):
-            yield reader.line_num, row
-
-
-def _read_wide(path, header, data):
-    times, values, lines = [], [], []
-    for line, row in data:
-        where = f"{path}, line {line}"
-        if len(row) != len(header):
-            raise ValueError(f"{where}: expected {len(header)} fields ({','.join(header)}), got {len(row)}")
-        times.append(parse_time_s(row[0], where, header[0]))
-        values.append([parse_finite_float(text, where, name) for text, name in zip(row[1:], header[1:])])
-        lines.append(line)
-    times = np.asarray(times, np.float64)
-    _check_unique_times(path, times, lines, header[0])
-    return times, header[1:], np.asarray(values, np.float64)
-
-
-def _check_unique_times(path, times, lines, column):
-    order = np.argsort(times, kind="stable")
-    repeated = np.flatnonzero(np.diff(times[order]) == 0.0)
-    if repeated.size:
-        a, b = sorted((lines[order[repeated[0]]], lines[order[repeated[0] + 1]]))
-        raise ValueError(f"{path}, lines {a} and {b}, column {column!r}: duplicate time {times[order[repeated[0]]]}")
-
-
-def _read_long(path, header, data):
-    time_column, id_column, value_column = header
-    cells: dict[tuple[float, str], tuple[float, int]] = {}
-    ids: list[str] = []
-    time_text: dict[float, str] = {}  # each time as first written, for messages
-    for line, row in data:
-        where = f"{path}, line {line}"
-        if len(row) != 3:
-            raise ValueError(f"{where}: expected 3 fields ({','.join(header)}), got {len(row)}")
-        t = parse_time_s(row[0], where, time_column)
-        series_id = row[1].strip()
-        if not series_id:
-            raise ValueError(f"{where}, column {id_column!r}: empty series id")
-        value = parse_finite_float(row[2], where, value_column)
-        if (t, series_id) in cells:
-            raise ValueError(
-                f"{where}: duplicate ({time_column}, {id_column}) = ({row[0].strip()}, {series_id}), first on line "
-                f"{cells[(t, series_id)][1]}"
-            )
-        cells[(t, series_id)] = (value, line)
-        time_text.setdefault(t, row[0].strip())
-        if series_id not in ids:
-            ids.append(series_id)
-    times = np.asarray(sorted({t for t, _ in cells}), np.float64)
-    table = np.empty((times.size, len(ids)), np.float64)
-    for i, t in enumerate(times):
-        for j, series_id in enumerate(ids):
-            if (t, series_id) not in cells:
-                raise ValueError(
-                    f"{path}: no value for {id_column}={series_id!r} at {time_column}={time_text[t]!r}; every series "
-                    "needs a value at every time"
-                )
-            table[i, j] = cells[(t, series_id)][0]
-    return times, ids, table
-
-
-def simulate_server_traffic(
-    key,
-    server_xy_m,
-    radius_m,
-    num_vehicles: int,
-    num_slots: int,
-    *,
-    grid: mobility.RoadGrid | None = None,
-    mobility_params: mobility.MobilityParams | None = None,
-    slot_s: float = 30.0,
-    substeps: int = 4,
-    day_slots: int | None = 288,
-    min_active_fraction: float = 0.1,
-    load_per_vehicle: float = 1.0,
-) -> jax.Array:
-    """Per-server traffic [num_slots, S] from `vmjax.mobility` trajectories: `load_per_vehicle` x the number
-    of active vehicles within `radius_m` (scalar or [S]) of each server `server_xy_m` [S, 2] (metres, map
-    frame) in each slot.
-
-    Vehicles drive `grid` (default `mobility.urban_grid()`, 3 km x 3 km) with `mobility_params` (default
-    `MobilityParams()`), `slot_s` seconds per slot (spec 002: 30 s). With `day_slots`, demand follows a
-    daily cycle: the active fraction a(t) = f + (1 - f) (1 - cos(2 pi t / day_slots)) / 2 rises from
-    f = `min_active_fraction` at t = 0 to 1 at half a day, and vehicle v is active while u_v < a(t) (u_v ~
-    U(0, 1) drawn once); `day_slots=None` keeps every vehicle active. Default 288 slots per day, one PeMS
-    day in the §4.1 time compression (one 5-min sample per slot). Deterministic for a key; jitted once per
-    static setting.
-    """
-    owner = "simulate_server_traffic"
-    server_xy_m = np.asarray(server_xy_m, np.float64)
-    if server_xy_m.ndim != 2 or server_xy_m.shape[-1] != 2 or server_xy_m.shape[0] < 1:
-        raise ValueError(f"{owner}: server_xy_m must have shape [S, 2], got {server_xy_m.shape}")
-    validation.check_finite(owner, "server_xy_m", server_xy_m)
-    radius_m = np.broadcast_to(np.asarray(radius_m, np.float64), server_xy_m.shape[:1])
-    validation.check_positive(owner, "radius_m", radius_m)
-    for name, value in (("num_vehicles", num_vehicles), ("num_slots", num_slots), ("substeps", substeps)):
-        validation.check_int_at_least(owner, name, value, 1)
-    if day_slots is not None:
-        validation.check_int_at_least(owner, "day_slots", day_slots, 2)
-    validation.check_probability(owner, "min_active_fraction", min_active_fraction)
-    validation.check_positive(owner, "slot_s", slot_s)
-    validation.check_non_negative(owner, "load_per_vehicle", load_per_vehicle)
-    grid = mobility.urban_grid() if grid is None else grid
-    mobility_params = mobility.MobilityParams() if mobility_params is None else mobility_params
-    return _simulate_traffic(
-        key, grid, mobility_params, jnp.asarray(server_xy_m, jnp.float32), jnp.asarray(radius_m, jnp.float32),
-        jnp.float32(slot_s), jnp.float32(min_active_fraction), jnp.float32(load_per_vehicle),
-        num_vehicles=num_vehicles, num_slots=num_slots, substeps=substeps, day_slots=day_slots,
-    )
-
-
-@functools.partial(jax.jit, static_argnames=("grid", "num_vehicles", "num_slots", "substeps", "day_slots"))
-def _simulate_traffic(key, grid, mobility_params, server_xy_m, radius_m, slot_s, min_active, load_per_vehicle, *,
-                      num_vehicles, num_slots, substeps, day_slots):
-    k_move, k_active = jax.random.split(key)
-    trace = mobility.generate_trajectories(k_move, grid, mobility_params, num_vehicles, num_slots, slot_s, substeps)
-    if day_slots is None:
-        active = jnp.ones((num_slots, num_vehicles), bool)
-    else:
-        phase = 2.0 * jnp.pi * jnp.arange(num_slots, dtype=jnp.float32) / day_slots
-        fraction = min_active + (1.0 - min_active) * 0.5 * (1.0 - jnp.cos(phase))  # [T]
-        active = jax.random.uniform(k_active, (num_vehicles,))[None, :] < fraction[:, None]  # [T, V]
-
-    def count(xs):
-        positions_m, present = xs  # [V, 2], [V]
-        distance_m = jnp.linalg.norm(positions_m[:, None, :] - server_xy_m[None, :, :], axis=-1)  # [V, S]
-        return jnp.sum((distance_m <= radius_m) & present[:, None], axis=0).astype(jnp.float32)
-
-    counts = jax.lax.map(count, (trace.positions_m, active), batch_size=128)  # [T, S]
-    return load_per_vehicle * counts
-
-
-def synthetic_traffic_flow(
-    key,
-    num_series: int,
-    num_slots: int,
-    base=1.0,
-    day_slots: int = 288,
-    ar_coeff: float = 0.8,
-    noise_fraction: float = 0.1,
-) -> jax.Array:
-    """Spec 002 §4.1's offline fallback [REC], [num_slots, num_series] float32:
-    c_m(t) = base_m (1 + 0.6 sin(2 pi t / T_day - phi_m) + 0.3 sin(4 pi t / T_day)) + e_m(t), clipped >= 0,
-    phi_m ~ U[0, 2 pi) per series, e_m an AR(1) process e(t) = rho e(t-1) + N(0, sigma^2) with rho =
-    `ar_coeff` and innovation std sigma = `noise_fraction` * base_m (stationary start). `base` is a scalar
-    or [num_series]; T_day = `day_slots` (288: one PeMS day of 5-min samples, one per slot)."""
-    owner = "synthetic_traffic_flow"
-    for name, value in (("num_series", num_series), ("num_slots", num_slots)):
-        validation.check_int_at_least(owner, name, value, 1)
-    validation.check_int_at_least(owner, "day_slots", day_slots, 2)
-    base = np.broadcast_to(np.asarray(base, np.float64), (num_series,))
-    validation.check_non_negative(owner, "base", base)
-    if not 0.0 <= ar_coeff < 1.0:
-        raise ValueError(f"{owner}.ar_coeff must be in [0, 1), got {ar_coeff!r}")
-    validation.check_non_negative(owner, "noise_fraction", noise_fraction)
-    return _synthetic_flow(key, jnp.asarray(base, jnp.float32), jnp.float32(ar_coeff), jnp.float32(noise_fraction),
-                           num_series=num_series, num_slots=num_slots, day_slots=day_slots)
-
-
-@functools.partial(jax.jit, static_argnames=("num_series", "num_slots", "day_slots"))
-def _synthetic_flow(key, base, rho, noise_fraction, *, num_series, num_slots, day_slots):
-    k_phase, k_init, k_noise = jax.random.split(key, 3)
-    phi = jax.random.uniform(k_phase, (num_series,), maxval=2.0 * jnp.pi)
-    angle = 2.0 * jnp.pi * jnp.arange(num_slots, dtype=jnp.float32)[:, None] / day_slots  # [T, 1]
-    seasonal = base * (1.0 + 0.6 * jnp.sin(angle - phi) + 0.3 * jnp.sin(2.0 * angle))
-    sigma = noise_fraction * base
-    e0 = sigma / jnp.sqrt(1.0 - rho**2) * jax.random.normal(k_init, (num_series,))
-    innovations = sigma * jax.random.normal(k_noise, (num_slots, num_series))
-
-    def step(e, innovation):
-        e = rho * e + innovation
-        return e, e
-
-    _, noise = jax.lax.scan(step, e0, innovations[1:])
-    noise = jnp.concatenate([e0[None], noise], axis=0)
-    return jnp.maximum(seasonal + noise, 0.0)
-
-
 # ====================================================================== splits and scaling, §4.1
 def split_sizes(num_slots: int, config: WorkloadPredictorConfig) -> tuple[int, int, int]:
     """Windows per series in the (train, val, test) splits: W = num_slots - window windows, chronological,
@@ -728,10 +485,6 @@ def evaluate_persistence(series, config: WorkloadPredictorConfig | None = None, 
 
 
 # ====================================================================== training, §4.3 (Algorithm 1)
-def _mse(prediction, target):
-    return jnp.mean(jnp.square(prediction - target))
-
-
 @functools.lru_cache(maxsize=32)
 def _training_functions(config: WorkloadPredictorConfig, num_batches: int):
     """Jitted epoch and evaluation functions, cached per static setting so repeated calls do not recompile."""
@@ -739,35 +492,20 @@ def _training_functions(config: WorkloadPredictorConfig, num_batches: int):
     tx = optax.adam(config.learning_rate)
     if config.grad_clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
-    batch_size = config.batch_size
 
     def loss_fn(params, inputs, targets, key):
         prediction = model.apply({"params": params}, inputs, train=True, rngs={"dropout": key})[:, 0]
-        return _mse(prediction, targets)
+        return training.mse(prediction, targets)
 
-    @jax.jit
-    def run_epoch(params, opt_state, key, inputs, targets):
-        """One shuffled pass: lax.scan over `num_batches` minibatches of the training windows."""
-        k_perm, k_drop = jax.random.split(key)
-        order = jax.random.permutation(k_perm, inputs.shape[0])[: num_batches * batch_size]
-        order = order.reshape(num_batches, batch_size)
+    def gather(data, idx):
+        inputs, targets = data
+        return inputs[idx], targets[idx]
 
-        def step(carry, xs):
-            params, opt_state = carry
-            idx, k = xs
-            loss, grads = jax.value_and_grad(loss_fn)(params, inputs[idx], targets[idx], k)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(
-            step, (params, opt_state), (order, jax.random.split(k_drop, num_batches))
-        )
-        return params, opt_state, jnp.mean(losses)
+    run_epoch = training.minibatch_epoch(loss_fn, tx, config.batch_size, num_batches, gather)
 
     @jax.jit
     def evaluate(params, inputs, targets):
-        predict = lambda x: model.apply({"params": params}, x[None])[0, 0]
-        return _mse(jax.lax.map(predict, inputs, batch_size=4096), targets)
+        return training.mapped_mse(lambda x: model.apply({"params": params}, x[None])[0, 0], inputs, targets)
 
     return tx, run_epoch, evaluate
 
@@ -812,29 +550,12 @@ def train_workload_predictor(
         )
 
     tx, run_epoch, evaluate = _training_functions(config, train_y.shape[0] // config.batch_size)
-    k_init, k_epochs = jax.random.split(key)
-    params = _init_params(k_init, config)
-    opt_state = tx.init(params)
     val_mse = (lambda p: float(evaluate(p, val_x, val_y))) if has_val else (lambda p: float("nan"))
-    history = {"train_mse": [], "val_mse": [], "elapsed_s": [], "initial_val_mse": val_mse(params)}
-    best_params, best_val, best_epoch, stopped_early = params, math.inf, -1, False
-    t0 = time.perf_counter()
-    for epoch, k in enumerate(jax.random.split(k_epochs, config.epochs)):
-        params, opt_state, train_mse = run_epoch(params, opt_state, k, train_x, train_y)
-        record = {"epoch": epoch, "train_mse": float(train_mse), "val_mse": val_mse(params),
-                  "elapsed_s": time.perf_counter() - t0}
-        for name in ("train_mse", "val_mse", "elapsed_s"):
-            history[name].append(record[name])
-        if not has_val or record["val_mse"] < best_val:
-            best_params, best_val, best_epoch = params, record["val_mse"], epoch
-        if progress is not None and progress(epoch, record):
-            break
-        if has_val and config.patience > 0 and epoch - best_epoch >= config.patience:
-            stopped_early = True
-            break
-    for name in ("train_mse", "val_mse", "elapsed_s"):
-        history[name] = np.asarray(history[name])
-    history.update(best_epoch=best_epoch, epochs_run=len(history["train_mse"]), stopped_early=stopped_early)
+    best_params, history, info = training.fit(
+        key, lambda k: _init_params(k, config), tx, run_epoch, (train_x, train_y), val_mse, epochs=config.epochs,
+        metric="val_mse", select_best=has_val, patience=config.patience, progress=progress,
+    )
+    history.update(info)
     predictor = WorkloadPredictor(params=best_params, low=jnp.asarray(low), high=jnp.asarray(high), config=config)
     return predictor, history
 

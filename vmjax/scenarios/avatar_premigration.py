@@ -13,7 +13,7 @@ from baselines import evaluate as evaluator
 from vmjax import predict
 from vmjax.agents import hybrid_mappo, mappo_ddpg
 from vmjax.core import io
-from vmjax.envs.avatar_premigration import AvatarPremigrationConfig
+from vmjax.envs.avatar_premigration import AvatarPremigrationConfig, map_box_m, simulate_trajectories
 from vmjax.scenarios.base import Configs, Evaluation, Learner, Log, Scenario, cached_predictor, progress_end, progress_line
 
 LEARNED_FORECAST = "lstm"  # the env's workload_forecast that needs the trained trajectory predictor
@@ -23,8 +23,8 @@ def train_trajectory_predictor(env, config: predict.PredictorConfig, seed: int, 
     """§4.3: fit the LSTM on simulated trajectories of the env's road, report held-out error (metres); its
     metrics go to predictor_metrics.json in the run folder."""
     k_data, k_test, k_train = jax.random.split(jax.random.PRNGKey(seed), 3)
-    positions = predict.simulate_trajectories(k_data, env, config.num_vehicles, config.num_slots)
-    heldout = predict.simulate_trajectories(k_test, env, config.num_vehicles, max(1000, config.history_slots + 2))
+    positions = simulate_trajectories(k_data, env, config.num_vehicles, config.num_slots)
+    heldout = simulate_trajectories(k_test, env, config.num_vehicles, max(1000, config.history_slots + 2))
     log(f"trajectory predictor: training LSTM({config.hidden_size}) for {config.epochs} epochs on "
         f"{config.num_vehicles} x {config.num_slots} slots")
 
@@ -32,7 +32,7 @@ def train_trajectory_predictor(env, config: predict.PredictorConfig, seed: int, 
         progress_line(f"  epoch {epoch + 1}/{config.epochs}  held-out MSE {record['heldout_mse']:.2e}  "
                       f"{record['elapsed_s']:.0f} s")
 
-    predictor, history = predict.train_predictor(k_train, config, positions, box_m=predict.map_box_m(env),
+    predictor, history = predict.train_predictor(k_train, config, positions, box_m=map_box_m(env),
                                                  progress=progress)
     progress_end()
     lstm = predict.evaluate_predictor(predictor, heldout)
