@@ -8,7 +8,7 @@ state through `env.slot_context`, the same quantities the env's step uses, and r
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -62,8 +62,15 @@ def sample_planar_laplace(key, shape, epsilon, r_max):
     return radius, theta
 
 
-def greedy_servers(key, env: crp.CrossRealityPrivacy, state, params, history: ServerHistory | None = None,
-                   explore: float = 0.1, num_nearest: int = 5):
+def greedy_servers(
+    key,
+    env: crp.CrossRealityPrivacy,
+    state,
+    params,
+    history: ServerHistory | None = None,
+    explore: float = 0.1,
+    num_nearest: int = 5,
+):
     """The greedy agent server [M] (module docstring): best running mean among the nearest servers."""
     m = env.num_agents
     k = min(num_nearest, env.num_servers)
@@ -91,8 +98,9 @@ def _action(env, params, server, radius, theta):
 
 def _geo_i_action(env, key, state, params, history, epsilon_times_rmax, explore, num_nearest):
     k_lap, k_srv = jax.random.split(key)
-    radius, theta = sample_planar_laplace(k_lap, (env.num_agents,), epsilon_times_rmax / params.r_max_deg,
-                                          params.r_max_deg)
+    radius, theta = sample_planar_laplace(
+        k_lap, (env.num_agents,), epsilon_times_rmax / params.r_max_deg, params.r_max_deg
+    )
     return _action(env, params, greedy_servers(k_srv, env, state, params, history, explore, num_nearest), radius, theta)
 
 
@@ -108,8 +116,12 @@ def _max_radius_action(env, key, state, params, history, explore, num_nearest):
     return _action(env, params, greedy_servers(k_srv, env, state, params, history, explore, num_nearest), radius, theta)
 
 
-def make_geo_i_policy(env: crp.CrossRealityPrivacy, epsilon_times_rmax: float = GEO_I_EPSILON_TIMES_RMAX,
-                      explore: float = 0.1, num_nearest: int = 5):
+def make_geo_i_policy(
+    env: crp.CrossRealityPrivacy,
+    epsilon_times_rmax: float = GEO_I_EPSILON_TIMES_RMAX,
+    explore: float = 0.1,
+    num_nearest: int = 5,
+):
     """Geo-I, stateless (no history): planar Laplace + nearest server with epsilon-greedy exploration."""
 
     def policy(key, state, params):
@@ -136,31 +148,47 @@ def _stateful(env, choose) -> StatefulPolicy:
     return StatefulPolicy(init=lambda key, params: init_history(env), act=act)
 
 
-def make_geo_i_stateful(env: crp.CrossRealityPrivacy, epsilon_times_rmax: float = GEO_I_EPSILON_TIMES_RMAX,
-                        explore: float = 0.1, num_nearest: int = 5) -> StatefulPolicy:
+def make_geo_i_stateful(
+    env: crp.CrossRealityPrivacy,
+    epsilon_times_rmax: float = GEO_I_EPSILON_TIMES_RMAX,
+    explore: float = 0.1,
+    num_nearest: int = 5,
+) -> StatefulPolicy:
     """Geo-I with the historical greedy rule (a per-AV running mean of the utility per server)."""
-    return _stateful(env, lambda key, state, params, history: _geo_i_action(
-        env, key, state, params, history, epsilon_times_rmax, explore, num_nearest))
+    return _stateful(
+        env,
+        lambda key, state, params, history: _geo_i_action(
+            env, key, state, params, history, epsilon_times_rmax, explore, num_nearest
+        ),
+    )
 
 
-def make_max_perturbation_stateful(env: crp.CrossRealityPrivacy, explore: float = 0.1,
-                                   num_nearest: int = 5) -> StatefulPolicy:
+def make_max_perturbation_stateful(
+    env: crp.CrossRealityPrivacy, explore: float = 0.1, num_nearest: int = 5
+) -> StatefulPolicy:
     """Reference: r = r_max with a uniform angle every slot, and the historical greedy server rule. Entropy and
     QoS loss both rise with r; under the spec's adversary model (§2.5) and eq. (17)'s weights the entropy gain
     wins, so this fixed rule marks what the perturbation alone can reach."""
-    return _stateful(env, lambda key, state, params, history: _max_radius_action(
-        env, key, state, params, history, explore, num_nearest))
+    return _stateful(
+        env,
+        lambda key, state, params, history: _max_radius_action(env, key, state, params, history, explore, num_nearest),
+    )
 
 
-def make_no_perturbation_stateful(env: crp.CrossRealityPrivacy, explore: float = 0.1,
-                                  num_nearest: int = 5) -> StatefulPolicy:
+def make_no_perturbation_stateful(
+    env: crp.CrossRealityPrivacy, explore: float = 0.1, num_nearest: int = 5
+) -> StatefulPolicy:
     """No perturbation with the historical greedy rule."""
-    return _stateful(env, lambda key, state, params, history: _still_action(
-        env, key, state, params, history, explore, num_nearest))
+    return _stateful(
+        env, lambda key, state, params, history: _still_action(env, key, state, params, history, explore, num_nearest)
+    )
 
 
-POLICIES = {"geo_i": make_geo_i_stateful, "no_perturbation": make_no_perturbation_stateful,
-            "max_perturbation": make_max_perturbation_stateful}
+POLICIES = {
+    "geo_i": make_geo_i_stateful,
+    "no_perturbation": make_no_perturbation_stateful,
+    "max_perturbation": make_max_perturbation_stateful,
+}
 """The heuristics by name: make(env) -> StatefulPolicy (the historical greedy server rule, §7.1)."""
 
 EVAL_METRICS = ("utility", "reward_llm", "entropy_bits", "latency_s", "qos_loss", "migrated", "perturbation_m")

@@ -29,14 +29,20 @@ import jax.numpy as jnp
 import numpy as np
 
 import vmjax
-from vmjax.core.machine import machine_summary
 from baselines import cross_reality_privacy as heuristics
 from vmjax.agents import hgdm, lhdppo
 from vmjax.core import io
+from vmjax.core.machine import machine_summary
 from vmjax.envs import cross_reality_privacy as crp
 
-LEARNERS = {"LHDPPO": "lhdppo", "HDPPO": "hdppo", "GHPPO": "ghppo", "H-PPO": "hppo", "PPO-relaxed": "ppo_relaxed",
-            "HGDM": "hgdm"}
+LEARNERS = {
+    "LHDPPO": "lhdppo",
+    "HDPPO": "hdppo",
+    "GHPPO": "ghppo",
+    "H-PPO": "hppo",
+    "PPO-relaxed": "ppo_relaxed",
+    "HGDM": "hgdm",
+}
 PPO_STEPS_PER_ITERATION = 2048  # 16 worlds x 128 steps (§5.5): the study's budget unit
 HEURISTICS = {"Geo-I": "geo_i", "No perturbation": "no_perturbation", "Max perturbation": "max_perturbation"}
 CURVES = ("mean_train_reward", "rollout_utility", "rollout_entropy_bits", "rollout_latency_s", "rollout_qos_loss")
@@ -111,12 +117,21 @@ def train_and_evaluate(env, params, config, study: StudyConfig, log=print) -> di
         for name in SCORES:
             per_set[name].append(float(jnp.mean(out[name])))
     env_steps = config.num_iterations * config.env_steps_per_iteration
-    log(f"  {config.reward_mode} reward, {env_steps:,} env steps x {study.seeds} seeds: compile {compile_s:.0f} s, "
-        f"train {train_s:.0f} s ({env_steps * study.seeds / train_s:,.0f} env steps/s)")
+    log(
+        f"  {config.reward_mode} reward, {env_steps:,} env steps x {study.seeds} seeds: compile {compile_s:.0f} s, "
+        f"train {train_s:.0f} s ({env_steps * study.seeds / train_s:,.0f} env steps/s)"
+    )
     curves = {name: np.asarray(metrics[name]).tolist() for name in CURVES}
-    return {**_summary(per_set), "curves": curves, "compile_s": compile_s, "train_s": train_s, "env_steps": env_steps,
-            "final_clip_fraction": float(np.mean(np.asarray(metrics["clip_fraction"])[:, -1]))
-            if "clip_fraction" in metrics else float("nan")}
+    return {
+        **_summary(per_set),
+        "curves": curves,
+        "compile_s": compile_s,
+        "train_s": train_s,
+        "env_steps": env_steps,
+        "final_clip_fraction": float(np.mean(np.asarray(metrics["clip_fraction"])[:, -1]))
+        if "clip_fraction" in metrics
+        else float("nan"),
+    }
 
 
 def evaluate_heuristic(env, params, name: str, study: StudyConfig) -> dict:
@@ -134,8 +149,14 @@ def machine() -> str:
     return machine_summary()
 
 
-def compare(study: StudyConfig, out_path: Path, methods: Sequence[str] | None = None, env_config: dict | None = None,
-            overrides: dict | None = None, log=print) -> dict:
+def compare(
+    study: StudyConfig,
+    out_path: Path,
+    methods: Sequence[str] | None = None,
+    env_config: dict | None = None,
+    overrides: dict | None = None,
+    log=print,
+) -> dict:
     """Every learner and heuristic (or `methods`, names of LEARNERS / HEURISTICS); writes `out_path` (JSON)
     after each method. `overrides`: config fields for every learner (e.g. tiny sizes in tests). An existing
     `out_path` of the same study, env config and overrides is extended (its other methods are kept)."""
@@ -145,8 +166,13 @@ def compare(study: StudyConfig, out_path: Path, methods: Sequence[str] | None = 
     unknown = [m for m in methods if m not in LEARNERS and m not in HEURISTICS]
     if unknown:
         raise ValueError(f"compare: unknown methods {unknown}; known: {[*LEARNERS, *HEURISTICS]}")
-    record = {"study": dataclasses.asdict(study), "env_config": env_config or {}, "overrides": overrides or {},
-              "machine": machine(), "results": {}}
+    record = {
+        "study": dataclasses.asdict(study),
+        "env_config": env_config or {},
+        "overrides": overrides or {},
+        "machine": machine(),
+        "results": {},
+    }
     if out_path.is_file():
         saved = json.loads(out_path.read_text())
         same = lambda k: json.dumps(saved.get(k), sort_keys=True) == json.dumps(record[k], sort_keys=True)
@@ -157,22 +183,39 @@ def compare(study: StudyConfig, out_path: Path, methods: Sequence[str] | None = 
         if name in HEURISTICS:
             record["results"][name] = evaluate_heuristic(env, params, HEURISTICS[name], study)
         else:
-            record["results"][name] = train_and_evaluate(env, params, learner_config(name, study.iterations, overrides),
-                                                         study, log)
+            record["results"][name] = train_and_evaluate(
+                env, params, learner_config(name, study.iterations, overrides), study, log
+            )
         r = record["results"][name]
-        log(f"  utility {r['utility']:.4f} ± {r['utility_seed_std']:.4f}  entropy {r['entropy_bits']:.4f} bit  "
-            f"latency {r['latency_s']:.2f} s  QoS loss {r['qos_loss']:.4f}")
+        log(
+            f"  utility {r['utility']:.4f} ± {r['utility_seed_std']:.4f}  entropy {r['entropy_bits']:.4f} bit  "
+            f"latency {r['latency_s']:.2f} s  QoS loss {r['qos_loss']:.4f}"
+        )
         io.atomic_write_json(out_path, record)
     return record
 
 
-def sweep(study: StudyConfig, out_path: Path, field: str, values: Sequence, method: str = "LHDPPO",
-          env_config: dict | None = None, overrides: dict | None = None, log=print) -> dict:
+def sweep(
+    study: StudyConfig,
+    out_path: Path,
+    field: str,
+    values: Sequence,
+    method: str = "LHDPPO",
+    env_config: dict | None = None,
+    overrides: dict | None = None,
+    log=print,
+) -> dict:
     """`method` trained with `field` = each of `values` (for "lr": actor_lr = critic_lr); JSON after each."""
     env = vmjax.make("CrossRealityPrivacy-v0", **(env_config or {}))
     params = env.default_params
-    record = {"study": dataclasses.asdict(study), "method": method, "field": field, "overrides": overrides or {},
-              "machine": machine(), "results": {}}
+    record = {
+        "study": dataclasses.asdict(study),
+        "method": method,
+        "field": field,
+        "overrides": overrides or {},
+        "machine": machine(),
+        "results": {},
+    }
     for value in values:
         fields = {"actor_lr": value, "critic_lr": value} if field == "lr" else {field: value}
         config = learner_config(method, study.iterations, {**(overrides or {}), **fields})
@@ -184,8 +227,9 @@ def sweep(study: StudyConfig, out_path: Path, field: str, values: Sequence, meth
     return record
 
 
-def entropy_surface(env=None, params=None, num_radii: int = 21, num_angles: int = 36, key=None,
-                    vehicle: int = 0) -> dict:
+def entropy_surface(
+    env=None, params=None, num_radii: int = 21, num_angles: int = 36, key=None, vehicle: int = 0
+) -> dict:
     """E (eq. 5, bits) of one AV over a radius x angle grid (r in [0, r_max], theta in [0, 2 pi)), at reset of a
     world from `key`, its agent server kept on its connected server. Returns radius_deg [R], angle_rad [A],
     entropy_bits [R, A], the AV's server bearing (rad) and whether that server is the satellite."""
@@ -196,8 +240,12 @@ def entropy_surface(env=None, params=None, num_radii: int = 21, num_angles: int 
     angles = jnp.arange(num_angles) * (2.0 * math.pi / num_angles)
 
     def entropy(radius, angle):
-        raw = crp.raw_from_perturbation(jnp.full((env.num_agents,), radius), jnp.full((env.num_agents,), angle),
-                                        params.r_max_deg, env.config.action_squash)
+        raw = crp.raw_from_perturbation(
+            jnp.full((env.num_agents,), radius),
+            jnp.full((env.num_agents,), angle),
+            params.r_max_deg,
+            env.config.action_squash,
+        )
         out = env.outcome(state, {"target": state.connected, "perturbation": raw}, params)
         return out["entropy_bits"][vehicle]
 
@@ -206,17 +254,25 @@ def entropy_surface(env=None, params=None, num_radii: int = 21, num_angles: int 
     server = int(state.connected[vehicle])
     servers = crp.server_offsets_deg(params, env.config)
     bearing = math.atan2(float(servers[server][1] - true[1]), float(servers[server][0] - true[0]))
-    return {"radius_deg": np.asarray(radii).tolist(), "angle_rad": np.asarray(angles).tolist(),
-            "entropy_bits": np.asarray(grid).tolist(), "server_bearing_rad": bearing,
-            "server_is_satellite": server == env.config.num_rsus}
+    return {
+        "radius_deg": np.asarray(radii).tolist(),
+        "angle_rad": np.asarray(angles).tolist(),
+        "entropy_bits": np.asarray(grid).tolist(),
+        "server_bearing_rad": bearing,
+        "server_is_satellite": server == env.config.num_rsus,
+    }
 
 
 def format_table(results: dict[str, dict]) -> str:
-    lines = ["| method | utility (17) | ± seeds | entropy (bit) | latency (s) | QoS loss | perturbation (m) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | utility (17) | ± seeds | entropy (bit) | latency (s) | QoS loss | perturbation (m) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in sorted(results.items(), key=lambda kv: -kv[1]["utility"]):
-        lines.append(f"| {name} | {r['utility']:.4f} | {r['utility_seed_std']:.4f} | {r['entropy_bits']:.4f} | "
-                     f"{r['latency_s']:.2f} | {r['qos_loss']:.4f} | {r['perturbation_m']:.1f} |")
+        lines.append(
+            f"| {name} | {r['utility']:.4f} | {r['utility_seed_std']:.4f} | {r['entropy_bits']:.4f} | "
+            f"{r['latency_s']:.2f} | {r['qos_loss']:.4f} | {r['perturbation_m']:.1f} |"
+        )
     return "\n".join(lines)
 
 

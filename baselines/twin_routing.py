@@ -66,9 +66,7 @@ POLICIES: dict[str, Callable[[TwinRouting], Callable]] = {
 """Every heuristic for TwinRouting-v0 by name."""
 
 
-def calibrate(
-    env: TwinRouting, params=None, key=None, num_episodes: int = 64
-) -> NormStats:
+def calibrate(env: TwinRouting, params=None, key=None, num_episodes: int = 64) -> NormStats:
     """§3.3 (A) [REC]: the fixed z-score constants from Greedy and Random (with the mask) rollouts."""
     params = env.default_params if params is None else params
     key = jax.random.key(0) if key is None else key
@@ -95,9 +93,7 @@ class _EpisodeEnd(Wrapper):
     before `max_steps` and the rollout's later slots belong to a new episode."""
 
     def step_env(self, key, state, action, params):
-        obs, state, reward, term, trunc, info = self._env.step_env(
-            key, state, action, params
-        )
+        obs, state, reward, term, trunc, info = self._env.step_env(key, state, action, params)
         return obs, state, reward, term, trunc, dict(info, episode_done=term | trunc)
 
 
@@ -127,16 +123,12 @@ def _evaluate(env, policies, params, key, index, num_episodes):
     loss = packet_loss_rate(raw["failure"], active)  # [E, V], eq. (15)
     seen = jnp.any(active, axis=0)
     out["packet_loss"] = jnp.sum(loss * seen, -1) / jnp.maximum(jnp.sum(seen, -1), 1)
-    variance = jnp.where(
-        first, raw["workload_variance_bits2"], 0.0
-    )  # [T, E], eq. (16b)
+    variance = jnp.where(first, raw["workload_variance_bits2"], 0.0)  # [T, E], eq. (16b)
     out["workload_variance_bits2"] = jnp.sum(variance, 0) / jnp.sum(first, 0)
     return out
 
 
-def make_policy_evaluator(
-    env: TwinRouting, policies: Sequence[Callable], params, num_episodes: int
-):
+def make_policy_evaluator(env: TwinRouting, policies: Sequence[Callable], params, num_episodes: int):
     """One jitted `(key, index) -> {metric: [num_episodes] float32}` for `policies[index]`.
 
     The policies sit behind one `lax.switch`, so the env compiles once for all of them, and every
@@ -147,20 +139,14 @@ def make_policy_evaluator(
     vehicles active at least once; `workload_variance_bits2`, eq. (16b): the mean over slots.
     """
     policies = list(policies)
-    return jax.jit(
-        lambda key, index: _evaluate(env, policies, params, key, index, num_episodes)
-    )
+    return jax.jit(lambda key, index: _evaluate(env, policies, params, key, index, num_episodes))
 
 
-def rsu_subset_masks(
-    num_rsus: int, fractions: Sequence[float], seed: int
-) -> np.ndarray:
+def rsu_subset_masks(num_rsus: int, fractions: Sequence[float], seed: int) -> np.ndarray:
     """bool [F, num_rsus]: row f keeps round(f * num_rsus) RSUs (half up, at least 1), the first ones
     of one random permutation drawn from `seed`, so a smaller fraction keeps a subset."""
     if not fractions or any(not 0.0 < f <= 1.0 for f in fractions):
-        raise ValueError(
-            f"fractions must be one or more values in (0, 1], got {fractions}"
-        )
+        raise ValueError(f"fractions must be one or more values in (0, 1], got {fractions}")
     rank = np.argsort(np.random.default_rng(seed).permutation(num_rsus))
     counts = [max(1, math.floor(f * num_rsus + 0.5)) for f in fractions]
     return np.stack([rank < k for k in counts])
@@ -192,9 +178,7 @@ def server_count_sweep(
     fns = list(policies.values())
 
     def run(key, index, present):
-        one = lambda m: _evaluate(
-            env, fns, params.replace(rsu_present=m), key, index, num_episodes
-        )
+        one = lambda m: _evaluate(env, fns, params.replace(rsu_present=m), key, index, num_episodes)
         return jax.vmap(one)(present)
 
     run = jax.jit(run)
@@ -221,9 +205,7 @@ def main(argv=None) -> int:
         action="store_true",
         help="print the norm stats of the default config",
     )
-    parser.add_argument(
-        "--parameter-set", default="calibrated", choices=("calibrated", "literal")
-    )
+    parser.add_argument("--parameter-set", default="calibrated", choices=("calibrated", "literal"))
     parser.add_argument("--episodes", type=int, default=64)
     args = parser.parse_args(argv)
     if args.calibrate:

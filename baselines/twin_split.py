@@ -46,7 +46,10 @@ def _ranked_rsus(env: TwinSplit, state, params):
 
 
 def _action(target, fraction):
-    return {"target": target.astype(jnp.int32), "fraction": jnp.broadcast_to(fraction, target.shape).astype(jnp.float32)}
+    return {
+        "target": target.astype(jnp.int32),
+        "fraction": jnp.broadcast_to(fraction, target.shape).astype(jnp.float32),
+    }
 
 
 def make_full_migration(env: TwinSplit):
@@ -122,8 +125,10 @@ def make_greedy_balanced(env: TwinSplit, fraction: float = 0.5):
             serving, cycles = ctx.serving[vehicle], ctx.task_bits[vehicle] * ctx.cycles_per_bit[vehicle]
             load = base_cycles + added
             stay_s = (load[serving] + cycles) / ctx.gpu_hz[serving]
-            split_s = jnp.maximum((load[serving] + (1.0 - fraction) * cycles) / ctx.gpu_hz[serving],
-                                  (load + fraction * cycles) / ctx.gpu_hz)  # [E], migration time ignored
+            split_s = jnp.maximum(
+                (load[serving] + (1.0 - fraction) * cycles) / ctx.gpu_hz[serving],
+                (load + fraction * cycles) / ctx.gpu_hz,
+            )  # [E], migration time ignored
             time_s = jnp.where(others[serving], split_s, stay_s)
             target = jnp.argmin(time_s)
             moved = jnp.where(target == serving, 0.0, fraction * cycles)
@@ -177,7 +182,9 @@ def _normalise(env: TwinSplit, policies: Sequence[StatefulPolicy]):
             if unknown:
                 raise ValueError(f"policy {i} returned extras {sorted(unknown)}; the evaluator knows {list(EXTRAS)}")
             nan = jnp.full((env.num_agents,), jnp.nan, jnp.float32)
-            out = {k: jnp.asarray(extras[k], jnp.float32).reshape(env.num_agents) if k in extras else nan for k in EXTRAS}
+            out = {
+                k: jnp.asarray(extras[k], jnp.float32).reshape(env.num_agents) if k in extras else nan for k in EXTRAS
+            }
             return _action(target, alpha), states[:i] + (new_state,) + states[i + 1 :], out
 
         return act
@@ -240,14 +247,22 @@ def make_policy_evaluator(env: TwinSplit, policies: Sequence[StatefulPolicy], pa
     """
     policies = [p if isinstance(p, StatefulPolicy) else stateless(p) if callable(p) else p for p in policies]
     if not policies or not all(isinstance(p, StatefulPolicy) for p in policies):
-        raise ValueError("make_policy_evaluator: policies must be a non-empty sequence of StatefulPolicy or plain "
-                         "policy(key, state, params) functions (wrapped with vmjax.core.rollout.stateless)")
+        raise ValueError(
+            "make_policy_evaluator: policies must be a non-empty sequence of StatefulPolicy or plain "
+            "policy(key, state, params) functions (wrapped with vmjax.core.rollout.stateless)"
+        )
     env.validate_params(params)
     return jax.jit(lambda key, index: _evaluate(env, policies, params, key, index, num_episodes))
 
 
-def gpu_capacity_sweep(env: TwinSplit, policies: Sequence[StatefulPolicy] | Mapping[str, StatefulPolicy], params,
-                       capacities_hz: Sequence[float], key, num_episodes: int) -> dict[str, dict[str, np.ndarray]]:
+def gpu_capacity_sweep(
+    env: TwinSplit,
+    policies: Sequence[StatefulPolicy] | Mapping[str, StatefulPolicy],
+    params,
+    capacities_hz: Sequence[float],
+    key,
+    num_episodes: int,
+) -> dict[str, dict[str, np.ndarray]]:
     """The §7.1 sweep of the nominal RSU GPU capacity C_nom (e.g. 40, 50, ..., 80 GHz; C_e = C_nom U[gpu_scale_low,
     gpu_scale_high] per RSU and episode, §7.2; set both to 1 in `params` for the homogeneous case, §10-A35).
 
@@ -257,7 +272,9 @@ def gpu_capacity_sweep(env: TwinSplit, policies: Sequence[StatefulPolicy] | Mapp
     """
     capacities = np.asarray(capacities_hz, np.float32)
     if capacities.ndim != 1 or len(capacities) == 0:
-        raise ValueError(f"gpu_capacity_sweep: capacities_hz must be a sequence of one or more values, got {capacities_hz}")
+        raise ValueError(
+            f"gpu_capacity_sweep: capacities_hz must be a sequence of one or more values, got {capacities_hz}"
+        )
     for c in capacities:  # the vmapped params are traced, so check them here
         env.validate_params(params.replace(gpu_hz_nominal=float(c)))
     if not isinstance(policies, Mapping):
@@ -268,8 +285,13 @@ def gpu_capacity_sweep(env: TwinSplit, policies: Sequence[StatefulPolicy] | Mapp
     return {name: jax.device_get(run(key, i, jnp.asarray(capacities))) for i, name in enumerate(policies)}
 
 
-def calibration_check(num_episodes: int = 100, seeds: Sequence[int] = (0, 1, 2), gpu_hz_nominal: float = 60e9,
-                      env: TwinSplit | None = None, params=None) -> dict:
+def calibration_check(
+    num_episodes: int = 100,
+    seeds: Sequence[int] = (0, 1, 2),
+    gpu_hz_nominal: float = 60e9,
+    env: TwinSplit | None = None,
+    params=None,
+) -> dict:
     """§7.2 calibration note: mean T^total of the heuristics at C_nom (default params, synthetic fallback mobility
     unless `params` has a trace bank), `num_episodes` per seed. Returns {policy: {metric: (mean, std over
     seeds)}} plus "random_over_greedy" (ratio of mean latencies; the note asks >= 1.15-1.2)."""
@@ -280,8 +302,10 @@ def calibration_check(num_episodes: int = 100, seeds: Sequence[int] = (0, 1, 2),
     out = {}
     for i, name in enumerate(policies):
         per_seed = [jax.device_get(evaluate(jax.random.key(s), i)) for s in seeds]
-        out[name] = {m: (float(np.mean([np.mean(r[m]) for r in per_seed])), float(np.std([np.mean(r[m]) for r in per_seed])))
-                     for m in per_seed[0]}
+        out[name] = {
+            m: (float(np.mean([np.mean(r[m]) for r in per_seed])), float(np.std([np.mean(r[m]) for r in per_seed])))
+            for m in per_seed[0]
+        }
     out["random_over_greedy"] = out["random_migration"]["latency_s"][0] / out["greedy_least_loaded"]["latency_s"][0]
     return out
 
@@ -291,9 +315,12 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--gpu-ghz", type=float, default=60.0)
-    parser.add_argument("--bank", default="none", choices=("none", "real", "generated"),
-                        help="trajectories: synthetic fallback, or a build_trace_banks bank (§7.3 without / with "
-                             "generated vehicles)")
+    parser.add_argument(
+        "--bank",
+        default="none",
+        choices=("none", "real", "generated"),
+        help="trajectories: synthetic fallback, or a build_trace_banks bank (§7.3 without / with generated vehicles)",
+    )
     parser.add_argument("--bank-seed", type=int, default=0)
     parser.add_argument("--bank-vehicles", type=int, default=512)
     args = parser.parse_args(argv)

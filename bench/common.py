@@ -59,8 +59,13 @@ def result_path(stem: str, label: str, out: str | None = None, quick: bool = Fal
 
 def run_stamp(machine: dict, label: str, opts) -> dict:
     """The entries every result file records about its run: when, where, and with which options."""
-    return {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "machine": machine,
-            "machine_label": label, "quick": bool(opts.quick), "options": dict(vars(opts))}
+    return {
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "machine_label": label,
+        "quick": bool(opts.quick),
+        "options": dict(vars(opts)),
+    }
 
 
 def write_result(out: Path, result: dict) -> dict:
@@ -112,8 +117,9 @@ def compile_aot(fn, args) -> tuple[Any, float]:
     return compiled, time.perf_counter() - start
 
 
-def timed_runs(compiled, args, repeats: int, long_run_s: float = math.inf,
-               long_repeats: int = 1) -> tuple[list[float], Any]:
+def timed_runs(
+    compiled, args, repeats: int, long_run_s: float = math.inf, long_repeats: int = 1
+) -> tuple[list[float], Any]:
     """One warm-up run (excluded), then `repeats` timed runs (min(repeats, `long_repeats`) when the warm-up
     took longer than `long_run_s`), each waited for with `block_until_ready`; returns the run seconds and
     the last run's output."""
@@ -160,9 +166,16 @@ def time_trainer(trainer, chunk: int, repeats: int, env_steps_per_iteration: int
     del state, compiled
     iteration_s = median(runs) / chunk
     steps = env_steps_per_iteration
-    return {"compile_s": compile_s, "chunk_iterations": chunk, "repeats": repeats, "chunk_runs_s": runs,
-            "iteration_s": iteration_s, "env_steps_per_iteration": steps, "env_steps_per_s": steps / iteration_s,
-            "agent_steps_per_s": steps * trainer.env.num_agents / iteration_s}
+    return {
+        "compile_s": compile_s,
+        "chunk_iterations": chunk,
+        "repeats": repeats,
+        "chunk_runs_s": runs,
+        "iteration_s": iteration_s,
+        "env_steps_per_iteration": steps,
+        "env_steps_per_s": steps / iteration_s,
+        "agent_steps_per_s": steps * trainer.env.num_agents / iteration_s,
+    }
 
 
 # ====================================================================== memory
@@ -175,11 +188,11 @@ def compiled_memory(compiled, num_worlds: int) -> dict | None:
         return None
     if stats is None:
         return None
-    parts = {name: int(getattr(stats, f"{name}_size_in_bytes", 0) or 0)
-             for name in ("argument", "output", "temp", "alias")}
+    parts = {
+        name: int(getattr(stats, f"{name}_size_in_bytes", 0) or 0) for name in ("argument", "output", "temp", "alias")
+    }
     total = parts["argument"] + parts["output"] + parts["temp"] - parts["alias"]
-    return {**{f"{k}_bytes": v for k, v in parts.items()}, "total_bytes": total,
-            "per_world_bytes": total / num_worlds}
+    return {**{f"{k}_bytes": v for k, v in parts.items()}, "total_bytes": total, "per_world_bytes": total / num_worlds}
 
 
 # ====================================================================== env rollouts
@@ -235,21 +248,39 @@ def make_policy_rollout(env, num_worlds: int, policy):
             }
             return state, totals
 
-        zero = {"reward_sum": jnp.float32(0.0), "obs_sum": jnp.float32(0.0), "episode_ends": jnp.int32(0),
-                "steps": jnp.int32(0)}
+        zero = {
+            "reward_sum": jnp.float32(0.0),
+            "obs_sum": jnp.float32(0.0),
+            "episode_ends": jnp.int32(0),
+            "steps": jnp.int32(0),
+        }
         return jax.lax.fori_loop(0, num_steps, body, (state, zero))[1]
 
     return jax.jit(reset), jax.jit(run)
 
 
 def _totals(out) -> dict:
-    return {"reward_sum": float(out["reward_sum"]), "obs_sum": float(out["obs_sum"]),
-            "episode_ends": int(out["episode_ends"]), "steps_run": int(out["steps"])}
+    return {
+        "reward_sum": float(out["reward_sum"]),
+        "obs_sum": float(out["obs_sum"]),
+        "episode_ends": int(out["episode_ends"]),
+        "steps_run": int(out["steps"]),
+    }
 
 
-def measure_policy_rollout(env, params, worlds: int, steps: int, split_steps: int, repeats: int,
-                           max_rollout_s: float, long_run_s: float = 10.0, long_repeats: int = 2, *,
-                           policy) -> dict:
+def measure_policy_rollout(
+    env,
+    params,
+    worlds: int,
+    steps: int,
+    split_steps: int,
+    repeats: int,
+    max_rollout_s: float,
+    long_run_s: float = 10.0,
+    long_repeats: int = 2,
+    *,
+    policy,
+) -> dict:
     """Env steps/s of `env` at `worlds` worlds under `policy` (per world, `policy(key, state, params)`), the
     measurement of the TwinRouting-v0 and TwinSplit-v0 env benchmarks.
 
@@ -287,9 +318,16 @@ def measure_policy_rollout(env, params, worlds: int, steps: int, split_steps: in
     plain_step_s = (median(split_runs) - call_s * subtracted) / split_steps
     split_step_s = (max_steps * plain_step_s + reset_s) / max_steps
     split = {
-        "steps": split_steps, "runs_s": split_runs, "call_s": call_s, "call_runs_s": call_runs,
-        "call_subtracted": bool(subtracted), "plain_step_s": plain_step_s, "reset_s": reset_s,
-        "step_s": split_step_s, "env_steps_per_s": worlds / split_step_s, **split_totals,
+        "steps": split_steps,
+        "runs_s": split_runs,
+        "call_s": call_s,
+        "call_runs_s": call_runs,
+        "call_subtracted": bool(subtracted),
+        "plain_step_s": plain_step_s,
+        "reset_s": reset_s,
+        "step_s": split_step_s,
+        "env_steps_per_s": worlds / split_step_s,
+        **split_totals,
     }
 
     estimated_s = split_step_s * steps
@@ -300,21 +338,41 @@ def measure_policy_rollout(env, params, worlds: int, steps: int, split_steps: in
         if totals["steps_run"] != steps:
             raise RuntimeError(f"the rollout ran {totals['steps_run']} steps, not {steps}")
         run_s = median(runs)
-        rollout_row.update(env_steps=worlds * steps, agent_steps=worlds * steps * env.num_agents, runs_s=runs,
-                           run_s=run_s, step_s=run_s / steps, env_steps_per_s=worlds * steps / run_s, **totals)
+        rollout_row.update(
+            env_steps=worlds * steps,
+            agent_steps=worlds * steps * env.num_agents,
+            runs_s=runs,
+            run_s=run_s,
+            step_s=run_s / steps,
+            env_steps_per_s=worlds * steps / run_s,
+            **totals,
+        )
         method, step_s = "rollout", run_s / steps
     else:
         rollout_row["skipped"] = (
-            f"estimated {estimated_s:.0f} s per run (from the split step) > max_rollout_s {max_rollout_s:g} s")
+            f"estimated {estimated_s:.0f} s per run (from the split step) > max_rollout_s {max_rollout_s:g} s"
+        )
         method, step_s = "split", split_step_s
     del state, run_exe, reset_exe
     env_steps_per_s = worlds / step_s
     return {
-        "worlds": worlds, "num_vehicles": env.num_agents, "method": method, "env_steps_per_s": env_steps_per_s,
-        "agent_steps_per_s": env_steps_per_s * env.num_agents, "step_s": step_s, "world_step_s": step_s / worlds,
-        "compile_s": compile_s, "reset_compile_s": reset_compile_s, "initial_reset_s": reset_s,
-        "reset_runs_s": reset_runs, "repeats": repeats, "long_run_s": long_run_s, "long_repeats": long_repeats,
-        "rollout": rollout_row, "split": split, "memory": memory,
+        "worlds": worlds,
+        "num_vehicles": env.num_agents,
+        "method": method,
+        "env_steps_per_s": env_steps_per_s,
+        "agent_steps_per_s": env_steps_per_s * env.num_agents,
+        "step_s": step_s,
+        "world_step_s": step_s / worlds,
+        "compile_s": compile_s,
+        "reset_compile_s": reset_compile_s,
+        "initial_reset_s": reset_s,
+        "reset_runs_s": reset_runs,
+        "repeats": repeats,
+        "long_run_s": long_run_s,
+        "long_repeats": long_repeats,
+        "rollout": rollout_row,
+        "split": split,
+        "memory": memory,
         "peak_bytes_per_world": None if memory is None else memory["per_world_bytes"],
     }
 
@@ -337,16 +395,19 @@ def train_and_report(env, trainer, iterations: int, shown, per_iteration: str):
     final, metrics = compiled(initial)
     jax.block_until_ready(metrics)
     wall = time.time() - start
-    print(f"{iterations} iterations in {wall:.1f}s ({wall / iterations:.2f}s per iteration, {per_iteration} each)",
-          flush=True)
+    print(
+        f"{iterations} iterations in {wall:.1f}s ({wall / iterations:.2f}s per iteration, {per_iteration} each)",
+        flush=True,
+    )
     k = iterations
     for i in sorted({0, 1, k // 4, k // 2, 3 * k // 4, k - 1}):
         print(i, " ".join(f"{name}={float(metrics[name][i]):.4g}" for name in shown), flush=True)
 
     def evaluate(policy, name):
         out = jax.jit(lambda key: rollout(env, policy, key, params, 16, 50))(jax.random.key(123))
-        print(f"EVAL {name:28s} " + " ".join(f"{m}={float(jnp.mean(out[m])):.4f}" for m in SANITY_EVALUATED),
-              flush=True)
+        print(
+            f"EVAL {name:28s} " + " ".join(f"{m}={float(jnp.mean(out[m])):.4f}" for m in SANITY_EVALUATED), flush=True
+        )
 
     evaluate(trainer.make_eval_policy(initial), "initial (deterministic)")
     evaluate(trainer.make_eval_policy(initial, deterministic=False), "initial (sampled)")

@@ -73,8 +73,16 @@ def main(argv=None) -> int:
     rows = measure(args.worlds, args.vehicles, args.rsus, args.steps, args.repeats)
     print(f"ratio of the largest to the first world count: {rows[-1]['ratio_vs_first']:.1f}x")
     out = result_path("env_throughput", machine_label(machine), args.out)
-    atomic_write_json(out, {"benchmark": "env_throughput", "env": "AvatarPremigration-v0", "config": vars(args),
-                            "machine": machine, "rows": rows})
+    atomic_write_json(
+        out,
+        {
+            "benchmark": "env_throughput",
+            "env": "AvatarPremigration-v0",
+            "config": vars(args),
+            "machine": machine,
+            "rows": rows,
+        },
+    )
     print(f"wrote {out}")
     return 0
 

@@ -161,17 +161,33 @@ def measure_vmjax_env(num_vehicles: int, num_rsus: int, worlds: int, steps: int,
     run_s = median(runs)
     env_steps = worlds * steps / run_s
     return {
-        "worlds": worlds, "num_vehicles": num_vehicles, "num_rsus": num_rsus, "steps": steps,
-        "compile_s": compile_s, "run_s": run_s, "runs_s": runs, "repeats": repeats,
-        "step_s": run_s / steps, "world_step_s": run_s / (steps * worlds),
-        "env_steps_per_s": env_steps, "agent_steps_per_s": env_steps * num_vehicles,
-        "reset_compile_s": reset_compile_s, "initial_reset_s": median(reset_runs),
-        "memory": memory, "peak_bytes_per_world": None if memory is None else memory["per_world_bytes"],
+        "worlds": worlds,
+        "num_vehicles": num_vehicles,
+        "num_rsus": num_rsus,
+        "steps": steps,
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "runs_s": runs,
+        "repeats": repeats,
+        "step_s": run_s / steps,
+        "world_step_s": run_s / (steps * worlds),
+        "env_steps_per_s": env_steps,
+        "agent_steps_per_s": env_steps * num_vehicles,
+        "reset_compile_s": reset_compile_s,
+        "initial_reset_s": median(reset_runs),
+        "memory": memory,
+        "peak_bytes_per_world": None if memory is None else memory["per_world_bytes"],
     }
 
 
-def measure_numpy_batched(worlds: int, repeats: int, episode_max_worlds: int, split_steps: int,
-                          num_vehicles: int = BENCH_VEHICLES, num_rsus: int = BENCH_RSUS) -> dict:
+def measure_numpy_batched(
+    worlds: int,
+    repeats: int,
+    episode_max_worlds: int,
+    split_steps: int,
+    num_vehicles: int = BENCH_VEHICLES,
+    num_rsus: int = BENCH_RSUS,
+) -> dict:
     """The batched NumPy reference with fixed random actions per world.
 
     worlds <= episode_max_worlds ("episodes"): each timed run is one whole episode of `max_steps` steps from
@@ -216,8 +232,15 @@ def measure_numpy_batched(worlds: int, repeats: int, episode_max_worlds: int, sp
                 step_runs.append(elapsed / steps)
         plain_step_s, reset_s = median(step_runs), median(reset_runs)
         step_s = (max_steps * plain_step_s + reset_s) / max_steps
-        row.update(method="split", timed_steps=steps, plain_step_s=plain_step_s, reset_s=reset_s,
-                   step_runs_s=step_runs, reset_runs_s=reset_runs, step_s=step_s)
+        row.update(
+            method="split",
+            timed_steps=steps,
+            plain_step_s=plain_step_s,
+            reset_s=reset_s,
+            step_runs_s=step_runs,
+            reset_runs_s=reset_runs,
+            step_s=step_s,
+        )
     env_steps = worlds / step_s
     row.update(env_steps_per_s=env_steps, agent_steps_per_s=env_steps * num_vehicles)
     del env
@@ -241,8 +264,9 @@ def numpy_batched_peak_bytes(worlds: int, num_vehicles: int, num_rsus: int) -> i
     return traced_peak_bytes(work)
 
 
-def measure_numpy_per_world(worlds: int, episodes: int, repeats: int, num_vehicles: int = BENCH_VEHICLES,
-                            num_rsus: int = BENCH_RSUS) -> dict:
+def measure_numpy_per_world(
+    worlds: int, episodes: int, repeats: int, num_vehicles: int = BENCH_VEHICLES, num_rsus: int = BENCH_RSUS
+) -> dict:
     """`worlds` AvatarPremigrationNumpy envs stepped one after another (as a Python list, the way the PyTorch
     trainer and gymnasium users drive them), each reset when its episode ends; `episodes` whole episodes per
     world in a timed run, fixed random actions per world, one warm-up run excluded, median of `repeats`."""
@@ -270,9 +294,16 @@ def measure_numpy_per_world(worlds: int, episodes: int, repeats: int, num_vehicl
     assert resets == worlds * episodes
     steps = worlds * episodes * max_steps
     env_steps = steps / median(runs)
-    return {"sample_worlds": worlds, "episodes": episodes, "timed_steps": steps, "runs_s": runs,
-            "repeats": repeats, "env_steps_per_s": env_steps, "agent_steps_per_s": env_steps * num_vehicles,
-            "world_step_s": 1.0 / env_steps}
+    return {
+        "sample_worlds": worlds,
+        "episodes": episodes,
+        "timed_steps": steps,
+        "runs_s": runs,
+        "repeats": repeats,
+        "env_steps_per_s": env_steps,
+        "agent_steps_per_s": env_steps * num_vehicles,
+        "world_step_s": 1.0 / env_steps,
+    }
 
 
 def numpy_per_world_peak_bytes(num_vehicles: int = BENCH_VEHICLES, num_rsus: int = BENCH_RSUS) -> int:
@@ -310,8 +341,9 @@ def bench_env(opts, cache: dict) -> dict:
         pw["worlds"] = worlds
         pw["measured"] = sample == worlds
         pw["basis"] = (
-            f"measured: {worlds} world(s) stepped one after another" if sample == worlds else
-            f"extrapolated from {sample} world(s) stepped one after another: the reference steps its worlds "
+            f"measured: {worlds} world(s) stepped one after another"
+            if sample == worlds
+            else f"extrapolated from {sample} world(s) stepped one after another: the reference steps its worlds "
             f"one after another, so {worlds} worlds take {worlds // sample}x as long and env steps/s is the same"
         )
         pw["peak_bytes_per_world"] = per_world_bytes
@@ -321,10 +353,12 @@ def bench_env(opts, cache: dict) -> dict:
             "numpy_batched_over_numpy_per_world": _ratio(batched["env_steps_per_s"], pw["env_steps_per_s"]),
         }
         rows.append({"worlds": worlds, "vmjax": vm, "numpy_batched": batched, "numpy_per_world": pw, "ratios": ratios})
-        log(f"  env {worlds:>7} worlds: vmjax {vm['env_steps_per_s']:>13,.0f}  NumPy batched "
-             f"{batched['env_steps_per_s']:>11,.0f} ({batched['method']})  NumPy per-world "
-             f"{pw['env_steps_per_s']:>9,.0f}{'' if pw['measured'] else ' (extrapolated)'} env steps/s; "
-             f"vmjax compile {vm['compile_s']:.1f} s")
+        log(
+            f"  env {worlds:>7} worlds: vmjax {vm['env_steps_per_s']:>13,.0f}  NumPy batched "
+            f"{batched['env_steps_per_s']:>11,.0f} ({batched['method']})  NumPy per-world "
+            f"{pw['env_steps_per_s']:>9,.0f}{'' if pw['measured'] else ' (extrapolated)'} env steps/s; "
+            f"vmjax compile {vm['compile_s']:.1f} s"
+        )
     extra = []
     for worlds in opts.extra_worlds:
         if worlds in opts.worlds:
@@ -337,30 +371,36 @@ def bench_env(opts, cache: dict) -> dict:
             continue
         cache[(n, m, worlds)] = vm
         extra.append({"worlds": worlds, "vmjax": vm})
-        log(f"  env {worlds:>7} worlds: vmjax {vm['env_steps_per_s']:>13,.0f} env steps/s (vmjax only); "
-             f"compile {vm['compile_s']:.1f} s")
+        log(
+            f"  env {worlds:>7} worlds: vmjax {vm['env_steps_per_s']:>13,.0f} env steps/s (vmjax only); "
+            f"compile {vm['compile_s']:.1f} s"
+        )
     return {
-        "num_vehicles": n, "num_rsus": m, "workload_forecast": FORECAST, "max_steps": 100,
-        "rows": rows, "vmjax_only_rows": extra,
+        "num_vehicles": n,
+        "num_rsus": m,
+        "workload_forecast": FORECAST,
+        "max_steps": 100,
+        "rows": rows,
+        "vmjax_only_rows": extra,
         "method": {
             "vmjax": f"compiled rollout of {opts.steps} VecEnv steps from a reset state, auto-resets inside (one "
-                     "per 100 steps per world), fixed random actions per world; compile time and the initial "
-                     f"batched reset apart; one warm-up run excluded, median of {opts.repeats} runs with "
-                     "block_until_ready",
+            "per 100 steps per world), fixed random actions per world; compile time and the initial "
+            f"batched reset apart; one warm-up run excluded, median of {opts.repeats} runs with "
+            "block_until_ready",
             "numpy_batched": f"worlds <= {opts.numpy_episode_max_worlds}: 'episodes', one whole 100-step episode "
-                             "per timed run with the auto-reset of every world in its last step; more worlds: "
-                             f"'split', reset() of all worlds and {min(opts.numpy_steps, 99)} steps without an "
-                             "episode end timed apart, combined as (100 x step + reset) / 100; one warm-up run "
-                             f"excluded, medians of {opts.repeats} runs",
+            "per timed run with the auto-reset of every world in its last step; more worlds: "
+            f"'split', reset() of all worlds and {min(opts.numpy_steps, 99)} steps without an "
+            "episode end timed apart, combined as (100 x step + reset) / 100; one warm-up run "
+            f"excluded, medians of {opts.repeats} runs",
             "numpy_per_world": f"a Python list of min(worlds, {opts.per_world_sample}) one-world envs stepped one "
-                               f"after another for {opts.per_world_episodes} episode(s) each, reset when the "
-                               "episode ends, in the timing; larger world counts take the measured steps/s "
-                               "(extrapolated: the worlds are stepped one after another); one warm-up run "
-                               f"excluded, median of {opts.repeats} runs",
+            f"after another for {opts.per_world_episodes} episode(s) each, reset when the "
+            "episode ends, in the timing; larger world counts take the measured steps/s "
+            "(extrapolated: the worlds are stepped one after another); one warm-up run "
+            f"excluded, median of {opts.repeats} runs",
             "memory": "vmjax: memory_analysis() of the compiled rollout (arguments + outputs + temporaries - "
-                      "aliased) / worlds; batched NumPy: tracemalloc peak while building the worlds, resetting "
-                      "them, a step and a step through every episode end (auto-reset), / worlds; one world at a "
-                      "time: tracemalloc peak of one world built, reset, stepped and reset again",
+            "aliased) / worlds; batched NumPy: tracemalloc peak while building the worlds, resetting "
+            "them, a step and a step through every episode end (auto-reset), / worlds; one world at a "
+            "time: tracemalloc peak of one world built, reset, stepped and reset again",
         },
     }
 
@@ -372,8 +412,11 @@ def train_configs(worlds: int, opts):
     # The NumPy reference under the PyTorch trainer implements rsu_order="index" only (the library default; the
     # command line may name RSUs by distance): both trainers step the same env, the benchmark's.
     overrides: dict[str, Any] = {"env.workload_forecast": FORECAST, "env.rsu_order": "index", "agent.num_envs": worlds}
-    for flag, value in (("num_steps", opts.train_steps), ("update_epochs", opts.train_epochs),
-                        ("num_minibatches", opts.train_minibatches)):
+    for flag, value in (
+        ("num_steps", opts.train_steps),
+        ("update_epochs", opts.train_epochs),
+        ("num_minibatches", opts.train_minibatches),
+    ):
         if value is not None:
             overrides[f"agent.{flag}"] = value
     configs = runner.build_configs(overrides, HybridMappoConfig)
@@ -395,9 +438,14 @@ def vmjax_train_breakdown(env_config, agent_config, full: dict, chunk: int, repe
     one = measure_vmjax_train(env_config, dataclasses.replace(agent_config, update_epochs=1), chunk, repeats)
     epoch_s = max(full["iteration_s"] - one["iteration_s"], 0.0) / (epochs - 1)
     rollout_gae_s = max(one["iteration_s"] - epoch_s, 0.0)
-    return {"iteration_s_one_epoch": one["iteration_s"], "epoch_s": epoch_s, "rollout_gae_s": rollout_gae_s,
-            "update_s": epochs * epoch_s, "update_share": epochs * epoch_s / full["iteration_s"],
-            "method": "t(1 epoch) and t(E epochs) of the same jitted iteration; epoch = (t(E) - t(1)) / (E - 1)"}
+    return {
+        "iteration_s_one_epoch": one["iteration_s"],
+        "epoch_s": epoch_s,
+        "rollout_gae_s": rollout_gae_s,
+        "update_s": epochs * epoch_s,
+        "update_share": epochs * epoch_s / full["iteration_s"],
+        "method": "t(1 epoch) and t(E epochs) of the same jitted iteration; epoch = (t(E) - t(1)) / (E - 1)",
+    }
 
 
 def torch_config_from(agent_config):
@@ -405,11 +453,20 @@ def torch_config_from(agent_config):
     the PyTorch trainer does not implement."""
     from bench.reference.torch_hybrid_mappo import TorchHybridMappoConfig  # imports torch: an optional extra
 
-    expected = {"activation": "relu", "layer_norm": False, "alpha_mean": "sigmoid", "share_actor_params": False,
-                "alpha_per_target": False, "ratio": "separate", "anneal_lr": False}
+    expected = {
+        "activation": "relu",
+        "layer_norm": False,
+        "alpha_mean": "sigmoid",
+        "share_actor_params": False,
+        "alpha_per_target": False,
+        "ratio": "separate",
+        "anneal_lr": False,
+    }
     for name, value in expected.items():
         if getattr(agent_config, name) != value:
-            raise ValueError(f"the PyTorch trainer implements {name}={value!r} only, got {getattr(agent_config, name)!r}")
+            raise ValueError(
+                f"the PyTorch trainer implements {name}={value!r} only, got {getattr(agent_config, name)!r}"
+            )
     if agent_config.continuous_actor_lr not in (0.0, agent_config.actor_lr):
         raise ValueError("the PyTorch trainer has one actor learning rate")
     shared = {f.name for f in dataclasses.fields(TorchHybridMappoConfig)} - {"num_iterations"}
@@ -424,18 +481,27 @@ def measure_torch_train(env_config, agent_config, iterations: int, threads: int)
     config = torch_config_from(agent_config)
     reference_fields = {f.name for f in dataclasses.fields(ReferenceConfig)}
     env_cfg = {k: v for k, v in dataclasses.asdict(env_config).items() if k in reference_fields}
-    result = th.train(config.num_envs, config.num_steps, iterations, seed=0, config=config,
-                      env_config=env_cfg, num_threads=threads)
+    result = th.train(
+        config.num_envs, config.num_steps, iterations, seed=0, config=config, env_config=env_cfg, num_threads=threads
+    )
     warmup = 1 if iterations > 1 else 0
     timed = result["iteration_s"][warmup:]
     iteration_s = median(timed)
     steps = config.num_envs * config.num_steps
     num_agents = env_config.num_vehicles
-    return {"iterations": iterations, "warmup_iterations": warmup, "iteration_runs_s": result["iteration_s"],
-            "iteration_s": iteration_s, "rollout_s": median(result["rollout_s"][warmup:]),
-            "update_s": median(result["update_s"][warmup:]), "env_steps_per_iteration": steps,
-            "env_steps_per_s": steps / iteration_s, "agent_steps_per_s": steps * num_agents / iteration_s,
-            "torch_version": result["torch_version"], "torch_threads": result["torch_threads"]}
+    return {
+        "iterations": iterations,
+        "warmup_iterations": warmup,
+        "iteration_runs_s": result["iteration_s"],
+        "iteration_s": iteration_s,
+        "rollout_s": median(result["rollout_s"][warmup:]),
+        "update_s": median(result["update_s"][warmup:]),
+        "env_steps_per_iteration": steps,
+        "env_steps_per_s": steps / iteration_s,
+        "agent_steps_per_s": steps * num_agents / iteration_s,
+        "torch_version": result["torch_version"],
+        "torch_threads": result["torch_threads"],
+    }
 
 
 def torch_available() -> str | None:
@@ -462,8 +528,10 @@ def bench_train(opts) -> dict:
         if torch_missing:
             torch_row: dict[str, Any] = {"skipped": torch_missing}
         elif worlds > opts.torch_max_worlds:
-            torch_row = {"skipped": f"not run above --torch-max-worlds {opts.torch_max_worlds} (an iteration of the "
-                                    "PyTorch trainer steps every world one after another in Python)"}
+            torch_row = {
+                "skipped": f"not run above --torch-max-worlds {opts.torch_max_worlds} (an iteration of the "
+                "PyTorch trainer steps every world one after another in Python)"
+            }
         else:
             iterations = opts.torch_large_iterations if large else opts.torch_iterations
             torch_row = measure_torch_train(env_config, agent_config, iterations, opts.torch_threads)
@@ -472,27 +540,35 @@ def bench_train(opts) -> dict:
         if worlds == opts.train_worlds[0] and agent_config.update_epochs > 1:
             row["vmjax_breakdown"] = vmjax_train_breakdown(env_config, agent_config, vm, chunk, repeats)
             b = row["vmjax_breakdown"]
-            log(f"  train {worlds:>6} worlds: vmjax rollout + GAE {b['rollout_gae_s']:.3f} s, "
-                 f"{agent_config.update_epochs} PPO epochs {b['update_s']:.3f} s per iteration")
+            log(
+                f"  train {worlds:>6} worlds: vmjax rollout + GAE {b['rollout_gae_s']:.3f} s, "
+                f"{agent_config.update_epochs} PPO epochs {b['update_s']:.3f} s per iteration"
+            )
         rows.append(row)
-        torch_text = (f"torch {torch_row['env_steps_per_s']:>9,.0f} ({torch_row['torch_threads']} thread(s)), "
-                      f"ratio {ratio:.1f}x" if ratio is not None else f"torch {torch_row['skipped']}")
-        log(f"  train {worlds:>6} worlds: vmjax {vm['env_steps_per_s']:>9,.0f} env steps/s "
-             f"({vm['iteration_s']:.2f} s/iteration, compile {vm['compile_s']:.1f} s); {torch_text}")
+        torch_text = (
+            f"torch {torch_row['env_steps_per_s']:>9,.0f} ({torch_row['torch_threads']} thread(s)), ratio {ratio:.1f}x"
+            if ratio is not None
+            else f"torch {torch_row['skipped']}"
+        )
+        log(
+            f"  train {worlds:>6} worlds: vmjax {vm['env_steps_per_s']:>9,.0f} env steps/s "
+            f"({vm['iteration_s']:.2f} s/iteration, compile {vm['compile_s']:.1f} s); {torch_text}"
+        )
     env_config, agent_config = train_configs(opts.train_worlds[0], opts)
     return {
-        "algorithm": "hybrid_mappo", "env_config": dataclasses.asdict(env_config),
+        "algorithm": "hybrid_mappo",
+        "env_config": dataclasses.asdict(env_config),
         "agent_config": {k: v for k, v in dataclasses.asdict(agent_config).items() if k != "num_envs"},
         "rows": rows,
         "method": {
             "vmjax": f"jitted chunk of iterations (trainer.run, as `vmjax train` runs them; {opts.train_chunk} "
-                     f"per chunk below {LARGE_TRAIN_WORLDS} worlds, else 1), AOT-compiled (compile time apart), "
-                     f"one warm-up chunk excluded, median of {opts.train_repeats} chunks ({opts.train_large_repeats} "
-                     f"from {LARGE_TRAIN_WORLDS} worlds) with block_until_ready, divided by the chunk length",
+            f"per chunk below {LARGE_TRAIN_WORLDS} worlds, else 1), AOT-compiled (compile time apart), "
+            f"one warm-up chunk excluded, median of {opts.train_repeats} chunks ({opts.train_large_repeats} "
+            f"from {LARGE_TRAIN_WORLDS} worlds) with block_until_ready, divided by the chunk length",
             "torch": f"bench/reference/torch_hybrid_mappo.py with the same hyper-parameters on per-world NumPy "
-                     f"envs, {opts.torch_threads} intra-op thread(s); {opts.torch_iterations} iterations "
-                     f"({opts.torch_large_iterations} from {LARGE_TRAIN_WORLDS} worlds), the first excluded as "
-                     "warm-up when more than one, median iteration wall time",
+            f"envs, {opts.torch_threads} intra-op thread(s); {opts.torch_iterations} iterations "
+            f"({opts.torch_large_iterations} from {LARGE_TRAIN_WORLDS} worlds), the first excluded as "
+            "warm-up when more than one, median iteration wall time",
             "env_steps": "worlds x rollout steps per iteration / seconds per iteration (rollout + GAE + update)",
         },
     }
@@ -507,19 +583,39 @@ def bench_scaling(opts, cache: dict) -> dict:
         cached = (n, m, worlds) in cache
         result = cache[(n, m, worlds)] if cached else measure_vmjax_env(n, m, worlds, opts.steps, opts.repeats)
         cache[(n, m, worlds)] = result
-        out = {k: result[k] for k in ("num_vehicles", "num_rsus", "worlds", "steps", "compile_s", "run_s", "step_s",
-                                      "world_step_s", "env_steps_per_s", "agent_steps_per_s", "peak_bytes_per_world")}
+        out = {
+            k: result[k]
+            for k in (
+                "num_vehicles",
+                "num_rsus",
+                "worlds",
+                "steps",
+                "compile_s",
+                "run_s",
+                "step_s",
+                "world_step_s",
+                "env_steps_per_s",
+                "agent_steps_per_s",
+                "peak_bytes_per_world",
+            )
+        }
         out["from_env_table"] = cached and n == BENCH_VEHICLES and m == BENCH_RSUS
-        log(f"  scaling N={n:>3} M={m:>3} x {worlds} worlds: {result['step_s'] * 1e3:8.3f} ms per step, "
-             f"{result['world_step_s'] * 1e9:9.1f} ns per world-step")
+        log(
+            f"  scaling N={n:>3} M={m:>3} x {worlds} worlds: {result['step_s'] * 1e3:8.3f} ms per step, "
+            f"{result['world_step_s'] * 1e9:9.1f} ns per world-step"
+        )
         return out
 
     vehicles = [row(n, BENCH_RSUS) for n in sorted(set(opts.scale_vehicles) | {BENCH_VEHICLES})]
     rsus = [row(BENCH_VEHICLES, m) for m in sorted(set(opts.scale_rsus) | {BENCH_RSUS})]
-    return {"worlds": worlds, "vehicles": vehicles, "rsus": rsus,
-            "method": f"vmjax env rollout as in the env table ({opts.steps} steps, {worlds} worlds); step_s is one "
-                      "VecEnv step of all worlds, world_step_s = step_s / worlds; the N=20, M=10 row is the env "
-                      "table's measurement"}
+    return {
+        "worlds": worlds,
+        "vehicles": vehicles,
+        "rsus": rsus,
+        "method": f"vmjax env rollout as in the env table ({opts.steps} steps, {worlds} worlds); step_s is one "
+        "VecEnv step of all worlds, world_step_s = step_s / worlds; the N=20, M=10 row is the env "
+        "table's measurement",
+    }
 
 
 # ====================================================================== TwinRouting-v0
@@ -528,8 +624,14 @@ def bench_twin_routing(opts) -> dict:
     `--twin-worlds`; its steps come from that module's full or --quick settings, the repeats from `--repeats`."""
     preset = twin.QUICK if opts.quick else twin.FULL
     return twin.bench_twin_routing(
-        opts.twin_worlds, twin.FORECASTS, preset["steps"], preset["split_steps"], opts.repeats,
-        opts.twin_max_rollout_s, preset["long_run_s"], preset["long_repeats"],
+        opts.twin_worlds,
+        twin.FORECASTS,
+        preset["steps"],
+        preset["split_steps"],
+        opts.repeats,
+        opts.twin_max_rollout_s,
+        preset["long_run_s"],
+        preset["long_repeats"],
     )
 
 
@@ -539,129 +641,252 @@ def evaluate_targets(result: dict) -> list[dict]:
     targets = []
     env = result.get("env")
     row = None if env is None else next((r for r in env["rows"] if r["worlds"] == TARGET_WORLDS), None)
-    for key, name, label in (("numpy_per_world", "env_vs_numpy_per_world", "per-world NumPy"),
-                             ("numpy_batched", "env_vs_numpy_batched", "batched NumPy")):
+    for key, name, label in (
+        ("numpy_per_world", "env_vs_numpy_per_world", "per-world NumPy"),
+        ("numpy_batched", "env_vs_numpy_batched", "batched NumPy"),
+    ):
         measured = None if row is None else row["ratios"][f"vmjax_over_{key}"]
-        targets.append({
-            "name": name, "description": f"vmjax env steps/s at {TARGET_WORLDS} worlds / {label}",
-            "required": TARGETS[name], "measured": measured, "applies_to": "cpu",
-            "met": None if measured is None else measured >= TARGETS[name],
-            "note": "" if row is not None else f"{TARGET_WORLDS} worlds not in this run",
-        })
+        targets.append(
+            {
+                "name": name,
+                "description": f"vmjax env steps/s at {TARGET_WORLDS} worlds / {label}",
+                "required": TARGETS[name],
+                "measured": measured,
+                "applies_to": "cpu",
+                "met": None if measured is None else measured >= TARGETS[name],
+                "note": "" if row is not None else f"{TARGET_WORLDS} worlds not in this run",
+            }
+        )
     train = result.get("train")
     for train_row in [] if train is None else train["rows"]:
         measured = train_row["ratio_vmjax_over_torch"]
-        targets.append({
-            "name": "train_vs_torch", "description": f"training env steps/s at {train_row['worlds']} worlds, "
-                                                     "vmjax / PyTorch",
-            "required": TARGETS["train_vs_torch"], "measured": measured, "applies_to": "cpu",
-            "met": None if measured is None else measured >= TARGETS["train_vs_torch"],
-            "note": "" if measured is not None else train_row["torch"].get("skipped", ""),
-        })
+        targets.append(
+            {
+                "name": "train_vs_torch",
+                "description": f"training env steps/s at {train_row['worlds']} worlds, vmjax / PyTorch",
+                "required": TARGETS["train_vs_torch"],
+                "measured": measured,
+                "applies_to": "cpu",
+                "met": None if measured is None else measured >= TARGETS["train_vs_torch"],
+                "note": "" if measured is not None else train_row["torch"].get("skipped", ""),
+            }
+        )
     if env is not None:
         candidates = [r["vmjax"] for r in env["rows"] + env["vmjax_only_rows"] if "vmjax" in r]
         best = max(candidates, key=lambda r: r["env_steps_per_s"], default=None)
         on_gpu = backend not in ("cpu",)
-        targets.append({
-            "name": "gpu_env_steps_per_s", "description": "vmjax env steps/s at the best world count "
-                                                          f"(N={BENCH_VEHICLES}, M={BENCH_RSUS}) on an H100/H200",
-            "required": TARGETS["gpu_env_steps_per_s"], "measured": None if best is None else best["env_steps_per_s"],
-            "best_worlds": None if best is None else best["worlds"], "applies_to": "gpu",
-            "met": (best["env_steps_per_s"] >= TARGETS["gpu_env_steps_per_s"]) if (on_gpu and best) else None,
-            "note": "" if on_gpu else "not applicable: no accelerator in this run",
-        })
+        targets.append(
+            {
+                "name": "gpu_env_steps_per_s",
+                "description": "vmjax env steps/s at the best world count "
+                f"(N={BENCH_VEHICLES}, M={BENCH_RSUS}) on an H100/H200",
+                "required": TARGETS["gpu_env_steps_per_s"],
+                "measured": None if best is None else best["env_steps_per_s"],
+                "best_worlds": None if best is None else best["worlds"],
+                "applies_to": "gpu",
+                "met": (best["env_steps_per_s"] >= TARGETS["gpu_env_steps_per_s"]) if (on_gpu and best) else None,
+                "note": "" if on_gpu else "not applicable: no accelerator in this run",
+            }
+        )
     return targets
 
 
 def render_tables(result: dict) -> str:
     """The run as markdown tables (printed at the end of the run)."""
     m = result["machine"]
-    out = [f"Machine: {m['device']} ({m['backend']}), CPU {m['cpu']} x {m['cpu_cores']} cores; jax {m['jax']}"
-           + (f"; torch {m['torch']}" if m.get("torch") else "")]
+    out = [
+        f"Machine: {m['device']} ({m['backend']}), CPU {m['cpu']} x {m['cpu_cores']} cores; jax {m['jax']}"
+        + (f"; torch {m['torch']}" if m.get("torch") else "")
+    ]
     env = result.get("env")
     if env is not None:
-        out.append(f"\n### Env throughput (N={env['num_vehicles']}, M={env['num_rsus']}, {env['workload_forecast']} "
-                   "forecast, episodes of 100 slots with auto-reset)\n")
+        out.append(
+            f"\n### Env throughput (N={env['num_vehicles']}, M={env['num_rsus']}, {env['workload_forecast']} "
+            "forecast, episodes of 100 slots with auto-reset)\n"
+        )
         rows = []
         for r in env["rows"]:
             b, p = r["numpy_batched"], r["numpy_per_world"]
-            rows.append([str(r["worlds"]), format_rate(r["vmjax"]["env_steps_per_s"]), f"{r['vmjax']['compile_s']:.1f}",
-                         format_rate(b["env_steps_per_s"]) + ("" if b["method"] == "episodes" else " †"),
-                         format_rate(p["env_steps_per_s"]) + ("" if p["measured"] else " *"),
-                         format_times(r["ratios"]["vmjax_over_numpy_batched"]),
-                         format_times(r["ratios"]["vmjax_over_numpy_per_world"])])
+            rows.append(
+                [
+                    str(r["worlds"]),
+                    format_rate(r["vmjax"]["env_steps_per_s"]),
+                    f"{r['vmjax']['compile_s']:.1f}",
+                    format_rate(b["env_steps_per_s"]) + ("" if b["method"] == "episodes" else " †"),
+                    format_rate(p["env_steps_per_s"]) + ("" if p["measured"] else " *"),
+                    format_times(r["ratios"]["vmjax_over_numpy_batched"]),
+                    format_times(r["ratios"]["vmjax_over_numpy_per_world"]),
+                ]
+            )
         for r in env["vmjax_only_rows"]:
             rate = format_rate(r["vmjax"]["env_steps_per_s"]) if "vmjax" in r else f"failed ({r['error'][:40]})"
             compile_s = f"{r['vmjax']['compile_s']:.1f}" if "vmjax" in r else "–"
             rows.append([str(r["worlds"]), rate, compile_s, "not run", "not run", "–", "–"])
-        out.append(markdown_table(["worlds", "vmjax env steps/s", "vmjax compile s", "NumPy batched", "NumPy per-world",
-                                   "vmjax / batched", "vmjax / per-world"], rows))
-        out.append("\n† batched NumPy: reset and steps timed apart, combined as (100 x step + reset) / 100; "
-                   "* per-world NumPy: extrapolated from the measured worlds (stepped one after another)\n")
-        rows = [[str(r["worlds"]), format_rate(r["vmjax"]["agent_steps_per_s"]),
-                 format_rate(r["numpy_batched"]["agent_steps_per_s"]),
-                 format_rate(r["numpy_per_world"]["agent_steps_per_s"])] for r in env["rows"]]
-        out.append(markdown_table(["worlds", "vmjax agent steps/s", "NumPy batched agent steps/s",
-                                   "NumPy per-world agent steps/s"], rows))
+        out.append(
+            markdown_table(
+                [
+                    "worlds",
+                    "vmjax env steps/s",
+                    "vmjax compile s",
+                    "NumPy batched",
+                    "NumPy per-world",
+                    "vmjax / batched",
+                    "vmjax / per-world",
+                ],
+                rows,
+            )
+        )
+        out.append(
+            "\n† batched NumPy: reset and steps timed apart, combined as (100 x step + reset) / 100; "
+            "* per-world NumPy: extrapolated from the measured worlds (stepped one after another)\n"
+        )
+        rows = [
+            [
+                str(r["worlds"]),
+                format_rate(r["vmjax"]["agent_steps_per_s"]),
+                format_rate(r["numpy_batched"]["agent_steps_per_s"]),
+                format_rate(r["numpy_per_world"]["agent_steps_per_s"]),
+            ]
+            for r in env["rows"]
+        ]
+        out.append(
+            markdown_table(
+                ["worlds", "vmjax agent steps/s", "NumPy batched agent steps/s", "NumPy per-world agent steps/s"], rows
+            )
+        )
         out.append("\n### Peak memory per world\n")
-        rows = [[str(r["worlds"]), format_bytes(r["vmjax"]["peak_bytes_per_world"]),
-                 format_bytes(r["numpy_batched"]["peak_bytes_per_world"]),
-                 format_bytes(r["numpy_per_world"]["peak_bytes_per_world"])]
-                for r in env["rows"]]
-        rows += [[str(r["worlds"]), format_bytes(r["vmjax"]["peak_bytes_per_world"]), "not run", "not run"]
-                 for r in env["vmjax_only_rows"] if "vmjax" in r]
-        out.append(markdown_table(["worlds", "vmjax (XLA memory_analysis)", "NumPy batched (tracemalloc)",
-                                   "NumPy per-world (tracemalloc)"], rows))
+        rows = [
+            [
+                str(r["worlds"]),
+                format_bytes(r["vmjax"]["peak_bytes_per_world"]),
+                format_bytes(r["numpy_batched"]["peak_bytes_per_world"]),
+                format_bytes(r["numpy_per_world"]["peak_bytes_per_world"]),
+            ]
+            for r in env["rows"]
+        ]
+        rows += [
+            [str(r["worlds"]), format_bytes(r["vmjax"]["peak_bytes_per_world"]), "not run", "not run"]
+            for r in env["vmjax_only_rows"]
+            if "vmjax" in r
+        ]
+        out.append(
+            markdown_table(
+                [
+                    "worlds",
+                    "vmjax (XLA memory_analysis)",
+                    "NumPy batched (tracemalloc)",
+                    "NumPy per-world (tracemalloc)",
+                ],
+                rows,
+            )
+        )
     train = result.get("train")
     if train is not None:
         e, a = train["env_config"], train["agent_config"]
-        out.append(f"\n### Hybrid-MAPPO training (N={e['num_vehicles']}, M={e['num_rsus']}, {e['workload_forecast']} "
-                   f"forecast, {a['num_steps']} steps, {a['update_epochs']} epoch(s) x {a['num_minibatches']} "
-                   "minibatches)\n")
+        out.append(
+            f"\n### Hybrid-MAPPO training (N={e['num_vehicles']}, M={e['num_rsus']}, {e['workload_forecast']} "
+            f"forecast, {a['num_steps']} steps, {a['update_epochs']} epoch(s) x {a['num_minibatches']} "
+            "minibatches)\n"
+        )
         rows = []
         for r in train["rows"]:
             v, t = r["vmjax"], r["torch"]
-            torch_cells = ([format_rate(t["env_steps_per_s"]), f"{t['iteration_s']:.2f}", str(t["torch_threads"])]
-                           if "env_steps_per_s" in t else ["not run", "–", "–"])
-            rows.append([str(r["worlds"]), format_rate(v["env_steps_per_s"]), f"{v['iteration_s']:.2f}",
-                         f"{v['compile_s']:.1f}", *torch_cells, format_times(r["ratio_vmjax_over_torch"])])
-        out.append(markdown_table(["worlds", "vmjax env steps/s", "vmjax s/iteration", "vmjax compile s",
-                                   "torch env steps/s", "torch s/iteration", "torch threads", "vmjax / torch"], rows))
+            torch_cells = (
+                [format_rate(t["env_steps_per_s"]), f"{t['iteration_s']:.2f}", str(t["torch_threads"])]
+                if "env_steps_per_s" in t
+                else ["not run", "–", "–"]
+            )
+            rows.append(
+                [
+                    str(r["worlds"]),
+                    format_rate(v["env_steps_per_s"]),
+                    f"{v['iteration_s']:.2f}",
+                    f"{v['compile_s']:.1f}",
+                    *torch_cells,
+                    format_times(r["ratio_vmjax_over_torch"]),
+                ]
+            )
+        out.append(
+            markdown_table(
+                [
+                    "worlds",
+                    "vmjax env steps/s",
+                    "vmjax s/iteration",
+                    "vmjax compile s",
+                    "torch env steps/s",
+                    "torch s/iteration",
+                    "torch threads",
+                    "vmjax / torch",
+                ],
+                rows,
+            )
+        )
         for r in train["rows"]:
             if "skipped" in r["torch"]:
                 out.append(f"\ntorch at {r['worlds']} worlds: {r['torch']['skipped']}")
         for r in train["rows"]:
             if "vmjax_breakdown" in r:
                 b, t = r["vmjax_breakdown"], r["torch"]
-                out.append(f"\nWhere an iteration's time goes at {r['worlds']} worlds (seconds; vmjax: {b['method']}; "
-                           "torch: timed around its rollout and update loops)\n")
+                out.append(
+                    f"\nWhere an iteration's time goes at {r['worlds']} worlds (seconds; vmjax: {b['method']}; "
+                    "torch: timed around its rollout and update loops)\n"
+                )
                 torch_rollout = t.get("rollout_s")
                 torch_update = t.get("update_s")
-                out.append(markdown_table(["part", "vmjax s", "torch s", "vmjax / torch speed"], [
-                    ["rollout (+ GAE)", f"{b['rollout_gae_s']:.3f}",
-                     "–" if torch_rollout is None else f"{torch_rollout:.3f}",
-                     format_times(_ratio(torch_rollout, b["rollout_gae_s"]))],
-                    [f"{a['update_epochs']} PPO epochs", f"{b['update_s']:.3f}",
-                     "–" if torch_update is None else f"{torch_update:.3f}",
-                     format_times(_ratio(torch_update, b["update_s"]))],
-                ]))
+                out.append(
+                    markdown_table(
+                        ["part", "vmjax s", "torch s", "vmjax / torch speed"],
+                        [
+                            [
+                                "rollout (+ GAE)",
+                                f"{b['rollout_gae_s']:.3f}",
+                                "–" if torch_rollout is None else f"{torch_rollout:.3f}",
+                                format_times(_ratio(torch_rollout, b["rollout_gae_s"])),
+                            ],
+                            [
+                                f"{a['update_epochs']} PPO epochs",
+                                f"{b['update_s']:.3f}",
+                                "–" if torch_update is None else f"{torch_update:.3f}",
+                                format_times(_ratio(torch_update, b["update_s"])),
+                            ],
+                        ],
+                    )
+                )
     scaling = result.get("scaling")
     if scaling is not None:
         for axis, label in (("vehicles", "N vehicles (M = 10)"), ("rsus", "M RSUs (N = 20)")):
             out.append(f"\n### vmjax scaling with {label}, {scaling['worlds']} worlds\n")
-            rows = [[str(r["num_vehicles"] if axis == "vehicles" else r["num_rsus"]), f"{r['step_s'] * 1e3:,.3f}",
-                     f"{r['world_step_s'] * 1e9:,.1f}", format_rate(r["env_steps_per_s"]),
-                     format_rate(r["agent_steps_per_s"]), format_bytes(r["peak_bytes_per_world"])]
-                    for r in scaling[axis]]
-            out.append(markdown_table([label.split(" (")[0], "ms per step (all worlds)", "ns per world-step",
-                                       "env steps/s", "agent steps/s", "memory per world"], rows))
+            rows = [
+                [
+                    str(r["num_vehicles"] if axis == "vehicles" else r["num_rsus"]),
+                    f"{r['step_s'] * 1e3:,.3f}",
+                    f"{r['world_step_s'] * 1e9:,.1f}",
+                    format_rate(r["env_steps_per_s"]),
+                    format_rate(r["agent_steps_per_s"]),
+                    format_bytes(r["peak_bytes_per_world"]),
+                ]
+                for r in scaling[axis]
+            ]
+            out.append(
+                markdown_table(
+                    [
+                        label.split(" (")[0],
+                        "ms per step (all worlds)",
+                        "ns per world-step",
+                        "env steps/s",
+                        "agent steps/s",
+                        "memory per world",
+                    ],
+                    rows,
+                )
+            )
     if result.get("twin_routing") is not None:
         out.append("\n" + twin.render_table(result["twin_routing"]))
     out.append("\n### Targets\n")
     rows = []
     for t in result["targets"]:
-        measured = (format_rate(t["measured"]) if t["name"] == "gpu_env_steps_per_s" else format_times(t["measured"]))
-        required = (format_rate(t["required"]) if t["name"] == "gpu_env_steps_per_s" else f">= {t['required']:g}x")
+        measured = format_rate(t["measured"]) if t["name"] == "gpu_env_steps_per_s" else format_times(t["measured"])
+        required = format_rate(t["required"]) if t["name"] == "gpu_env_steps_per_s" else f">= {t['required']:g}x"
         met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
         rows.append([t["description"], required, measured, met + (f" ({t['note']})" if t["note"] else "")])
     out.append(markdown_table(["target", "required", "measured", "met"], rows))
@@ -677,18 +902,34 @@ def plot_env(result: dict, path) -> None:
     fig = Figure(figsize=(6.4, 4.4))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    vm_rows = sorted([r for r in env["rows"]] + [r for r in env["vmjax_only_rows"] if "vmjax" in r],
-                     key=lambda r: r["worlds"])
+    vm_rows = sorted(
+        [r for r in env["rows"]] + [r for r in env["vmjax_only_rows"] if "vmjax" in r], key=lambda r: r["worlds"]
+    )
     ax.plot([r["worlds"] for r in vm_rows], [r["vmjax"]["env_steps_per_s"] for r in vm_rows], "o-", label="vmjax (JAX)")
     rows = env["rows"]
-    ax.plot([r["worlds"] for r in rows], [r["numpy_batched"]["env_steps_per_s"] for r in rows], "s-",
-            label="NumPy, batched worlds")
-    ax.plot([r["worlds"] for r in rows], [r["numpy_per_world"]["env_steps_per_s"] for r in rows], "^--", color="C2",
-            label="NumPy, one world at a time")
+    ax.plot(
+        [r["worlds"] for r in rows],
+        [r["numpy_batched"]["env_steps_per_s"] for r in rows],
+        "s-",
+        label="NumPy, batched worlds",
+    )
+    ax.plot(
+        [r["worlds"] for r in rows],
+        [r["numpy_per_world"]["env_steps_per_s"] for r in rows],
+        "^--",
+        color="C2",
+        label="NumPy, one world at a time",
+    )
     extrapolated = [r for r in rows if not r["numpy_per_world"]["measured"]]
     if extrapolated:
-        ax.plot([r["worlds"] for r in extrapolated], [r["numpy_per_world"]["env_steps_per_s"] for r in extrapolated],
-                "^", color="C2", markerfacecolor="white", label="  extrapolated (hollow)")
+        ax.plot(
+            [r["worlds"] for r in extrapolated],
+            [r["numpy_per_world"]["env_steps_per_s"] for r in extrapolated],
+            "^",
+            color="C2",
+            markerfacecolor="white",
+            label="  extrapolated (hollow)",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ticks = [r["worlds"] for r in vm_rows]
@@ -708,18 +949,30 @@ def plot_env(result: dict, path) -> None:
 
 # ====================================================================== entry point
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Unset options take the full run's values (or --quick's).")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Unset options take the full run's values (or --quick's).",
+    )
     ints = {"type": int, "default": None, "metavar": "N"}
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (and the test)")
-    parser.add_argument("--worlds", nargs="+", help=f"world counts for all three implementations {DEFAULT_WORLDS}", **ints)
-    parser.add_argument("--extra-worlds", nargs="*", help="world counts for vmjax alone (default: "
-                        f"{GPU_EXTRA_WORLDS} on an accelerator, none on a CPU)", **ints)
+    parser.add_argument(
+        "--worlds", nargs="+", help=f"world counts for all three implementations {DEFAULT_WORLDS}", **ints
+    )
+    parser.add_argument(
+        "--extra-worlds",
+        nargs="*",
+        help=f"world counts for vmjax alone (default: {GPU_EXTRA_WORLDS} on an accelerator, none on a CPU)",
+        **ints,
+    )
     parser.add_argument("--repeats", help="timed repeats, median reported (5)", **ints)
     parser.add_argument("--steps", help="steps per vmjax rollout, auto-resets inside (200)", **ints)
-    parser.add_argument("--numpy-episode-max-worlds", help="batched NumPy: time whole episodes up to this many "
-                        "worlds, reset and steps apart above (1024)", **ints)
+    parser.add_argument(
+        "--numpy-episode-max-worlds",
+        help="batched NumPy: time whole episodes up to this many worlds, reset and steps apart above (1024)",
+        **ints,
+    )
     parser.add_argument("--numpy-steps", help="batched NumPy 'split' method: timed steps per run (10)", **ints)
     parser.add_argument("--per-world-sample", help="per-world NumPy: worlds actually stepped (4)", **ints)
     parser.add_argument("--per-world-episodes", help="per-world NumPy: episodes per world per run (2)", **ints)
@@ -727,17 +980,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-steps", help="rollout steps per iteration (CLI default 100)", **ints)
     parser.add_argument("--train-epochs", help="PPO epochs (CLI default 10)", **ints)
     parser.add_argument("--train-minibatches", help="minibatches per epoch (CLI default 4)", **ints)
-    parser.add_argument("--train-chunk", help=f"vmjax iterations per timed chunk below {LARGE_TRAIN_WORLDS} worlds (2)",
-                        **ints)
+    parser.add_argument(
+        "--train-chunk", help=f"vmjax iterations per timed chunk below {LARGE_TRAIN_WORLDS} worlds (2)", **ints
+    )
     parser.add_argument("--train-repeats", help=f"vmjax timed chunks below {LARGE_TRAIN_WORLDS} worlds (3)", **ints)
-    parser.add_argument("--train-large-repeats", help=f"vmjax timed chunks from {LARGE_TRAIN_WORLDS} worlds (1)",
-                        **ints)
+    parser.add_argument(
+        "--train-large-repeats", help=f"vmjax timed chunks from {LARGE_TRAIN_WORLDS} worlds (1)", **ints
+    )
     parser.add_argument("--torch-iterations", help="PyTorch iterations, first excluded as warm-up (3)", **ints)
-    parser.add_argument("--torch-large-iterations", help=f"PyTorch iterations from {LARGE_TRAIN_WORLDS} worlds (1)",
-                        **ints)
+    parser.add_argument(
+        "--torch-large-iterations", help=f"PyTorch iterations from {LARGE_TRAIN_WORLDS} worlds (1)", **ints
+    )
     parser.add_argument("--torch-max-worlds", help="largest world count the PyTorch trainer is run at (1024)", **ints)
-    parser.add_argument("--torch-threads", help="torch intra-op threads (1: torch's default oversubscribes busy "
-                        "cores)", **ints)
+    parser.add_argument(
+        "--torch-threads", help="torch intra-op threads (1: torch's default oversubscribes busy cores)", **ints
+    )
     parser.add_argument("--skip-torch", action="store_true", help="do not run the PyTorch trainer")
     parser.add_argument("--skip-train", action="store_true", help="do not run the training comparison")
     parser.add_argument("--skip-scaling", action="store_true", help="do not run the N / M scaling sweep")
@@ -746,10 +1003,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--scale-rsus", nargs="+", help="M values at N = 20 (5 20 80)", **ints)
     parser.add_argument("--skip-twin-routing", action="store_true", help="do not run the TwinRouting-v0 env part")
     parser.add_argument("--twin-worlds", nargs="+", help="TwinRouting-v0 world counts (1 64 1024 4096)", **ints)
-    parser.add_argument("--twin-max-rollout-s", type=float, default=None, metavar="S",
-                        help="TwinRouting-v0: longest estimated rollout run, else the split method (60)")
-    parser.add_argument("--out", help="JSON path (default bench/results/bench-<machine>.json, -quick with --quick); "
-                        "the plot goes next to it (.png)")
+    parser.add_argument(
+        "--twin-max-rollout-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="TwinRouting-v0: longest estimated rollout run, else the split method (60)",
+    )
+    parser.add_argument(
+        "--out",
+        help="JSON path (default bench/results/bench-<machine>.json, -quick with --quick); "
+        "the plot goes next to it (.png)",
+    )
     args = parser.parse_args(argv)
     fill_unset(args, QUICK if args.quick else FULL)
     require_positive(parser, args, ("worlds", "train_worlds", "scale_vehicles", "scale_rsus", "twin_worlds"))
@@ -768,11 +1033,16 @@ def run(opts) -> dict:
         machine["torch"] = torch.__version__
     label = machine_label(machine)
     out = result_path("bench", label, opts.out, opts.quick)
-    log(f"vmjax benchmark on {machine['device']} ({machine['backend']}; CPU {machine['cpu']} x "
-         f"{machine['cpu_cores']}); writing {out}")
+    log(
+        f"vmjax benchmark on {machine['device']} ({machine['backend']}; CPU {machine['cpu']} x "
+        f"{machine['cpu_cores']}); writing {out}"
+    )
     result: dict[str, Any] = {
-        "benchmark": "vmjax-bench", "schema_version": SCHEMA_VERSION, "env_id": ENV_ID,
-        **run_stamp(machine, label, opts), "targets_required": TARGETS,
+        "benchmark": "vmjax-bench",
+        "schema_version": SCHEMA_VERSION,
+        "env_id": ENV_ID,
+        **run_stamp(machine, label, opts),
+        "targets_required": TARGETS,
     }
     cache: dict = {}
     parts = [("env", "env throughput", lambda: bench_env(opts, cache))]

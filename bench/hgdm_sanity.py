@@ -18,8 +18,21 @@ from bench.common import train_and_report
 from vmjax.agents import hgdm
 from vmjax.agents.lhdppo import REWARD_MODES
 
-SHOWN = ("mean_train_reward", "rollout_utility", "rollout_entropy_bits", "rollout_latency_s", "rollout_qos_loss",
-         "rollout_migrated", "q_loss", "q_value", "actor_loss", "alpha", "entropy", "log_std_mean", "gradient_steps")
+SHOWN = (
+    "mean_train_reward",
+    "rollout_utility",
+    "rollout_entropy_bits",
+    "rollout_latency_s",
+    "rollout_qos_loss",
+    "rollout_migrated",
+    "q_loss",
+    "q_value",
+    "actor_loss",
+    "alpha",
+    "entropy",
+    "log_std_mean",
+    "gradient_steps",
+)
 
 
 def main():
@@ -30,10 +43,19 @@ def main():
     parser.add_argument("--reward-mode", default="manual", choices=REWARD_MODES)
     args = parser.parse_args()
     env = vmjax.make("CrossRealityPrivacy-v0")
-    config = hgdm.HgdmConfig(num_iterations=args.iterations, num_envs=args.envs, updates_per_iteration=args.updates,
-                             reward_mode=args.reward_mode)
-    train_and_report(env, hgdm.make_trainer(env, config), args.iterations, SHOWN,
-                     f"{config.env_steps_per_iteration} env steps and {config.updates_per_iteration} gradient steps")
+    config = hgdm.HgdmConfig(
+        num_iterations=args.iterations,
+        num_envs=args.envs,
+        updates_per_iteration=args.updates,
+        reward_mode=args.reward_mode,
+    )
+    train_and_report(
+        env,
+        hgdm.make_trainer(env, config),
+        args.iterations,
+        SHOWN,
+        f"{config.env_steps_per_iteration} env steps and {config.updates_per_iteration} gradient steps",
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,24 @@ import vmjax
 from bench.common import train_and_report
 from vmjax.agents import lhdppo
 
-SHOWN = ("mean_train_reward", "rollout_utility", "rollout_entropy_bits", "rollout_latency_s", "rollout_qos_loss",
-         "rollout_migrated", "entropy_d", "entropy_c", "value_loss", "aux_loss", "clip_fraction", "approx_kl_c",
-         "approx_kl_d", "ent_coef", "aux_coef", "ratio_max_dev_first")
+SHOWN = (
+    "mean_train_reward",
+    "rollout_utility",
+    "rollout_entropy_bits",
+    "rollout_latency_s",
+    "rollout_qos_loss",
+    "rollout_migrated",
+    "entropy_d",
+    "entropy_c",
+    "value_loss",
+    "aux_loss",
+    "clip_fraction",
+    "approx_kl_c",
+    "approx_kl_d",
+    "ent_coef",
+    "aux_coef",
+    "ratio_max_dev_first",
+)
 
 
 def main():
@@ -29,10 +44,12 @@ def main():
     parser.add_argument("--reward-mode", default="llm", choices=lhdppo.REWARD_MODES)
     args = parser.parse_args()
     env = vmjax.make("CrossRealityPrivacy-v0")
-    config = lhdppo.LhdppoConfig(num_iterations=args.iterations, actor_lr=args.lr, critic_lr=args.lr,
-                                 reward_mode=args.reward_mode)
-    train_and_report(env, lhdppo.make_trainer(env, config), args.iterations, SHOWN,
-                     f"{config.env_steps_per_iteration} env steps")
+    config = lhdppo.LhdppoConfig(
+        num_iterations=args.iterations, actor_lr=args.lr, critic_lr=args.lr, reward_mode=args.reward_mode
+    )
+    train_and_report(
+        env, lhdppo.make_trainer(env, config), args.iterations, SHOWN, f"{config.env_steps_per_iteration} env steps"
+    )
 
 
 if __name__ == "__main__":

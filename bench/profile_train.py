@@ -58,15 +58,19 @@ def main(argv=None) -> int:
     per_step = {name: us for name, us in ops.items() if calls[name] % steps == 0}
     matmul = sum(us for name, us in per_step.items() if name.startswith(("dot", "ynn_fusion")))
     per_iteration_ms = lambda us: us / 1e3 / args.iterations  # noqa: E731
-    print(f"{args.worlds} worlds, {args.iterations} traced iterations; op time in ms per iteration "
-          "(ops on two threads can overlap)")
+    print(
+        f"{args.worlds} worlds, {args.iterations} traced iterations; op time in ms per iteration "
+        "(ops on two threads can overlap)"
+    )
     for name, us in sorted(ops.items(), key=lambda item: -item[1])[: args.top]:
         print(f"  {per_iteration_ms(us):8.1f}  {calls[name] // args.iterations:5d} calls  {name[:80]}")
     wall = total_us["ThunkExecutor::Execute (wait for completion)"]
     print(f"executor wall time: {per_iteration_ms(wall):.1f} ms per iteration")
-    print(f"ops run once per minibatch gradient step ({steps // args.iterations} per iteration): "
-          f"{per_iteration_ms(sum(per_step.values())):.1f} ms, of which matrix-multiply kernels "
-          f"{per_iteration_ms(matmul):.1f} ms; all other ops {per_iteration_ms(sum(ops.values()) - sum(per_step.values())):.1f} ms")
+    print(
+        f"ops run once per minibatch gradient step ({steps // args.iterations} per iteration): "
+        f"{per_iteration_ms(sum(per_step.values())):.1f} ms, of which matrix-multiply kernels "
+        f"{per_iteration_ms(matmul):.1f} ms; all other ops {per_iteration_ms(sum(ops.values()) - sum(per_step.values())):.1f} ms"
+    )
     return 0
 
 

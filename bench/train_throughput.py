@@ -57,31 +57,54 @@ def measure_one(env, params, num_worlds: int, epochs: int, repeats: int) -> dict
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.train_throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 64, 1024, 4096], help="parallel worlds")
-    parser.add_argument("--forecast", default="lstm", choices=["lstm", "persistence", "none"],
-                        help="workload forecast in the observation (default: the LSTM, as `vmjax train`)")
+    parser.add_argument(
+        "--forecast",
+        default="lstm",
+        choices=["lstm", "persistence", "none"],
+        help="workload forecast in the observation (default: the LSTM, as `vmjax train`)",
+    )
     parser.add_argument("--predictor-hidden", type=int, default=32, help="LSTM cells (command-line default 32)")
     parser.add_argument("--epochs", type=int, default=10, help="PPO epochs per iteration (spec default 10)")
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations per world count (median)")
-    parser.add_argument("--large-repeats", type=int, default=1,
-                        help="timed iterations at 2048 worlds or more (one CPU iteration takes minutes there)")
+    parser.add_argument(
+        "--large-repeats",
+        type=int,
+        default=1,
+        help="timed iterations at 2048 worlds or more (one CPU iteration takes minutes there)",
+    )
     parser.add_argument("--out", help="JSON path (default bench/results/train_throughput-<machine>.json)")
     args = parser.parse_args(argv)
     machine = describe_machine()
     env, params = make_env_and_params(args.forecast, args.predictor_hidden)
-    print(f"Hybrid-MAPPO training throughput on AvatarPremigration-v0 (N=10, M=6, forecast={args.forecast}, "
-          f"{args.epochs} epochs); {machine}", flush=True)
+    print(
+        f"Hybrid-MAPPO training throughput on AvatarPremigration-v0 (N=10, M=6, forecast={args.forecast}, "
+        f"{args.epochs} epochs); {machine}",
+        flush=True,
+    )
     rows = []
     for worlds in args.worlds:
         repeats = args.repeats if worlds < 2048 else args.large_repeats
         row = measure_one(env, params, worlds, args.epochs, repeats)
         rows.append(row)
-        print(f"{worlds:>6} worlds  {row['env_steps_per_s']:>12,.0f} env steps/s  {row['agent_steps_per_s']:>13,.0f} "
-              f"agent steps/s  iteration {row['iteration_s']:7.2f} s  compile {row['compile_s']:5.1f} s", flush=True)
+        print(
+            f"{worlds:>6} worlds  {row['env_steps_per_s']:>12,.0f} env steps/s  {row['agent_steps_per_s']:>13,.0f} "
+            f"agent steps/s  iteration {row['iteration_s']:7.2f} s  compile {row['compile_s']:5.1f} s",
+            flush=True,
+        )
     for row in rows:
         row["ratio_vs_first"] = row["env_steps_per_s"] / rows[0]["env_steps_per_s"]
     out = result_path("train_throughput", machine_label(machine), args.out)
-    atomic_write_json(out, {"benchmark": "train_throughput", "algorithm": "hybrid_mappo",
-                            "env": "AvatarPremigration-v0", "config": vars(args), "machine": machine, "rows": rows})
+    atomic_write_json(
+        out,
+        {
+            "benchmark": "train_throughput",
+            "algorithm": "hybrid_mappo",
+            "env": "AvatarPremigration-v0",
+            "config": vars(args),
+            "machine": machine,
+            "rows": rows,
+        },
+    )
     print(f"wrote {out}")
     return 0
 

@@ -71,9 +71,7 @@ def make_env_and_params(forecast: str, predictor_seed: int = 0, **config):
     predictor_info = None
     if forecast == "predictor":
         predictor_config = predict.WorkloadPredictorConfig()
-        predictor = predict.init_workload_predictor(
-            jax.random.key(predictor_seed), predictor_config
-        )
+        predictor = predict.init_workload_predictor(jax.random.key(predictor_seed), predictor_config)
         params = params.replace(workload_predictor=predictor)
         predictor_info = {
             "trained": False,
@@ -100,8 +98,18 @@ def measure(
 ) -> dict:
     """One row of the section: `bench.common.measure_policy_rollout` of `env` at `worlds` worlds under the
     masked random policy of TwinRouting-v0, labelled with its `forecast`."""
-    row = measure_policy_rollout(env, params, worlds, steps, split_steps, repeats, max_rollout_s, long_run_s,
-                                 long_repeats, policy=make_random_policy(env))
+    row = measure_policy_rollout(
+        env,
+        params,
+        worlds,
+        steps,
+        split_steps,
+        repeats,
+        max_rollout_s,
+        long_run_s,
+        long_repeats,
+        policy=make_random_policy(env),
+    )
     return {"forecast": forecast, **row}
 
 
@@ -145,12 +153,9 @@ def bench_twin_routing(
     predictor_cost = [
         {
             "worlds": n,
-            "persistence_env_steps_per_s": by_key[("persistence", n)][
-                "env_steps_per_s"
-            ],
+            "persistence_env_steps_per_s": by_key[("persistence", n)]["env_steps_per_s"],
             "predictor_env_steps_per_s": by_key[("predictor", n)]["env_steps_per_s"],
-            "slowdown": by_key[("persistence", n)]["env_steps_per_s"]
-            / by_key[("predictor", n)]["env_steps_per_s"],
+            "slowdown": by_key[("persistence", n)]["env_steps_per_s"] / by_key[("predictor", n)]["env_steps_per_s"],
         }
         for n in worlds
         if ("persistence", n) in by_key and ("predictor", n) in by_key
@@ -224,10 +229,7 @@ def render_table(section: dict) -> str:
     )
     if section["predictor_cost"]:
         lines += ["", "| worlds | persistence / predictor env steps/s |", "|---|---|"]
-        lines += [
-            f"| {c['worlds']} | {c['slowdown']:,.1f}x |"
-            for c in section["predictor_cost"]
-        ]
+        lines += [f"| {c['worlds']} | {c['slowdown']:,.1f}x |" for c in section["predictor_cost"]]
     return "\n".join(lines)
 
 
@@ -239,12 +241,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="Unset options take the full run's values (or --quick's).",
     )
     ints = {"type": int, "default": None, "metavar": "N"}
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes for a smoke run (and the test)"
-    )
-    parser.add_argument(
-        "--worlds", nargs="+", help=f"world counts {FULL['worlds']}", **ints
-    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (and the test)")
+    parser.add_argument("--worlds", nargs="+", help=f"world counts {FULL['worlds']}", **ints)
     parser.add_argument(
         "--forecasts",
         nargs="+",
@@ -262,9 +260,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help=f"steps of the split measurement ({FULL['split_steps']})",
         **ints,
     )
-    parser.add_argument(
-        "--repeats", help=f"timed repeats, median reported ({FULL['repeats']})", **ints
-    )
+    parser.add_argument("--repeats", help=f"timed repeats, median reported ({FULL['repeats']})", **ints)
     parser.add_argument(
         "--long-run-s",
         type=float,
@@ -290,9 +286,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     fill_unset(args, QUICK if args.quick else FULL)
-    require_positive(
-        parser, args, ("worlds", "steps", "split_steps", "repeats", "long_repeats")
-    )
+    require_positive(parser, args, ("worlds", "steps", "split_steps", "repeats", "long_repeats"))
     for name in ("max_rollout_s", "long_run_s"):
         if not math.isfinite(getattr(args, name)) or getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} needs a finite number >= 0")
@@ -305,9 +299,7 @@ def run(opts) -> dict:
     machine = describe_machine()
     label = machine_label(machine)
     out = result_path("twin_routing_throughput", label, opts.out, opts.quick)
-    log(
-        f"TwinRouting-v0 env throughput on {machine['device']} ({machine['backend']}); writing {out}"
-    )
+    log(f"TwinRouting-v0 env throughput on {machine['device']} ({machine['backend']}); writing {out}")
     section = bench_twin_routing(
         opts.worlds,
         opts.forecasts,

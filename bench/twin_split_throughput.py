@@ -51,8 +51,17 @@ FULL = {
     "train_chunk": 2,
     "train_repeats": 3,
 }
-QUICK = {**FULL, "worlds": [1, 4], "steps": 110, "split_steps": 3, "repeats": 2, "train_worlds": [2],
-         "modes": ["split"], "train_chunk": 1, "train_repeats": 1}
+QUICK = {
+    **FULL,
+    "worlds": [1, 4],
+    "steps": 110,
+    "split_steps": 3,
+    "repeats": 2,
+    "train_worlds": [2],
+    "modes": ["split"],
+    "train_chunk": 1,
+    "train_repeats": 1,
+}
 
 
 def make_uniform_policy(env):
@@ -68,11 +77,21 @@ def make_uniform_policy(env):
 def bench_env(opts, env, params) -> list[dict]:
     rows = []
     for n in opts.worlds:
-        row = measure_policy_rollout(env, params, n, opts.steps, opts.split_steps, opts.repeats, max_rollout_s=60.0,
-                                     policy=make_uniform_policy(env))
+        row = measure_policy_rollout(
+            env,
+            params,
+            n,
+            opts.steps,
+            opts.split_steps,
+            opts.repeats,
+            max_rollout_s=60.0,
+            policy=make_uniform_policy(env),
+        )
         rows.append(row)
-        log(f"  TwinSplit env {n:>7} worlds: {row['env_steps_per_s']:>13,.0f} env steps/s ({row['method']}), "
-             f"compile {row['compile_s']:.1f} s")
+        log(
+            f"  TwinSplit env {n:>7} worlds: {row['env_steps_per_s']:>13,.0f} env steps/s ({row['method']}), "
+            f"compile {row['compile_s']:.1f} s"
+        )
     return rows
 
 
@@ -85,58 +104,74 @@ def bench_train(opts, env, params, on_row=lambda rows: None) -> list[dict]:
             config = dataclasses.replace(msrl.MsrlConfig(), mode=mode, num_envs=n)
             try:
                 trainer = msrl.make_trainer(env, config, params)
-                row = time_trainer(trainer, opts.train_chunk, opts.train_repeats,
-                                   config.num_envs * config.num_steps)
+                row = time_trainer(trainer, opts.train_chunk, opts.train_repeats, config.num_envs * config.num_steps)
             except Exception as error:  # noqa: BLE001  (recorded in the JSON: e.g. out of memory)
                 rows.append({"mode": mode, "worlds": n, "error": f"{type(error).__name__}: {error}"[:500]})
                 log(f"  MSRL {mode} {n} worlds failed: {rows[-1]['error']}")
                 continue
             rows.append({"mode": mode, "worlds": n, "num_steps": config.num_steps, **row})
             on_row(rows)
-            log(f"  MSRL {mode:>10} {n:>6} worlds: {row['iteration_s']:.3f} s/iteration, "
-                 f"{row['env_steps_per_s']:>11,.0f} env steps/s, compile {row['compile_s']:.1f} s")
+            log(
+                f"  MSRL {mode:>10} {n:>6} worlds: {row['iteration_s']:.3f} s/iteration, "
+                f"{row['env_steps_per_s']:>11,.0f} env steps/s, compile {row['compile_s']:.1f} s"
+            )
     return rows
 
 
 def render_table(result: dict) -> str:
-    lines = [f"### TwinSplit-v0 env throughput (V={result['num_vehicles']}, E={result['num_rsus']}; {POLICY})\n",
-             "| worlds | env steps/s | agent steps/s | ns per world-step | compile s |", "|---|---|---|---|---|"]
+    lines = [
+        f"### TwinSplit-v0 env throughput (V={result['num_vehicles']}, E={result['num_rsus']}; {POLICY})\n",
+        "| worlds | env steps/s | agent steps/s | ns per world-step | compile s |",
+        "|---|---|---|---|---|",
+    ]
     for r in result["env"]:
-        lines.append(f"| {r['worlds']} | {format_rate(r['env_steps_per_s'])} | "
-                     f"{format_rate(r['agent_steps_per_s'])} | {r['world_step_s'] * 1e9:,.0f} | {r['compile_s']:.1f} |")
+        lines.append(
+            f"| {r['worlds']} | {format_rate(r['env_steps_per_s'])} | "
+            f"{format_rate(r['agent_steps_per_s'])} | {r['world_step_s'] * 1e9:,.0f} | {r['compile_s']:.1f} |"
+        )
     if result["train"]:
-        lines += ["", "### MSRL training throughput (MsrlConfig defaults; mode and worlds varied)\n",
-                  "| mode | worlds | s / iteration | env steps/s | agent steps/s | compile s |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "### MSRL training throughput (MsrlConfig defaults; mode and worlds varied)\n",
+            "| mode | worlds | s / iteration | env steps/s | agent steps/s | compile s |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in result["train"]:
             if "error" in r:
                 lines.append(f"| {r['mode']} | {r['worlds']} | failed: {r['error'][:60]} | | | |")
                 continue
-            lines.append(f"| {r['mode']} | {r['worlds']} | {r['iteration_s']:.3f} | "
-                         f"{format_rate(r['env_steps_per_s'])} | {format_rate(r['agent_steps_per_s'])} | "
-                         f"{r['compile_s']:.1f} |")
+            lines.append(
+                f"| {r['mode']} | {r['worlds']} | {r['iteration_s']:.3f} | "
+                f"{format_rate(r['env_steps_per_s'])} | {format_rate(r['agent_steps_per_s'])} | "
+                f"{r['compile_s']:.1f} |"
+            )
     return "\n".join(lines)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.twin_split_throughput", description=__doc__.splitlines()[0],
-                                     epilog="Unset options take the full run's values (or --quick's).")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.twin_split_throughput",
+        description=__doc__.splitlines()[0],
+        epilog="Unset options take the full run's values (or --quick's).",
+    )
     ints = {"type": int, "default": None, "metavar": "N"}
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (and the test)")
     parser.add_argument("--worlds", nargs="+", help=f"env world counts {FULL['worlds']}", **ints)
     parser.add_argument("--steps", help=f"steps per timed env rollout ({FULL['steps']})", **ints)
     parser.add_argument("--split-steps", help=f"steps of the split measurement ({FULL['split_steps']})", **ints)
     parser.add_argument("--repeats", help=f"timed env repeats ({FULL['repeats']})", **ints)
-    parser.add_argument("--train-worlds", nargs="*", help=f"MSRL num_envs values {FULL['train_worlds']} "
-                        "(none: skip training)", **ints)
+    parser.add_argument(
+        "--train-worlds", nargs="*", help=f"MSRL num_envs values {FULL['train_worlds']} (none: skip training)", **ints
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=None, help="MSRL modes (all three)")
     parser.add_argument("--train-chunk", help=f"iterations per timed chunk ({FULL['train_chunk']})", **ints)
     parser.add_argument("--train-repeats", help=f"timed chunks ({FULL['train_repeats']})", **ints)
     parser.add_argument("--out", help="JSON path (default bench/results/twin_split_throughput-<machine>.json)")
     args = parser.parse_args(argv)
     fill_unset(args, QUICK if args.quick else FULL)
-    require_positive(parser, args, ("worlds", "steps", "split_steps", "repeats", "train_worlds", "train_chunk",
-                                    "train_repeats"))
+    require_positive(
+        parser, args, ("worlds", "steps", "split_steps", "repeats", "train_worlds", "train_chunk", "train_repeats")
+    )
     return args
 
 
@@ -149,10 +184,14 @@ def run(opts) -> dict:
     env = vmjax.make(ENV_ID)
     params = env.default_params
     result = {
-        "benchmark": "twin_split_throughput", "schema_version": SCHEMA_VERSION,
+        "benchmark": "twin_split_throughput",
+        "schema_version": SCHEMA_VERSION,
         **run_stamp(machine, label, opts),
-        "env_id": ENV_ID, "env_config": dataclasses.asdict(env.config), "num_vehicles": env.num_agents,
-        "num_rsus": env.config.num_rsus, "policy": POLICY,
+        "env_id": ENV_ID,
+        "env_config": dataclasses.asdict(env.config),
+        "num_vehicles": env.num_agents,
+        "num_rsus": env.config.num_rsus,
+        "policy": POLICY,
         "trajectories": "synthetic road-grid fallback (EnvParams.trace_bank unset)",
     }
     result["env"] = bench_env(opts, env, params)

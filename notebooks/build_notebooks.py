@@ -14,7 +14,9 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 AVATAR_CELLS = [
-    ("markdown", """# Hybrid-MAPPO on AvatarPremigration-v0: learning curves and the comparison with the heuristics
+    (
+        "markdown",
+        """# Hybrid-MAPPO on AvatarPremigration-v0: learning curves and the comparison with the heuristics
 
 Spec 003 (avatar task pre-migration between RSUs). This notebook trains, with the `vmjax` library functions
 behind the command line (`vmjax train`, `vmjax evaluate`):
@@ -30,8 +32,11 @@ budget per run; the machine, the budget and the wall time of the run that produc
 the end. The same runs from a shell: `vmjax train --run.run_dir runs/nb/hybrid_lstm_s0`,
 `... --env.workload_forecast none`, `... --run.algo mappo_ddpg`, `... --run.seed 1`, then
 `vmjax evaluate runs/nb/*`. All runs use the command-line defaults, among them `rsu_order="distance"`
-(an agent names RSUs by distance, slot 0 = its serving RSU; docs/avatar_premigration.md, Training)."""),
-    ("code", """import os, time, json
+(an agent names RSUs by distance, slot 0 = its serving RSU; docs/avatar_premigration.md, Training).""",
+    ),
+    (
+        "code",
+        """import os, time, json
 from pathlib import Path
 
 ITERATIONS = int(os.environ.get("VMJAX_NOTEBOOK_ITERATIONS", "300"))  # training iterations per learner (the budget)
@@ -45,8 +50,11 @@ from IPython.display import Image, Markdown, display
 from vmjax import runner
 from vmjax.core.machine import machine_summary
 start = time.time()
-print(machine_summary())"""),
-    ("code", """def configs_for(name, algo, forecast, seed, rsu_order):
+print(machine_summary())""",
+    ),
+    (
+        "code",
+        """def configs_for(name, algo, forecast, seed, rsu_order):
     overrides = {"run.run_dir": str(RUNS / name), "run.algo": algo, "env.workload_forecast": forecast,
                  "agent.num_iterations": ITERATIONS, "run.seed": seed, "env.rsu_order": rsu_order}
     if forecast == "lstm" and (RUNS / "hybrid_lstm_s0" / "predictor.msgpack").exists():
@@ -73,13 +81,19 @@ for name, variant in VARIANTS.items():
         runner.train(configs_for(name, *variant))
     else:
         print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
-    train_wall[name] = json.loads(done.read_text())["train_wall_s"]"""),
+    train_wall[name] = json.loads(done.read_text())["train_wall_s"]""",
+    ),
     ("markdown", "## Trajectory predictor (§4): held-out error of the LSTM against a constant-velocity extrapolation"),
-    ("code", """pm = json.loads((RUNS / "hybrid_lstm_s0" / "predictor_metrics.json").read_text())
+    (
+        "code",
+        """pm = json.loads((RUNS / "hybrid_lstm_s0" / "predictor_metrics.json").read_text())
 print(f"LSTM RMSE {pm['heldout_lstm']['rmse_m']:.1f} m, MAE {pm['heldout_lstm']['mae_m']:.1f} m, R2 {pm['heldout_lstm']['r2']:.3f}; "
-      f"constant velocity RMSE {pm['heldout_constant_velocity']['rmse_m']:.1f} m; training {pm['train_wall_s']:.0f} s")"""),
+      f"constant velocity RMSE {pm['heldout_constant_velocity']['rmse_m']:.1f} m; training {pm['train_wall_s']:.0f} s")""",
+    ),
     ("markdown", "## Learning curves (mean total latency per vehicle-slot of the episodes finished in each iteration)"),
-    ("code", """import matplotlib.pyplot as plt
+    (
+        "code",
+        """import matplotlib.pyplot as plt
 import numpy as np
 fig, ax = plt.subplots(figsize=(8, 4))
 for name in [n for n in VARIANTS if n.endswith("_s0")]:
@@ -89,13 +103,19 @@ for name in [n for n in VARIANTS if n.endswith("_s0")]:
     smooth = np.convolve(latency, np.ones(5) / 5, mode="valid") if len(latency) >= 5 else latency
     ax.plot(steps[len(steps) - len(smooth):], smooth, label=name)
 ax.set_xlabel("environment steps"); ax.set_ylabel("mean total latency T_v (s), 5-iteration mean")
-ax.grid(alpha=0.3); ax.legend(); ax.set_title("training seed 0"); plt.show()"""),
+ax.grid(alpha=0.3); ax.legend(); ax.set_title("training seed 0"); plt.show()""",
+    ),
     ("markdown", "## Comparison on held-out episodes (the same worlds for every policy)"),
-    ("code", """results = runner.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
+    (
+        "code",
+        """results = runner.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
 display(Markdown((RUNS / "evaluation.md").read_text()))
-display(Image(str(RUNS / "evaluation.png")))"""),
+display(Image(str(RUNS / "evaluation.png")))""",
+    ),
     ("markdown", "## Over training seeds: mean and spread of each learner's held-out latency"),
-    ("code", """by_run = {Path(r["run_dir"]).name: r["latency_s"] for r in results.values() if "run_dir" in r}
+    (
+        "code",
+        """by_run = {Path(r["run_dir"]).name: r["latency_s"] for r in results.values() if "run_dir" in r}
 def over_seeds(prefix):
     values = np.array([v for name, v in by_run.items() if name.startswith(prefix)])
     return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0), len(values)
@@ -111,11 +131,14 @@ print(f"with prediction {hybrid:.3f} s vs without {hybrid_none:.3f} s: "
       f"{'not worse' if hybrid <= hybrid_none else 'WORSE'} ({hybrid - hybrid_none:+.3f} s)")
 print(f"budget {ITERATIONS} iterations per learner; training wall time (jitted chunks, compile excluded) "
       + ", ".join(f"{n} {s:.0f} s" for n, s in train_wall.items()) + f"; this execution {time.time() - start:.0f} s "
-      f"on {machine_summary()}")"""),
+      f"on {machine_summary()}")""",
+    ),
 ]
 
 TWIN_CELLS = [
-    ("markdown", """# DM-MAPPO on TwinRouting-v0: workload predictors, learning curves, latency and packet loss
+    (
+        "markdown",
+        """# DM-MAPPO on TwinRouting-v0: workload predictors, learning curves, latency and packet loss
 
 Spec 002 (digital-twin routing over RSUs, UAVs and a satellite with a dynamic action mask). This notebook runs,
 with the library functions behind the command line (`vmjax train --env TwinRouting-v0`, `vmjax evaluate`):
@@ -133,8 +156,11 @@ with the library functions behind the command line (`vmjax train --env TwinRouti
 The same runs from a shell: `vmjax train --env TwinRouting-v0 --algo dm-mappo --run.run_dir runs/nb_twin/dm_s0`,
 `... --env.use_mask false`, `... --env.workload_forecast persistence`, `... --algo masac`, `... --run.seed 1`,
 then `vmjax evaluate runs/nb_twin/*`. `ITERATIONS` is the budget per run; the machine and the wall times are
-printed at the end."""),
-    ("code", """import os, time, json
+printed at the end.""",
+    ),
+    (
+        "code",
+        """import os, time, json
 from pathlib import Path
 
 ITERATIONS = int(os.environ.get("VMJAX_NOTEBOOK_ITERATIONS", "120"))  # training iterations per learner (the budget)
@@ -150,8 +176,11 @@ from vmjax import predict, runner
 from vmjax.core.machine import machine_summary
 from vmjax.core.io import atomic_write_json
 start = time.time()
-print(machine_summary())"""),
-    ("code", """def configs_for(name, algo, forecast, use_mask, seed):
+print(machine_summary())""",
+    ),
+    (
+        "code",
+        """def configs_for(name, algo, forecast, use_mask, seed):
     overrides = {"run.env": "TwinRouting-v0", "run.algo": algo, "run.run_dir": str(RUNS / name), "run.seed": seed,
                  "env.workload_forecast": forecast, "env.use_mask": use_mask, "agent.num_iterations": ITERATIONS}
     if name != "dm_s0":  # one LSTM-Transformer, trained by the first run, for every run
@@ -182,13 +211,19 @@ for name, variant in VARIANTS.items():
         runner.train(configs_for(name, *variant))
     else:
         print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
-    train_wall[name] = json.loads(done.read_text())["train_wall_s"]"""),
-    ("markdown", """## Workload predictors (§4.4): one protocol, the series the DM-MAPPO predictor was trained on
+    train_wall[name] = json.loads(done.read_text())["train_wall_s"]""",
+    ),
+    (
+        "markdown",
+        """## Workload predictors (§4.4): one protocol, the series the DM-MAPPO predictor was trained on
 
 The env's background load B_m(t) of every server (RSU flows, UAVs at half their nearest RSU's, the satellite at 4x
 the mean), `traffic.num_slots` consecutive slots; chronological 70/10/20 split per series, the test split scored.
-Error rate = WAPE (§4.5 [REC])."""),
-    ("code", """pm = json.loads((RUNS / "dm_s0" / "predictor_metrics.json").read_text())
+Error rate = WAPE (§4.5 [REC]).""",
+    ),
+    (
+        "code",
+        """pm = json.loads((RUNS / "dm_s0" / "predictor_metrics.json").read_text())
 print(f"DM-MAPPO's predictor: {pm['source']}; test RMSE {pm['test']['rmse'] / 8e6:.3f} MB "
       f"(persistence {pm['test_persistence']['rmse'] / 8e6:.3f} MB), R2 {pm['test']['r2']:.3f}, trained in {pm['train_wall_s']:.0f} s")
 comparison = RUNS / "predictor_comparison.json"
@@ -199,9 +234,15 @@ if not comparison.exists():
     rows = predict.compare_predictors(jax.random.key(0), series, kinds, predictor_config)
     atomic_write_json(comparison, json.loads(json.dumps(rows, default=lambda x: np.asarray(x).tolist())))
 rows = json.loads(comparison.read_text())
-display(Markdown(predict.format_comparison_table(rows)))"""),
-    ("markdown", "## Learning curves (mean over training seeds of the episodes finished in each iteration; band: min-max)"),
-    ("code", """import matplotlib.pyplot as plt
+display(Markdown(predict.format_comparison_table(rows)))""",
+    ),
+    (
+        "markdown",
+        "## Learning curves (mean over training seeds of the episodes finished in each iteration; band: min-max)",
+    ),
+    (
+        "code",
+        """import matplotlib.pyplot as plt
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 for group in ("dm", "dm_nomask", "dm_nopred", "masac"):
     names = [n for n in VARIANTS if n.rsplit("_s", 1)[0] == group]
@@ -216,13 +257,19 @@ for group in ("dm", "dm_nomask", "dm_nopred", "masac"):
 axes[0].set_ylabel("mean latency per vehicle-slot (s)"); axes[1].set_ylabel("service failures (% of vehicle-slots)")
 for ax in axes:
     ax.set_xlabel("environment steps"); ax.set_yscale("log"); ax.grid(alpha=0.3); ax.legend()
-plt.show()"""),
+plt.show()""",
+    ),
     ("markdown", "## Comparison on held-out episodes (the same worlds for every policy)"),
-    ("code", """results = runner.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
+    (
+        "code",
+        """results = runner.evaluate([RUNS / name for name in VARIANTS], EPISODES, SEEDS, 10_000, RUNS, log=lambda *_: None)
 display(Markdown((RUNS / "evaluation.md").read_text()))
-display(Image(str(RUNS / "evaluation.png")))"""),
+display(Image(str(RUNS / "evaluation.png")))""",
+    ),
     ("markdown", "## Over training seeds: each learner's mean and spread (std over its training seeds)"),
-    ("code", """by_run = {Path(r["run_dir"]).name: r for r in results.values() if "run_dir" in r}
+    (
+        "code",
+        """by_run = {Path(r["run_dir"]).name: r for r in results.values() if "run_dir" in r}
 def over_seeds(group, metric, scale=1.0):
     values = scale * np.array([r[metric] for name, r in by_run.items() if name.rsplit("_s", 1)[0] == group])
     return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0), len(values)
@@ -253,13 +300,19 @@ if "dm_nopred" in summary:
           f"{dm['packet_loss_pct']:.3f}% vs {no_pred['packet_loss_pct']:.3f}%")
 for name in [n for n in ("masac", "greedy", "random") if n in summary]:
     print(f"DM-MAPPO vs {name}: latency {dm['latency_s']:.4f} vs {summary[name]['latency_s']:.4f} s, packet loss "
-          f"{dm['packet_loss_pct']:.3f}% vs {summary[name]['packet_loss_pct']:.3f}%")"""),
-    ("markdown", """## Robustness: fewer edge servers (one vmapped evaluation over the RSU subsets)
+          f"{dm['packet_loss_pct']:.3f}% vs {summary[name]['packet_loss_pct']:.3f}%")""",
+    ),
+    (
+        "markdown",
+        """## Robustness: fewer edge servers (one vmapped evaluation over the RSU subsets)
 
 RSUs are removed at random (nested subsets: a smaller map keeps a subset of a larger one's RSUs); UAVs and the
 satellite stay. The DM-MAPPO policy (training seed 0, trained with all RSUs) and the heuristics run on the same
-held-out worlds at every size; one compilation covers every size."""),
-    ("code", """from baselines.twin_routing import POLICIES, server_count_sweep
+held-out worlds at every size; one compilation covers every size.""",
+    ),
+    (
+        "code",
+        """from baselines.twin_routing import POLICIES, server_count_sweep
 configs, env, params, trainer, state = runner.load_run(RUNS / "dm_s0")
 policies = {"DM-MAPPO": trainer.make_eval_policy(state.params), **{n: make(env) for n, make in POLICIES.items()}}
 FRACTIONS = [1.0, 0.75, 0.5, 0.25]
@@ -281,11 +334,14 @@ print(" | ".join(f"{name}: " + ", ".join(f"{r['num_edge_servers']} servers {r['l
 print(f"sweep: {len(FRACTIONS)} sizes x {len(policies)} policies x {EPISODES} episodes in {sweep_wall:.0f} s (compile included)")
 print(f"budget {ITERATIONS} iterations per learner; training wall time (jitted chunks, compile excluded) "
       + ", ".join(f"{n} {s:.0f} s" for n, s in train_wall.items()) + f"; this execution {time.time() - start:.0f} s "
-      f"on {machine_summary()}")"""),
+      f"on {machine_summary()}")""",
+    ),
 ]
 
 TWIN_SPLIT_CELLS = [
-    ("markdown", """# MSRL on TwinSplit-v0: EST-TG trajectories, split actors and the RSU GPU-capacity sweep
+    (
+        "markdown",
+        """# MSRL on TwinSplit-v0: EST-TG trajectories, split actors and the RSU GPU-capacity sweep
 
 Spec 004 (vehicle-twin task pre-migration with split reinforcement learning). This notebook, with the `vmjax`
 library functions behind the command line:
@@ -302,8 +358,11 @@ library functions behind the command line:
 
 The same runs from a shell: `vmjax train --env TwinSplit-v0 --run.run_dir runs/nb_split/split_real_s0`,
 `... --agent.mode local_edge`, `... --trajectories.source generated`, `... --run.seed 1`, then `vmjax evaluate
-runs/nb_split/*_real_*`. `ITERATIONS` is the budget per run; the machine and the wall times are printed at the end."""),
-    ("code", """import os, time, json
+runs/nb_split/*_real_*`. `ITERATIONS` is the budget per run; the machine and the wall times are printed at the end.""",
+    ),
+    (
+        "code",
+        """import os, time, json
 from io import BytesIO
 from pathlib import Path
 
@@ -322,15 +381,21 @@ from vmjax import mobility, runner
 from vmjax.core.machine import machine_summary
 from vmjax.core import io
 start = time.time()
-print(machine_summary())"""),
-    ("markdown", """## Trajectories: ground truth and EST-TG (§4.8-4.10)
+print(machine_summary())""",
+    ),
+    (
+        "markdown",
+        """## Trajectories: ground truth and EST-TG (§4.8-4.10)
 
 One seed builds the jittered-grid city, 200 taxis x 7 days of ground-truth GPS (T-Drive's format and noise), fits
 EST-TG (hourly Gaussian KDE of entry/exit points, shortest paths on the road graph, speeds by cell and hour, 30 s
 interpolation, correction onto the road) and chains 512 vehicle tracks of 101 slots for each env bank. The fidelity
 metrics compare 2,000 generated trips (and 2,000 uniform random straight-line trips, the naive baseline) with the
-cleaned ground truth resampled at 30 s."""),
-    ("code", """gt_config = mobility.GroundTruthConfig(num_taxis=6, num_days=1) if TINY else mobility.GroundTruthConfig()
+cleaned ground truth resampled at 30 s.""",
+    ),
+    (
+        "code",
+        """gt_config = mobility.GroundTruthConfig(num_taxis=6, num_days=1) if TINY else mobility.GroundTruthConfig()
 bank_vehicles, num_trips = (16, 64) if TINY else (512, 2000)
 banks_start = time.time()
 banks = mobility.build_trace_banks(0, bank_vehicles, num_slots=101, ground_truth=gt_config)
@@ -362,9 +427,15 @@ axes[2].plot(mobility.hourly_profile(real_hours), marker="o", label="ground trut
 axes[2].plot(mobility.hourly_profile(gen_hours), marker="s", label="EST-TG")
 axes[2].set_xlabel("hour of day"); axes[2].set_ylabel("share of points"); axes[2].legend(); axes[2].grid(alpha=0.3)
 plt.tight_layout(); plt.show()
-fidelity = rows"""),
-    ("markdown", "## Training: 3 actors x 2 trajectory banks x 3 seeds (the CLI defaults: 16 worlds, 10 vehicles, 4 RSUs)"),
-    ("code", """def configs_for(mode, source, seed):
+fidelity = rows""",
+    ),
+    (
+        "markdown",
+        "## Training: 3 actors x 2 trajectory banks x 3 seeds (the CLI defaults: 16 worlds, 10 vehicles, 4 RSUs)",
+    ),
+    (
+        "code",
+        """def configs_for(mode, source, seed):
     overrides = {"run.env": "TwinSplit-v0", "run.run_dir": str(RUNS / f"{mode}_{source}_s{seed}"), "run.seed": seed,
                  "agent.mode": mode, "agent.num_iterations": ITERATIONS, "trajectories.source": source,
                  "trajectories.bank_path": str(RUNS / f"bank_{source}.npz")}
@@ -385,10 +456,16 @@ for name, variant in VARIANTS.items():
     else:
         print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
     train_wall[name] = json.loads(done.read_text())["train_wall_s"]
-print(f"{len(VARIANTS)} runs, training wall time {sum(train_wall.values()):.0f} s (compile excluded)")"""),
-    ("markdown", """## Learning curves (ground-truth bank; mean over training seeds of the episodes finished in each iteration,
-band: min-max) and the parameters used per actor call (§6.9)"""),
-    ("code", """fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+print(f"{len(VARIANTS)} runs, training wall time {sum(train_wall.values()):.0f} s (compile excluded)")""",
+    ),
+    (
+        "markdown",
+        """## Learning curves (ground-truth bank; mean over training seeds of the episodes finished in each iteration,
+band: min-max) and the parameters used per actor call (§6.9)""",
+    ),
+    (
+        "code",
+        """fig, axes = plt.subplots(1, 3, figsize=(16, 4))
 for mode, label in MODES.items():
     names = [n for n, v in VARIANTS.items() if v[0] == mode and v[1] == "real"]
     if not names:
@@ -404,16 +481,22 @@ axes[0].set_ylabel("mean T_total per vehicle-slot (s)"); axes[1].set_ylabel("act
 axes[2].set_ylabel("server-side model calls (%)")
 for ax in axes:
     ax.set_xlabel("environment steps"); ax.grid(alpha=0.3); ax.legend()
-plt.tight_layout(); plt.show()"""),
+plt.tight_layout(); plt.show()""",
+    ),
     ("markdown", "## Comparison on held-out episodes (the same worlds for every policy), in both scenarios"),
-    ("code", """results = {}
+    (
+        "code",
+        """results = {}
 for source, out in (("real", RUNS), ("generated", RUNS / "generated")):
     names = [n for n, v in VARIANTS.items() if v[1] == source]
     results[source] = runner.evaluate([RUNS / n for n in names], EPISODES, SEEDS, 10_000, out, log=lambda *_: None)
     display(Markdown(f"### vehicles on the {'ground-truth' if source == 'real' else 'EST-TG'} bank\\n\\n" + (out / "evaluation.md").read_text()))
-display(Image(str(RUNS / "evaluation.png")))"""),
+display(Image(str(RUNS / "evaluation.png")))""",
+    ),
     ("markdown", "## Over training seeds: each actor's mean ± std over its 3 training seeds"),
-    ("code", """summary = {}
+    (
+        "code",
+        """summary = {}
 lines = ["| scenario | method | latency (s) | QoE | BER (%) | server calls (%) | params used | reduction vs Local-Edge (%) |",
          "|---|---|---|---|---|---|---|---|"]
 for source in SOURCES:
@@ -442,12 +525,18 @@ for source in SOURCES:
         lines.append(f"| {source} | {name} | {r['latency_s']:.4f} ± {r['latency_s_seed_std']:.4f} | {r['qoe']:.4f} ± "
                      f"{r['qoe_seed_std']:.4f} | {100 * r['ber']:.2f} ± {100 * r['ber_seed_std']:.2f} | – | – | – |")
 display(Markdown("\\n".join(lines) + "\\n\\n± for learners: std over training seeds; for heuristics: std over the held-out "
-                 "seeds. Reduction = 100 (1 - params used / Local-Edge's), §6.9 (the paper reports about 25%)."))"""),
-    ("markdown", """## RSU GPU capacity sweep, 40-80 GHz (§7.1; one vmapped, once-compiled evaluation)
+                 "seeds. Reduction = 100 (1 - params used / Local-Edge's), §6.9 (the paper reports about 25%)."))""",
+    ),
+    (
+        "markdown",
+        """## RSU GPU capacity sweep, 40-80 GHz (§7.1; one vmapped, once-compiled evaluation)
 
 C_e = C_nom x U[0.8, 1.2] per RSU and episode (§7.2); the trained actors (every training seed, trained at 60 GHz on
-the ground-truth bank) and the heuristics meet the same held-out worlds at every capacity."""),
-    ("code", """from baselines.twin_split import gpu_capacity_sweep, heuristic_policies
+the ground-truth bank) and the heuristics meet the same held-out worlds at every capacity.""",
+    ),
+    (
+        "code",
+        """from baselines.twin_split import gpu_capacity_sweep, heuristic_policies
 CAPACITIES_GHZ = [40, 50, 60, 70, 80]
 policies, env, params = {}, None, None
 for name, (mode, source, seed) in VARIANTS.items():
@@ -488,11 +577,14 @@ io.atomic_write_json(RUNS / "summary.json", {
 print(f"sweep: {len(CAPACITIES_GHZ)} capacities x {len(policies)} policies x {EPISODES} episodes in {sweep_wall:.0f} s "
       f"(compile included); budget {ITERATIONS} iterations per run; training wall time (compile excluded) "
       f"{sum(train_wall.values()):.0f} s for {len(VARIANTS)} runs; this execution {time.time() - start:.0f} s on "
-      f"{machine_summary()}")"""),
+      f"{machine_summary()}")""",
+    ),
 ]
 
 PRIVACY_CELLS = [
-    ("markdown", """# LHDPPO and the §7 baselines on CrossRealityPrivacy-v0: entropy surface, comparison, sweeps
+    (
+        "markdown",
+        """# LHDPPO and the §7 baselines on CrossRealityPrivacy-v0: entropy surface, comparison, sweeps
 
 Spec 000 (cross-reality location privacy: every AV perturbs the location it reports, eqs. 1-2, and picks the
 server of its AI agent, RSU or LEO satellite; a colluding adversary infers the true location from both, eqs.
@@ -510,8 +602,11 @@ The same from a shell: `python -m baselines.cross_reality_privacy_study compare 
 `... sweep --field lr --values 3e-4,1e-3 --seeds 1`, `... sweep --field denoising_steps --values 2,10 --seeds 1`,
 `... surface`. A run folder that already holds a result with the same budget is read back instead of retrained.
 `ITERATIONS` is the budget per run (x 2048 env steps; the paper trains ~5e6 steps, ~2441 iterations); the
-machine and the wall times are printed at the end."""),
-    ("code", """import dataclasses, os, time, json
+machine and the wall times are printed at the end.""",
+    ),
+    (
+        "code",
+        """import dataclasses, os, time, json
 from pathlib import Path
 
 ITERATIONS = int(os.environ.get("VMJAX_NOTEBOOK_ITERATIONS", "30"))  # training iterations per run (the budget)
@@ -533,14 +628,20 @@ from IPython.display import Image, Markdown, display
 from baselines import cross_reality_privacy_study as study
 from vmjax.core import io
 start = time.time()
-print(study.machine())"""),
-    ("markdown", """## Entropy over the perturbation radius and angle (eq. 5, §2.5 adversary)
+print(study.machine())""",
+    ),
+    (
+        "markdown",
+        """## Entropy over the perturbation radius and angle (eq. 5, §2.5 adversary)
 
 One AV at reset of a default world, its agent on its connected RSU: the adversary's 3 x 3 candidate posterior
 (Gaussian around the reported point with sigma = max(r, 0.05 r_max), times the distance-softmax placement
 likelihood of the agent's server). E = 0 without perturbation and rises with the radius (contract tests); the
-dashed line marks the direction of the agent's server."""),
-    ("code", """surface_path = RUNS / "entropy_surface.json"
+dashed line marks the direction of the agent's server.""",
+    ),
+    (
+        "code",
+        """surface_path = RUNS / "entropy_surface.json"
 surface = json.loads(surface_path.read_text()) if surface_path.is_file() else study.entropy_surface()
 io.atomic_write_json(surface_path, surface)
 E = np.array(surface["entropy_bits"]); radii_m = np.array(surface["radius_deg"]) * 111_320.0
@@ -558,12 +659,18 @@ ax.set_xlabel("perturbation angle theta (deg)"); ax.set_ylabel("entropy (bit)");
 plt.tight_layout(); plt.show()
 spread = E.max(axis=1) - E.min(axis=1)
 print(f"E(r = 0) = {E[0].max():.2e} bit; E(r_max) = {E[-1].mean():.3f} bit (log2 9 = {np.log2(9):.3f}); largest "
-      f"variation over the angle at a fixed radius: {spread.max():.4f} bit")"""),
-    ("markdown", """## Method comparison on held-out worlds (3 training seeds each)
+      f"variation over the angle at a fixed radius: {spread.max():.4f} bit")""",
+    ),
+    (
+        "markdown",
+        """## Method comparison on held-out worlds (3 training seeds each)
 
 Training seed s of every learner is evaluated deterministically (Gaussian mean, argmax) on held-out set s; Geo-I
-and no perturbation meet the same sets. ± = std over the 3 per-set means."""),
-    ("code", """config = study.StudyConfig(ITERATIONS, SEEDS, EPISODES)
+and no perturbation meet the same sets. ± = std over the 3 per-set means.""",
+    ),
+    (
+        "code",
+        """config = study.StudyConfig(ITERATIONS, SEEDS, EPISODES)
 path = RUNS / "comparison.json"
 saved = json.loads(path.read_text()) if path.is_file() else None
 if saved is None or saved["study"] != dataclasses.asdict(config):
@@ -580,9 +687,12 @@ for ax, (metric, label) in zip(axes, (("utility", "utility, eq. (17)"), ("entrop
            yerr=[results[n][f"{metric}_seed_std"] for n in names], capsize=3, color="tab:blue")
     ax.set_xticks(range(len(names))); ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     ax.set_title(label); ax.grid(axis="y", alpha=0.3)
-plt.tight_layout(); plt.show()"""),
+plt.tight_layout(); plt.show()""",
+    ),
     ("markdown", "## Learning curves (training rollouts: per-slot means over worlds and AVs; mean ± std over seeds)"),
-    ("code", """learners = [n for n in results if "curves" in results[n]]
+    (
+        "code",
+        """learners = [n for n in results if "curves" in results[n]]
 fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
 for ax, (metric, label) in zip(axes, (("rollout_utility", "utility, eq. (17)"), ("rollout_entropy_bits", "entropy (bit)"),
                                       ("rollout_latency_s", "latency (s)"), ("rollout_qos_loss", "QoS loss"))):
@@ -596,11 +706,17 @@ for ax, (metric, label) in zip(axes, (("rollout_utility", "utility, eq. (17)"), 
 axes[0].legend(fontsize=8)
 plt.tight_layout(); plt.show()
 print("\\n".join(f"{n}: compile {results[n]['compile_s']:.0f} s, training {results[n]['train_s']:.0f} s for "
-                f"{SEEDS} seeds, clip fraction at the last update {results[n]['final_clip_fraction']:.2f}" for n in learners))"""),
-    ("markdown", """## LHDPPO sweeps: learning rate (actor and critic) and denoising steps U (1 seed each)
+                f"{SEEDS} seeds, clip fraction at the last update {results[n]['final_clip_fraction']:.2f}" for n in learners))""",
+    ),
+    (
+        "markdown",
+        """## LHDPPO sweeps: learning rate (actor and critic) and denoising steps U (1 seed each)
 
-The spec's values (lr 1e-4, U = 5) are the comparison's LHDPPO (its seed-0 entry is reused here)."""),
-    ("code", """# TINY: the spec's lr again (the comparison's program, a compilation-cache hit in the test suite)
+The spec's values (lr 1e-4, U = 5) are the comparison's LHDPPO (its seed-0 entry is reused here).""",
+    ),
+    (
+        "code",
+        """# TINY: the spec's lr again (the comparison's program, a compilation-cache hit in the test suite)
 SWEEPS = {"lr": [1e-4] if TINY else [3e-4, 1e-3], "denoising_steps": [] if TINY else [2, 10]}
 spec_value = {"lr": 1e-4, "denoising_steps": 5}
 sweep_config = study.StudyConfig(ITERATIONS, 1, EPISODES)
@@ -628,11 +744,16 @@ display(Markdown("\\n".join(sweep_rows) + "\\n\\nheld-out set 0, deterministic p
 io.atomic_write_json(RUNS / "evaluation.json", {"comparison": {n: {k: v for k, v in r.items() if k != "curves"}
                                                                for n, r in results.items()},
                                                 "sweep_rows": sweep_rows, "machine": study.machine()})
-print(f"this execution {time.time() - start:.0f} s on {study.machine()}")"""),
+print(f"this execution {time.time() - start:.0f} s on {study.machine()}")""",
+    ),
 ]
 
-NOTEBOOKS = {"avatar_premigration.ipynb": AVATAR_CELLS, "twin_routing.ipynb": TWIN_CELLS,
-             "twin_split.ipynb": TWIN_SPLIT_CELLS, "cross_reality_privacy.ipynb": PRIVACY_CELLS}
+NOTEBOOKS = {
+    "avatar_premigration.ipynb": AVATAR_CELLS,
+    "twin_routing.ipynb": TWIN_CELLS,
+    "twin_split.ipynb": TWIN_SPLIT_CELLS,
+    "cross_reality_privacy.ipynb": PRIVACY_CELLS,
+}
 
 
 def build(name: str, cells, execute: bool = True) -> Path:
@@ -640,8 +761,10 @@ def build(name: str, cells, execute: bool = True) -> Path:
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "markdown" else nbformat.v4.new_code_cell(src)
-                for kind, src in cells]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(src) if kind == "markdown" else nbformat.v4.new_code_cell(src)
+        for kind, src in cells
+    ]
     path = HERE / name
     if execute:
         from nbclient import NotebookClient

@@ -126,8 +126,14 @@ def test_per_agent_parameters_apply_each_agents_own_network():
 
 
 # ---------------------------------------------------------------- Hybrid-MAPPO
-TINY = {"num_envs": 2, "num_steps": 8, "num_iterations": 2, "update_epochs": 2, "num_minibatches": 2,
-        "hidden_sizes": (16,)}
+TINY = {
+    "num_envs": 2,
+    "num_steps": 8,
+    "num_iterations": 2,
+    "update_epochs": 2,
+    "num_minibatches": 2,
+    "hidden_sizes": (16,),
+}
 
 
 def tiny_env(**kw):
@@ -147,11 +153,17 @@ def test_tiny_training_run_under_jit_has_finite_losses_and_traces_once():
     assert float(metrics["episode_total_latency_s"]) > 0
 
 
-@pytest.mark.parametrize("ratio,share,per_target,mean", [("joint", False, False, "sigmoid"),
-                                                         ("separate", True, True, "linear")])
+@pytest.mark.parametrize(
+    "ratio,share,per_target,mean", [("joint", False, False, "sigmoid"), ("separate", True, True, "linear")]
+)
 def test_training_variants_run(ratio, share, per_target, mean):
-    config = HybridMappoConfig(**{**TINY, "num_iterations": 1}, ratio=ratio, share_actor_params=share,
-                               alpha_per_target=per_target, alpha_mean=mean)
+    config = HybridMappoConfig(
+        **{**TINY, "num_iterations": 1},
+        ratio=ratio,
+        share_actor_params=share,
+        alpha_per_target=per_target,
+        alpha_mean=mean,
+    )
     _, metrics = jax.jit(make_train(tiny_env(), config))(jax.random.PRNGKey(1))
     chex.assert_tree_all_finite(metrics)
 
@@ -266,8 +278,10 @@ def test_alpha_per_target_uses_the_chosen_targets_component():
 
     policy = Policy(networks.DiscreteActor(3, (8,)), networks.ContinuousActor(3, (8,)), shared=True, per_target=True)
     obs = jax.random.normal(jax.random.PRNGKey(0), (2, 5))
-    params = {"actor_d": policy.discrete.init(jax.random.PRNGKey(1), networks.with_agent_id(obs)),
-              "actor_c": policy.continuous.init(jax.random.PRNGKey(2), networks.with_agent_id(obs))}
+    params = {
+        "actor_d": policy.discrete.init(jax.random.PRNGKey(1), networks.with_agent_id(obs)),
+        "actor_c": policy.continuous.init(jax.random.PRNGKey(2), networks.with_agent_id(obs)),
+    }
     mean, log_std = policy.continuous.apply(params["actor_c"], networks.with_agent_id(obs))
     target = jnp.array([2, 0])
     raw = jnp.array([[0.7], [0.1]])

@@ -139,7 +139,9 @@ def test_observation_is_eq_19(env, params):
     obs, state = env.reset(jax.random.key(6), params)
     assert obs.shape == (10, 15) and env.obs_dim == 15
     scale = params.max_workload_s * 20e9
-    np.testing.assert_allclose(obs[:, :2], np.clip(env.vehicle_positions(state) / np.array([2490.0, 122.0]), 0, 1), rtol=1e-6)
+    np.testing.assert_allclose(
+        obs[:, :2], np.clip(env.vehicle_positions(state) / np.array([2490.0, 122.0]), 0, 1), rtol=1e-6
+    )
     np.testing.assert_allclose(obs[3, 2:8], state.queue_cycles / scale, rtol=1e-6)
     np.testing.assert_allclose(obs[3, 8:14], state.queue_cycles / scale, rtol=1e-6)  # persistence forecast
     np.testing.assert_allclose(obs[:, 14], 0.0)  # T_v(0) = 0
@@ -232,7 +234,9 @@ def test_remote_area_mask_is_serving_and_next_ahead():
         assert nxt == expected
     # a masked target is executed as "no pre-migration"
     blocked = np.argmin(mask, axis=1).astype(np.int32)
-    _, _, _, _, _, info = env.step_env(jax.random.key(0), state, {"target": jnp.asarray(blocked), "fraction": jnp.ones(10)}, p)
+    _, _, _, _, _, info = env.step_env(
+        jax.random.key(0), state, {"target": jnp.asarray(blocked), "fraction": jnp.ones(10)}, p
+    )
     assert not bool(jnp.any(info["premigrated"]))
     np.testing.assert_array_equal(info["target"], ctx.serving)
 
@@ -244,7 +248,9 @@ def test_distance_rsu_order_is_a_relabelling_of_the_same_world():
     by_distance = vmjax.make("AvatarPremigration-v0", area="remote", rsu_order="distance")
     p = by_index.default_params
     _, state = by_index.reset(jax.random.key(5), p)  # same state for both: the order is not part of it
-    dist = np.linalg.norm(np.asarray(by_index.vehicle_positions(state))[:, None] - np.asarray(p.rsu_xy_m)[None], axis=-1)
+    dist = np.linalg.norm(
+        np.asarray(by_index.vehicle_positions(state))[:, None] - np.asarray(p.rsu_xy_m)[None], axis=-1
+    )
     order = np.argsort(dist, axis=1, kind="stable")
     slots = np.asarray(by_distance.rsu_slots(state, p))
     np.testing.assert_array_equal(slots, order)
@@ -456,7 +462,8 @@ _jit_step = {}
 @given(
     fraction=st.lists(
         st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.just(float("nan"))),
-        min_size=10, max_size=10,
+        min_size=10,
+        max_size=10,
     ),
     target=st.lists(st.integers(-50, 50), min_size=10, max_size=10),
 )

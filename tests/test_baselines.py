@@ -100,7 +100,9 @@ def test_heuristics_choose_the_same_rsus_under_either_rsu_order():
     names = [n for n in heuristics.POLICIES if n != "random"]  # random draws a slot, not an RSU
     latency = {}
     for order in ("index", "distance"):
-        env = vmjax.make("AvatarPremigration-v0", num_vehicles=6, num_rsus=4, max_steps=5, area="remote", rsu_order=order)
+        env = vmjax.make(
+            "AvatarPremigration-v0", num_vehicles=6, num_rsus=4, max_steps=5, area="remote", rsu_order=order
+        )
         results = evaluate.evaluate_heuristics(env, env.default_params, jax.random.key(2), 3, names)
         latency[order] = [results[n]["latency_s"] for n in names]
     np.testing.assert_allclose(latency["distance"], latency["index"], rtol=1e-6)

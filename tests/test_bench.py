@@ -31,8 +31,22 @@ def twin_quick(tmp_path_factory):
 def quick_run(tmp_path_factory, twin_quick):
     out = tmp_path_factory.mktemp("bench") / "result.json"
     # the N / M sweep reuses the env table's compiled N=20, M=10 row (one compile fewer), at 4 worlds
-    argv = ["--quick", "--worlds", "1", "4", "--repeats", "1", "--scale-vehicles", "20", "--scale-rsus", "10",
-            "--twin-worlds", "1", "--out", str(out)]
+    argv = [
+        "--quick",
+        "--worlds",
+        "1",
+        "4",
+        "--repeats",
+        "1",
+        "--scale-vehicles",
+        "20",
+        "--scale-rsus",
+        "10",
+        "--twin-worlds",
+        "1",
+        "--out",
+        str(out),
+    ]
     calls = []
 
     def measured_section(*args, **kwargs):  # the TwinRouting-v0 part, measured once by twin_quick
@@ -216,9 +230,17 @@ def test_twin_routing_rows_per_forecast(monkeypatch):
     def measure(env, params, forecast, worlds, steps, split_steps, repeats, max_rollout_s, long_s, long_repeats):
         seen.append((forecast, worlds, repeats, long_s, long_repeats))
         rate = 1000.0 * worlds if forecast == "persistence" else 40.0 * worlds
-        return {"forecast": forecast, "worlds": worlds, "env_steps_per_s": rate, "agent_steps_per_s": 5 * rate,
-                "world_step_s": 1 / rate, "compile_s": 1.0, "peak_bytes_per_world": None,
-                "method": "rollout" if worlds < 64 else "split", "split": {"env_steps_per_s": rate}}
+        return {
+            "forecast": forecast,
+            "worlds": worlds,
+            "env_steps_per_s": rate,
+            "agent_steps_per_s": 5 * rate,
+            "world_step_s": 1 / rate,
+            "compile_s": 1.0,
+            "peak_bytes_per_world": None,
+            "method": "rollout" if worlds < 64 else "split",
+            "split": {"env_steps_per_s": rate},
+        }
 
     monkeypatch.setattr(twin, "measure", measure)
     section = twin.bench_twin_routing([1, 64, 1024], repeats=5, long_run_s=10.0, long_repeats=2)

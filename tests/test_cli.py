@@ -17,8 +17,12 @@ def test_help_documents_every_field_of_every_section():
         parser = cli.make_parser(algo)
         train = parser._subparsers._group_actions[0].choices["train"]
         text = train.format_help()
-        for section, config in (("run", runner.RunConfig), ("env", AvatarPremigrationConfig), ("agent", cls),
-                                ("predictor", predict.PredictorConfig)):
+        for section, config in (
+            ("run", runner.RunConfig),
+            ("env", AvatarPremigrationConfig),
+            ("agent", cls),
+            ("predictor", predict.PredictorConfig),
+        ):
             comments = cli.field_comments(config)
             for field in dataclasses.fields(config):
                 assert f"--{section}.{field.name}" in text
@@ -37,18 +41,47 @@ def test_bad_values_name_the_flag(capsys):
 
 
 TINY = [
-    "--env.num_vehicles", "3", "--env.num_rsus", "3", "--env.max_steps", "8",
-    "--agent.num_envs", "2", "--agent.num_steps", "8", "--agent.num_iterations", "2", "--agent.update_epochs", "1",
-    "--agent.num_minibatches", "2", "--agent.hidden_sizes", "8", "--run.chunk_iterations", "1",
-    "--predictor.hidden_size", "4", "--predictor.epochs", "1", "--predictor.num_slots", "60",
+    "--env.num_vehicles",
+    "3",
+    "--env.num_rsus",
+    "3",
+    "--env.max_steps",
+    "8",
+    "--agent.num_envs",
+    "2",
+    "--agent.num_steps",
+    "8",
+    "--agent.num_iterations",
+    "2",
+    "--agent.update_epochs",
+    "1",
+    "--agent.num_minibatches",
+    "2",
+    "--agent.hidden_sizes",
+    "8",
+    "--run.chunk_iterations",
+    "1",
+    "--predictor.hidden_size",
+    "4",
+    "--predictor.epochs",
+    "1",
+    "--predictor.num_slots",
+    "60",
 ]
 
 
 def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
     run_dir = tmp_path / "run"
     cli.main(["train", "--run.run_dir", str(run_dir), *TINY])
-    for name in ("config.json", "metrics.jsonl", "learning_curve.png", "checkpoint.msgpack", "checkpoint.json",
-                 "predictor.msgpack", "predictor_metrics.json"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "learning_curve.png",
+        "checkpoint.msgpack",
+        "checkpoint.json",
+        "predictor.msgpack",
+        "predictor_metrics.json",
+    ):
         assert (run_dir / name).is_file(), name
     records = runner.read_metrics(run_dir / "metrics.jsonl")
     assert [r["iteration"] for r in records] == [1, 2]
@@ -71,17 +104,45 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
 
     cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "2"])
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
-    assert set(results) == {"Hybrid-MAPPO", "greedy", "random", "full_premigration", "no_premigration",
-                            "nearest_rsu", "least_loaded", "lighter_neighbour"}
+    assert set(results) == {
+        "Hybrid-MAPPO",
+        "greedy",
+        "random",
+        "full_premigration",
+        "no_premigration",
+        "nearest_rsu",
+        "least_loaded",
+        "lighter_neighbour",
+    }
     assert all(r["latency_s"] > 0 and len(r["latency_s_seed_means"]) == 2 for r in results.values())
     assert (run_dir / "evaluation.png").is_file() and (run_dir / "evaluation.md").is_file()
 
 
 TINY_TWIN = [
-    "--env", "TwinRouting-v0", "--env.num_vehicles", "2", "--env.num_rsus", "6", "--env.num_uavs", "1",
-    "--env.max_steps", "6", "--env.city_size_m", "2000", "--agent.num_envs", "2", "--agent.num_steps", "6",
-    "--agent.num_iterations", "2", "--agent.hidden_sizes", "8", "--run.chunk_iterations", "1",
-    "--run.norm_episodes", "2",
+    "--env",
+    "TwinRouting-v0",
+    "--env.num_vehicles",
+    "2",
+    "--env.num_rsus",
+    "6",
+    "--env.num_uavs",
+    "1",
+    "--env.max_steps",
+    "6",
+    "--env.city_size_m",
+    "2000",
+    "--agent.num_envs",
+    "2",
+    "--agent.num_steps",
+    "6",
+    "--agent.num_iterations",
+    "2",
+    "--agent.hidden_sizes",
+    "8",
+    "--run.chunk_iterations",
+    "1",
+    "--run.norm_episodes",
+    "2",
 ]
 
 
@@ -91,8 +152,22 @@ def test_twin_routing_train_and_evaluate_masac(tmp_path):
     (DM-MAPPO with the trained workload predictor runs through the same functions in the twin_routing notebook
     test.)"""
     run_dir = tmp_path / "masac"
-    cli.main(["train", "--algo", "masac", "--run.run_dir", str(run_dir), *TINY_TWIN,
-              "--env.workload_forecast", "persistence", "--agent.batch_size", "4", "--agent.buffer_size", "64"])
+    cli.main(
+        [
+            "train",
+            "--algo",
+            "masac",
+            "--run.run_dir",
+            str(run_dir),
+            *TINY_TWIN,
+            "--env.workload_forecast",
+            "persistence",
+            "--agent.batch_size",
+            "4",
+            "--agent.buffer_size",
+            "64",
+        ]
+    )
     for name in ("config.json", "metrics.jsonl", "checkpoint.msgpack", "norm_stats.json", "learning_curve.png"):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / "predictor.msgpack").exists()  # the persistence forecast needs no predictor
@@ -102,8 +177,9 @@ def test_twin_routing_train_and_evaluate_masac(tmp_path):
     assert [r["iteration"] for r in records] == [1, 2]
     assert all(r["episode_total_latency_s"] > 0 and 0 <= r["episode_failure"] <= 1 for r in records)
     stats = json.loads((run_dir / "norm_stats.json").read_text())
-    assert stats["latency_std_s"] > 0 and stats != json.loads(json.dumps(dataclasses.asdict(
-        NormStats())))  # calibrated, not the library's placeholder
+    assert stats["latency_std_s"] > 0 and stats != json.loads(
+        json.dumps(dataclasses.asdict(NormStats()))
+    )  # calibrated, not the library's placeholder
 
     cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "2"])
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
@@ -126,7 +202,9 @@ def test_twin_routing_flags_are_checked():
 
 
 def test_twin_routing_run_labels_name_the_ablations():
-    label = lambda *flags: runner.run_label(runner.build_configs(dict(zip(flags[::2], flags[1::2]), **{"run.env": "TwinRouting-v0"})))
+    label = lambda *flags: runner.run_label(
+        runner.build_configs(dict(zip(flags[::2], flags[1::2]), **{"run.env": "TwinRouting-v0"}))
+    )
     assert label() == "DM-MAPPO"
     assert label("env.use_mask", False) == "DM-MAPPO w/o mask"
     assert label("env.workload_forecast", "persistence", "run.algo", "masac") == "MASAC w/o pred."

@@ -9,12 +9,42 @@ from vmjax import cli, runner
 from vmjax.agents import hgdm, lhdppo
 
 TINY_PRIVACY = [
-    "--env", "CrossRealityPrivacy-v0", "--env.num_vehicles", "2", "--env.num_rsus", "4", "--env.hop_neighbours", "2",
-    "--env.max_steps", "6", "--agent.num_envs", "2", "--agent.num_steps", "6", "--agent.num_iterations", "2",
-    "--agent.update_epochs", "1", "--agent.num_minibatches", "1", "--agent.denoising_steps", "2",
-    "--agent.state_hidden", "16", "--agent.trunk_hidden", "16", "--agent.critic_hidden", "16",
-    "--agent.mlp_hidden", "16", "--agent.time_embed_dim", "4", "--agent.time_hidden", "8",
-    "--run.chunk_iterations", "1",
+    "--env",
+    "CrossRealityPrivacy-v0",
+    "--env.num_vehicles",
+    "2",
+    "--env.num_rsus",
+    "4",
+    "--env.hop_neighbours",
+    "2",
+    "--env.max_steps",
+    "6",
+    "--agent.num_envs",
+    "2",
+    "--agent.num_steps",
+    "6",
+    "--agent.num_iterations",
+    "2",
+    "--agent.update_epochs",
+    "1",
+    "--agent.num_minibatches",
+    "1",
+    "--agent.denoising_steps",
+    "2",
+    "--agent.state_hidden",
+    "16",
+    "--agent.trunk_hidden",
+    "16",
+    "--agent.critic_hidden",
+    "16",
+    "--agent.mlp_hidden",
+    "16",
+    "--agent.time_embed_dim",
+    "4",
+    "--agent.time_hidden",
+    "8",
+    "--run.chunk_iterations",
+    "1",
 ]
 
 
@@ -34,8 +64,7 @@ def test_privacy_train_and_evaluate(tmp_path):
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
     assert set(results) == {"H-PPO", "geo_i", "no_perturbation", "max_perturbation"}
     for r in results.values():  # eq. (17) on the logged parts, per episode and so on the means
-        assert r["utility"] == pytest.approx(r["entropy_bits"] - 0.02 * r["latency_s"] - 0.2 * r["qos_loss"],
-                                             abs=1e-4)
+        assert r["utility"] == pytest.approx(r["entropy_bits"] - 0.02 * r["latency_s"] - 0.2 * r["qos_loss"], abs=1e-4)
         assert len(r["utility_seed_means"]) == 2
     assert results["no_perturbation"]["entropy_bits"] == pytest.approx(0.0, abs=1e-6)
     assert results["no_perturbation"]["qos_loss"] == pytest.approx(0.0, abs=1e-3)

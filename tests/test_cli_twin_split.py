@@ -8,8 +8,20 @@ import pytest
 from vmjax import cli, runner
 
 TINY_SPLIT = [
-    "--env", "TwinSplit-v0", "--env.num_vehicles", "3", "--env.max_steps", "8", "--agent.num_envs", "2",
-    "--agent.num_steps", "8", "--agent.num_iterations", "2", "--run.chunk_iterations", "1",
+    "--env",
+    "TwinSplit-v0",
+    "--env.num_vehicles",
+    "3",
+    "--env.max_steps",
+    "8",
+    "--agent.num_envs",
+    "2",
+    "--agent.num_steps",
+    "8",
+    "--agent.num_iterations",
+    "2",
+    "--run.chunk_iterations",
+    "1",
 ]
 
 
@@ -34,8 +46,14 @@ def test_twin_split_train_on_a_saved_bank_and_evaluate(tmp_path):
 
     cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "2"])
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
-    assert set(results) == {"MSRL (Split)", "full_migration", "no_premigration", "random_migration",
-                            "greedy_least_loaded", "greedy_balanced"}
+    assert set(results) == {
+        "MSRL (Split)",
+        "full_migration",
+        "no_premigration",
+        "random_migration",
+        "greedy_least_loaded",
+        "greedy_balanced",
+    }
     learned = results["MSRL (Split)"]
     assert 0 <= learned["use_server"] <= 1 and 292 <= learned["params_used"] <= 1704  # E = 4: §6.2 counts
     assert "use_server" not in results["random_migration"]  # heuristics have no actor

@@ -49,8 +49,15 @@ def rate(d, bw, p):
 def link_rate(d, bandwidth_hz, tx_power_w, p, noise="density_x_bandwidth"):
     """The env's eq. (8) from the params: `net.link_rate_bps` with the noise of `noise`, d >= min_distance_m."""
     noise_w = net.noise_power_from_density_w(p.noise_density_dbm_per_hz, bandwidth_hz, noise)
-    return net.link_rate_bps(max(d, p.min_distance_m), bandwidth_hz, tx_power_w, noise_w, gain_coeff=p.gain_coeff,
-                             carrier_hz=p.carrier_hz, exponent=p.path_loss_exponent)
+    return net.link_rate_bps(
+        max(d, p.min_distance_m),
+        bandwidth_hz,
+        tx_power_w,
+        noise_w,
+        gain_coeff=p.gain_coeff,
+        carrier_hz=p.carrier_hz,
+        exponent=p.path_loss_exponent,
+    )
 
 
 def oracle_entropy(true, rep, r, e, rsu, rmax=1e-3, tau=100.0):
@@ -101,9 +108,24 @@ def oracle_slot(pos_m, r, th, e, k, prev, du, dd, phi, s_bits, cpb, f_rsu, hops)
         v = servers[e[m]] - true[m]
         alpha = abs((th[m] - math.atan2(v[1], v[0]) + math.pi) % (2 * math.pi) - math.pi)
         qmax = math.log1p(R_E * DEG * 1e-3)
-        for key, val in zip(out, (ent, conf, up, back, down, mig, comp, lat, q, ent - 0.02 * lat - 0.2 * q,
-                                   ent - math.log1p(lat) - 0.5 * q / qmax - 0.1 * math.log1p(dme) + 0.1 * alpha,
-                                   alpha, dme)):
+        for key, val in zip(
+            out,
+            (
+                ent,
+                conf,
+                up,
+                back,
+                down,
+                mig,
+                comp,
+                lat,
+                q,
+                ent - 0.02 * lat - 0.2 * q,
+                ent - math.log1p(lat) - 0.5 * q / qmax - 0.1 * math.log1p(dme) + 0.1 * alpha,
+                alpha,
+                dme,
+            ),
+        ):
             out[key].append(val)
     return {k_: np.array(v) for k_, v in out.items()}
 
@@ -111,9 +133,13 @@ def oracle_slot(pos_m, r, th, e, k, prev, du, dd, phi, s_bits, cpb, f_rsu, hops)
 # ---------------------------------------------------------------- §6.3 channel table and constants
 def test_oracle_reproduces_the_spec_channel_table():
     """The §6.3 table, checked by hand: every number of it agrees with eq. (8) (noise N0 B = -104 dBm)."""
-    table = [(100, 3.802e-10, 65.925, 1.21, 2.43, 175.40, 0.684), (250, 2.923e-11, 30.603, 2.61, 5.23, 138.39, 0.867),
-             (500, 4.197e-12, 10.385, 7.70, 15.41, 110.39, 1.087), (1000, 6.026e-13, 2.033, 39.34, 78.69, 82.43, 1.456),
-             (2000, 8.652e-14, 0.310, 257.9, 515.8, 54.71, 2.193)]
+    table = [
+        (100, 3.802e-10, 65.925, 1.21, 2.43, 175.40, 0.684),
+        (250, 2.923e-11, 30.603, 2.61, 5.23, 138.39, 0.867),
+        (500, 4.197e-12, 10.385, 7.70, 15.41, 110.39, 1.087),
+        (1000, 6.026e-13, 2.033, 39.34, 78.69, 82.43, 1.456),
+        (2000, 8.652e-14, 0.310, 257.9, 515.8, 54.71, 2.193),
+    ]
     p = vmjax.make("CrossRealityPrivacy-v0", **HAND).default_params
     for d, h, r_up, l10, l20, r_down, l15 in table:
         np.testing.assert_allclose(4.11 * (3e8 / (4 * math.pi * 915e6 * d)) ** 2.8, h, rtol=1e-3)
@@ -143,7 +169,9 @@ def test_distances_and_qos_max():
     paper = crp.CrossRealityPrivacyConfig(**HAND, distance="paper")
     a, b = np.array([0.01, 0.02]), np.array([0.0123, 0.0171])
     for c, flag in ((cfg, False), (paper, True)):
-        np.testing.assert_allclose(crp.geo_distance_m(jnp.asarray(a), jnp.asarray(b), p, c), hav_m(a, b, flag), rtol=1e-5)
+        np.testing.assert_allclose(
+            crp.geo_distance_m(jnp.asarray(a), jnp.asarray(b), p, c), hav_m(a, b, flag), rtol=1e-5
+        )
     # r_max = 0.001 deg north: R pi / 180 r_max = 111.19 m; the printed formula (no halves, cos factor on the
     # latitude term) gives 2 x 111.19 cos(31.13 deg) = 190.36 m north and 2 x 111.19 = 222.39 m east
     north, east = np.array([0.0, 1e-3]), np.array([1e-3, 0.0])
@@ -175,8 +203,9 @@ def test_action_mapping_and_included_angle():
     np.testing.assert_allclose(r_t, [5e-4, 1e-3], rtol=1e-6)
     np.testing.assert_allclose(th_t, [math.pi, 0.0], atol=1e-6)
     for squash in ("clip", "tanh"):
-        back = crp.perturbation_from_raw(crp.raw_from_perturbation(jnp.array([2e-4, 9e-4]), jnp.array([0.3, 5.9]),
-                                                                   1e-3, squash), 1e-3, squash)
+        back = crp.perturbation_from_raw(
+            crp.raw_from_perturbation(jnp.array([2e-4, 9e-4]), jnp.array([0.3, 5.9]), 1e-3, squash), 1e-3, squash
+        )
         np.testing.assert_allclose(back[0], [2e-4, 9e-4], rtol=1e-3)
         np.testing.assert_allclose(back[1], [0.3, 5.9], rtol=1e-3)
     # alpha: server due east, perturbation due west -> pi; north-east -> pi/4; server on the AV -> 0
@@ -190,8 +219,9 @@ def test_action_mapping_and_included_angle():
 @pytest.fixture(scope="module")
 def hand():
     env = vmjax.make("CrossRealityPrivacy-v0", **HAND)
-    p = env.default_params.replace(rsu_xy_m=jnp.asarray(RSU_M, jnp.float32),
-                                   rsu_hops=jnp.asarray(net.knn_hop_counts(RSU_M, 1)))
+    p = env.default_params.replace(
+        rsu_xy_m=jnp.asarray(RSU_M, jnp.float32), rsu_hops=jnp.asarray(net.knn_hop_counts(RSU_M, 1))
+    )
     _, state = jax.jit(env.reset)(jax.random.key(0), p)
     pos = np.array([[5100.0, 5050.0], [5600.0, 5300.0], [9000.0, 9000.0], [6900.0, 4800.0]], np.float32)
     state = state.replace(
@@ -201,31 +231,62 @@ def hand():
         model_bits=jnp.array([5, 20, 35, 50], jnp.float32) * MB,
         cycles_per_bit=jnp.array([100.0, 200.0, 300.0, 500.0]),
         rsu_cpu_hz=jnp.array([5e9, 10e9, 20e9]),
-        draws=crp.SlotDraws(up_bits=jnp.array([10, 12, 15, 20], jnp.float32) * MB,
-                            down_bits=jnp.array([20, 11, 13, 10], jnp.float32) * MB,
-                            backhaul_per_hop_s=jnp.float32(2.0), fading=None),
+        draws=crp.SlotDraws(
+            up_bits=jnp.array([10, 12, 15, 20], jnp.float32) * MB,
+            down_bits=jnp.array([20, 11, 13, 10], jnp.float32) * MB,
+            backhaul_per_hop_s=jnp.float32(2.0),
+            fading=None,
+        ),
     )
     return env, p, state, pos
 
 
 CASES = {  # (r / r_max, theta, e): no migration k = e; RSU -> RSU 2 hops with backhaul; S stays; RSU -> S
-    "r": np.array([0.0, 0.3, 0.6, 1.0]) * 1e-3, "theta": np.array([0.0, 1.0, 4.0, 2.5]), "e": np.array([0, 2, 3, 3]),
+    "r": np.array([0.0, 0.3, 0.6, 1.0]) * 1e-3,
+    "theta": np.array([0.0, 1.0, 4.0, 2.5]),
+    "e": np.array([0, 2, 3, 3]),
 }
 
 
 def test_slot_matches_numpy_oracle(hand):
     env, p, state, pos = hand
-    action = {"target": jnp.asarray(CASES["e"], jnp.int32),
-              "perturbation": crp.raw_from_perturbation(CASES["r"], CASES["theta"], 1e-3)}
+    action = {
+        "target": jnp.asarray(CASES["e"], jnp.int32),
+        "perturbation": crp.raw_from_perturbation(CASES["r"], CASES["theta"], 1e-3),
+    }
     _, next_state, reward, _, _, info = jax.jit(env.step_env)(jax.random.key(1), state, action, p)
     hops = net.knn_hop_counts(RSU_M, 1)
     np.testing.assert_array_equal(hops[0], [0, 1, 2])
-    o = oracle_slot(pos, CASES["r"], CASES["theta"], CASES["e"], [0, 1, 3, 2], [0, 0, 3, 0],
-                    [10 * MB, 12 * MB, 15 * MB, 20 * MB], [20 * MB, 11 * MB, 13 * MB, 10 * MB], 2.0,
-                    [5 * MB, 20 * MB, 35 * MB, 50 * MB], [100, 200, 300, 500], [5e9, 10e9, 20e9], hops)
-    pairs = {"E": "entropy_bits", "conf": "attacker_confidence", "up": "uplink_s", "back": "backhaul_s",
-             "down": "downlink_s", "mig": "migration_s", "comp": "computation_s", "L": "latency_s", "Q": "qos_loss",
-             "u": "utility", "rllm": "reward_llm", "alpha": "alpha_rad", "dme": "server_distance_m"}
+    o = oracle_slot(
+        pos,
+        CASES["r"],
+        CASES["theta"],
+        CASES["e"],
+        [0, 1, 3, 2],
+        [0, 0, 3, 0],
+        [10 * MB, 12 * MB, 15 * MB, 20 * MB],
+        [20 * MB, 11 * MB, 13 * MB, 10 * MB],
+        2.0,
+        [5 * MB, 20 * MB, 35 * MB, 50 * MB],
+        [100, 200, 300, 500],
+        [5e9, 10e9, 20e9],
+        hops,
+    )
+    pairs = {
+        "E": "entropy_bits",
+        "conf": "attacker_confidence",
+        "up": "uplink_s",
+        "back": "backhaul_s",
+        "down": "downlink_s",
+        "mig": "migration_s",
+        "comp": "computation_s",
+        "L": "latency_s",
+        "Q": "qos_loss",
+        "u": "utility",
+        "rllm": "reward_llm",
+        "alpha": "alpha_rad",
+        "dme": "server_distance_m",
+    }
     for ok, ek in pairs.items():
         np.testing.assert_allclose(info[ek], o[ok], rtol=2e-4, atol=2e-4, err_msg=ek)
     # spot values by hand: AV 0 (r = 0, k = e = 0): no backhaul, no migration, Q = 0, E = 0
@@ -252,8 +313,10 @@ def test_slot_matches_numpy_oracle(hand):
 
 def test_options_rate_link_paper_distance_gate_and_manual_reward(hand):
     env, p, state, pos = hand
-    action = {"target": jnp.asarray(CASES["e"], jnp.int32),
-              "perturbation": crp.raw_from_perturbation(CASES["r"], CASES["theta"], 1e-3)}
+    action = {
+        "target": jnp.asarray(CASES["e"], jnp.int32),
+        "perturbation": crp.raw_from_perturbation(CASES["r"], CASES["theta"], 1e-3),
+    }
     base = env.outcome(state, action, p)
     agent = vmjax.make("CrossRealityPrivacy-v0", **HAND, rate_link="agent").outcome(state, action, p)
     # AV 1: the rate is set by d(AV, e = RSU 2) instead of d(AV, k = RSU 1); AV 3 (e = S): satellite rates
@@ -265,8 +328,12 @@ def test_options_rate_link_paper_distance_gate_and_manual_reward(hand):
     q_paper = np.log1p(hav_m(to_deg(pos[3]), to_deg(pos[3]) + 1e-3 * np.array([math.cos(2.5), math.sin(2.5)]), True))
     np.testing.assert_allclose(paper["qos_loss"][3], q_paper, rtol=1e-4)
     gated = vmjax.make("CrossRealityPrivacy-v0", **HAND, alpha_gate=True).outcome(state, action, p)
-    np.testing.assert_allclose(base["reward_llm"] - gated["reward_llm"],
-                               0.1 * base["alpha_rad"] * (1 - CASES["r"] / 1e-3), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        base["reward_llm"] - gated["reward_llm"],
+        0.1 * base["alpha_rad"] * (1 - CASES["r"] / 1e-3),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     manual = vmjax.make("CrossRealityPrivacy-v0", **HAND, reward="manual")
     reward = manual.step_env(jax.random.key(0), state, action, p)[2]
     np.testing.assert_allclose(reward, base["utility"], rtol=1e-6)
@@ -334,8 +401,12 @@ SMALL = {"num_vehicles": 3, "num_rsus": 4, "max_steps": 4, "hop_neighbours": 2}
 def small():
     env = vmjax.make("CrossRealityPrivacy-v0", **SMALL)
     chex.clear_trace_counter()  # chex keys traces by call stack names + source: other files' `small` fixtures collide
-    return env, env.default_params, jax.jit(chex.assert_max_traces(env.reset, n=1)), jax.jit(
-        chex.assert_max_traces(env.step, n=1))
+    return (
+        env,
+        env.default_params,
+        jax.jit(chex.assert_max_traces(env.reset, n=1)),
+        jax.jit(chex.assert_max_traces(env.step, n=1)),
+    )
 
 
 def test_jit_determinism_auto_reset_no_retracing_and_utility_identity(small):
@@ -375,11 +446,11 @@ def test_trace_bank_replay(small):
     pb = p.replace(trace_bank=Trace.create(bank))
     _, state = jax.jit(env.reset)(jax.random.key(3), pb)
     window = np.asarray(state.trace.positions_m)  # [T + 1, M, 2] = contiguous rows of the bank
-    hits = [(s, v) for s in range(9 - 4) for v in range(6) if np.array_equal(bank[s:s + 5, v], window[:, 0])]
+    hits = [(s, v) for s in range(9 - 4) for v in range(6) if np.array_equal(bank[s : s + 5, v], window[:, 0])]
     assert hits
     start = hits[0][0]
     for m in range(3):
-        assert any(np.array_equal(bank[start:start + 5, v], window[:, m]) for v in range(6))
+        assert any(np.array_equal(bank[start : start + 5, v], window[:, m]) for v in range(6))
 
 
 def test_vmap_over_worlds_and_params(small):
@@ -425,8 +496,11 @@ def test_gradients_match_finite_differences(hand):
             e = jnp.zeros(4).at[m].set(1e-2)
             np.testing.assert_allclose(g[m], (f(u + e) - f(u - e)) / 2e-2, rtol=5e-2, atol=2e-3)
     # a physical parameter: d(total latency)/d(uplink bandwidth) < 0
-    lat = jax.jit(lambda b: jnp.sum(env.outcome(state, {"target": target, "perturbation": raw0},
-                                                p.replace(uplink_bandwidth_hz=b))["latency_s"]))
+    lat = jax.jit(
+        lambda b: jnp.sum(
+            env.outcome(state, {"target": target, "perturbation": raw0}, p.replace(uplink_bandwidth_hz=b))["latency_s"]
+        )
+    )
     g_b = jax.grad(lat)(10e6)
     np.testing.assert_allclose(g_b, (lat(10.1e6) - lat(9.9e6)) / 0.2e6, rtol=2e-2)
     assert g_b < 0
@@ -434,34 +508,50 @@ def test_gradients_match_finite_differences(hand):
 
 def test_bad_config_params_and_actions_name_the_field(small):
     env, p, _, _ = small
-    for kwargs, field in (({"num_rsus": 1}, "num_rsus"), ({"candidate_grid": 2}, "candidate_grid"),
-                          ({"distance": "vincenty"}, "distance"), ({"rate_link": "x"}, "rate_link"),
-                          ({"reward": "ppo"}, "reward"), ({"num_rsu": 3}, "num_rsu.*valid fields"),
-                          ({"hop_neighbours": 4}, "hop_neighbours"), ({"action_squash": "sig"}, "action_squash")):
+    for kwargs, field in (
+        ({"num_rsus": 1}, "num_rsus"),
+        ({"candidate_grid": 2}, "candidate_grid"),
+        ({"distance": "vincenty"}, "distance"),
+        ({"rate_link": "x"}, "rate_link"),
+        ({"reward": "ppo"}, "reward"),
+        ({"num_rsu": 3}, "num_rsu.*valid fields"),
+        ({"hop_neighbours": 4}, "hop_neighbours"),
+        ({"action_squash": "sig"}, "action_squash"),
+    ):
         with pytest.raises(ValueError, match=field):
             vmjax.make("CrossRealityPrivacy-v0", **SMALL | kwargs)
-    for bad, field in ((p.replace(uplink_bandwidth_hz=-1.0), "uplink_bandwidth_hz"),
-                       (p.replace(downlink_bandwidth_hz=0.0), "downlink_bandwidth_hz"),
-                       (p.replace(r_max_deg=float("nan")), "r_max_deg"), (p.replace(w_qos=-0.2), "w_qos"),
-                       (p.replace(up_bits_low=30 * MB), "up_bits_low"), (p.replace(rsu_xy_m=jnp.zeros((3, 2))), "rsu_xy_m"),
-                       (p.replace(rsu_hops=jnp.zeros((4, 4), jnp.int32)), "rsu_hops"),
-                       (p.replace(trace_bank=Trace.create(jnp.zeros((3, 3, 2)))), "trace_bank")):
+    for bad, field in (
+        (p.replace(uplink_bandwidth_hz=-1.0), "uplink_bandwidth_hz"),
+        (p.replace(downlink_bandwidth_hz=0.0), "downlink_bandwidth_hz"),
+        (p.replace(r_max_deg=float("nan")), "r_max_deg"),
+        (p.replace(w_qos=-0.2), "w_qos"),
+        (p.replace(up_bits_low=30 * MB), "up_bits_low"),
+        (p.replace(rsu_xy_m=jnp.zeros((3, 2))), "rsu_xy_m"),
+        (p.replace(rsu_hops=jnp.zeros((4, 4), jnp.int32)), "rsu_hops"),
+        (p.replace(trace_bank=Trace.create(jnp.zeros((3, 3, 2)))), "trace_bank"),
+    ):
         with pytest.raises(ValueError, match=field):
             env.reset(jax.random.key(0), bad)
     _, state = jax.jit(env.reset)(jax.random.key(0), p)
     good = {"target": jnp.zeros(3, jnp.int32), "perturbation": jnp.zeros((3, 2))}
-    for action, match in ((good | {"target": jnp.zeros(2, jnp.int32)}, r"action\['target'\].*shape \(3,\)"),
-                          (good | {"target": jnp.zeros(3)}, r"action\['target'\].*integer"),
-                          (good | {"perturbation": jnp.zeros(3)}, r"action\['perturbation'\].*shape \(3, 2\)"),
-                          (good | {"perturbation": jnp.zeros((3, 2), jnp.int32)}, r"action\['perturbation'\].*floating"),
-                          ({"server": good["target"]}, "keys"),
-                          (good | {"perturbation": jnp.full((3, 2), jnp.nan)}, r"action\['perturbation'\].*NaN"),
-                          (good | {"target": jnp.array([0, 5, 1], jnp.int32)}, r"action\['target'\].*\[0, 4\]")):
+    for action, match in (
+        (good | {"target": jnp.zeros(2, jnp.int32)}, r"action\['target'\].*shape \(3,\)"),
+        (good | {"target": jnp.zeros(3)}, r"action\['target'\].*integer"),
+        (good | {"perturbation": jnp.zeros(3)}, r"action\['perturbation'\].*shape \(3, 2\)"),
+        (good | {"perturbation": jnp.zeros((3, 2), jnp.int32)}, r"action\['perturbation'\].*floating"),
+        ({"server": good["target"]}, "keys"),
+        (good | {"perturbation": jnp.full((3, 2), jnp.nan)}, r"action\['perturbation'\].*NaN"),
+        (good | {"target": jnp.array([0, 5, 1], jnp.int32)}, r"action\['target'\].*\[0, 4\]"),
+    ):
         with pytest.raises(ValueError, match=match):
             env.step(jax.random.key(0), state, action, p)  # eager: the values are checked before tracing
     # inside jit, out-of-range ids are clipped and NaN means no perturbation: never NaN out
-    out = jax.jit(env.step)(jax.random.key(0), state, {"target": jnp.array([-5, 99, 2], jnp.int32),
-                                                        "perturbation": jnp.full((3, 2), jnp.nan)}, p)
+    out = jax.jit(env.step)(
+        jax.random.key(0),
+        state,
+        {"target": jnp.array([-5, 99, 2], jnp.int32), "perturbation": jnp.full((3, 2), jnp.nan)},
+        p,
+    )
     assert np.isfinite(np.asarray(out[2])).all()
     np.testing.assert_array_equal(out[5]["agent_server"], [0, 4, 2])
     np.testing.assert_array_equal(out[5]["radius_deg"], 0.0)

@@ -37,8 +37,7 @@ def line():
     """8 RSUs on a line 1 km apart; AV 0 and 2 next to RSU 0, AV 1 next to RSU 5."""
     env = vmjax.make("CrossRealityPrivacy-v0", num_vehicles=3, num_rsus=8, hop_neighbours=1, max_steps=3)
     rsu = np.stack([5000.0 + 1000.0 * np.arange(8), np.full(8, 5000.0)], axis=1).astype(np.float32)
-    p = env.default_params.replace(rsu_xy_m=jnp.asarray(rsu), rsu_hops=jnp.asarray(
-        vmjax.net.knn_hop_counts(rsu, 1)))
+    p = env.default_params.replace(rsu_xy_m=jnp.asarray(rsu), rsu_hops=jnp.asarray(vmjax.net.knn_hop_counts(rsu, 1)))
     _, state = jax.jit(env.reset)(jax.random.key(0), p)
     pos = jnp.array([[5100.0, 5000.0], [10_050.0, 5000.0], [5000.0, 5300.0]])
     return env, p, state.replace(trace=Trace(positions_m=jnp.broadcast_to(pos, (4, 3, 2))))
@@ -59,7 +58,9 @@ def test_greedy_server_rule_on_a_hand_built_state(line):
     chosen = bcrp.greedy_servers(jax.random.key(0), env, state, p, h, explore=0.0)
     assert np.asarray(chosen).tolist() == [3, 5, 1]
     # with exploration 1 every pick is uniform over the 5 nearest
-    picks = jax.vmap(lambda k: bcrp.greedy_servers(k, env, state, p, h, explore=1.0))(jax.random.split(jax.random.key(1), 200))
+    picks = jax.vmap(lambda k: bcrp.greedy_servers(k, env, state, p, h, explore=1.0))(
+        jax.random.split(jax.random.key(1), 200)
+    )
     picks = np.asarray(picks)
     assert set(picks[:, 0]) == {0, 1, 2, 3, 4} and set(picks[:, 1]) == {3, 4, 5, 6, 7}
 
@@ -68,7 +69,8 @@ def test_policies_through_the_env(line):
     env, p, state = line
     geo = bcrp.make_geo_i_policy(env, explore=0.0)
     radius = jax.jit(jax.vmap(lambda k: env.parse_action(geo(k, state, p), p)[1]))(  # r after the env's mapping
-        jax.random.split(jax.random.key(2), 1000))
+        jax.random.split(jax.random.key(2), 1000)
+    )
     assert stats.kstest(np.ravel(radius), lambda x: np.asarray(bcrp.planar_laplace_radius_cdf(x, EPS))).pvalue > 1e-3
     still = bcrp.make_no_perturbation_policy(env, explore=0.0)(jax.random.key(0), state, p)
     assert np.asarray(still["target"]).tolist() == [0, 5, 0]
@@ -84,8 +86,12 @@ def test_policies_through_the_env(line):
             _, s, _, _, _, info = step(k, s, action, p)
             ent.append(info["entropy_bits"])
             qos.append(info["qos_loss"])
-            np.testing.assert_allclose(info["utility"], info["entropy_bits"] - 0.02 * info["latency_s"]
-                                       - 0.2 * info["qos_loss"], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                info["utility"],
+                info["entropy_bits"] - 0.02 * info["latency_s"] - 0.2 * info["qos_loss"],
+                rtol=1e-5,
+                atol=1e-5,
+            )
         np.testing.assert_array_equal(np.asarray(history.count).sum(axis=1), 3)
         assert (np.mean(ent) > 0.05) == positive and (np.mean(qos) > 1e-3) == positive  # 1e-3: float32 rounding
 
@@ -110,8 +116,12 @@ def test_episode_metrics_and_stateful_rollout_agree_with_rollout(line):
     plain = jax.jit(lambda k: rollout(env, policy, k, params, 3, 4))(key)
     np.testing.assert_array_equal(plain["latency_s"] > 0, True)
     np.testing.assert_allclose(plain["uplink_s"], steps["uplink_s"], rtol=1e-6)  # same worlds (the connected link)
-    np.testing.assert_allclose(plain["utility"], plain["entropy_bits"] - 0.02 * plain["latency_s"]
-                               - 0.2 * plain["qos_loss"], rtol=1e-5, atol=1e-5)  # eq. (17), per slot
+    np.testing.assert_allclose(
+        plain["utility"],
+        plain["entropy_bits"] - 0.02 * plain["latency_s"] - 0.2 * plain["qos_loss"],
+        rtol=1e-5,
+        atol=1e-5,
+    )  # eq. (17), per slot
     still = jax.jit(lambda k: bcrp.episode_metrics(env, bcrp.POLICIES["no_perturbation"](env), params, k, 5))(key)
     assert all(still[name].shape == (5,) for name in bcrp.EVAL_METRICS)
     np.testing.assert_allclose(still["entropy_bits"], 0.0, atol=1e-6)
@@ -147,6 +157,7 @@ def test_study_compare_extends_its_record_method_by_method(tmp_path):
     assert record["results"]["No perturbation"]["entropy_bits"] == pytest.approx(0.0, abs=1e-6)
     other = study.StudyConfig(iterations=1, seeds=2, eval_episodes=3)
     assert set(study.compare(other, path, ["No perturbation"], env_config, log=lambda *_: None)["results"]) == {
-        "No perturbation"}
+        "No perturbation"
+    }
     with pytest.raises(ValueError, match="unknown methods"):
         study.compare(config, path, ["Oracle"], env_config)

@@ -70,8 +70,10 @@ def _np_denoiser(p, cfg, x, u, s):
 def _np_chain(params, cfg, s, x_T, steps):
     """x_0 by the eq. (25) loop, the VP betas written out again (spec §5.2)."""
     U = cfg.num_steps
-    beta = [1.0 - np.exp(-cfg.beta_min / U - 0.5 * (cfg.beta_max - cfg.beta_min) * (2 * u - 1) / U**2)
-            for u in range(1, U + 1)]
+    beta = [
+        1.0 - np.exp(-cfg.beta_min / U - 0.5 * (cfg.beta_max - cfg.beta_min) * (2 * u - 1) / U**2)
+        for u in range(1, U + 1)
+    ]
     p, x = _np_params(params), np.asarray(x_T, np.float64)
     for u in range(U, 0, -1):
         b = beta[u - 1]
@@ -98,10 +100,12 @@ def test_schedule_matches_hand_computed_values():
     vp = diffusion.make_schedule(diffusion.DiffusionConfig())  # U = 5, b_min 0.1, b_max 10: the spec's table
     np.testing.assert_allclose(vp.betas, [0.19587, 0.45882, 0.63578, 0.75488, 0.83503], atol=1e-5)
     np.testing.assert_allclose(vp.alpha_bars, [0.80413, 0.43518, 0.15850, 0.03885, 0.00641], atol=1e-5)
-    np.testing.assert_allclose(diffusion.betas(diffusion.DiffusionConfig(num_steps=3)), [0.44196, 0.81425, 0.93817],
-                               atol=1e-5)
-    tiny = diffusion.make_schedule(diffusion.DiffusionConfig(num_steps=2, schedule="linear", beta_min=0.1,
-                                                             beta_max=0.5, step_noise="posterior"))
+    np.testing.assert_allclose(
+        diffusion.betas(diffusion.DiffusionConfig(num_steps=3)), [0.44196, 0.81425, 0.93817], atol=1e-5
+    )
+    tiny = diffusion.make_schedule(
+        diffusion.DiffusionConfig(num_steps=2, schedule="linear", beta_min=0.1, beta_max=0.5, step_noise="posterior")
+    )
     np.testing.assert_allclose(tiny.betas, [0.1, 0.5], rtol=1e-6)
     np.testing.assert_allclose(tiny.alphas, [0.9, 0.5], rtol=1e-6)
     np.testing.assert_allclose(tiny.alpha_bars, [0.9, 0.45], rtol=1e-6)
@@ -111,20 +115,35 @@ def test_schedule_matches_hand_computed_values():
     np.testing.assert_allclose(tiny.inv_sqrt_alphas, [1 / np.sqrt(0.9), 1 / np.sqrt(0.5)], rtol=1e-6)
     np.testing.assert_allclose(tiny.step_sigmas, np.sqrt([0.0, 0.5 * 0.1 / 0.55]), rtol=1e-6)
     beta_mode = {"num_steps": 2, "schedule": "linear", "beta_min": 0.1, "beta_max": 0.5}
-    np.testing.assert_allclose(diffusion.make_schedule(diffusion.DiffusionConfig(**beta_mode, step_noise="beta"))
-                               .step_sigmas, np.sqrt([0.1, 0.5]), rtol=1e-6)
+    np.testing.assert_allclose(
+        diffusion.make_schedule(diffusion.DiffusionConfig(**beta_mode, step_noise="beta")).step_sigmas,
+        np.sqrt([0.1, 0.5]),
+        rtol=1e-6,
+    )
     assert not np.any(diffusion.make_schedule(diffusion.DiffusionConfig(**beta_mode)).step_sigmas)  # mean-only
     assert all(a.dtype == np.float32 and a.shape == (2,) for a in tiny)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"num_steps": 0}, "num_steps"), ({"schedule": "cosine"}, "schedule"), ({"beta_min": 0.0}, "beta_min"),
-    ({"beta_min": 2.0, "beta_max": 1.0}, "beta_min"), ({"schedule": "linear", "beta_max": 1.0}, "beta_max"),
-    ({"step_noise": "ddim"}, "step_noise"), ({"x_clip": 0.0}, "x_clip"), ({"time_embed_dim": 7}, "time_embed_dim"),
-    ({"time_embed_dim": 2}, "time_embed_dim"), ({"state_hidden": ()}, "state_hidden"),
-    ({"trunk_hidden": (8, 0)}, "trunk_hidden"), ({"activation": "gelu"}, "activation"),
-    ({"head_gain": -1.0}, "head_gain"), ({"num_steps": 2.5}, "num_steps"), ({"clip_denoised": True}, "clip_denoised"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"num_steps": 0}, "num_steps"),
+        ({"schedule": "cosine"}, "schedule"),
+        ({"beta_min": 0.0}, "beta_min"),
+        ({"beta_min": 2.0, "beta_max": 1.0}, "beta_min"),
+        ({"schedule": "linear", "beta_max": 1.0}, "beta_max"),
+        ({"step_noise": "ddim"}, "step_noise"),
+        ({"x_clip": 0.0}, "x_clip"),
+        ({"time_embed_dim": 7}, "time_embed_dim"),
+        ({"time_embed_dim": 2}, "time_embed_dim"),
+        ({"state_hidden": ()}, "state_hidden"),
+        ({"trunk_hidden": (8, 0)}, "trunk_hidden"),
+        ({"activation": "gelu"}, "activation"),
+        ({"head_gain": -1.0}, "head_gain"),
+        ({"num_steps": 2.5}, "num_steps"),
+        ({"clip_denoised": True}, "clip_denoised"),
+    ],
+)
 def test_bad_configs_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=rf"DiffusionConfig\.{field}"):
         diffusion.DiffusionConfig(**kwargs)
@@ -138,8 +157,9 @@ def test_bad_actors_name_the_field():
     with pytest.raises(ValueError, match=r"DiscreteDiffusionActor\.num_choices"):
         diffusion.DiscreteDiffusionActor(num_agents=2, num_choices=1)
     with pytest.raises(ValueError, match=r"denoising_errors\.norm"):
-        _discrete().diffusion_loss({"denoiser": None}, _states(), jnp.zeros((4, M), jnp.int32), jax.random.key(0),
-                                   norm="huber")
+        _discrete().diffusion_loss(
+            {"denoiser": None}, _states(), jnp.zeros((4, M), jnp.int32), jax.random.key(0), norm="huber"
+        )
 
 
 # ---------------------------------------------------------------- log-probs under stored noise (eqs. 26-28)
@@ -172,8 +192,11 @@ def test_discrete_log_prob_and_entropy_match_numpy_loop():
     got_lp, got_h = both(new, sample.noise, sample.choice)
     for i in range(s.shape[0]):
         logits = _np_chain(new["denoiser"], actor.config, s[i], *_noise_i(sample.noise, i)).reshape(M, K)
-        log_p = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1, keepdims=True)) \
+        log_p = (
+            logits
+            - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1, keepdims=True))
             - logits.max(-1, keepdims=True)
+        )
         want_lp = np.sum(log_p[np.arange(M), np.asarray(sample.choice[i])])
         want_h = np.mean(-np.sum(np.exp(log_p) * log_p, axis=-1))
         np.testing.assert_allclose(got_lp[i], want_lp, rtol=1e-4, atol=1e-3)
@@ -251,11 +274,18 @@ def test_aux_loss_is_masked_by_weight():
 
     @jax.jit
     def losses(params):
-        errors = {norm: diffusion.denoising_errors(actor.chain, params["denoiser"], s, x_0, noise, norm)
-                  for norm in ("l1", "l2")}
+        errors = {
+            norm: diffusion.denoising_errors(actor.chain, params["denoiser"], s, x_0, noise, norm)
+            for norm in ("l1", "l2")
+        }
         zero_mask = jax.value_and_grad(lambda p: actor.diffusion_loss(p, s, choice, key, jnp.zeros(6)))(params)
-        return (errors, actor.diffusion_loss(params, s, choice, key, weight), actor.diffusion_loss(params, s, choice, key),
-                actor.diffusion_loss(params, s, other, key, weight), zero_mask)
+        return (
+            errors,
+            actor.diffusion_loss(params, s, choice, key, weight),
+            actor.diffusion_loss(params, s, choice, key),
+            actor.diffusion_loss(params, s, other, key, weight),
+            zero_mask,
+        )
 
     all_errors, loss, unweighted, loss_other, (value, grads) = losses(params)
     for norm, errors in all_errors.items():

@@ -18,8 +18,9 @@ TINY_SAC = {**TINY, "batch_size": 8, "buffer_size": 64}
 
 def _env():
     # late departures and short trips, so some agents are inactive in the rollout
-    return vmjax.make("TwinRouting-v0", num_vehicles=3, num_rsus=8, num_uavs=2, max_steps=8, min_trip_slots=3,
-                      num_late_vehicles=1)
+    return vmjax.make(
+        "TwinRouting-v0", num_vehicles=3, num_rsus=8, num_uavs=2, max_steps=8, min_trip_slots=3, num_late_vehicles=1
+    )
 
 
 def _finite(tree):
@@ -44,7 +45,9 @@ def test_lambda_returns_monte_carlo_and_one_step():
     np.testing.assert_allclose(mc, [1 + g * 2 + g**2 * 4 + g**3 * 40, 2 + g * 4 + g**2 * 40, 4 + g * 40])
     np.testing.assert_allclose(ppo.lambda_returns(r, nv, no, no, g, 0.0), r + g * nv)
     ended = jnp.array([0.0, 1.0, 0.0])  # an episode cut after step 1: no flow across, bootstrap from b(o'_1)
-    np.testing.assert_allclose(ppo.lambda_returns(r, nv, jnp.zeros(3), ended, g, 1.0)[:2], [1 + g * (2 + g * 20), 2 + g * 20])
+    np.testing.assert_allclose(
+        ppo.lambda_returns(r, nv, jnp.zeros(3), ended, g, 1.0)[:2], [1 + g * (2 + g * 20), 2 + g * 20]
+    )
     term = jnp.array([0.0, 1.0, 0.0])
     np.testing.assert_allclose(ppo.lambda_returns(r, nv, term, term, g, 1.0)[:2], [1 + g * 2, 2])
 
@@ -54,6 +57,7 @@ def rollout():
     """One jitted DM-MAPPO (C2) rollout of the tiny env from a fresh state."""
     env = _env()
     comp = dm_mappo.make_components(env, dm_mappo.DmMappoConfig(**TINY_PPO))
+
     def start(key):
         state = comp.init(key)
         return state, comp.rollout(state, jax.random.fold_in(key, 1))[2]

@@ -144,7 +144,9 @@ def test_est_tg_beats_naive_baseline_on_held_out_ground_truth(city, model, trips
     assert est["hourly_jsd"] < base["hourly_jsd"]
     assert est["speed_w1_mps"] < base["speed_w1_mps"]
     assert est["on_road_ratio"] > base["on_road_ratio"]
-    assert est["on_road_ratio"] == 1.0 and est["hourly_jsd"] < 0.05  # spec §4.10 targets (the spatial one needs more data)
+    assert (
+        est["on_road_ratio"] == 1.0 and est["hourly_jsd"] < 0.05
+    )  # spec §4.10 targets (the spatial one needs more data)
     n = trips_per_hour(model.hour_share, NUM_TRIPS)
     assert n[8] + n[9] > 3 * (n[3] + n[4])  # spec §4.10: rush hour vs early morning trip counts
 

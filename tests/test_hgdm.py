@@ -16,9 +16,21 @@ from vmjax.agents import hgdm
 from vmjax.agents.replay import replay_add, replay_init, replay_sample
 from vmjax.mobility import Trace
 
-TINY = {"num_envs": 2, "num_steps": 6, "num_iterations": 3, "buffer_size": 40, "batch_size": 8,
-        "updates_per_iteration": 2, "learning_starts": 13, "denoising_steps": 2, "state_hidden": (16,),
-        "trunk_hidden": (16,), "time_embed_dim": 4, "time_hidden": 8, "critic_hidden": (16,)}
+TINY = {
+    "num_envs": 2,
+    "num_steps": 6,
+    "num_iterations": 3,
+    "buffer_size": 40,
+    "batch_size": 8,
+    "updates_per_iteration": 2,
+    "learning_starts": 13,
+    "denoising_steps": 2,
+    "state_hidden": (16,),
+    "trunk_hidden": (16,),
+    "time_embed_dim": 4,
+    "time_hidden": 8,
+    "critic_hidden": (16,),
+}
 M, N = 2, 3
 S = 10 * M  # flattened state size
 A = 2 * M + M * (N + 1)  # latent size
@@ -38,9 +50,13 @@ def _finite(tree):
 def _batch(key, size=5, terminated=None):
     ks = jax.random.split(key, 4)
     term = jnp.zeros(size, bool) if terminated is None else jnp.asarray(terminated)
-    return hgdm.ReplayItem(jax.random.normal(ks[0], (size, S)), jax.random.uniform(ks[1], (size, A), minval=-1.0,
-                                                                                     maxval=1.0),
-                           jax.random.normal(ks[2], (size,)), jax.random.normal(ks[3], (size, S)), term)
+    return hgdm.ReplayItem(
+        jax.random.normal(ks[0], (size, S)),
+        jax.random.uniform(ks[1], (size, A), minval=-1.0, maxval=1.0),
+        jax.random.normal(ks[2], (size,)),
+        jax.random.normal(ks[3], (size, S)),
+        term,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +87,9 @@ def test_replay_buffer_of_transitions_wraps_and_samples_only_filled_slots():
 
     def items(rewards):  # transitions tagged by their reward (state filled with the same number)
         r = jnp.asarray(rewards, jnp.float32)
-        return hgdm.ReplayItem(jnp.repeat(r[:, None], S, 1), jnp.repeat(r[:, None], A, 1), r,
-                               jnp.repeat(-r[:, None], S, 1), r > 100)
+        return hgdm.ReplayItem(
+            jnp.repeat(r[:, None], S, 1), jnp.repeat(r[:, None], A, 1), r, jnp.repeat(-r[:, None], S, 1), r > 100
+        )
 
     add = jax.jit(replay_add)
     buffer = add(buffer, items([1.0, 2.0, 3.0]))
@@ -123,17 +140,24 @@ def test_tanh_gaussian_log_prob_matches_hand_formula(setup):
     log_std = np.asarray(params["actor"]["log_std"], np.float64)
     a = np.asarray(latent, np.float64)
     u = np.arctanh(a)
-    hand = (np.sum(-0.5 * ((u - mu) / np.exp(log_std)) ** 2 - log_std - 0.5 * math.log(2 * math.pi), -1)
-            - np.sum(np.log(1.0 - a**2), -1))
+    hand = np.sum(-0.5 * ((u - mu) / np.exp(log_std)) ** 2 - log_std - 0.5 * math.log(2 * math.pi), -1) - np.sum(
+        np.log(1.0 - a**2), -1
+    )
     np.testing.assert_allclose(log_prob, hand, rtol=1e-4, atol=1e-3)
     assert np.all(np.abs(a) < 1.0)
     np.testing.assert_allclose(det, np.tanh(mu), rtol=1e-5, atol=1e-6)
 
 
 def test_soft_td_target_hand_numbers():
-    y = hgdm.soft_td_target(jnp.array([1.0, 0.5, -2.0]), jnp.array([False, True, False]),
-                            jnp.array([2.0, 3.0, -1.0]), jnp.array([1.5, 4.0, -0.5]), jnp.array([-1.0, 0.2, 3.0]),
-                            jnp.float32(0.1), 0.95)
+    y = hgdm.soft_td_target(
+        jnp.array([1.0, 0.5, -2.0]),
+        jnp.array([False, True, False]),
+        jnp.array([2.0, 3.0, -1.0]),
+        jnp.array([1.5, 4.0, -0.5]),
+        jnp.array([-1.0, 0.2, 3.0]),
+        jnp.float32(0.1),
+        0.95,
+    )
     # 1 + 0.95 (1.5 + 0.1); terminated: r only; -2 + 0.95 (-1 - 0.3)
     np.testing.assert_allclose(y, [2.52, 0.5, -3.235], rtol=1e-6)
 
@@ -167,11 +191,13 @@ def test_td_target_and_q_loss_against_hand_formula(setup):
 def test_sac_step_polyak_update_is_exact_and_alpha_moves(setup):
     _, _, config, comp, (params, target_params, opt_state) = setup
     target_params = jax.tree.map(lambda x: x - 0.1, target_params)
-    (new, new_target, _), stats = jax.jit(comp.sac_step)((params, target_params, opt_state),
-                                                          (_batch(jax.random.key(6), 8), jax.random.key(7)))
+    (new, new_target, _), stats = jax.jit(comp.sac_step)(
+        (params, target_params, opt_state), (_batch(jax.random.key(6), 8), jax.random.key(7))
+    )
     for q in ("q1", "q2"):
-        expected = jax.tree.map(lambda t, o: (1.0 - config.tau) * np.asarray(t) + config.tau * np.asarray(o),
-                                target_params[q], new[q])
+        expected = jax.tree.map(
+            lambda t, o: (1.0 - config.tau) * np.asarray(t) + config.tau * np.asarray(o), target_params[q], new[q]
+        )
         chex.assert_trees_all_close(new_target[q], expected, rtol=1e-6, atol=1e-7)
         assert not np.allclose(jax.tree.leaves(new[q])[0], jax.tree.leaves(params[q])[0])  # the critic stepped
     # alpha loss = -log alpha (log pi + H_target): entropy above the target (-A) -> alpha falls
@@ -216,9 +242,20 @@ def test_vmapped_training_is_finite_deterministic_and_learns(trained):
     # iteration): the first iteration's SAC stats are zeros, then 2 steps per iteration
     np.testing.assert_array_equal(metrics["gradient_steps"][0], [0, 2, 2])
     assert np.all(metrics["q_loss"][:, 0] == 0.0) and np.all(metrics["q_loss"][:, 1:] > 0.0)
-    for name in ("mean_train_reward", "rollout_utility", "rollout_entropy_bits", "rollout_latency_s",
-                 "rollout_qos_loss", "q_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_value",
-                 "episode_utility"):
+    for name in (
+        "mean_train_reward",
+        "rollout_utility",
+        "rollout_entropy_bits",
+        "rollout_latency_s",
+        "rollout_qos_loss",
+        "q_loss",
+        "actor_loss",
+        "alpha",
+        "alpha_loss",
+        "entropy",
+        "q_value",
+        "episode_utility",
+    ):
         assert name in metrics
     # the training reward is eq. (20) (reward_mode="manual"): the mean utility over AVs
     np.testing.assert_allclose(metrics["mean_train_reward"], metrics["rollout_utility"], rtol=1e-5, atol=1e-6)
@@ -237,13 +274,30 @@ def test_update_is_traced_once(setup, trained):
     assert metrics["q_loss"].shape == ()
 
 
-@pytest.mark.parametrize("field, value", [
-    ("num_envs", 0), ("gamma", 1.5), ("tau", 0.0), ("actor_lr", 0.0), ("batch_size", 0), ("buffer_size", 4),
-    ("updates_per_iteration", -1), ("reward_mode", "bogus"), ("step_noise", "loud"), ("denoising_steps", 0),
-    ("start_noise_scale", -1.0), ("head_gain", 0.0), ("critic_hidden", (0,)), ("mean_clip", -1.0),
-    ("time_embed_dim", 5), ("log_std_init", 3.0), ("init_alpha", 0.0), ("target_entropy_per_dim", float("nan")),
-    ("learning_starts", -1),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("num_envs", 0),
+        ("gamma", 1.5),
+        ("tau", 0.0),
+        ("actor_lr", 0.0),
+        ("batch_size", 0),
+        ("buffer_size", 4),
+        ("updates_per_iteration", -1),
+        ("reward_mode", "bogus"),
+        ("step_noise", "loud"),
+        ("denoising_steps", 0),
+        ("start_noise_scale", -1.0),
+        ("head_gain", 0.0),
+        ("critic_hidden", (0,)),
+        ("mean_clip", -1.0),
+        ("time_embed_dim", 5),
+        ("log_std_init", 3.0),
+        ("init_alpha", 0.0),
+        ("target_entropy_per_dim", float("nan")),
+        ("learning_starts", -1),
+    ],
+)
 def test_bad_config_values_raise_naming_the_field(field, value):
     with pytest.raises((ValueError, TypeError), match=field):
         hgdm.HgdmConfig(**{**TINY, field: value})

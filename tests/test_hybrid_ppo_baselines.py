@@ -14,9 +14,20 @@ import vmjax
 from vmjax.agents import lhdppo, mlp_heads, ppo
 from vmjax.mobility import Trace
 
-TINY = {"num_envs": 2, "num_steps": 6, "num_iterations": 2, "update_epochs": 2, "num_minibatches": 2,
-        "denoising_steps": 2, "state_hidden": (16,), "trunk_hidden": (16,), "time_embed_dim": 4, "time_hidden": 8,
-        "critic_hidden": (16,), "mlp_hidden": (16,)}
+TINY = {
+    "num_envs": 2,
+    "num_steps": 6,
+    "num_iterations": 2,
+    "update_epochs": 2,
+    "num_minibatches": 2,
+    "denoising_steps": 2,
+    "state_hidden": (16,),
+    "trunk_hidden": (16,),
+    "time_embed_dim": 4,
+    "time_hidden": 8,
+    "critic_hidden": (16,),
+    "mlp_hidden": (16,),
+}
 M, N = 2, 3
 # GHPPO's two heads (Gaussian MLP, diffusion discrete) are trained here in H-PPO and in tests/test_lhdppo.py
 BASELINES = {"hppo": lhdppo.hppo_config, "ppo_relaxed": lhdppo.ppo_relaxed_config}
@@ -52,8 +63,12 @@ def test_algorithm_registry_and_head_choices():
     assert isinstance(r.continuous_actor(5), mlp_heads.GaussianMlpActor) and r.continuous_actor(5).action_dim == 15
     assert r.discrete_actor(5, 21) is None
     assert lhdppo.hppo_config(actor_lr=3e-4).actor_lr == 3e-4  # overrides pass through
-    for field, value in (("continuous_head", "lstm"), ("discrete_head", "gumbel"), ("ratio", "both"),
-                         ("mlp_hidden", (0,))):
+    for field, value in (
+        ("continuous_head", "lstm"),
+        ("discrete_head", "gumbel"),
+        ("ratio", "both"),
+        ("mlp_hidden", (0,)),
+    ):
         with pytest.raises(ValueError, match=field):
             lhdppo.LhdppoConfig(**{field: value})
 
@@ -110,8 +125,14 @@ def test_ppo_relaxed_action_uses_the_last_m_coordinates_and_eval_policy_vmaps():
     trainer = lhdppo.make_trainer(env, config, params)
     policy = trainer.policy
     raw = jnp.array([[0.1, -0.2, 0.3, 0.4, -1.0, 0.55]])  # 2M perturbation coords, then M = 2 server coords
-    sample = lhdppo.PolicySample(raw, mlp_heads.empty_noise((1,)), policy.relaxed_choice(raw),
-                                 mlp_heads.empty_noise((1,)), jnp.zeros(1), jnp.zeros(1))
+    sample = lhdppo.PolicySample(
+        raw,
+        mlp_heads.empty_noise((1,)),
+        policy.relaxed_choice(raw),
+        mlp_heads.empty_noise((1,)),
+        jnp.zeros(1),
+        jnp.zeros(1),
+    )
     action = policy.env_action(sample)
     np.testing.assert_array_equal(action["target"], [[0, 3]])  # (N + 1) = 4: -1 -> 0; 0.55 -> floor(3.1) = 3
     np.testing.assert_allclose(action["perturbation"], [[[0.1, -0.2], [0.3, 0.4]]])

@@ -14,9 +14,18 @@ import pytest
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("vmjax", "baselines", "bench")
 LAYERS = (  # (module prefix, layer); the longest matching prefix wins
-    ("vmjax.core", 0), ("vmjax.report", 0), ("vmjax.net", 1), ("vmjax.mobility", 2), ("vmjax.predict", 3),
-    ("vmjax.envs", 4), ("vmjax", 4),  # the package's own __init__ registers the envs: it sits with them
-    ("vmjax.agents", 5), ("baselines", 6), ("vmjax.scenarios", 7), ("vmjax.runner", 8), ("vmjax.cli", 9),
+    ("vmjax.core", 0),
+    ("vmjax.report", 0),
+    ("vmjax.net", 1),
+    ("vmjax.mobility", 2),
+    ("vmjax.predict", 3),
+    ("vmjax.envs", 4),
+    ("vmjax", 4),  # the package's own __init__ registers the envs: it sits with them
+    ("vmjax.agents", 5),
+    ("baselines", 6),
+    ("vmjax.scenarios", 7),
+    ("vmjax.runner", 8),
+    ("vmjax.cli", 9),
     ("bench", 10),
 )
 
@@ -82,7 +91,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             elif child not in graph or state.get(child) == 2:
                 continue
             elif state.get(child) == 1:
-                return path[path.index(child):] + [child]
+                return path[path.index(child) :] + [child]
             else:
                 state[child] = 1
                 path.append(child)
@@ -120,6 +129,11 @@ def test_baselines_import_no_cli_runner_or_registry(forbidden):
     """Also at function level: baselines are the papers' methods, below the registry that lists them."""
     for path in sorted((ROOT / "baselines").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(n == forbidden or n.startswith(forbidden + ".") for n in names), f"{path.name}: {forbidden}"

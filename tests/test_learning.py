@@ -110,30 +110,108 @@ class Case:
 
 
 CASES = {
-    "hybrid_mappo": Case(_avatar, hybrid_mappo, hybrid_mappo.HybridMappoConfig(
-        num_envs=4, num_steps=8, update_epochs=4, num_minibatches=2, hidden_sizes=(16,), actor_lr=3e-3,
-        critic_lr=3e-3), iterations=40, margin=1.0),
-    "mappo_ddpg": Case(_avatar, mappo_ddpg, mappo_ddpg.MappoDdpgConfig(
-        num_envs=4, num_steps=8, update_epochs=4, num_minibatches=2, batch_size=16, buffer_size=256,
-        hidden_sizes=(16,), actor_d_lr=1e-3, critic_d_lr=1e-3, actor_c_lr=1e-3), iterations=80, margin=1.2),
-    "dm_mappo": Case(_twin_routing, dm_mappo, dm_mappo.DmMappoConfig(
-        num_envs=4, num_steps=8, update_epochs=4, num_minibatches=2, hidden_sizes=(16,), actor_lr=3e-3),
-        iterations=20, margin=0.5),
-    "masac": Case(_twin_routing, masac, masac.MasacConfig(
-        num_envs=4, num_steps=8, batch_size=16, buffer_size=256, hidden_sizes=(16,), actor_lr=3e-3,
-        critic_lr=3e-3), iterations=20, margin=0.5),
-    "msrl": Case(_twin_split, msrl, msrl.MsrlConfig(
-        num_envs=8, num_steps=10, update_epochs=4, num_minibatches=2, actor_lr=3e-3, critic_lr=3e-3),
-        iterations=40, margin=0.4),
-    "lhdppo": Case(_cross_reality, lhdppo, lhdppo.LhdppoConfig(
-        num_envs=4, num_steps=10, update_epochs=4, num_minibatches=2, denoising_steps=2, state_hidden=(16,),
-        trunk_hidden=(16,), time_embed_dim=4, time_hidden=8, critic_hidden=(16,), actor_lr=3e-3, critic_lr=3e-3),
-        iterations=40, margin=0.25, score=_info_mean("reward_llm_mean")),
-    "hgdm": Case(_cross_reality, hgdm, hgdm.HgdmConfig(
-        num_envs=4, num_steps=10, buffer_size=256, batch_size=16, updates_per_iteration=10, learning_starts=16,
-        denoising_steps=2, state_hidden=(16,), trunk_hidden=(16,), time_embed_dim=4, time_hidden=8,
-        critic_hidden=(16,), actor_lr=3e-3, critic_lr=3e-3), iterations=40, margin=0.3,
-        score=_info_mean("reward_manual_mean")),
+    "hybrid_mappo": Case(
+        _avatar,
+        hybrid_mappo,
+        hybrid_mappo.HybridMappoConfig(
+            num_envs=4,
+            num_steps=8,
+            update_epochs=4,
+            num_minibatches=2,
+            hidden_sizes=(16,),
+            actor_lr=3e-3,
+            critic_lr=3e-3,
+        ),
+        iterations=40,
+        margin=1.0,
+    ),
+    "mappo_ddpg": Case(
+        _avatar,
+        mappo_ddpg,
+        mappo_ddpg.MappoDdpgConfig(
+            num_envs=4,
+            num_steps=8,
+            update_epochs=4,
+            num_minibatches=2,
+            batch_size=16,
+            buffer_size=256,
+            hidden_sizes=(16,),
+            actor_d_lr=1e-3,
+            critic_d_lr=1e-3,
+            actor_c_lr=1e-3,
+        ),
+        iterations=80,
+        margin=1.2,
+    ),
+    "dm_mappo": Case(
+        _twin_routing,
+        dm_mappo,
+        dm_mappo.DmMappoConfig(
+            num_envs=4, num_steps=8, update_epochs=4, num_minibatches=2, hidden_sizes=(16,), actor_lr=3e-3
+        ),
+        iterations=20,
+        margin=0.5,
+    ),
+    "masac": Case(
+        _twin_routing,
+        masac,
+        masac.MasacConfig(
+            num_envs=4, num_steps=8, batch_size=16, buffer_size=256, hidden_sizes=(16,), actor_lr=3e-3, critic_lr=3e-3
+        ),
+        iterations=20,
+        margin=0.5,
+    ),
+    "msrl": Case(
+        _twin_split,
+        msrl,
+        msrl.MsrlConfig(num_envs=8, num_steps=10, update_epochs=4, num_minibatches=2, actor_lr=3e-3, critic_lr=3e-3),
+        iterations=40,
+        margin=0.4,
+    ),
+    "lhdppo": Case(
+        _cross_reality,
+        lhdppo,
+        lhdppo.LhdppoConfig(
+            num_envs=4,
+            num_steps=10,
+            update_epochs=4,
+            num_minibatches=2,
+            denoising_steps=2,
+            state_hidden=(16,),
+            trunk_hidden=(16,),
+            time_embed_dim=4,
+            time_hidden=8,
+            critic_hidden=(16,),
+            actor_lr=3e-3,
+            critic_lr=3e-3,
+        ),
+        iterations=40,
+        margin=0.25,
+        score=_info_mean("reward_llm_mean"),
+    ),
+    "hgdm": Case(
+        _cross_reality,
+        hgdm,
+        hgdm.HgdmConfig(
+            num_envs=4,
+            num_steps=10,
+            buffer_size=256,
+            batch_size=16,
+            updates_per_iteration=10,
+            learning_starts=16,
+            denoising_steps=2,
+            state_hidden=(16,),
+            trunk_hidden=(16,),
+            time_embed_dim=4,
+            time_hidden=8,
+            critic_hidden=(16,),
+            actor_lr=3e-3,
+            critic_lr=3e-3,
+        ),
+        iterations=40,
+        margin=0.3,
+        score=_info_mean("reward_manual_mean"),
+    ),
 }
 
 
@@ -182,8 +260,15 @@ class Experiment:
             action = jax.tree.map(lambda r, a: jnp.where(use_random, r, a), random(key, env_state, p), action)
             return action, policy_state, {}
 
-        per_step = rollout_stateful(env, StatefulPolicy(learned.init, act), jax.random.key(EVAL_KEY), params,
-                                    EVAL_EPISODES, env.config.max_steps, case.score)
+        per_step = rollout_stateful(
+            env,
+            StatefulPolicy(learned.init, act),
+            jax.random.key(EVAL_KEY),
+            params,
+            EVAL_EPISODES,
+            env.config.max_steps,
+            case.score,
+        )
         return jnp.mean(per_step)
 
     def train(self, seed: int, iterations: int | None = None):
@@ -202,11 +287,13 @@ def test_learner_beats_uniform_random_on_held_out_episodes(name):
     margin = experiment.case.margin
     assert np.isfinite(trained_score) and np.isfinite(random_score)
     assert trained_score >= random_score + margin, (
-        f"{name}: trained {trained_score:.4f} vs uniform random {random_score:.4f}: not better by {margin}")
+        f"{name}: trained {trained_score:.4f} vs uniform random {random_score:.4f}: not better by {margin}"
+    )
     # the check has power: the same policy before training does not pass it (the evaluator is already compiled)
     untrained_score = float(experiment.evaluate(untrained, False))
     assert untrained_score < random_score + margin, (
-        f"{name}: the untrained policy ({untrained_score:.4f}) already beats random ({random_score:.4f}) by {margin}")
+        f"{name}: the untrained policy ({untrained_score:.4f}) already beats random ({random_score:.4f}) by {margin}"
+    )
 
 
 def measure(name: str, seeds=(0, 1, 2), iterations: int | None = None, deterministic: bool = False):
@@ -215,13 +302,19 @@ def measure(name: str, seeds=(0, 1, 2), iterations: int | None = None, determini
     experiment = Experiment(name, deterministic)
     for seed in seeds:
         untrained, trained = experiment.train(seed, iterations)
-        scores = {"trained": experiment.evaluate(trained, False), "untrained": experiment.evaluate(untrained, False),
-                  "random": experiment.evaluate(trained, True)}
-        print(f"{name} seed {seed} ({'argmax' if experiment.deterministic else 'sampled'}): "
-              + " ".join(f"{k}={float(v):.4f}" for k, v in scores.items())
-              + f"  (trained - random {float(scores['trained'] - scores['random']):+.3f}, untrained - random "
-              f"{float(scores['untrained'] - scores['random']):+.3f}, margin {experiment.case.margin})"
-              + f"  t={time.perf_counter() - t0:.1f}s", flush=True)
+        scores = {
+            "trained": experiment.evaluate(trained, False),
+            "untrained": experiment.evaluate(untrained, False),
+            "random": experiment.evaluate(trained, True),
+        }
+        print(
+            f"{name} seed {seed} ({'argmax' if experiment.deterministic else 'sampled'}): "
+            + " ".join(f"{k}={float(v):.4f}" for k, v in scores.items())
+            + f"  (trained - random {float(scores['trained'] - scores['random']):+.3f}, untrained - random "
+            f"{float(scores['untrained'] - scores['random']):+.3f}, margin {experiment.case.margin})"
+            + f"  t={time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":  # python tests/test_learning.py [names|all] [seeds] [iterations]; set conftest's XLA_FLAGS

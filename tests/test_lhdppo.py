@@ -13,9 +13,19 @@ import vmjax
 from vmjax.agents import lhdppo
 from vmjax.mobility import Trace
 
-TINY = {"num_envs": 2, "num_steps": 6, "num_iterations": 3, "update_epochs": 2, "num_minibatches": 2,
-        "denoising_steps": 2, "state_hidden": (16,), "trunk_hidden": (16,), "time_embed_dim": 4, "time_hidden": 8,
-        "critic_hidden": (16,)}
+TINY = {
+    "num_envs": 2,
+    "num_steps": 6,
+    "num_iterations": 3,
+    "update_epochs": 2,
+    "num_minibatches": 2,
+    "denoising_steps": 2,
+    "state_hidden": (16,),
+    "trunk_hidden": (16,),
+    "time_embed_dim": 4,
+    "time_hidden": 8,
+    "critic_hidden": (16,),
+}
 M, N = 2, 3
 
 
@@ -66,8 +76,17 @@ def test_vmapped_training_is_finite_deterministic_and_follows_the_schedules():
     # the first minibatch of every update is scored with the rollout's params: ratio 1 (eq. 29, stored noise)
     np.testing.assert_allclose(metrics["ratio_max_dev_first"], 0.0, atol=1e-5)
     assert np.all(metrics["entropy_d"] > 0.5 * np.log(N + 1))  # no saturated start (module docstring)
-    for name in ("rollout_utility", "rollout_entropy_bits", "rollout_latency_s", "rollout_qos_loss", "entropy_c",
-                 "aux_loss", "clip_fraction", "value_loss", "policy_loss"):
+    for name in (
+        "rollout_utility",
+        "rollout_entropy_bits",
+        "rollout_latency_s",
+        "rollout_qos_loss",
+        "entropy_c",
+        "aux_loss",
+        "clip_fraction",
+        "value_loss",
+        "policy_loss",
+    ):
         assert name in metrics
 
 
@@ -117,9 +136,10 @@ def test_aux_loss_only_uses_positive_advantage_samples(batch, setup):
     base = float(aux(state.params, data))
     assert base > 0.0
     negative = jnp.asarray(np.arange(size) % 2 == 1)
-    moved = data._replace(state=jnp.where(negative[:, None], data.state + 3.0, data.state),
-                          sample=data.sample._replace(choice=jnp.where(negative[:, None], N - data.sample.choice,
-                                                                       data.sample.choice)))
+    moved = data._replace(
+        state=jnp.where(negative[:, None], data.state + 3.0, data.state),
+        sample=data.sample._replace(choice=jnp.where(negative[:, None], N - data.sample.choice, data.sample.choice)),
+    )
     assert float(aux(state.params, moved)) == pytest.approx(base, rel=1e-6)
     moved_pos = data._replace(state=jnp.where(negative[:, None], data.state, data.state + 3.0))
     assert abs(float(aux(state.params, moved_pos)) - base) > 1e-6
@@ -127,12 +147,26 @@ def test_aux_loss_only_uses_positive_advantage_samples(batch, setup):
     assert float(aux(state.params, none)) == 0.0
 
 
-@pytest.mark.parametrize("field, value", [
-    ("num_envs", 0), ("gamma", 1.5), ("clip_eps", 0.0), ("ent_coef_init", -0.1), ("aux_coef_final", -1.0),
-    ("reward_mode", "bogus"), ("aux_loss_norm", "l3"), ("denoising_steps", 0), ("start_noise_scale", -1.0),
-    ("head_gain", 0.0), ("critic_hidden", (0,)), ("logit_clip", -1.0), ("num_minibatches", 5),
-    ("time_embed_dim", 5), ("log_std_init", 3.0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("num_envs", 0),
+        ("gamma", 1.5),
+        ("clip_eps", 0.0),
+        ("ent_coef_init", -0.1),
+        ("aux_coef_final", -1.0),
+        ("reward_mode", "bogus"),
+        ("aux_loss_norm", "l3"),
+        ("denoising_steps", 0),
+        ("start_noise_scale", -1.0),
+        ("head_gain", 0.0),
+        ("critic_hidden", (0,)),
+        ("logit_clip", -1.0),
+        ("num_minibatches", 5),
+        ("time_embed_dim", 5),
+        ("log_std_init", 3.0),
+    ],
+)
 def test_bad_config_values_raise_naming_the_field(field, value):
     with pytest.raises((ValueError, TypeError), match=field):
         lhdppo.LhdppoConfig(**{field: value})
@@ -153,8 +187,7 @@ def test_hdppo_trains_on_the_manual_reward_and_eval_policy_vmaps(setup, batch):
     trainer = lhdppo.make_trainer(env, lhdppo.LhdppoConfig(**TINY), params)
     state = batch[0]  # a TrainerState (make_eval_policy also takes its params)
     num_worlds = 3
-    _, worlds = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(2), num_worlds),
-                                                                  params)
+    _, worlds = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(2), num_worlds), params)
     keys = jax.random.split(jax.random.key(3), num_worlds)
 
     @jax.jit

@@ -24,8 +24,14 @@ from vmjax.agents.trainer import Trainer
 # tiny runs: compile time dominates, so ask XLA for a quick, unoptimized compile (3x faster here)
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 TINY = {
-    "num_envs": 2, "num_steps": 8, "num_iterations": 2, "update_epochs": 2, "num_minibatches": 2,
-    "batch_size": 16, "buffer_size": 64, "hidden_sizes": (16, 16),
+    "num_envs": 2,
+    "num_steps": 8,
+    "num_iterations": 2,
+    "update_epochs": 2,
+    "num_minibatches": 2,
+    "batch_size": 16,
+    "buffer_size": 64,
+    "hidden_sizes": (16, 16),
 }
 
 
@@ -93,7 +99,12 @@ def test_config_defaults_follow_spec():
     c = MappoDdpgConfig()
     assert (c.buffer_size, c.batch_size, c.tau, c.actor_c_lr, c.critic_q_lr) == (20_000, 256, 0.01, 1e-4, 1e-3)
     assert (c.noise_sigma_start, c.noise_sigma_end, c.gamma, c.clip_eps, c.ddpg_updates_per_step) == (
-        0.1, 0.01, 0.95, 0.2, 1)
+        0.1,
+        0.01,
+        0.95,
+        0.2,
+        1,
+    )
 
 
 @pytest.mark.parametrize("shared", [True])  # per-agent actors are what the training runs below use
@@ -102,11 +113,15 @@ def test_policy_respects_mask_and_unit_interval(shared):
     policy = Policy(networks.DiscreteActor(m, (8,)), DeterministicActor((8,)), shared, eval_sigma=0.5)
     obs = jax.random.normal(jax.random.key(0), (6, n, d))
     if shared:
-        params = {"actor_d": policy.discrete.init(jax.random.key(1), networks.with_agent_id(obs[0])),
-                  "actor_c": policy.continuous.init(jax.random.key(2), networks.with_agent_id(obs[0]))}
+        params = {
+            "actor_d": policy.discrete.init(jax.random.key(1), networks.with_agent_id(obs[0])),
+            "actor_c": policy.continuous.init(jax.random.key(2), networks.with_agent_id(obs[0])),
+        }
     else:
-        params = {"actor_d": networks.init_per_agent(policy.discrete, jax.random.key(1), n, obs[0, 0]),
-                  "actor_c": networks.init_per_agent(policy.continuous, jax.random.key(2), n, obs[0, 0])}
+        params = {
+            "actor_d": networks.init_per_agent(policy.discrete, jax.random.key(1), n, obs[0, 0]),
+            "actor_c": networks.init_per_agent(policy.continuous, jax.random.key(2), n, obs[0, 0]),
+        }
     mask = jax.random.bernoulli(jax.random.key(3), 0.4, (6, n, m)).at[..., 0].set(True)
     act = jax.jit(policy.act, static_argnums=4, compiler_options=FAST_COMPILE)
     for i in range(5):
@@ -130,8 +145,14 @@ def tiny_run():
     train = jax.jit(jax.vmap(make_train(env, config)), compiler_options=FAST_COMPILE)
     keys = jnp.stack([jax.random.key(0), jax.random.key(7)])
     state, metrics = train(keys)
-    return {"env": env, "config": config, "train": train, "keys": keys, "state": state,
-            "metrics": jax.tree.map(np.asarray, metrics)}
+    return {
+        "env": env,
+        "config": config,
+        "train": train,
+        "keys": keys,
+        "state": state,
+        "metrics": jax.tree.map(np.asarray, metrics),
+    }
 
 
 def _seed(tree, index=0):
@@ -140,8 +161,19 @@ def _seed(tree, index=0):
 
 def test_vmap_over_seeds_finite_losses(tiny_run):
     state, metrics = tiny_run["state"], tiny_run["metrics"]
-    for key in ("iteration", "env_steps", "mean_reward", "episodes", "episode_return", "episode_total_latency_s",
-                "policy_loss_d", "value_loss_d", "entropy_d", "q_loss", "actor_loss_c"):
+    for key in (
+        "iteration",
+        "env_steps",
+        "mean_reward",
+        "episodes",
+        "episode_return",
+        "episode_total_latency_s",
+        "policy_loss_d",
+        "value_loss_d",
+        "entropy_d",
+        "q_loss",
+        "actor_loss_c",
+    ):
         assert key in metrics, key
         assert metrics[key].shape == (2, 2), key  # [seed, iteration]
         assert np.all(np.isfinite(metrics[key])), key
@@ -160,8 +192,10 @@ def test_same_key_same_params(tiny_run):
     state, _ = tiny_run["train"](tiny_run["keys"])
     chex.assert_trees_all_equal(state.params, tiny_run["state"].params)
     chex.assert_trees_all_equal(state.buffer, tiny_run["state"].buffer)
-    assert not np.allclose(state.params["critic_q"]["params"]["Dense_0"]["kernel"][0],
-                           state.params["critic_q"]["params"]["Dense_0"]["kernel"][1])
+    assert not np.allclose(
+        state.params["critic_q"]["params"]["Dense_0"]["kernel"][0],
+        state.params["critic_q"]["params"]["Dense_0"]["kernel"][1],
+    )
 
 
 def test_update_compiles_once_and_returns_the_same_trainer_type(tiny_run):

@@ -141,11 +141,17 @@ def test_urban_grid_layout_and_intersections():
 
 
 def test_road_grid_normalises_and_is_hashable():
-    grid = RoadGrid(extent_m=[100, 50], x_roads_m=[60, 20], y_roads_m=[25], lane_offsets_m=[2], core_box_m=[0, 0, 50, 50])
+    grid = RoadGrid(
+        extent_m=[100, 50], x_roads_m=[60, 20], y_roads_m=[25], lane_offsets_m=[2], core_box_m=[0, 0, 50, 50]
+    )
     assert grid.x_roads_m == (20.0, 60.0) and isinstance(grid.extent_m, tuple)
     hash(grid)
-    np.testing.assert_allclose(np.asarray(distance_to_road_m(grid, jnp.array([[22.0, 40.0], [50.0, 30.0]]))), [2.0, 5.0])
-    np.testing.assert_allclose(np.asarray(distance_to_lane_m(grid, jnp.array([[22.0, 40.0], [50.0, 30.0]]))), [0.0, 3.0])
+    np.testing.assert_allclose(
+        np.asarray(distance_to_road_m(grid, jnp.array([[22.0, 40.0], [50.0, 30.0]]))), [2.0, 5.0]
+    )
+    np.testing.assert_allclose(
+        np.asarray(distance_to_lane_m(grid, jnp.array([[22.0, 40.0], [50.0, 30.0]]))), [0.0, 3.0]
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,7 +169,9 @@ def test_road_grid_normalises_and_is_hashable():
     ],
 )
 def test_road_grid_validation_names_the_field(kwargs, field):
-    base = dict(extent_m=(100.0, 50.0), x_roads_m=(20.0,), y_roads_m=(10.0,), lane_offsets_m=(2.0,), core_box_m=(0, 0, 50, 50))
+    base = dict(
+        extent_m=(100.0, 50.0), x_roads_m=(20.0,), y_roads_m=(10.0,), lane_offsets_m=(2.0,), core_box_m=(0, 0, 50, 50)
+    )
     with pytest.raises(ValueError, match=f"RoadGrid.{field}"):
         RoadGrid(**{**base, **kwargs})
 
@@ -218,7 +226,9 @@ def test_single_slot_and_argument_errors():
     with pytest.raises(ValueError, match="MobilityParams.stop_prob"):
         generate_trajectories(jax.random.key(0), CORRIDOR, MobilityParams(stop_prob=1.5), num_vehicles=2, num_steps=5)
     with pytest.raises(ValueError, match="MobilityParams.stop_min_slots"):
-        generate_trajectories(jax.random.key(0), CORRIDOR, MobilityParams(stop_min_slots=4), num_vehicles=2, num_steps=5)
+        generate_trajectories(
+            jax.random.key(0), CORRIDOR, MobilityParams(stop_min_slots=4), num_vehicles=2, num_steps=5
+        )
 
 
 @pytest.mark.parametrize("grid", [CORRIDOR, URBAN], ids=["corridor", "urban"])
@@ -286,7 +296,9 @@ def test_stops_give_zero_displacement_slots_at_the_configured_rate(stop_prob, st
     # Without speed noise the AR(1) speed never reaches 0 by itself, so zero-displacement slots are stops.
     # A stop can start in any slot not continuing one; with mean length m the stopped fraction is
     # f = p m / (1 + p (m - 1)).
-    params = QUIET.replace(speed_noise_std_mps=0.0, stop_prob=stop_prob, stop_min_slots=stop_min, stop_max_slots=stop_max)
+    params = QUIET.replace(
+        speed_noise_std_mps=0.0, stop_prob=stop_prob, stop_min_slots=stop_min, stop_max_slots=stop_max
+    )
     positions_m, _ = generate(CORRIDOR, params, seed=7)
     zero = displacements_m(positions_m) < 1e-6
     mean_length = 0.5 * (stop_min + stop_max)
@@ -318,7 +330,10 @@ def test_urban_grid_turns_and_core_density():
     assert (quarter_turns == 1).sum() > 20 and (quarter_turns == -1).sum() > 20  # left and right turns
     xmin, ymin, xmax, ymax = URBAN.core_box_m
     in_core = (
-        (positions_m[..., 0] >= xmin) & (positions_m[..., 0] <= xmax) & (positions_m[..., 1] >= ymin) & (positions_m[..., 1] <= ymax)
+        (positions_m[..., 0] >= xmin)
+        & (positions_m[..., 0] <= xmax)
+        & (positions_m[..., 1] >= ymin)
+        & (positions_m[..., 1] <= ymax)
     )
     area_share = (xmax - xmin) * (ymax - ymin) / (URBAN.extent_m[0] * URBAN.extent_m[1])
     assert in_core.mean() > 1.5 * area_share
@@ -378,14 +393,18 @@ def test_csv_round_trip(tmp_path, origin_lonlat):
     path = tmp_path / "trace.csv"
     write_trace_csv(path, trace, SLOT_S, origin_lonlat=origin_lonlat)
     header = path.read_text().splitlines()[0]
-    assert header == ("vehicle_id,timestamp,x_m,y_m" if origin_lonlat is None else "vehicle_id,timestamp,longitude,latitude")
+    assert header == (
+        "vehicle_id,timestamp,x_m,y_m" if origin_lonlat is None else "vehicle_id,timestamp,longitude,latitude"
+    )
     assert not [p for p in tmp_path.iterdir() if p.name != "trace.csv"]  # no temp file left behind
     loaded = load_trace_csv(path, SLOT_S, origin_lonlat=origin_lonlat)
     assert loaded.num_steps == NUM_STEPS and loaded.num_vehicles == NUM_VEHICLES
     np.testing.assert_array_equal(np.asarray(loaded.valid), valid)
     np.testing.assert_allclose(np.asarray(loaded.positions_m)[valid], np.asarray(trace.positions_m)[valid], atol=1e-3)
     # Outside its span a vehicle holds its nearest observed position.
-    np.testing.assert_allclose(np.asarray(loaded.positions_m)[:7, 3], np.asarray(trace.positions_m)[7, 3][None].repeat(7, 0), atol=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(loaded.positions_m)[:7, 3], np.asarray(trace.positions_m)[7, 3][None].repeat(7, 0), atol=1e-3
+    )
 
 
 def write_text(tmp_path, text, name="in.csv"):
@@ -412,7 +431,9 @@ def test_load_resamples_filters_and_selects_longest_presence(tmp_path):
     np.testing.assert_allclose(
         np.asarray(trace.positions_m[:, 0]), [[0, 0], [50, 0], [100, 0], [100, 25], [100, 50]], atol=1e-4
     )
-    np.testing.assert_allclose(np.asarray(trace.positions_m[:, 1]), [[20, 20], [20, 20], [30, 20], [40, 20], [40, 20]], atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(trace.positions_m[:, 1]), [[20, 20], [20, 20], [30, 20], [40, 20], [40, 20]], atol=1e-4
+    )
     np.testing.assert_array_equal(np.asarray(trace.valid[:, 1]), [False, True, True, True, False])
     np.testing.assert_allclose(np.asarray(trace.headings_rad[:, 0]), [0, 0, 0, np.pi / 2, np.pi / 2], atol=1e-6)
     longer = load_trace_csv(path, slot_s=10.0, num_steps=8)
@@ -433,15 +454,39 @@ def test_load_lonlat_projection(tmp_path):
 
 
 MALFORMED = {
-    "missing column": ("vehicle_id,timestamp,x_m\n1,0,5\n", {}, r"line 1.*missing required column.*'y_m'.*columns found: \['vehicle_id', 'timestamp', 'x_m'\]"),
+    "missing column": (
+        "vehicle_id,timestamp,x_m\n1,0,5\n",
+        {},
+        r"line 1.*missing required column.*'y_m'.*columns found: \['vehicle_id', 'timestamp', 'x_m'\]",
+    ),
     "lonlat without origin": ("vehicle_id,timestamp,longitude,latitude\n1,0,114,22\n", {}, "pass origin_lonlat"),
-    "non-numeric": ("vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n1,10,abc,6\n", {}, "line 3, column 'x_m': non-numeric value 'abc'"),
-    "bad timestamp": ("vehicle_id,timestamp,x_m,y_m\n1,yesterday,5,6\n", {}, "line 2, column 'timestamp': unparseable timestamp 'yesterday'"),
-    "non-finite": ("vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n1,10,5,inf\n", {}, "line 3, column 'y_m': non-finite coordinate"),
+    "non-numeric": (
+        "vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n1,10,abc,6\n",
+        {},
+        "line 3, column 'x_m': non-numeric value 'abc'",
+    ),
+    "bad timestamp": (
+        "vehicle_id,timestamp,x_m,y_m\n1,yesterday,5,6\n",
+        {},
+        "line 2, column 'timestamp': unparseable timestamp 'yesterday'",
+    ),
+    "non-finite": (
+        "vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n1,10,5,inf\n",
+        {},
+        "line 3, column 'y_m': non-finite coordinate",
+    ),
     "nan": ("vehicle_id,timestamp,x_m,y_m\n1,0,nan,6\n", {}, "line 2, column 'x_m': non-finite coordinate"),
     "short row": ("vehicle_id,timestamp,x_m,y_m\n1,0,5\n", {}, "line 2: expected 4 fields"),
-    "empty box": ("vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n", {"box_m": (100, 100, 200, 200)}, "no rows left after filtering"),
-    "too many vehicles": ("vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n2,0,5,6\n", {"num_vehicles": 3}, "num_vehicles=3 requested but 2 vehicle"),
+    "empty box": (
+        "vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n",
+        {"box_m": (100, 100, 200, 200)},
+        "no rows left after filtering",
+    ),
+    "too many vehicles": (
+        "vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n2,0,5,6\n",
+        {"num_vehicles": 3},
+        "num_vehicles=3 requested but 2 vehicle",
+    ),
     "duplicate timestamp": (
         "vehicle_id,timestamp,x_m,y_m\n1,0,5,6\n2,0,5,6\n1,10,5,6\n1,0,7,7\n",
         {},

@@ -174,15 +174,21 @@ def trained():
 def actor_grads(trained):
     """Actor gradients of the MSRL loss on one synthetic batch, keyed (stop_grad_at_split, use_server)."""
     env, params, config, state, _ = trained
-    comps = {stop: msrl.make_components(env, dataclasses.replace(config, stop_grad_at_split=stop), params)
-             for stop in (False, True)}
+    comps = {
+        stop: msrl.make_components(env, dataclasses.replace(config, stop_grad_at_split=stop), params)
+        for stop in (False, True)
+    }
     k = jax.random.split(jax.random.key(1), 3)
     b = 8
     log_p = jnp.full((b, 3), -np.log(4.0))
     batch = msrl.Batch(
-        obs=jax.random.uniform(k[0], (b, 3, 9)), action=jax.random.randint(k[1], (b, 3), 0, 4),
-        use_server=jnp.zeros((b, 3)), log_prob_used=log_p, log_prob_client=log_p,
-        advantage=jax.random.normal(k[2], (b, 3)), q_target=jnp.ones((b, 3)),
+        obs=jax.random.uniform(k[0], (b, 3, 9)),
+        action=jax.random.randint(k[1], (b, 3), 0, 4),
+        use_server=jnp.zeros((b, 3)),
+        log_prob_used=log_p,
+        log_prob_client=log_p,
+        advantage=jax.random.normal(k[2], (b, 3)),
+        q_target=jnp.ones((b, 3)),
     )
     cases = [(stop, use) for stop in (False, True) for use in (0, 1)]
 
@@ -219,9 +225,19 @@ def test_server_loss_reaches_the_client_trunk_unless_stopped_at_the_split(actor_
 
 def test_training_is_finite_deterministic_and_vmaps_over_seeds(trained):
     _, _, config, state, metrics = trained
-    for name in ("mean_reward", "mean_total_latency_s", "episode_total_latency_s", "server_use_fraction",
-                 "mean_threshold_nats", "params_used_per_agent_step", "actor_loss_client", "actor_loss_server",
-                 "critic_loss", "mean_ber", "param_reduction_pct"):
+    for name in (
+        "mean_reward",
+        "mean_total_latency_s",
+        "episode_total_latency_s",
+        "server_use_fraction",
+        "mean_threshold_nats",
+        "params_used_per_agent_step",
+        "actor_loss_client",
+        "actor_loss_server",
+        "critic_loss",
+        "mean_ber",
+        "param_reduction_pct",
+    ):
         assert metrics[name].shape == (3, config.num_iterations), name
         assert np.isfinite(np.asarray(metrics[name])).all(), name
     assert _finite(state.params)
@@ -283,16 +299,24 @@ def test_eval_policy_is_stateful_and_vmaps_over_worlds(trained):
     np.testing.assert_allclose(extras["params_used"], 292 + 1412 * np.asarray(extras["use_server"]))
     np.testing.assert_array_equal(pstate.num_calls, 2)
     start = np.asarray(jnp.mean(one.switch.threshold_nats, axis=0))  # trained per-agent Thr
-    np.testing.assert_allclose(pstate.threshold_nats, np.clip(start + 0.02 * np.asarray(pstate.server_calls), 0.05,
-                                                              LN4), atol=1e-5)
+    np.testing.assert_allclose(
+        pstate.threshold_nats, np.clip(start + 0.02 * np.asarray(pstate.server_calls), 0.05, LN4), atol=1e-5
+    )
 
 
 def test_bad_config_values_raise_errors_naming_the_field():
-    for kwargs, field in (({"mode": "edge"}, "mode"), ({"gamma": 1.5}, "gamma"), ({"entropy_window": 0}, "entropy_window"),
-                          ({"num_switches": 0}, "num_switches"), ({"client_sizes": ()}, "client_sizes"),
-                          ({"threshold_max_nats": 0.01}, "threshold_min_nats"), ({"clip_eps": 0.0}, "clip_eps"),
-                          ({"num_envs": 3, "num_steps": 3}, "num_minibatches"), ({"ent_coef": -1.0}, "ent_coef"),
-                          ({"threshold_change_nats": float("nan")}, "threshold_change_nats")):
+    for kwargs, field in (
+        ({"mode": "edge"}, "mode"),
+        ({"gamma": 1.5}, "gamma"),
+        ({"entropy_window": 0}, "entropy_window"),
+        ({"num_switches": 0}, "num_switches"),
+        ({"client_sizes": ()}, "client_sizes"),
+        ({"threshold_max_nats": 0.01}, "threshold_min_nats"),
+        ({"clip_eps": 0.0}, "clip_eps"),
+        ({"num_envs": 3, "num_steps": 3}, "num_minibatches"),
+        ({"ent_coef": -1.0}, "ent_coef"),
+        ({"threshold_change_nats": float("nan")}, "threshold_change_nats"),
+    ):
         with pytest.raises(ValueError, match=field):
             msrl.MsrlConfig(**kwargs)
     assert msrl.MsrlConfig(threshold_change_nats=-1e-5).threshold_change_nats < 0  # Ch < 0 is an option (§6.3)

@@ -209,7 +209,9 @@ def test_planar_distances_and_projection():
 
 def test_disk_exit_time():
     # at the centre, moving east at 10 m/s, radius 300 m: 30 s
-    np.testing.assert_allclose(net.disk_exit_time_s(jnp.array([0.0, 0.0]), jnp.array([10.0, 0.0]), jnp.zeros(2), 300.0), 30.0)
+    np.testing.assert_allclose(
+        net.disk_exit_time_s(jnp.array([0.0, 0.0]), jnp.array([10.0, 0.0]), jnp.zeros(2), 300.0), 30.0
+    )
     # 100 m west of the centre moving east at 20 m/s: (100 + 300) / 20 = 20 s
     np.testing.assert_allclose(
         net.disk_exit_time_s(jnp.array([-100.0, 0.0]), jnp.array([20.0, 0.0]), jnp.zeros(2), 300.0), 20.0, rtol=1e-6

@@ -11,8 +11,11 @@ def test_avatar_notebook_runs_at_a_tiny_budget(tmp_path, monkeypatch):
 
 def test_every_notebook_has_a_test_file():
     """A notebook added to build_notebooks.NOTEBOOKS needs its own tests/test_notebook_*.py like this one."""
-    test_files = {"avatar_premigration.ipynb": "test_notebook_avatar.py", "twin_routing.ipynb": "test_notebook_twin_routing.py",
-                  "twin_split.ipynb": "test_notebook_twin_split.py",
-                  "cross_reality_privacy.ipynb": "test_notebook_cross_reality_privacy.py"}
+    test_files = {
+        "avatar_premigration.ipynb": "test_notebook_avatar.py",
+        "twin_routing.ipynb": "test_notebook_twin_routing.py",
+        "twin_split.ipynb": "test_notebook_twin_split.py",
+        "cross_reality_privacy.ipynb": "test_notebook_cross_reality_privacy.py",
+    }
     assert set(build_notebooks.NOTEBOOKS) == set(test_files)
     assert all((Path(__file__).parent / name).is_file() for name in test_files.values())

@@ -24,8 +24,10 @@ def sigmoid(x):
 def numpy_lstm_step(p, c, h, x):
     """Spec 003 eqs. (12)-(17) with W = input kernels, U = recurrent kernels, b = biases (flax names:
     i = input gate, f = forget gate, o = output gate, g = candidate c~)."""
-    gate = lambda name: x @ np.asarray(p["i" + name]["kernel"]) + h @ np.asarray(p["h" + name]["kernel"]) + np.asarray(
-        p["h" + name]["bias"]
+    gate = lambda name: (
+        x @ np.asarray(p["i" + name]["kernel"])
+        + h @ np.asarray(p["h" + name]["kernel"])
+        + np.asarray(p["h" + name]["bias"])
     )
     f = sigmoid(gate("f"))  # (12)
     i = sigmoid(gate("i"))  # (13)
@@ -210,11 +212,24 @@ def test_metrics_in_metres_and_normalised_units(untrained):
 # ---------------------------------------------------------------- training, §4.3
 def test_config_validation_names_the_field():
     assert predict.PredictorConfig() == predict.PredictorConfig(
-        hidden_size=256, dropout_rate=0.05, history_slots=12, batch_size=40, epochs=500, learning_rate=1e-3,
-        train_fraction=0.8, num_vehicles=10, num_slots=8640,
+        hidden_size=256,
+        dropout_rate=0.05,
+        history_slots=12,
+        batch_size=40,
+        epochs=500,
+        learning_rate=1e-3,
+        train_fraction=0.8,
+        num_vehicles=10,
+        num_slots=8640,
     )
-    for field, value in (("hidden_size", 0), ("dropout_rate", 1.0), ("learning_rate", 0.0), ("train_fraction", 1.0),
-                         ("batch_size", 2.5), ("num_slots", 13)):
+    for field, value in (
+        ("hidden_size", 0),
+        ("dropout_rate", 1.0),
+        ("learning_rate", 0.0),
+        ("train_fraction", 1.0),
+        ("batch_size", 2.5),
+        ("num_slots", 13),
+    ):
         with pytest.raises(ValueError, match=f"PredictorConfig.{field}"):
             predict.PredictorConfig(**{field: value})
 
@@ -227,7 +242,9 @@ def test_training_beats_untrained_and_constant_velocity(trained, untrained, data
     test = data[1]
     lstm = predict.evaluate_predictor(predictor, test)
     cv = predict.evaluate_constant_velocity(test, config.history_slots, *box)
-    assert lstm["mse"] < cv["mse"] < predict.evaluate_predictor(untrained, test)["mse"]  # normalised: the lane (y) is learned, noise averaged
+    assert (
+        lstm["mse"] < cv["mse"] < predict.evaluate_predictor(untrained, test)["mse"]
+    )  # normalised: the lane (y) is learned, noise averaged
     assert lstm["rmse_m"] < 1.5 * cv["rmse_m"]  # and along the road close to constant velocity (~33 m)
     assert lstm["r2"] > 0.95
     # the history's held-out MSE is the same quantity as evaluate_predictor on the held-out slots
@@ -267,8 +284,11 @@ def test_save_load_round_trip_and_bad_files(trained, tmp_path, data):
     with pytest.raises(FileNotFoundError, match="train_predictor"):
         predict.load_predictor(tmp_path / "missing.msgpack")
     raw = path.read_bytes()
-    for name, content in (("garbage", b"not a predictor"), ("truncated", raw[: len(raw) // 2]),
-                          ("header_only", raw.partition(b"\n")[0])):
+    for name, content in (
+        ("garbage", b"not a predictor"),
+        ("truncated", raw[: len(raw) // 2]),
+        ("header_only", raw.partition(b"\n")[0]),
+    ):
         bad = tmp_path / name
         bad.write_bytes(content)
         with pytest.raises(ValueError, match="corrupt trajectory predictor file"):
@@ -298,8 +318,11 @@ def test_env_lstm_forecast_is_eq_18_of_predicted_positions(untrained):
     np.testing.assert_allclose(
         state.forecast_cycles,
         params.workload_per_vehicle_cycles
-        * ap.coverage_counts(predict.predict_trajectory_m(predictor, state.trace.positions_m[1 : h + 20]),
-                             params.rsu_xy_m, params.coverage_radius_m),
+        * ap.coverage_counts(
+            predict.predict_trajectory_m(predictor, state.trace.positions_m[1 : h + 20]),
+            params.rsu_xy_m,
+            params.coverage_radius_m,
+        ),
         rtol=1e-6,
     )
 

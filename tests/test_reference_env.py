@@ -70,8 +70,14 @@ def assert_step_matches(ref_out, jax_out, where):
 
 
 def test_config_outside_the_benchmark_is_refused_by_name():
-    for field, value in (("layout", "grid"), ("area", "remote"), ("rayleigh_fading", True),
-                         ("workload_forecast", "lstm"), ("num_background_vehicles", 3), ("rsu_order", "distance")):
+    for field, value in (
+        ("layout", "grid"),
+        ("area", "remote"),
+        ("rayleigh_fading", True),
+        ("workload_forecast", "lstm"),
+        ("num_background_vehicles", 3),
+        ("rsu_order", "distance"),
+    ):
         with pytest.raises(NotImplementedError, match=field):
             ref.AvatarPremigrationNumpy(**{field: value})
     with pytest.raises(ValueError, match="unknown"):
@@ -107,8 +113,9 @@ def test_batched_reference_matches_vmapped_jax_env_with_auto_reset():
     num_worlds, max_steps = 4, 4
     env = vmjax.make("AvatarPremigration-v0", max_steps=max_steps, workload_forecast="none")
     params = env.default_params
-    reference = ref.BatchedAvatarPremigrationNumpy(num_worlds, params=reference_params(params), max_steps=max_steps,
-                                                   workload_forecast="none")
+    reference = ref.BatchedAvatarPremigrationNumpy(
+        num_worlds, params=reference_params(params), max_steps=max_steps, workload_forecast="none"
+    )
     reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
     obs_j, state = reset(jax.random.split(jax.random.key(1), num_worlds), params)
@@ -161,21 +168,29 @@ def test_reference_trajectories_follow_the_jax_mobility_law():
     num_vehicles, num_steps = 400, 60
     static = ("grid", "num_vehicles", "num_steps", "substeps")
     generate = jax.jit(mobility.generate_trajectories, static_argnames=static)
-    ours = ref.corridor_trajectories(np.random.default_rng(0), ref.CorridorRoad(2490.0, 122.0),
-                                     ref.MobilityParams(), (num_vehicles,), num_steps, 10.0)
+    ours = ref.corridor_trajectories(
+        np.random.default_rng(0),
+        ref.CorridorRoad(2490.0, 122.0),
+        ref.MobilityParams(),
+        (num_vehicles,),
+        num_steps,
+        10.0,
+    )
     trace = generate(jax.random.key(0), road_j, mobility.MobilityParams(), num_vehicles, num_steps, 10.0)
     theirs = np.asarray(trace.positions_m)
 
     def stats(positions):
         step_m = np.abs(np.diff(positions[..., 0], axis=0))
         y = positions[..., 1]
-        return np.array([
-            step_m.mean() / 10.0,  # mean speed (GPS noise included)
-            np.mean(step_m < 20.0),  # share of slot steps that are (nearly) stops
-            np.mean(y < 61.0),  # share eastbound (lanes south of the centre line)
-            np.mean(np.abs(np.abs(y - 61.0) - 6.0) < np.abs(np.abs(y - 61.0) - 16.0)),  # inner lane share
-            np.mean(positions[..., 0]) / 2490.0,  # where along the road
-        ])
+        return np.array(
+            [
+                step_m.mean() / 10.0,  # mean speed (GPS noise included)
+                np.mean(step_m < 20.0),  # share of slot steps that are (nearly) stops
+                np.mean(y < 61.0),  # share eastbound (lanes south of the centre line)
+                np.mean(np.abs(np.abs(y - 61.0) - 6.0) < np.abs(np.abs(y - 61.0) - 16.0)),  # inner lane share
+                np.mean(positions[..., 0]) / 2490.0,  # where along the road
+            ]
+        )
 
     np.testing.assert_allclose(stats(ours), stats(theirs), rtol=0.08, atol=0.02)
     assert ours.shape == theirs.shape == (num_steps, num_vehicles, 2) and ours.dtype == np.float32

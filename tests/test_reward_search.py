@@ -17,9 +17,19 @@ from vmjax.agents import lhdppo
 from vmjax.agents import reward_search as rs
 from vmjax.mobility import Trace
 
-TINY = {"num_envs": 2, "num_steps": 6, "num_iterations": 2, "update_epochs": 1, "num_minibatches": 1,
-        "denoising_steps": 1, "state_hidden": (8,), "trunk_hidden": (8,), "time_embed_dim": 4, "time_hidden": 4,
-        "critic_hidden": (8,)}
+TINY = {
+    "num_envs": 2,
+    "num_steps": 6,
+    "num_iterations": 2,
+    "update_epochs": 1,
+    "num_minibatches": 1,
+    "denoising_steps": 1,
+    "state_hidden": (8,),
+    "trunk_hidden": (8,),
+    "time_embed_dim": 4,
+    "time_hidden": 4,
+    "critic_hidden": (8,),
+}
 M, N = 2, 3
 EVAL = {"eval_envs": 2, "eval_steps": 4, "num_seeds": 2}
 A = rs.SPEC_START
@@ -79,8 +89,9 @@ def test_grid_shapes_and_every_candidate_and_seed_equals_its_run_alone(setup, sc
     def alone(candidate_params, base_params, key, eval_key):  # no vmap: one plain training, then the evaluation
         trainer = lhdppo.make_trainer(env, config, candidate_params)
         state, metrics = trainer.train(key)
-        ev = rs.evaluate_policy(env, trainer.make_eval_policy(state), base_params, eval_key, EVAL["eval_envs"],
-                                EVAL["eval_steps"])
+        ev = rs.evaluate_policy(
+            env, trainer.make_eval_policy(state), base_params, eval_key, EVAL["eval_envs"], EVAL["eval_steps"]
+        )
         return ev, jax.tree.map(lambda x: x[-1], metrics)
 
     keys = rs.seed_keys(jax.random.key(0), EVAL["num_seeds"])
@@ -90,8 +101,7 @@ def test_grid_shapes_and_every_candidate_and_seed_equals_its_run_alone(setup, sc
             for name in rs.EVAL_METRICS:
                 np.testing.assert_allclose(scores.eval[name][k, s], ev[name], rtol=1e-4, atol=1e-5, err_msg=name)
             for name in ("mean_train_reward", "rollout_utility", "value_loss", "entropy_d"):
-                np.testing.assert_allclose(scores.train[name][k, s], train[name], rtol=1e-4, atol=1e-5,
-                                           err_msg=name)
+                np.testing.assert_allclose(scores.train[name][k, s], train[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_same_inputs_same_scores_and_identical_weights_identical_scores(setup, scored):
@@ -99,8 +109,9 @@ def test_same_inputs_same_scores_and_identical_weights_identical_scores(setup, s
     weights, scores = scored
     again = rs.train_and_score(env, config, params, weights, jax.random.key(0), jax.random.key(9), **EVAL)
     jax.tree.map(np.testing.assert_array_equal, _np(again), _np(scores))
-    twins = rs.train_and_score(env, config, params, rs.RewardWeights.from_array(np.array([B, B])),
-                               jax.random.key(0), jax.random.key(9), **EVAL)
+    twins = rs.train_and_score(
+        env, config, params, rs.RewardWeights.from_array(np.array([B, B])), jax.random.key(0), jax.random.key(9), **EVAL
+    )
     jax.tree.map(lambda x: np.testing.assert_array_equal(x[0], x[1]), _np(twins))
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x[1], y[1], rtol=1e-5, atol=1e-6), _np(twins), _np(scores))
 
@@ -110,8 +121,9 @@ def test_eval_utility_is_eq17_of_its_parts_with_the_fixed_utility_weights(setup,
     _, scores = scored
     ev = _np(scores.eval)
     # eq. (17) per AV, linear, so its mean is the same relation of the means: E - 0.02 L - 0.2 Q
-    np.testing.assert_allclose(ev["utility"], ev["entropy_bits"] - 0.02 * ev["latency_s"] - 0.2 * ev["qos_loss"],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        ev["utility"], ev["entropy_bits"] - 0.02 * ev["latency_s"] - 0.2 * ev["qos_loss"], rtol=1e-4, atol=1e-4
+    )
 
     def fixed_policy(key, env_state, env_params):  # a fixed heuristic: nearest-index server 0, constant perturbation
         return {"target": jnp.zeros((M,), jnp.int32), "perturbation": jnp.full((M, 2), 0.5)}
@@ -123,8 +135,12 @@ def test_eval_utility_is_eq17_of_its_parts_with_the_fixed_utility_weights(setup,
         np.testing.assert_array_equal(under_a[name], under_b[name])
     # ... while the utility weights of eq. (17) do (the score really is eq. 17 with the base params' weights)
     other = _np(evaluate(params.replace(w_latency_per_s=0.05)))
-    np.testing.assert_allclose(other["utility"], under_a["entropy_bits"] - 0.05 * under_a["latency_s"]
-                               - 0.2 * under_a["qos_loss"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        other["utility"],
+        under_a["entropy_bits"] - 0.05 * under_a["latency_s"] - 0.2 * under_a["qos_loss"],
+        rtol=1e-4,
+        atol=1e-4,
+    )
     assert not np.isclose(other["utility"], under_a["utility"])
 
 
@@ -140,8 +156,18 @@ def test_generator_hook_history_argmax_and_json_record(setup, tmp_path):
 
     key, eval_key = jax.random.key(5), jax.random.key(9)
     out = tmp_path / "sub" / "search.json"
-    result = rs.search(env, config, params, key, rounds=2, candidates_per_round=2, generator=generator,
-                       eval_key=eval_key, output_path=str(out), **EVAL)
+    result = rs.search(
+        env,
+        config,
+        params,
+        key,
+        rounds=2,
+        candidates_per_round=2,
+        generator=generator,
+        eval_key=eval_key,
+        output_path=str(out),
+        **EVAL,
+    )
     assert [c[0] for c in calls] == [0, 1]
     assert calls[0][1] == [] and len(calls[1][1]) == 1
     np.testing.assert_array_equal(calls[1][1][0], rounds[0])  # round 1 saw round 0's weights and scores
@@ -168,8 +194,9 @@ def test_generator_hook_history_argmax_and_json_record(setup, tmp_path):
 
 def test_default_generator_search_is_deterministic(setup):
     env, params, config = setup
-    run = lambda key: rs.search(env, config, params, key, rounds=2, candidates_per_round=2,
-                                eval_key=jax.random.key(9), **EVAL)
+    run = lambda key: rs.search(
+        env, config, params, key, rounds=2, candidates_per_round=2, eval_key=jax.random.key(9), **EVAL
+    )
     first, second = run(jax.random.key(1)), run(jax.random.key(1))
     assert first.best_weights == second.best_weights and first.best_score == second.best_score
     for h1, h2 in zip(first.history, second.history):
@@ -235,5 +262,12 @@ def test_bad_input_raises_value_error_naming_the_field(setup):
     with pytest.raises(ValueError, match="expected candidates_per_round = 2"):
         rs.search(env, config, params, k, rounds=1, candidates_per_round=2, generator=lambda r, h, g: np.array([A]))
     with pytest.raises(ValueError, match="generator round 0.*w1_entropy of candidate 0 must be finite"):
-        rs.search(env, config, params, k, rounds=1, candidates_per_round=1,
-                  generator=lambda r, h, g: np.array([(np.nan, 1.0, 0.5, 0.1, 0.1)]))
+        rs.search(
+            env,
+            config,
+            params,
+            k,
+            rounds=1,
+            candidates_per_round=1,
+            generator=lambda r, h, g: np.array([(np.nan, 1.0, 0.5, 0.1, 0.1)]),
+        )

@@ -82,8 +82,13 @@ def test_shortest_paths_match_scipy_and_are_valid(directed):
 
 
 def test_road_grid_graph_and_corridor():
-    grid = RoadGrid(extent_m=(300.0, 200.0), x_roads_m=(100.0, 200.0), y_roads_m=(100.0,), lane_offsets_m=(3.0,),
-                    core_box_m=(0.0, 0.0, 300.0, 200.0))
+    grid = RoadGrid(
+        extent_m=(300.0, 200.0),
+        x_roads_m=(100.0, 200.0),
+        y_roads_m=(100.0,),
+        lane_offsets_m=(3.0,),
+        core_box_m=(0.0, 0.0, 300.0, 200.0),
+    )
     graph = RoadGraph.from_road_grid(grid)
     assert graph.num_nodes == 8 and graph.num_edges == 7 and not graph.directed
     xy = np.asarray(graph.node_xy_m).tolist()
@@ -105,7 +110,7 @@ def test_jittered_grid_city_is_seeded_connected_and_in_the_box():
     assert np.isfinite(distances).all()
     path, count = jax.jit(shortest_path)(city, 0, 120)  # corner to corner on the 121-node graph
     seq = np.asarray(path)[: int(count)]
-    assert seq[0] == 0 and seq[-1] == 120 and (np.asarray(path)[int(count):] == -1).all()
+    assert seq[0] == 0 and seq[-1] == 120 and (np.asarray(path)[int(count) :] == -1).all()
     np.testing.assert_allclose(np.linalg.norm(np.diff(xy[seq], axis=0), axis=-1).sum(), distances[0, 120], rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(jittered_grid_city(seed=3).edges), np.asarray(city.edges))
     assert not np.array_equal(np.asarray(jittered_grid_city(seed=4).node_xy_m), xy)

@@ -32,8 +32,11 @@ def test_scenarios_are_complete_and_their_defaults_name_real_fields(env_id):
             for field, comment in cli.field_comments(cls).items():
                 assert comment, f"{cls.__name__}.{field} has no documentation comment"
     for section, values in scenario.defaults.items():  # a misspelt default would be dropped silently
-        classes = ([learner.config for learner in scenario.learners.values()] if section == "agent"
-                   else [scenario.config_sections(scenario.default_algo, runner.RunConfig)[section]])
+        classes = (
+            [learner.config for learner in scenario.learners.values()]
+            if section == "agent"
+            else [scenario.config_sections(scenario.default_algo, runner.RunConfig)[section]]
+        )
         names = {f.name for cls in classes for f in dataclasses.fields(cls)}
         assert set(values) <= names, f"{env_id} defaults[{section!r}]: {sorted(set(values) - names)}"
     configs = runner.build_configs({"run.env": env_id})
@@ -47,8 +50,9 @@ def test_a_new_scenario_reaches_the_command_line_without_editing_it(tmp_path):
     base = scenarios.get("CrossRealityPrivacy-v0")
     env_id = "CrossRealityPrivacyCopy-v0"
     registry.register(env_id, type(vmjax.make(base.env_id)))
-    copy = dataclasses.replace(base, env_id=env_id, run_dir=str(tmp_path / "copy"),
-                               defaults={"agent": {"num_iterations": 7}})
+    copy = dataclasses.replace(
+        base, env_id=env_id, run_dir=str(tmp_path / "copy"), defaults={"agent": {"num_iterations": 7}}
+    )
     scenarios.register(copy)
     try:
         parser = cli.make_parser(env_id=env_id)
@@ -76,8 +80,8 @@ def _read_tfrecords(path):
     """The records of a TensorBoard event file (TFRecord framing: length, its CRC, data, the data's CRC)."""
     data, records, offset = path.read_bytes(), [], 0
     while offset < len(data):
-        (length,) = struct.unpack("<Q", data[offset:offset + 8])
-        records.append(data[offset + 12:offset + 12 + length])
+        (length,) = struct.unpack("<Q", data[offset : offset + 8])
+        records.append(data[offset + 12 : offset + 12 + length])
         offset += 12 + length + 4
     return records
 

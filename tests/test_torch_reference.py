@@ -14,8 +14,9 @@ from bench.reference import torch_hybrid_mappo as th  # noqa: E402
 
 def test_tiny_training_run_has_finite_losses():
     config = th.TorchHybridMappoConfig(num_minibatches=2, update_epochs=2)
-    result = th.train(num_envs=2, num_steps=8, num_iterations=1, seed=0, config=config,
-                      env_config={"max_steps": 5}, num_threads=1)
+    result = th.train(
+        num_envs=2, num_steps=8, num_iterations=1, seed=0, config=config, env_config={"max_steps": 5}, num_threads=1
+    )
     assert result["env_steps"] == 16 and len(result["iteration_s"]) == 1 and result["wall_s"] > 0
     metrics = result["metrics"][0]
     losses = ("policy_loss_d", "policy_loss_c", "value_loss_d", "value_loss_c", "entropy_d", "entropy_c")

@@ -62,8 +62,16 @@ def hand():
     }
 
 
-def hand_ctx(distance, background_mb=(0, 0, 0, 0), queue_mb=(0, 0, 0, 0), forecast_mb=None, host=(0, 0),
-             placed=(True, True), active=(True, False), present=(True, True, True, True)):
+def hand_ctx(
+    distance,
+    background_mb=(0, 0, 0, 0),
+    queue_mb=(0, 0, 0, 0),
+    forecast_mb=None,
+    host=(0, 0),
+    placed=(True, True),
+    active=(True, False),
+    present=(True, True, True, True),
+):
     forecast_mb = background_mb if forecast_mb is None else forecast_mb
     f = lambda x: jnp.asarray(x, jnp.float32)
     return tr.SlotContext(
@@ -90,7 +98,9 @@ def test_haversine_worked_example():
     np.testing.assert_allclose(d, 755.73, atol=0.05)
     printed = net.haversine_distance_m(0.0, 0.0, 0.005, 0.006, radius_m=R_E, variant="printed", origin_lat_deg=39.9)
     np.testing.assert_allclose(printed, 1583.80, atol=0.05)
-    np.testing.assert_allclose(net.haversine_distance_m(0.0, 0.0, 1.0, 0.0, radius_m=R_E), R_E * math.pi / 180, atol=1.0)
+    np.testing.assert_allclose(
+        net.haversine_distance_m(0.0, 0.0, 1.0, 0.0, radius_m=R_E), R_E * math.pi / 180, atol=1.0
+    )
     # the env measures metres-from-origin positions on the same sphere: (0.005, 0.006) deg -> metres -> 755.73 m
     config = tr.TwinRoutingConfig(origin_lat_deg=39.9)
     rsu_xy = net.latlon_offset_to_xy_m(0.005, 0.006, 39.9, R_E)
@@ -99,8 +109,12 @@ def test_haversine_worked_example():
     np.testing.assert_allclose(tr.ground_distance_m(jnp.zeros(2), rsu_xy, R_E, printed_cfg), 1583.80, atol=0.1)
     assert float(tr.ground_distance_m(rsu_xy, rsu_xy, R_E, config)) == 0.0
     # within the region the haversine and the planar distance agree to < 0.1 %
-    planar = tr.ground_distance_m(jnp.zeros(2), jnp.array([3000.0, 4000.0]), R_E, tr.TwinRoutingConfig(distance_model="planar"))
-    np.testing.assert_allclose(tr.ground_distance_m(jnp.zeros(2), jnp.array([3000.0, 4000.0]), R_E, config), planar, rtol=1e-3)
+    planar = tr.ground_distance_m(
+        jnp.zeros(2), jnp.array([3000.0, 4000.0]), R_E, tr.TwinRoutingConfig(distance_model="planar")
+    )
+    np.testing.assert_allclose(
+        tr.ground_distance_m(jnp.zeros(2), jnp.array([3000.0, 4000.0]), R_E, config), planar, rtol=1e-3
+    )
 
 
 def test_uav_distance_with_altitude():
@@ -180,7 +194,9 @@ def test_migration_latency(hand):
     d_mig = math.hypot(500.0, 50.0)
     rate = net.link_rate_bps(d_mig, 300e6, 1000.0, p.noise_power_w, **tr.channel_constants(p))
     np.testing.assert_allclose(to_uav["migration_s"][0], 60 * MB / rate, rtol=1e-4)
-    np.testing.assert_allclose(tr.migration_latency_s(jnp.array([True, False]), 60 * MB, 1.3664e9), [0.3513, 0.0], atol=1e-4)
+    np.testing.assert_allclose(
+        tr.migration_latency_s(jnp.array([True, False]), 60 * MB, 1.3664e9), [0.3513, 0.0], atol=1e-4
+    )
 
 
 def test_latency_options(hand):
@@ -193,7 +209,9 @@ def test_latency_options(hand):
     plain, shared = hand["latency"](both, a, p), jax.jit(split.slot_latency)(both, a, p)
     np.testing.assert_allclose(shared["uplink_s"], 2 * plain["uplink_s"], rtol=1e-5)  # B / 2 each
     np.testing.assert_allclose(shared["downlink_s"], 2 * plain["downlink_s"], rtol=1e-5)
-    opts = vmjax.make("TwinRouting-v0", **HAND, overflow_adds_sat_comm=True, sat_prop_delay=True, count_mig_in_load=False)
+    opts = vmjax.make(
+        "TwinRouting-v0", **HAND, overflow_adds_sat_comm=True, sat_prop_delay=True, count_mig_in_load=False
+    )
     latency = jax.jit(opts.slot_latency)
     over = latency(hand_ctx(WORKED, background_mb=(0, 299, 0, 0)), jnp.array([1, 0], jnp.int32), p)
     np.testing.assert_allclose(over["load_bits"][0] / MB, 301.0, rtol=1e-6)  # 299 + S_v, no S^mig
@@ -208,8 +226,10 @@ def test_latency_options(hand):
 def test_failure_flag_and_packet_loss():
     """§10.3 #8-9: 1201 m from an RSU fails, 1499 m from a UAV does not; q = [1, 0, 0, 1] -> 50 %."""
     xi = tr.failure_flag(
-        jnp.array([1201.0, 1499.0, 1000.0, 5e5]), jnp.array([1200.0, 1500.0, 1200.0, jnp.inf]),
-        jnp.array([0.0, 0.0, 301 * MB, 1e12]), jnp.array([300 * MB, 300 * MB, 300 * MB, jnp.inf]),
+        jnp.array([1201.0, 1499.0, 1000.0, 5e5]),
+        jnp.array([1200.0, 1500.0, 1200.0, jnp.inf]),
+        jnp.array([0.0, 0.0, 301 * MB, 1e12]),
+        jnp.array([300 * MB, 300 * MB, 300 * MB, jnp.inf]),
         jnp.array([False, False, False, True]),
     )
     np.testing.assert_array_equal(xi, [True, False, True, False])
@@ -253,15 +273,26 @@ def test_mask_out_of_range_overflow_absent(hand):
     k = np.asarray(mask(ctx, p))
     assert k[0, 1] and k[1, 0] and not k[1, 1]  # the host stays feasible (+2 MB); a move there does not (+60 MB)
     # the forecast, not the true background, is what the mask tests (plus the cached work Q)
-    k = np.asarray(mask(hand_ctx(dist, background_mb=(0, 290, 0, 0), forecast_mb=(0, 200, 0, 0), queue_mb=(0, 30, 0, 0), active=both), p))
+    k = np.asarray(
+        mask(
+            hand_ctx(
+                dist, background_mb=(0, 290, 0, 0), forecast_mb=(0, 200, 0, 0), queue_mb=(0, 30, 0, 0), active=both
+            ),
+            p,
+        )
+    )
     assert k[1, 1]
-    assert not np.asarray(mask(hand_ctx(dist, forecast_mb=(0, 200, 0, 0), queue_mb=(0, 50, 0, 0), active=both), p))[1, 1]
+    assert not np.asarray(mask(hand_ctx(dist, forecast_mb=(0, 200, 0, 0), queue_mb=(0, 50, 0, 0), active=both), p))[
+        1, 1
+    ]
     # absent servers (UAV not entered, padded RSU) are masked; the satellite is always selectable when present
     k = np.asarray(mask(hand_ctx(dist, present=(True, True, False, True), active=both), p))
     assert not k[:, 2].any() and k[:, 3].all()
     # an inactive vehicle: only its current host (a no-op), or the fallback when that host is absent
     np.testing.assert_array_equal(mask(hand_ctx(dist, host=(0, 2)), p)[1], [False, False, True, False])
-    np.testing.assert_array_equal(mask(hand_ctx(dist, host=(0, 2), present=(True, True, False, True)), p)[1], [False, False, False, True])
+    np.testing.assert_array_equal(
+        mask(hand_ctx(dist, host=(0, 2), present=(True, True, False, True)), p)[1], [False, False, False, True]
+    )
 
 
 def test_mask_ablations(hand):
@@ -282,10 +313,16 @@ def test_mask_ablations(hand):
 
 def test_masked_servers_are_never_sampled(env, params, jitted):
     _, state = jitted["reset"](jax.random.key(0), params)
-    mask = jnp.array([[True, False, False, True, False, False, False, False, False],
-                      [False] * 8 + [True],
-                      [False, True, True, False, False, True, False, True, False]])
-    draws = jax.jit(jax.vmap(lambda k: env.action_space(params).sample(k, mask)))(jax.random.split(jax.random.key(1), 10_000))
+    mask = jnp.array(
+        [
+            [True, False, False, True, False, False, False, False, False],
+            [False] * 8 + [True],
+            [False, True, True, False, False, True, False, True, False],
+        ]
+    )
+    draws = jax.jit(jax.vmap(lambda k: env.action_space(params).sample(k, mask)))(
+        jax.random.split(jax.random.key(1), 10_000)
+    )
     draws = np.asarray(draws)
     assert mask[np.arange(3)[None, :], draws].all()
     assert set(np.unique(draws[:, 2])) == {1, 2, 5, 7}
@@ -339,7 +376,9 @@ def test_observation_is_eq_19(env, params, jitted):
     n, u, m = 6, 2, 9
     assert obs.shape == (3, 2 * m - 1) and env.obs_dim == 17
     ctx = jitted["context"](state, params)
-    np.testing.assert_allclose(obs[:, : n + u], np.clip(np.asarray(ctx.distance_m)[:, : n + u] / 1500.0, 0, 4), rtol=1e-6)
+    np.testing.assert_allclose(
+        obs[:, : n + u], np.clip(np.asarray(ctx.distance_m)[:, : n + u] / 1500.0, 0, 4), rtol=1e-6
+    )
     expected = (np.asarray(state.forecast_bits) + np.asarray(state.queue_bits)) / (300 * MB)
     np.testing.assert_allclose(obs[:, n + u :], np.broadcast_to(expected, (3, m)), rtol=1e-6)
     np.testing.assert_allclose(state.forecast_bits, state.load_history_bits[-1], rtol=1e-6)  # persistence
@@ -357,7 +396,10 @@ def test_distances_are_haversine_with_altitude(env, params, jitted):
     deg = 180.0 / (math.pi * R_E)
     lat = lambda xy: (xy[..., 1] * deg, xy[..., 0] * deg / math.cos(math.radians(39.9)))
     (la, lo), (lb, lob) = lat(pos[:, None]), lat(srv[None])
-    a = np.sin(np.radians(la - lb) / 2) ** 2 + np.cos(np.radians(39.9 + la)) * np.cos(np.radians(39.9 + lb)) * np.sin(np.radians(lo - lob) / 2) ** 2
+    a = (
+        np.sin(np.radians(la - lb) / 2) ** 2
+        + np.cos(np.radians(39.9 + la)) * np.cos(np.radians(39.9 + lb)) * np.sin(np.radians(lo - lob) / 2) ** 2
+    )
     ground = 2 * R_E * np.arcsin(np.sqrt(a))
     height = np.array([0.0] * 6 + [50.0] * 2)
     np.testing.assert_allclose(ctx.distance_m[:, :8], np.maximum(np.hypot(ground, height), 1.0), rtol=1e-4, atol=0.05)
@@ -383,8 +425,11 @@ def test_step_matches_the_equations(env, params, jitted):
     ground[8] = False
     np.testing.assert_allclose(info["workload_variance_bits2"], np.var(loads[ground]), rtol=1e-4)
     mean, std = params.norm_stats.moments()
-    cost = (2.0 * (np.asarray(info["total_latency_s"]) - mean[0]) / std[0]
-            + (np.asarray(info["load_bits"]) - mean[1]) / std[1] + np.asarray(info["failure"], float))
+    cost = (
+        2.0 * (np.asarray(info["total_latency_s"]) - mean[0]) / std[0]
+        + (np.asarray(info["load_bits"]) - mean[1]) / std[1]
+        + np.asarray(info["failure"], float)
+    )
     np.testing.assert_allclose(reward, -cost, rtol=1e-5)
     np.testing.assert_array_equal(nxt.host, action)
     assert nxt.placed.all() and int(nxt.t) == 1 and not bool(term) and not bool(trunc)
@@ -597,7 +642,12 @@ def test_reward_options(params, jitted):
     _, _, reward, _, _, info = jax.jit(env.step_env)(jax.random.key(1), state, jnp.array([0, 4, 8], jnp.int32), p)
     mean, std = p.norm_stats.moments()
     z_v = (float(info["workload_variance_bits2"]) - mean[2]) / std[2]
-    cost = 2 * np.asarray(info["z_latency"]) + z_v + np.asarray(info["failure"], float) + 0.5 * np.asarray(info["migrated"], float)
+    cost = (
+        2 * np.asarray(info["z_latency"])
+        + z_v
+        + np.asarray(info["failure"], float)
+        + 0.5 * np.asarray(info["migrated"], float)
+    )
     np.testing.assert_allclose(reward, np.full(3, -cost.mean()), rtol=1e-5)
 
 

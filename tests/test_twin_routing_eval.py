@@ -67,12 +67,8 @@ def setup():
     def raw(key, index, params):
         """The raw info [T, E, V] of a rollout of `policies[index]` (a hand-written evaluation)."""
         policy = lambda k, s, p: jax.lax.switch(index, policies, k, s, p)
-        keep = lambda r, info: dict(
-            {k: info[k] for k in (*INFO_KEYS, "done")}, reward=r
-        )
-        return rollout(
-            Done(env), policy, key, params, EPISODES, env.config.max_steps, keep
-        )
+        keep = lambda r, info: dict({k: info[k] for k in (*INFO_KEYS, "done")}, reward=r)
+        return rollout(Done(env), policy, key, params, EPISODES, env.config.max_steps, keep)
 
     return {
         "env": env,
@@ -88,9 +84,7 @@ def numpy_metrics(raw):
     raw = {k: np.asarray(v, np.float64) for k, v in raw.items()}
     out = {}
     for e in range(raw["active"].shape[1]):
-        end = (
-            int(np.flatnonzero(raw["done"][:, e])[0]) + 1
-        )  # the first episode: slots 0..end-1
+        end = int(np.flatnonzero(raw["done"][:, e])[0]) + 1  # the first episode: slots 0..end-1
         episode = {k: v[:end, e] for k, v in raw.items()}
         active = episode["active"] > 0
         row = {k: v[active].mean() for k, v in episode.items() if v.ndim == 2}
@@ -126,9 +120,7 @@ def test_metrics_match_a_numpy_recomputation(setup):
         assert set(got) == set(NAMES)
         for name, ref in NAMES.items():
             assert got[name].shape == (EPISODES,) and got[name].dtype == np.float32
-            np.testing.assert_allclose(
-                got[name], want[ref], rtol=1e-5, atol=1e-7, err_msg=name
-            )
+            np.testing.assert_allclose(got[name], want[ref], rtol=1e-5, atol=1e-7, err_msg=name)
     # the fixed policy: failures, masked and invalid actions; eq. (15) weights per vehicle
     assert got["failure_rate"].max() > 0 and got["masked_action_share"].max() > 0
     assert got["invalid_action_share"].min() > 0
@@ -193,9 +185,7 @@ def test_server_count_sweep_is_one_vmapped_rollout(setup):
             "num_edge_servers",
         }
         for metric, value in plain.items():
-            np.testing.assert_allclose(
-                full[metric], value, rtol=1e-5, atol=1e-7, err_msg=metric
-            )
+            np.testing.assert_allclose(full[metric], value, rtol=1e-5, atol=1e-7, err_msg=metric)
     assert result["greedy"][0]["latency_s"] != result["greedy"][1]["latency_s"]
     # with 2 of 8 RSUs left no policy ever hosts a twin on a removed RSU
     present = rsu_subset_masks(env.num_rsus, fractions, seed=1)[0]
@@ -205,6 +195,4 @@ def test_server_count_sweep_is_one_vmapped_rollout(setup):
         server = np.asarray(setup["raw"](KEY, index, reduced)["server"])
         assert not np.isin(server, np.flatnonzero(~present)).any()
     with pytest.raises(ValueError, match="flow_ar_coeff"):  # checked before the vmap
-        server_count_sweep(
-            env, named, params.replace(flow_ar_coeff=1.0), fractions, KEY, 2
-        )
+        server_count_sweep(env, named, params.replace(flow_ar_coeff=1.0), fractions, KEY, 2)

@@ -20,8 +20,29 @@ SMALL = {"num_vehicles": 3, "num_rsus": 4, "max_steps": 6}
 
 
 # ---------------------------------------------------------------- the float64 NumPy oracle (§2.3-2.7)
-def numpy_slot(pos, rsu, target, alpha, du, dtask, f, gpu, util, bbh, prev=None, mu=0.5, lmax=2.4e11, kd=0.2,
-               bw=20e6, p=0.2, n0_dbm=-174.0, fc=5.9e9, a_gain=1.0, h=10.0, tau=0.02):
+def numpy_slot(
+    pos,
+    rsu,
+    target,
+    alpha,
+    du,
+    dtask,
+    f,
+    gpu,
+    util,
+    bbh,
+    prev=None,
+    mu=0.5,
+    lmax=2.4e11,
+    kd=0.2,
+    bw=20e6,
+    p=0.2,
+    n0_dbm=-174.0,
+    fc=5.9e9,
+    a_gain=1.0,
+    h=10.0,
+    tau=0.02,
+):
     """One slot of spec 004 written out by hand in float64 (prev: serving, target, D^L, D^m of slot t-1)."""
     pos, rsu = np.asarray(pos, float), np.asarray(rsu, float)
     v = len(pos)
@@ -61,8 +82,15 @@ def numpy_slot(pos, rsu, target, alpha, du, dtask, f, gpu, util, bbh, prev=None,
 
 
 WORKED = {  # §2.8: RSU0 (0, 0), RSU1 (1000, 0); veh0 at (100, 0) -> RSU1, veh1 at (900, 0) stays on RSU1
-    "pos": [[100.0, 0.0], [900.0, 0.0]], "rsu": [[0.0, 0.0], [1000.0, 0.0]], "target": np.array([1, 1]), "alpha": 0.5,
-    "du": np.full(2, 2e6), "dtask": np.full(2, 20e6), "f": np.full(2, 1000.0), "gpu": np.full(2, 60e9), "util": np.full(2, 0.2),
+    "pos": [[100.0, 0.0], [900.0, 0.0]],
+    "rsu": [[0.0, 0.0], [1000.0, 0.0]],
+    "target": np.array([1, 1]),
+    "alpha": 0.5,
+    "du": np.full(2, 2e6),
+    "dtask": np.full(2, 20e6),
+    "f": np.full(2, 1000.0),
+    "gpu": np.full(2, 60e9),
+    "util": np.full(2, 0.2),
     "bbh": np.full((2, 2), 500e6),
 }
 
@@ -97,12 +125,15 @@ def worked():
     env = vmjax.make("TwinSplit-v0", num_vehicles=2, num_rsus=2, max_steps=4)
     positions = jnp.broadcast_to(jnp.asarray(WORKED["pos"], jnp.float32), (5, 2, 2))
     params = env.default_params.replace(
-        rsu_xy_m=jnp.asarray(WORKED["rsu"], jnp.float32), backhaul_bps=jnp.full((2, 2), 500e6),
+        rsu_xy_m=jnp.asarray(WORKED["rsu"], jnp.float32),
+        backhaul_bps=jnp.full((2, 2), 500e6),
         trace_bank=Trace.create(positions),
     )
     _, state = env.reset(jax.random.key(0), params)
     state = state.replace(
-        trace=Trace(positions_m=positions), util=jnp.full(2, 0.2), gpu_scale=jnp.ones(2),
+        trace=Trace(positions_m=positions),
+        util=jnp.full(2, 0.2),
+        gpu_scale=jnp.ones(2),
         cycles_per_bit=jnp.full(2, 1000.0),
         draws=ts.SlotDraws(request_bits=jnp.full(2, 2e6), task_bits=jnp.full(2, 20e6), fading=None),
     )
@@ -114,9 +145,17 @@ def test_worked_example_through_the_env(worked):
     obs, nxt, reward, term, trunc, info = step(jax.random.key(1), state, jnp.array([1, 1], jnp.int32), params)
     o = numpy_slot(**WORKED)
     np.testing.assert_allclose(info["total_latency_s"], [1.35424, 1.32502], atol=2e-5)
-    for key, ref in (("uplink_s", "Tu"), ("local_processing_s", "Tpe"), ("migration_s", "Tm"),
-                     ("remote_processing_s", "Tpm"), ("processing_s", "Tp"), ("downlink_s", "Td"),
-                     ("total_latency_s", "T"), ("ber", "ber"), ("qoe", "qoe")):
+    for key, ref in (
+        ("uplink_s", "Tu"),
+        ("local_processing_s", "Tpe"),
+        ("migration_s", "Tm"),
+        ("remote_processing_s", "Tpm"),
+        ("processing_s", "Tp"),
+        ("downlink_s", "Td"),
+        ("total_latency_s", "T"),
+        ("ber", "ber"),
+        ("qoe", "qoe"),
+    ):
         np.testing.assert_allclose(info[key], o[ref], rtol=1e-5, atol=1e-7, err_msg=key)
     np.testing.assert_allclose(nxt.prev_agent_cycles, [1.0e10, 3.0e10], rtol=1e-6)
     np.testing.assert_allclose(reward, -o["T"], rtol=1e-5)  # eq. (22)
@@ -151,15 +190,29 @@ def test_texture_reuse_and_stability_second_slot(worked):
 
 def test_guards_and_net_helpers():
     """xi clipped at 0, absent parts take no time, own serving RSU = no pre-migration, alpha = 1 -> D^L = 0."""
-    np.testing.assert_allclose(net.reuse_discounted_bits(jnp.array([10e6, 4e6, 4e6]), jnp.array([10e6, 10e6, 10e6]),
-                                                         jnp.array([True, True, False]), 0.5), [5e6, 0.0, 4e6])
+    np.testing.assert_allclose(
+        net.reuse_discounted_bits(
+            jnp.array([10e6, 4e6, 4e6]), jnp.array([10e6, 10e6, 10e6]), jnp.array([True, True, False]), 0.5
+        ),
+        [5e6, 0.0, 4e6],
+    )
     env = vmjax.make("TwinSplit-v0", num_vehicles=2, num_rsus=2, max_steps=4)
-    p = env.default_params.replace(rsu_xy_m=jnp.asarray(WORKED["rsu"], jnp.float32), backhaul_bps=jnp.full((2, 2), 500e6))
+    p = env.default_params.replace(
+        rsu_xy_m=jnp.asarray(WORKED["rsu"], jnp.float32), backhaul_bps=jnp.full((2, 2), 500e6)
+    )
     ctx = ts.SlotContext(
-        distance_m=env.distances_m(jnp.asarray(WORKED["pos"], jnp.float32), p), serving=jnp.array([0, 1]),
-        same_serving=jnp.zeros(2, bool), has_previous=jnp.array(False), prev_target=jnp.array([0, 1]),
-        prev_local_bits=jnp.zeros(2), prev_premigrated_bits=jnp.zeros(2), request_bits=jnp.full(2, 2e6),
-        task_bits=jnp.full(2, 20e6), cycles_per_bit=jnp.full(2, 1000.0), fading=None, util=jnp.full(2, 0.2),
+        distance_m=env.distances_m(jnp.asarray(WORKED["pos"], jnp.float32), p),
+        serving=jnp.array([0, 1]),
+        same_serving=jnp.zeros(2, bool),
+        has_previous=jnp.array(False),
+        prev_target=jnp.array([0, 1]),
+        prev_local_bits=jnp.zeros(2),
+        prev_premigrated_bits=jnp.zeros(2),
+        request_bits=jnp.full(2, 2e6),
+        task_bits=jnp.full(2, 20e6),
+        cycles_per_bit=jnp.full(2, 1000.0),
+        fading=None,
+        util=jnp.full(2, 0.2),
         gpu_hz=jnp.full(2, 60e9),
     )
     out = jax.jit(ts.slot_outcome)(ctx, jnp.array([1, 1]), jnp.array([1.0, 0.7]), p)  # full migration, own RSU
@@ -195,10 +248,19 @@ def test_contention_ber_and_collision_flag():
     p = env.default_params.replace(rsu_xy_m=jnp.asarray(WORKED["rsu"], jnp.float32))
     pos = jnp.array([[100.0, 0.0], [150.0, 0.0], [900.0, 0.0]])
     ctx = ts.SlotContext(
-        distance_m=env.distances_m(pos, p), serving=jnp.array([0, 0, 1]), same_serving=jnp.zeros(3, bool),
-        has_previous=jnp.array(False), prev_target=jnp.zeros(3, jnp.int32), prev_local_bits=jnp.zeros(3),
-        prev_premigrated_bits=jnp.zeros(3), request_bits=jnp.full(3, 2e6), task_bits=jnp.array([20e6, 20e6, 20e6]),
-        cycles_per_bit=jnp.full(3, 1000.0), fading=None, util=jnp.full(2, 0.2), gpu_hz=jnp.full(2, 60e9),
+        distance_m=env.distances_m(pos, p),
+        serving=jnp.array([0, 0, 1]),
+        same_serving=jnp.zeros(3, bool),
+        has_previous=jnp.array(False),
+        prev_target=jnp.zeros(3, jnp.int32),
+        prev_local_bits=jnp.zeros(3),
+        prev_premigrated_bits=jnp.zeros(3),
+        request_bits=jnp.full(3, 2e6),
+        task_bits=jnp.array([20e6, 20e6, 20e6]),
+        cycles_per_bit=jnp.full(3, 1000.0),
+        fading=None,
+        util=jnp.full(2, 0.2),
+        gpu_hz=jnp.full(2, 60e9),
     )
     out = jax.jit(ts.slot_outcome)(ctx, jnp.array([1, 1, 1]), jnp.full(3, 0.5), p)
     np.testing.assert_allclose(out["ber"], [1 - math.exp(-0.2), 1 - math.exp(-0.2), 0.0], rtol=1e-5)
@@ -210,14 +272,18 @@ def test_background_utilisation_ar1():
     """§2.7: u(t+1) = clip(rho u + (1 - rho) u-bar w/max w + sigma zeta, 0, u_max); zero noise is exact."""
     p = vmjax.make("TwinSplit-v0").default_params.replace(util_noise_std=0.0)
     u = ts.next_utilisation(jax.random.key(0), jnp.array([0.2, 0.6, 0.0]), jnp.array([0.3, 0.4, 0.2]), 0.5, p)
-    np.testing.assert_allclose(u, [0.9 * 0.2 + 0.1 * 0.3 * 0.5, 0.9 * 0.6 + 0.1 * 0.4 * 0.5, 0.1 * 0.2 * 0.5], rtol=1e-6)
+    np.testing.assert_allclose(
+        u, [0.9 * 0.2 + 0.1 * 0.3 * 0.5, 0.9 * 0.6 + 0.1 * 0.4 * 0.5, 0.1 * 0.2 * 0.5], rtol=1e-6
+    )
     u = ts.next_utilisation(jax.random.key(0), jnp.array([0.6]), jnp.array([0.4]), 1.0, p.replace(util_noise_std=10.0))
     assert 0.0 <= float(u[0]) <= np.float32(0.6)
 
 
 # ---------------------------------------------------------------- layout, observation, action options
 def test_default_layout_and_backhaul():
-    np.testing.assert_allclose(net.grid_rsu_positions(4, 5000.0), [[1250, 1250], [3750, 1250], [1250, 3750], [3750, 3750]])
+    np.testing.assert_allclose(
+        net.grid_rsu_positions(4, 5000.0), [[1250, 1250], [3750, 1250], [1250, 3750], [3750, 3750]]
+    )
     np.testing.assert_allclose(ts.grid_backhaul_bps(4)[0], [500e6, 500e6, 500e6, 250e6])  # 500 Mb/s / hops
     assert net.rsu_grid_shape(9) == (3, 3) and net.rsu_grid_shape(6) == (2, 3)
 
@@ -248,7 +314,9 @@ def test_alpha_levels_dict_actions_reward_options(worked):
     target, alpha = env.parse_action(jnp.array([5, 1], jnp.int32), params)
     np.testing.assert_array_equal(target, [1, 0])
     np.testing.assert_allclose(alpha, [1.0, 0.5])
-    _, _, _, _, _, info = jax.jit(env.step_env)(jax.random.key(0), state, jnp.array([4, 5], jnp.int32), params)  # RSU 1, alpha .5
+    _, _, _, _, _, info = jax.jit(env.step_env)(
+        jax.random.key(0), state, jnp.array([4, 5], jnp.int32), params
+    )  # RSU 1, alpha .5
     np.testing.assert_allclose(info["total_latency_s"], [1.35424, 1.32502], atol=2e-5)
     base = vmjax.make("TwinSplit-v0", num_vehicles=2, num_rsus=2, max_steps=4)
     _, _, _, _, _, info_d = jax.jit(base.step_env)(
@@ -352,16 +420,25 @@ def test_grad_wrt_continuous_params_matches_finite_differences(small):
 
 def test_bad_config_params_and_actions_name_the_field(small):
     env, p, _, _ = small
-    for kwargs, field in (({"num_rsus": 1}, "num_rsus"), ({"obs_mode": "full"}, "obs_mode"),
-                          ({"reward": "ber"}, "reward"), ({"alpha_levels": (0.5, 1.5)}, "alpha_levels"),
-                          ({"num_rsu": 3}, "num_rsu.*valid fields"), ({"downlink_power": "x"}, "downlink_power")):
+    for kwargs, field in (
+        ({"num_rsus": 1}, "num_rsus"),
+        ({"obs_mode": "full"}, "obs_mode"),
+        ({"reward": "ber"}, "reward"),
+        ({"alpha_levels": (0.5, 1.5)}, "alpha_levels"),
+        ({"num_rsu": 3}, "num_rsu.*valid fields"),
+        ({"downlink_power": "x"}, "downlink_power"),
+    ):
         with pytest.raises(ValueError, match=field):
             vmjax.make("TwinSplit-v0", **kwargs)
-    for bad, field in ((p.replace(gpu_hz_nominal=-1.0), "gpu_hz_nominal"), (p.replace(alpha=1.5), "alpha"),
-                       (p.replace(texture_reuse=float("nan")), "texture_reuse"),
-                       (p.replace(task_bits_low=40e6), "task_bits_low"), (p.replace(rsu_xy_m=jnp.zeros((3, 2))), "rsu_xy_m"),
-                       (p.replace(backhaul_bps=jnp.zeros((4, 4))), "backhaul_bps"),
-                       (p.replace(trace_bank=Trace.create(jnp.zeros((3, 3, 2)))), "trace_bank")):
+    for bad, field in (
+        (p.replace(gpu_hz_nominal=-1.0), "gpu_hz_nominal"),
+        (p.replace(alpha=1.5), "alpha"),
+        (p.replace(texture_reuse=float("nan")), "texture_reuse"),
+        (p.replace(task_bits_low=40e6), "task_bits_low"),
+        (p.replace(rsu_xy_m=jnp.zeros((3, 2))), "rsu_xy_m"),
+        (p.replace(backhaul_bps=jnp.zeros((4, 4))), "backhaul_bps"),
+        (p.replace(trace_bank=Trace.create(jnp.zeros((3, 3, 2)))), "trace_bank"),
+    ):
         with pytest.raises(ValueError, match=field):
             env.reset(jax.random.key(0), bad)
     _, state = jax.jit(env.reset)(jax.random.key(0), p)

@@ -20,8 +20,9 @@ STEPS, VEHICLES = 10, 6
 
 
 def build(seed, map_size_m=5000.0):
-    return build_trace_banks(seed, num_vehicles=VEHICLES, num_slots=STEPS + 1, map_size_m=map_size_m,
-                             ground_truth=SMALL, max_trips=4)
+    return build_trace_banks(
+        seed, num_vehicles=VEHICLES, num_slots=STEPS + 1, map_size_m=map_size_m, ground_truth=SMALL, max_trips=4
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +63,12 @@ def test_positions_stay_on_the_map_and_move(banks):
 def test_deterministic_for_the_seed(banks):
     again, other = build(0), build(1)
     for name in ("real", "generated"):
-        np.testing.assert_array_equal(np.asarray(getattr(again, name).positions_m),
-                                      np.asarray(getattr(banks, name).positions_m))
-        assert not np.array_equal(np.asarray(getattr(other, name).positions_m),
-                                  np.asarray(getattr(banks, name).positions_m))
+        np.testing.assert_array_equal(
+            np.asarray(getattr(again, name).positions_m), np.asarray(getattr(banks, name).positions_m)
+        )
+        assert not np.array_equal(
+            np.asarray(getattr(other, name).positions_m), np.asarray(getattr(banks, name).positions_m)
+        )
     np.testing.assert_array_equal(again.real_jump_m, banks.real_jump_m)
 
 

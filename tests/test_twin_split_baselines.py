@@ -123,8 +123,9 @@ def test_heuristics_jit_and_vmap_over_worlds():
     params = env.default_params
     _, states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 5), params)
     for name, make in POLICIES.items():
-        actions = jax.jit(jax.vmap(make(env), in_axes=(0, 0, None)))(jax.random.split(jax.random.key(1), 5), states,
-                                                                       params)
+        actions = jax.jit(jax.vmap(make(env), in_axes=(0, 0, None)))(
+            jax.random.split(jax.random.key(1), 5), states, params
+        )
         assert actions["target"].shape == (5, 4) and actions["target"].dtype == jnp.int32, name
         assert actions["fraction"].shape == (5, 4) and actions["fraction"].dtype == jnp.float32, name
         assert (np.asarray(actions["target"]) >= 0).all() and (np.asarray(actions["target"]) < 4).all(), name
@@ -142,7 +143,10 @@ def counting_policy(num_agents):
     use_server = 1 on even slots and params_used = 100 + slot."""
 
     def act(key, count, env_state, params):
-        extras = {"use_server": jnp.full(num_agents, count % 2 == 0), "params_used": jnp.full(num_agents, 100.0 + count)}
+        extras = {
+            "use_server": jnp.full(num_agents, count % 2 == 0),
+            "params_used": jnp.full(num_agents, 100.0 + count),
+        }
         return jnp.zeros(num_agents, jnp.int32), count + 1, extras
 
     return StatefulPolicy(init=lambda key, params: jnp.int32(0), act=act)
@@ -156,16 +160,29 @@ def evaluation():
     return env, params, policies, make_policy_evaluator(env, policies, params, EPISODES)
 
 
-RAW_KEYS = ("total_latency_s", "qoe", "ber", "migration_s", "migrates", "workload_violations", "serving", "target",
-            "uplink_s")
+RAW_KEYS = (
+    "total_latency_s",
+    "qoe",
+    "ber",
+    "migration_s",
+    "migrates",
+    "workload_violations",
+    "serving",
+    "target",
+    "uplink_s",
+)
 
 
 def numpy_metrics(raw):
     mean = lambda x: np.asarray(x, np.float64).mean(axis=(0, 2))
     return {
-        "latency_s": mean(raw["total_latency_s"]), "qoe": mean(raw["qoe"]), "ber": mean(raw["ber"]),
-        "migration_s": mean(raw["migration_s"]), "migration_share": mean(raw["migrates"]),
-        "reward": mean(raw["reward"]), "workload_violations": np.asarray(raw["workload_violations"], np.float64).mean(0),
+        "latency_s": mean(raw["total_latency_s"]),
+        "qoe": mean(raw["qoe"]),
+        "ber": mean(raw["ber"]),
+        "migration_s": mean(raw["migration_s"]),
+        "migration_share": mean(raw["migrates"]),
+        "reward": mean(raw["reward"]),
+        "workload_violations": np.asarray(raw["workload_violations"], np.float64).mean(0),
     }
 
 
@@ -239,7 +256,9 @@ def test_gpu_capacity_sweep_is_one_vmapped_evaluation(evaluation):
     assert len(traces) == 1  # one compilation for every capacity and policy
     assert list(result) == list(named)
     for c in (2,):  # one compilation per capacity: the last one suffices (the vmapped rows are independent)
-        single = make_policy_evaluator(env, list(named.values()), params.replace(gpu_hz_nominal=capacities[c]), EPISODES)
+        single = make_policy_evaluator(
+            env, list(named.values()), params.replace(gpu_hz_nominal=capacities[c]), EPISODES
+        )
         for index, name in enumerate(named):
             want = jax.device_get(single(KEY, index))
             for metric, value in want.items():

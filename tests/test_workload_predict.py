@@ -13,7 +13,14 @@ from vmjax import predict
 from vmjax.predict import workload
 
 TINY = predict.WorkloadPredictorConfig(
-    hidden_size=4, model_dim=8, num_heads=2, head_dim=4, ffn_dim=8, conv_filters=4, batch_size=16, epochs=6,
+    hidden_size=4,
+    model_dim=8,
+    num_heads=2,
+    head_dim=4,
+    ffn_dim=8,
+    conv_filters=4,
+    batch_size=16,
+    epochs=6,
     patience=3,
 )
 
@@ -37,13 +44,36 @@ def trained_gru(flow):
 def test_config_defaults_are_the_spec_and_validation_names_the_field():
     c = predict.WorkloadPredictorConfig()
     assert (c.kind, c.window, c.hidden_size, c.model_dim, c.num_heads, c.head_dim, c.ffn_dim) == (
-        "lstm_transformer", 6, 32, 64, 4, 64, 128)
+        "lstm_transformer",
+        6,
+        32,
+        64,
+        4,
+        64,
+        128,
+    )
     assert (c.dropout_rate, c.learning_rate, c.batch_size, c.epochs, c.patience, c.grad_clip_norm) == (
-        0.1, 1e-3, 64, 100, 10, 1.0)
+        0.1,
+        1e-3,
+        64,
+        100,
+        10,
+        1.0,
+    )
     assert (c.train_fraction, c.val_fraction, c.conv_filters, c.conv_kernel_size) == (0.7, 0.1, 32, 1)
-    for field, value in (("kind", "tcn"), ("window", 0), ("num_heads", 0), ("dropout_rate", 1.0), ("pooling", "max"),
-                         ("scaler", "robust"), ("learning_rate", 0.0), ("train_fraction", 1.0), ("batch_size", 2.5),
-                         ("causal_attention", 1), ("patience", -1)):
+    for field, value in (
+        ("kind", "tcn"),
+        ("window", 0),
+        ("num_heads", 0),
+        ("dropout_rate", 1.0),
+        ("pooling", "max"),
+        ("scaler", "robust"),
+        ("learning_rate", 0.0),
+        ("train_fraction", 1.0),
+        ("batch_size", 2.5),
+        ("causal_attention", 1),
+        ("patience", -1),
+    ):
         with pytest.raises(ValueError, match=f"WorkloadPredictorConfig.{field}"):
             predict.WorkloadPredictorConfig(**{field: value})
     with pytest.raises(ValueError, match="train_fraction \\+ val_fraction must be < 1"):
@@ -67,11 +97,15 @@ def test_transformer_has_the_spec_sizes():
     assert shapes["ffn_1"]["kernel"] == (64, 128) and shapes["ffn_2"]["kernel"] == (128, 64)
     assert shapes["head"]["kernel"] == (64, 1)
     with_positions = predict.WorkloadPredictorConfig(positional_embedding=True)
-    assert jax.eval_shape(lambda key: workload._init_params(key, config=with_positions), jax.random.key(0))["position"].shape == (6, 64)
+    assert jax.eval_shape(lambda key: workload._init_params(key, config=with_positions), jax.random.key(0))[
+        "position"
+    ].shape == (6, 64)
     # §4.4: 32 units everywhere; the CNN variants start with Conv1D(kernel 1, 32 filters)
     for kind, cell in (("lstm", "lstm"), ("gru", "gru"), ("cnn_lstm", "lstm"), ("cnn_gru", "gru")):
         config = predict.WorkloadPredictorConfig(kind=kind)
-        shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(lambda key: workload._init_params(key, config=config), jax.random.key(0)))
+        shapes = jax.tree.map(
+            lambda a: a.shape, jax.eval_shape(lambda key: workload._init_params(key, config=config), jax.random.key(0))
+        )
         assert set(shapes) == ({"conv", cell, "head"} if kind.startswith("cnn") else {cell, "head"})
         assert shapes["head"]["kernel"] == (32, 1)
         if kind.startswith("cnn"):
@@ -85,9 +119,13 @@ def test_every_kind_output_shape_and_predict_next_load_jit_vmap(kind):
     x = jax.random.uniform(jax.random.key(1), (5, 6, 1))
     assert jax.eval_shape(predictor.model.apply, {"params": predictor.params}, x).shape == (5, 1)  # spec §10.3 #19
     history = 10.0 * jax.random.uniform(jax.random.key(2), (2, 4, 6, 3))  # [..., window, S]
-    run = jax.jit(lambda p, h: (predict.predict_next_load(p, h),  # any leading axes
-                                jax.vmap(predict.predict_next_load, in_axes=(None, 0))(p, h),
-                                predict.predict_next_load(p, h[1, 2])))  # no batch axes: [window, S] -> [S]
+    run = jax.jit(
+        lambda p, h: (
+            predict.predict_next_load(p, h),  # any leading axes
+            jax.vmap(predict.predict_next_load, in_axes=(None, 0))(p, h),
+            predict.predict_next_load(p, h[1, 2]),
+        )
+    )  # no batch axes: [window, S] -> [S]
     out, vmapped, one = run(predictor, history)
     assert out.shape == (2, 4, 3) and bool(jnp.all(jnp.isfinite(out)))
     np.testing.assert_allclose(vmapped, out, rtol=1e-5, atol=1e-5)
@@ -99,18 +137,26 @@ def test_attention_causal_mask_pooling_and_dropout():
     weights (the mask and the pooling add no parameters), and the training-mode forward pass."""
     x = jax.random.uniform(jax.random.key(0), (2, 6, 1))
     bumped = x.at[:, 3].add(1.0)  # change step 3 only
-    causal, full, mean = (workload.make_workload_model(tiny("lstm_transformer", **changes))
-                          for changes in ({"causal_attention": True}, {}, {"pooling": "mean", "dropout_rate": 0.5}))
+    causal, full, mean = (
+        workload.make_workload_model(tiny("lstm_transformer", **changes))
+        for changes in ({"causal_attention": True}, {}, {"pooling": "mean", "dropout_rate": 0.5})
+    )
     params = jax.jit(full.init)(jax.random.key(1), x)["params"]
 
     @jax.jit
     def run(params, key):
         v = {"params": params}
-        sequences = {name: (m.apply(v, x, return_sequence=True), m.apply(v, bumped, return_sequence=True))
-                     for name, m in (("causal", causal), ("full", full))}
-        outputs = {"causal": causal.apply(v, x), "full": full.apply(v, x), "mean": mean.apply(v, x),
-                   "mean_sequence": mean.apply(v, x, return_sequence=True),
-                   "mean_train": mean.apply(v, x, train=True, rngs={"dropout": key})}
+        sequences = {
+            name: (m.apply(v, x, return_sequence=True), m.apply(v, bumped, return_sequence=True))
+            for name, m in (("causal", causal), ("full", full))
+        }
+        outputs = {
+            "causal": causal.apply(v, x),
+            "full": full.apply(v, x),
+            "mean": mean.apply(v, x),
+            "mean_sequence": mean.apply(v, x, return_sequence=True),
+            "mean_train": mean.apply(v, x, train=True, rngs={"dropout": key}),
+        }
         return sequences, outputs
 
     sequences, outputs = run(params, jax.random.key(2))
@@ -137,7 +183,9 @@ def test_scaler_round_trip_and_predict_next_load_units():
     np.testing.assert_allclose(predict.denormalize(predict.normalize(series, low, high), low, high), series, rtol=1e-6)
     z_low, z_high = predict.fit_scaler(series, dataclasses.replace(config, scaler="zscore"))
     np.testing.assert_allclose(z_low, series[:14].mean(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(z_high - z_low, np.where(series[:14].std(axis=0) > 0, series[:14].std(axis=0), 1.0), rtol=1e-5)
+    np.testing.assert_allclose(
+        z_high - z_low, np.where(series[:14].std(axis=0) > 0, series[:14].std(axis=0), 1.0), rtol=1e-5
+    )
     pooled = predict.fit_scaler(series, dataclasses.replace(config, per_series_scaling=False))
     assert pooled[0].shape == pooled[1].shape == (1,) and pooled[0][0] == 0.0 and pooled[1][0] == 169.0
 
@@ -151,8 +199,13 @@ def test_scaler_round_trip_and_predict_next_load_units():
     def run(predictor, negative, raw, history, series):
         normalized = (history - predictor.low) / (predictor.high - predictor.low)
         y = predictor.model.apply({"params": predictor.params}, normalized.T[:, :, None])[:, 0]
-        return (y, predict.predict_next_load(predictor, history), predict.predict_next_load(negative, history),
-                predict.predict_next_load(raw, history), predict.predict_load_series(predictor, series))
+        return (
+            y,
+            predict.predict_next_load(predictor, history),
+            predict.predict_next_load(negative, history),
+            predict.predict_next_load(raw, history),
+            predict.predict_load_series(predictor, series),
+        )
 
     y, out, clipped, unclipped, table = run(predictor, negative, raw, history, series)
     np.testing.assert_allclose(out, np.maximum(low + np.asarray(y) * (high - low), 0.0), rtol=1e-5, atol=1e-5)
@@ -166,9 +219,15 @@ def test_scaler_round_trip_and_predict_next_load_units():
         predict.predict_next_load(predictor, history[:2])
     with pytest.raises(ValueError, match="fitted to 3"):
         predict.predict_next_load(predictor, jnp.zeros((3, 5)))
-    shared = predict.WorkloadPredictor(params=predictor.params, low=jnp.zeros(1), high=jnp.ones(1),
-                                       config=dataclasses.replace(config, per_series_scaling=False))
-    assert jax.eval_shape(predict.predict_next_load, shared, jnp.zeros((3, 5))).shape == (5,) and shared.num_series is None
+    shared = predict.WorkloadPredictor(
+        params=predictor.params,
+        low=jnp.zeros(1),
+        high=jnp.ones(1),
+        config=dataclasses.replace(config, per_series_scaling=False),
+    )
+    assert (
+        jax.eval_shape(predict.predict_next_load, shared, jnp.zeros((3, 5))).shape == (5,) and shared.num_series is None
+    )
     assert predictor.num_series == 3
 
 
@@ -178,7 +237,7 @@ def test_split_sizes_and_chronological_windows():
     config = tiny("gru", window=3)
     assert predict.split_sizes(20, config) == (11, 1, 5)  # 17 windows: floor(11.9), floor(1.7), the rest
     splits = workload._split_windows(series, config)
-    (train_x, train_y), (val_x, val_y), (test_x, test_y) = splits["train"], splits["val"], splits["test"]
+    (train_x, train_y), (_, val_y), (test_x, test_y) = splits["train"], splits["val"], splits["test"]
     assert train_x.shape == (2, 11, 3) and val_y.shape == (2, 1) and test_y.shape == (2, 5)
     np.testing.assert_array_equal(train_x[1, 0], [1.0, 11.0, 21.0])
     np.testing.assert_array_equal(train_y[0], 10.0 * np.arange(3, 14))
@@ -219,7 +278,9 @@ def test_persistence_reference(flow):
 # ---------------------------------------------------------------- training, §4.3
 def test_training_reduces_the_loss_and_keeps_the_best_epoch(trained_gru, flow):
     predictor, history = trained_gru
-    assert history["epochs_run"] >= 1 and history["train_mse"].shape == history["val_mse"].shape == (history["epochs_run"],)
+    assert history["epochs_run"] >= 1 and history["train_mse"].shape == history["val_mse"].shape == (
+        history["epochs_run"],
+    )
     assert np.all(np.isfinite(history["train_mse"])) and np.all(np.isfinite(history["val_mse"]))
     assert history["val_mse"].min() < history["initial_val_mse"]
     assert history["train_mse"][-1] < history["train_mse"][0]
@@ -243,8 +304,9 @@ def test_training_is_deterministic_and_stops(flow, trained_gru):
     jax.tree.map(np.testing.assert_array_equal, a.params, trained_gru[0].params)
     np.testing.assert_array_equal(hist_a["val_mse"], trained_gru[1]["val_mse"])
     calls = []
-    _, hist = predict.train_workload_predictor(jax.random.key(1), config, flow,
-                                               progress=lambda epoch, record: calls.append(record) or True)
+    _, hist = predict.train_workload_predictor(
+        jax.random.key(1), config, flow, progress=lambda epoch, record: calls.append(record) or True
+    )
     assert len(calls) == 1 and hist["epochs_run"] == 1 and not hist["stopped_early"]
     with pytest.raises(ValueError, match="fewer than WorkloadPredictorConfig.batch_size"):
         predict.train_workload_predictor(jax.random.key(1), dataclasses.replace(config, batch_size=4096), flow)
@@ -302,7 +364,11 @@ def test_load_traffic_csv_wide_and_long(tmp_path):
         ("duplicate_column", "time,a,a\n0,1,2\n1,2,3\n", "duplicate column name"),
         ("one_time", "time,a\n0,1\n", "at least 2 time rows"),
         ("long_missing", "time,id,value\n0,a,1\n0,b,2\n1,a,3\n", "no value for id='b' at time='1'"),
-        ("long_duplicate", "time,id,value\n0,a,1\n0,a,2\n1,a,3\n", "line 3: duplicate \\(time, id\\) = \\(0, a\\), first on line 2"),
+        (
+            "long_duplicate",
+            "time,id,value\n0,a,1\n0,a,2\n1,a,3\n",
+            "line 3: duplicate \\(time, id\\) = \\(0, a\\), first on line 2",
+        ),
     ],
 )
 def test_load_traffic_csv_rejects_malformed_files(tmp_path, name, content, message):

@@ -86,8 +86,10 @@ def add_config_flags(parser: argparse.ArgumentParser, section: str, cls, default
         flag = f"--{section}.{field.name}"
         kind = type(default)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        note = " (command-line default; library default %r)" % (field.default,) if field.name in defaults else ""
-        metavar = "{" + "|".join(map(str, choices[field.name])) + "}" if field.name in choices else kind.__name__.upper()
+        note = f" (command-line default; library default {field.default!r})" if field.name in defaults else ""
+        metavar = (
+            "{" + "|".join(map(str, choices[field.name])) + "}" if field.name in choices else kind.__name__.upper()
+        )
         group.add_argument(
             flag,
             dest=f"{section}.{field.name}",
@@ -109,24 +111,47 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vmjax", description="vmjax: vehicular-metaverse edge-network simulator")
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser(
-        "train", help=f"train a learner (default: {scenario.default_algo} on {scenarios.DEFAULT_ENV_ID})",
+        "train",
+        help=f"train a learner (default: {scenario.default_algo} on {scenarios.DEFAULT_ENV_ID})",
         description=f"Train {algo} on {env_id}. Scenarios and learners (--env, --algo): {listing}. Every config "
         "field is a flag; command-line defaults finish in a few minutes on 2 CPU cores.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    train_parser.add_argument("--resume", action="store_true",
-                              help="continue the run in --run.run_dir from its checkpoint (its saved config is used; "
-                              "only --agent.num_iterations, --run.chunk_iterations and --run.log may change)")
-    train_parser.add_argument("--env", dest="run.env", default=argparse.SUPPRESS, metavar="ENV_ID",
-                              help=f"the scenario, short for --run.env: {' | '.join(scenarios.all_scenarios())}")
-    train_parser.add_argument("--algo", dest="run.algo", default=argparse.SUPPRESS, metavar="ALGO",
-                              type=lambda text: text.replace("-", "_"), help="the learner, short for --run.algo")
-    train_parser.add_argument("--log", dest="run.log", default=argparse.SUPPRESS,
-                              choices=typing.get_args(runner.MetricsLog), help="metrics sinks, short for --run.log")
+    train_parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run.run_dir from its checkpoint (its saved config is used; "
+        "only --agent.num_iterations, --run.chunk_iterations and --run.log may change)",
+    )
+    train_parser.add_argument(
+        "--env",
+        dest="run.env",
+        default=argparse.SUPPRESS,
+        metavar="ENV_ID",
+        help=f"the scenario, short for --run.env: {' | '.join(scenarios.all_scenarios())}",
+    )
+    train_parser.add_argument(
+        "--algo",
+        dest="run.algo",
+        default=argparse.SUPPRESS,
+        metavar="ALGO",
+        type=lambda text: text.replace("-", "_"),
+        help="the learner, short for --run.algo",
+    )
+    train_parser.add_argument(
+        "--log",
+        dest="run.log",
+        default=argparse.SUPPRESS,
+        choices=typing.get_args(runner.MetricsLog),
+        help="metrics sinks, short for --run.log",
+    )
     for section, cls in scenario.config_sections(algo, runner.RunConfig).items():
         add_config_flags(train_parser, section, cls, scenario.defaults.get(section, {}))
-    eval_parser = commands.add_parser("evaluate", help="compare trained policies with the heuristics",
-                                      description=runner.evaluate.__doc__.splitlines()[0])
+    eval_parser = commands.add_parser(
+        "evaluate",
+        help="compare trained policies with the heuristics",
+        description=runner.evaluate.__doc__.splitlines()[0],
+    )
     eval_parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders to evaluate")
     eval_parser.add_argument("--episodes", type=int, default=100, help="held-out episodes per seed (§7.1: 100)")
     eval_parser.add_argument("--seeds", type=int, default=3, help="independent held-out episode sets")
@@ -166,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {k: v for k, v in vars(args).items() if "." in k}
         try:
             if args.resume:
-                run_dir = overrides.get("run.run_dir") or runner.RunConfig(env=env_id or scenarios.DEFAULT_ENV_ID,
-                                                                           algo=algo).run_dir
+                run_dir = (
+                    overrides.get("run.run_dir")
+                    or runner.RunConfig(env=env_id or scenarios.DEFAULT_ENV_ID, algo=algo).run_dir
+                )
                 configs = runner.resume_configs(Path(run_dir), overrides)
             else:
                 configs = runner.build_configs(overrides)

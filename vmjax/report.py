@@ -49,13 +49,18 @@ def plot_learning_curve(records: Sequence[dict], path: str | os.PathLike, title:
 DEFAULT_PANELS = (("latency_s", "mean total latency per vehicle-slot (s)", 1.0),)
 
 
-def plot_comparison(results: dict[str, dict], path: str | os.PathLike, title: str = "",
-                    panels: Sequence[tuple[str, str, float]] = DEFAULT_PANELS) -> None:
+def plot_comparison(
+    results: dict[str, dict],
+    path: str | os.PathLike,
+    title: str = "",
+    panels: Sequence[tuple[str, str, float]] = DEFAULT_PANELS,
+) -> None:
     """Bar charts, one panel per (metric, y label, scale), of each policy's mean with the spread over evaluation
     seeds (`<metric>_seed_std`) as error bars; policies ordered by their first metric."""
     names = sorted(results, key=lambda n: results[n][panels[0][0]])
-    fig, axes = _figure(max(6, 1.1 * len(names)) * (1 if len(panels) == 1 else 0.75 * len(panels)), 3.8,
-                        columns=len(panels))
+    fig, axes = _figure(
+        max(6, 1.1 * len(names)) * (1 if len(panels) == 1 else 0.75 * len(panels)), 3.8, columns=len(panels)
+    )
     for ax, (metric, label, scale) in zip(np.atleast_1d(axes), panels):
         means = [scale * results[n][metric] for n in names]
         spread = [scale * results[n].get(f"{metric}_seed_std", 0.0) for n in names]

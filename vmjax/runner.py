@@ -183,7 +183,9 @@ class MetricsSinks:
             try:
                 from tensorboardX import SummaryWriter
             except ImportError as error:
-                raise SystemExit("--run.log tensorboard needs tensorboardX: pip install 'vmjax[tensorboard]'") from error
+                raise SystemExit(
+                    "--run.log tensorboard needs tensorboardX: pip install 'vmjax[tensorboard]'"
+                ) from error
             self.tensorboard = SummaryWriter(logdir=str(run_dir))
 
     def write(self, records: list[dict]) -> None:
@@ -214,8 +216,9 @@ def train(configs: Configs, resume: bool = False, log=print) -> Path:
     run_dir = Path(run.run_dir)
     ckpt_path, ckpt_info = run_dir / "checkpoint.msgpack", run_dir / "checkpoint.json"
     if not resume and ckpt_path.exists():
-        raise SystemExit(f"{run_dir} already holds a checkpoint: pass --resume to continue it, or another "
-                         "--run.run_dir")
+        raise SystemExit(
+            f"{run_dir} already holds a checkpoint: pass --resume to continue it, or another --run.run_dir"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = configs_to_json(configs)
     saved["machine"] = machine_summary()
@@ -240,8 +243,10 @@ def train(configs: Configs, resume: bool = False, log=print) -> Path:
     compiled: dict[int, Any] = {}
     wall = wall_before
     variant = scenario.variant(configs)
-    log(f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, {variant}), "
-        f"{agent.num_envs} worlds, {total} iterations [{machine_summary()}]")
+    log(
+        f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, {variant}), "
+        f"{agent.num_envs} worlds, {total} iterations [{machine_summary()}]"
+    )
     while done < total:
         chunk = min(run.chunk_iterations, total - done)
         if chunk not in compiled:
@@ -260,8 +265,9 @@ def train(configs: Configs, resume: bool = False, log=print) -> Path:
         records.extend(new)
         done += chunk
         checkpoint.save_checkpoint(ckpt_path, state)
-        io.atomic_write_json(ckpt_info, {"iteration": done, "env_steps": done * steps_per_iteration,
-                                         "train_wall_s": wall})
+        io.atomic_write_json(
+            ckpt_info, {"iteration": done, "env_steps": done * steps_per_iteration, "train_wall_s": wall}
+        )
         last = new[-1]
         progress_line(
             f"{_bar(done, total)} {done}/{total} it  {chunk * steps_per_iteration / elapsed:,.0f} env steps/s  "
@@ -273,8 +279,10 @@ def train(configs: Configs, resume: bool = False, log=print) -> Path:
     from vmjax import report
 
     report.plot_learning_curve(records, run_dir / "learning_curve.png", f"{run.algo} on {run.env} ({variant})")
-    log(f"done: {done} iterations, {done * steps_per_iteration:,} env steps, {wall:.0f} s of training; "
-        f"wrote {run_dir}/metrics.jsonl, learning_curve.png, checkpoint.msgpack")
+    log(
+        f"done: {done} iterations, {done * steps_per_iteration:,} env steps, {wall:.0f} s of training; "
+        f"wrote {run_dir}/metrics.jsonl, learning_curve.png, checkpoint.msgpack"
+    )
     return run_dir
 
 
@@ -346,19 +354,43 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
     log(table)
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_summary()
-    io.atomic_write_json(out_dir / "evaluation.json", {
-        "env": env_id, "runs": [str(d) for d in run_dirs], "episodes_per_seed": episodes, "seeds": seeds,
-        "first_seed": first_seed, "results": results, "wall_s": wall, "machine": machine,
-    })
-    io.atomic_write_text(out_dir / "evaluation.md", table + f"\n\nmachine: {machine}; evaluation wall time {wall:.0f} s\n")
-    report.plot_comparison(results, out_dir / "evaluation.png", f"{env_id}: {seeds} x {episodes} held-out episodes",
-                           panels=spec.panels)
+    io.atomic_write_json(
+        out_dir / "evaluation.json",
+        {
+            "env": env_id,
+            "runs": [str(d) for d in run_dirs],
+            "episodes_per_seed": episodes,
+            "seeds": seeds,
+            "first_seed": first_seed,
+            "results": results,
+            "wall_s": wall,
+            "machine": machine,
+        },
+    )
+    io.atomic_write_text(
+        out_dir / "evaluation.md", table + f"\n\nmachine: {machine}; evaluation wall time {wall:.0f} s\n"
+    )
+    report.plot_comparison(
+        results, out_dir / "evaluation.png", f"{env_id}: {seeds} x {episodes} held-out episodes", panels=spec.panels
+    )
     log(f"wrote {out_dir}/evaluation.json, evaluation.md, evaluation.png ({wall:.0f} s)")
     return results
 
 
 __all__ = [
-    "RESUMABLE_OVERRIDES", "MetricsSinks", "RunConfig", "build_configs", "build_env_and_params", "configs_from_json",
-    "configs_to_json", "evaluate", "load_run", "make_trainer", "read_metrics", "resume_configs", "run_label",
-    "sections_of", "train",
+    "RESUMABLE_OVERRIDES",
+    "MetricsSinks",
+    "RunConfig",
+    "build_configs",
+    "build_env_and_params",
+    "configs_from_json",
+    "configs_to_json",
+    "evaluate",
+    "load_run",
+    "make_trainer",
+    "read_metrics",
+    "resume_configs",
+    "run_label",
+    "sections_of",
+    "train",
 ]

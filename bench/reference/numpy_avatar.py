@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -97,13 +98,12 @@ class ReferenceConfig:
                 raise ValueError(f"ReferenceConfig.{name} must be > 0, got {getattr(self, name)!r}")
 
     @classmethod
-    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "ReferenceConfig":
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> ReferenceConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - names)
         if unknown:
             raise ValueError(f"unknown config field(s) {unknown}; valid fields: {sorted(names)}")
         return cls(**kwargs)
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +196,7 @@ class EpisodeDraws:
     queue_cycles: np.ndarray
     slot: SlotDraws
 
-    def rows(self, index) -> "EpisodeDraws":
+    def rows(self, index) -> EpisodeDraws:
         """The worlds `index` of batched draws."""
         take = lambda x: np.asarray(x)[index]  # noqa: E731
         rsu = RsuDraws(*(take(getattr(self.rsu, f.name)) for f in dataclasses.fields(RsuDraws)))
@@ -208,8 +208,9 @@ def _uniform(rng: np.random.Generator, low, high, shape, dtype):
     return (low + (high - low) * rng.random(shape, dtype=dtype)).astype(dtype, copy=False)
 
 
-def sample_rsus(rng: np.random.Generator, params: ReferenceParams, num_rsus: int, batch=(),
-                dtype=np.float64) -> RsuDraws:
+def sample_rsus(
+    rng: np.random.Generator, params: ReferenceParams, num_rsus: int, batch=(), dtype=np.float64
+) -> RsuDraws:
     """Heterogeneous RSUs and cloud from the §7.1 ranges (resampled at every reset)."""
     shape = tuple(batch) + (num_rsus,)
     bandwidth = _uniform(rng, params.rsu_bandwidth_hz_low, params.rsu_bandwidth_hz_high, shape, dtype)
@@ -225,8 +226,9 @@ def sample_rsus(rng: np.random.Generator, params: ReferenceParams, num_rsus: int
     )
 
 
-def sample_slot(rng: np.random.Generator, params: ReferenceParams, num_vehicles: int, batch=(),
-                dtype=np.float64) -> SlotDraws:
+def sample_slot(
+    rng: np.random.Generator, params: ReferenceParams, num_vehicles: int, batch=(), dtype=np.float64
+) -> SlotDraws:
     """New tasks D^in_v, D_v for every vehicle."""
     shape = tuple(batch) + (num_vehicles,)
     return SlotDraws(
@@ -460,8 +462,9 @@ class AvatarPremigrationNumpy(_Common):
         diff = position[:, None, :] - self.rsu_xy_m[None, :, :]
         distance = np.maximum(np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2), p.min_distance_m)
         serving = np.argmin(distance, axis=1)
-        stay = disk_exit_time_s(position, velocity, self.rsu_xy_m[serving], p.coverage_radius_m,
-                                p.stay_min_speed_mps, p.stay_max_s).tolist()
+        stay = disk_exit_time_s(
+            position, velocity, self.rsu_xy_m[serving], p.coverage_radius_m, p.stay_min_speed_mps, p.stay_max_s
+        ).tolist()
         distance, serving = distance.tolist(), serving.tolist()
         queue, gpu = self._queue.tolist(), self._gpu.tolist()
         bandwidth, migration = self._bandwidth, self._migration
@@ -517,8 +520,11 @@ class AvatarPremigrationNumpy(_Common):
         self._t += 1
         reward = (-info["total_latency_s"]).astype(np.float32)  # eq. (21)
         info.update(
-            stay_time_s=np.asarray(stay), target=np.asarray(target), serving=np.asarray(serving),
-            queue_cycles=self._queue.copy(), overflow_cycles=float(overflow.sum()),
+            stay_time_s=np.asarray(stay),
+            target=np.asarray(target),
+            serving=np.asarray(serving),
+            queue_cycles=self._queue.copy(),
+            overflow_cycles=float(overflow.sum()),
             workload_violations=int((overflow > 0).sum()),
         )
         truncated = self._t >= self.config.max_steps
@@ -561,8 +567,9 @@ class BatchedAvatarPremigrationNumpy(_Common):
     episode ended on is in `info["final_observation"]`. Arithmetic in `dtype` (float32 by default, as vmjax).
     """
 
-    def __init__(self, num_envs: int, params: ReferenceParams | None = None, seed: int | None = None,
-                 dtype=np.float32, **config):
+    def __init__(
+        self, num_envs: int, params: ReferenceParams | None = None, seed: int | None = None, dtype=np.float32, **config
+    ):
         super().__init__(params, config)
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
@@ -630,8 +637,9 @@ class BatchedAvatarPremigrationNumpy(_Common):
         np.maximum(distance, dt.type(p.min_distance_m), out=distance)
         serving = np.argmin(distance, axis=2)
         velocity = (position - previous) / dt.type(p.slot_s)
-        stay = disk_exit_time_s(position, velocity, self._rsu_xy[serving], p.coverage_radius_m,
-                                p.stay_min_speed_mps, p.stay_max_s).astype(dt, copy=False)
+        stay = disk_exit_time_s(
+            position, velocity, self._rsu_xy[serving], p.coverage_radius_m, p.stay_min_speed_mps, p.stay_max_s
+        ).astype(dt, copy=False)
 
         # latency, eqs. (1)-(9), [B, N]
         premigrates = (target != serving) & (fraction > 0.0)
@@ -691,11 +699,21 @@ class BatchedAvatarPremigrationNumpy(_Common):
         terminated = np.zeros(b, bool)
         obs = self._observation()
         info = {
-            "total_latency_s": total_s, "uplink_s": uplink_s, "processing_s": processing_s,
-            "migration_s": migration_s, "cloud_s": cloud_s, "downlink_s": downlink_s,
-            "premigrated": premigrates, "fraction": alpha, "cloud_share": cloud_bits / task_bits,
-            "stay_time_s": stay, "target": target, "serving": serving, "queue_cycles": self._queue.copy(),
-            "overflow_cycles": overflow.sum(axis=1), "workload_violations": (overflow > 0).sum(axis=1),
+            "total_latency_s": total_s,
+            "uplink_s": uplink_s,
+            "processing_s": processing_s,
+            "migration_s": migration_s,
+            "cloud_s": cloud_s,
+            "downlink_s": downlink_s,
+            "premigrated": premigrates,
+            "fraction": alpha,
+            "cloud_share": cloud_bits / task_bits,
+            "stay_time_s": stay,
+            "target": target,
+            "serving": serving,
+            "queue_cycles": self._queue.copy(),
+            "overflow_cycles": overflow.sum(axis=1),
+            "workload_violations": (overflow > 0).sum(axis=1),
             "final_observation": obs,
         }
         if truncated.any():  # auto-reset the finished worlds

@@ -26,7 +26,8 @@ import argparse
 import dataclasses
 import math
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -227,8 +228,9 @@ def value_loss(values, old_values, returns, clip_eps):
 
 
 # ====================================================================== training
-def make_envs(num_envs: int, seed: int, env_params: ReferenceParams | None = None,
-              env_config: Mapping[str, Any] | None = None) -> list[AvatarPremigrationNumpy]:
+def make_envs(
+    num_envs: int, seed: int, env_params: ReferenceParams | None = None, env_config: Mapping[str, Any] | None = None
+) -> list[AvatarPremigrationNumpy]:
     seeds = np.random.SeedSequence(seed).spawn(num_envs)
     return [AvatarPremigrationNumpy(params=env_params, seed=s, **dict(env_config or {})) for s in seeds]
 
@@ -274,8 +276,12 @@ def _train(config: TorchHybridMappoConfig, seed: int, env_params, env_config, lo
     n, m, d = envs[0].num_agents, envs[0].num_rsus, envs[0].obs_dim
     policy = HybridPolicy(n, d, m, config)
     groups = {name: getattr(policy, name) for name in BRANCHES}
-    lrs = {"actor_d": config.actor_lr, "actor_c": config.actor_lr,
-           "critic_d": config.critic_lr, "critic_c": config.critic_lr}
+    lrs = {
+        "actor_d": config.actor_lr,
+        "actor_c": config.actor_lr,
+        "critic_d": config.critic_lr,
+        "critic_c": config.critic_lr,
+    }
     optimizers = {name: torch.optim.Adam(groups[name].parameters(), lr=lrs[name], eps=1e-5) for name in BRANCHES}
 
     e, steps = config.num_envs, config.num_steps
@@ -332,8 +338,23 @@ def _train(config: TorchHybridMappoConfig, seed: int, env_params, env_config, lo
 
         # ---------------------------------------------------------------- update
         flat = lambda x: x.reshape(steps * e, *x.shape[2:])  # noqa: E731  (time x worlds), agents kept together
-        data = [flat(x) for x in (buf_obs, buf_mask, buf_target, buf_raw, buf_logp_d, buf_logp_c,
-                                  buf_value_d, buf_value_c, adv_d, adv_c, ret_d, ret_c)]
+        data = [
+            flat(x)
+            for x in (
+                buf_obs,
+                buf_mask,
+                buf_target,
+                buf_raw,
+                buf_logp_d,
+                buf_logp_c,
+                buf_value_d,
+                buf_value_c,
+                adv_d,
+                adv_c,
+                ret_d,
+                ret_c,
+            )
+        ]
         size, per_batch = steps * e, steps * e // config.num_minibatches
         stats = []
         for _ in range(config.update_epochs):
@@ -364,8 +385,18 @@ def _train(config: TorchHybridMappoConfig, seed: int, env_params, env_config, lo
         update_s = time.perf_counter() - rollout_s - start
         iteration_s = time.perf_counter() - start
 
-        names = ("policy_loss_d", "policy_loss_c", "value_loss_d", "value_loss_c", "entropy_d", "entropy_c",
-                 "approx_kl_d", "approx_kl_c", "clip_fraction_d", "clip_fraction_c")
+        names = (
+            "policy_loss_d",
+            "policy_loss_c",
+            "value_loss_d",
+            "value_loss_c",
+            "entropy_d",
+            "entropy_c",
+            "approx_kl_d",
+            "approx_kl_c",
+            "clip_fraction_d",
+            "clip_fraction_c",
+        )
         metrics = {
             "iteration": iteration + 1,
             "env_steps": (iteration + 1) * size,
@@ -392,8 +423,9 @@ def _train(config: TorchHybridMappoConfig, seed: int, env_params, env_config, lo
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.reference.torch_hybrid_mappo",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.reference.torch_hybrid_mappo", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--envs", type=int, default=20, help="parallel worlds (a Python list of NumPy envs)")
     parser.add_argument("--steps", type=int, default=100, help="rollout steps per iteration")
     parser.add_argument("--iterations", type=int, default=2, help="training iterations")
@@ -405,14 +437,27 @@ def main(argv=None) -> int:
     config = TorchHybridMappoConfig(update_epochs=args.epochs)
 
     def log(metrics):
-        print(f"iteration {metrics['iteration']:>4}  {metrics['iteration_s']:7.2f} s  mean reward "
-              f"{metrics['mean_reward']:8.3f}  episodes {metrics['episodes']}", flush=True)
+        print(
+            f"iteration {metrics['iteration']:>4}  {metrics['iteration_s']:7.2f} s  mean reward "
+            f"{metrics['mean_reward']:8.3f}  episodes {metrics['episodes']}",
+            flush=True,
+        )
 
-    result = train(args.envs, args.steps, args.iterations, args.seed, config=config,
-                   env_config={"workload_forecast": args.forecast}, num_threads=args.threads, log=log)
+    result = train(
+        args.envs,
+        args.steps,
+        args.iterations,
+        args.seed,
+        config=config,
+        env_config={"workload_forecast": args.forecast},
+        num_threads=args.threads,
+        log=log,
+    )
     rollout, update = float(np.median(result["rollout_s"])), float(np.median(result["update_s"]))
-    print(f"torch {result['torch_version']} ({result['torch_threads']} threads): {result['env_steps_per_s']:,.0f} "
-          f"env steps/s over {result['env_steps']} steps; median rollout {rollout:.2f} s, update {update:.2f} s")
+    print(
+        f"torch {result['torch_version']} ({result['torch_threads']} threads): {result['env_steps_per_s']:,.0f} "
+        f"env steps/s over {result['env_steps']} steps; median rollout {rollout:.2f} s, update {update:.2f} s"
+    )
     return 0
 
 

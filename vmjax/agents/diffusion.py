@@ -135,10 +135,20 @@ def make_schedule(config: DiffusionConfig) -> Schedule:
     alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])
     posterior = beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
     sigma = {"none": np.zeros_like(beta), "beta": np.sqrt(beta), "posterior": np.sqrt(posterior)}[config.step_noise]
-    arrays = (beta, alpha, alpha_bar, alpha_bar_prev, posterior, beta / np.sqrt(1.0 - alpha_bar),
-              1.0 / np.sqrt(alpha), sigma, 1.0 / np.sqrt(alpha_bar), np.sqrt(1.0 / alpha_bar - 1.0),
-              beta * np.sqrt(alpha_bar_prev) / (1.0 - alpha_bar),
-              (1.0 - alpha_bar_prev) * np.sqrt(alpha) / (1.0 - alpha_bar))
+    arrays = (
+        beta,
+        alpha,
+        alpha_bar,
+        alpha_bar_prev,
+        posterior,
+        beta / np.sqrt(1.0 - alpha_bar),
+        1.0 / np.sqrt(alpha),
+        sigma,
+        1.0 / np.sqrt(alpha_bar),
+        np.sqrt(1.0 / alpha_bar - 1.0),
+        beta * np.sqrt(alpha_bar_prev) / (1.0 - alpha_bar),
+        (1.0 - alpha_bar_prev) * np.sqrt(alpha) / (1.0 - alpha_bar),
+    )
     return Schedule(*(np.asarray(a, np.float32) for a in arrays))
 
 
@@ -202,8 +212,9 @@ def sample_chain_noise(key: jax.Array, config: DiffusionConfig, x_dim: int, batc
     return ChainNoise(x_T, jax.random.normal(k_steps, batch_shape + (config.num_steps, x_dim)))
 
 
-def reverse_chain(denoise: Callable, schedule: Schedule, state: jax.Array, noise: ChainNoise,
-                  denoised_clip: float | None = None) -> jax.Array:
+def reverse_chain(
+    denoise: Callable, schedule: Schedule, state: jax.Array, noise: ChainNoise, denoised_clip: float | None = None
+) -> jax.Array:
     """x_0 of the reverse chain (eqs. 23-25) from stored noise, as one `lax.scan` over u = U..1:
 
         x_{u-1} = (1/sqrt(alpha_u)) (x_u - beta_u / sqrt(1 - abar_u) eps(x_u, s, u)) + sigma_u z_u
@@ -223,8 +234,9 @@ def reverse_chain(denoise: Callable, schedule: Schedule, state: jax.Array, noise
         if denoised_clip is None:
             mean = c.inv_sqrt_alphas * (x - c.eps_coefs * eps)  # eq. (25)
         else:
-            x0_hat = jnp.clip(c.recip_sqrt_alpha_bars * x - c.recipm1_sqrt_alpha_bars * eps, -denoised_clip,
-                              denoised_clip)
+            x0_hat = jnp.clip(
+                c.recip_sqrt_alpha_bars * x - c.recipm1_sqrt_alpha_bars * eps, -denoised_clip, denoised_clip
+            )
             mean = c.posterior_x0_coefs * x0_hat + c.posterior_xu_coefs * x
         return mean + c.step_sigmas * z if noise.steps is not None else mean, None
 
@@ -281,8 +293,9 @@ def sample_loss_noise(key: jax.Array, num_steps: int, x_shape: tuple[int, ...]) 
     return LossNoise(u, jax.random.normal(k_eps, x_shape))
 
 
-def denoising_errors(chain: DiffusionChain, params: PyTree, state: jax.Array, x_0: jax.Array, noise: LossNoise,
-                     norm: str = "l1") -> jax.Array:
+def denoising_errors(
+    chain: DiffusionChain, params: PyTree, state: jax.Array, x_0: jax.Array, noise: LossNoise, norm: str = "l1"
+) -> jax.Array:
     """Per-sample l_diff [...] (eq. 33 [REC §5.4]): x_u = sqrt(abar_u) x_0 + sqrt(1 - abar_u) eps and
     l = mean_j |eps_psi(x_u, s, u) - eps|_j ("l1", the spec) or mean_j (.)^2 ("l2", the plain DDPM MSE)."""
     validation.check_choice("denoising_errors", "norm", norm, LOSS_NORMS)
@@ -292,13 +305,21 @@ def denoising_errors(chain: DiffusionChain, params: PyTree, state: jax.Array, x_
     return jnp.mean(jnp.abs(residual) if norm == "l1" else jnp.square(residual), axis=-1)
 
 
-def diffusion_loss(chain: DiffusionChain, params: PyTree, state: jax.Array, x_0: jax.Array, key: jax.Array,
-                   weight: jax.Array | None = None, norm: str = "l1") -> jax.Array:
+def diffusion_loss(
+    chain: DiffusionChain,
+    params: PyTree,
+    state: jax.Array,
+    x_0: jax.Array,
+    key: jax.Array,
+    weight: jax.Array | None = None,
+    norm: str = "l1",
+) -> jax.Array:
     """L_diff (eq. 33): sum(w l_diff) / max(1, sum(w)) over the samples, with w = 1(A_raw > 0) from the trainer
     (None: plain mean). `state` [..., D], `x_0` [..., X], `weight` [...]. Samples with w = 0 contribute nothing
     (no value, no gradient)."""
-    errors = denoising_errors(chain, params, state, x_0, sample_loss_noise(key, chain.config.num_steps, x_0.shape),
-                              norm)
+    errors = denoising_errors(
+        chain, params, state, x_0, sample_loss_noise(key, chain.config.num_steps, x_0.shape), norm
+    )
     return ppo.masked_mean(errors, weight)
 
 
@@ -340,8 +361,10 @@ class ContinuousDiffusionActor:
         return DiffusionChain(self.config, self.action_dim)
 
     def init(self, key: jax.Array, state: jax.Array) -> dict:
-        return {"denoiser": self.chain.init(key, state),
-                "log_std": jnp.full((self.action_dim,), self.log_std_init, jnp.float32)}
+        return {
+            "denoiser": self.chain.init(key, state),
+            "log_std": jnp.full((self.action_dim,), self.log_std_init, jnp.float32),
+        }
 
     def sample_noise(self, key: jax.Array, batch_shape: tuple[int, ...] = ()) -> ChainNoise:
         return self.chain.sample_noise(key, batch_shape)
@@ -445,7 +468,14 @@ class DiscreteDiffusionActor:
         hot = jax.nn.one_hot(choice, self.num_choices, dtype=jnp.float32)
         return hot.reshape(choice.shape[:-1] + (self.num_agents * self.num_choices,))
 
-    def diffusion_loss(self, params: dict, state: jax.Array, choice: jax.Array, key: jax.Array,
-                       weight: jax.Array | None = None, norm: str = "l1") -> jax.Array:
+    def diffusion_loss(
+        self,
+        params: dict,
+        state: jax.Array,
+        choice: jax.Array,
+        key: jax.Array,
+        weight: jax.Array | None = None,
+        norm: str = "l1",
+    ) -> jax.Array:
         """L_diff (eq. 33) on the executed migrations, weighted by `weight` = 1(A_raw > 0) [...]."""
         return diffusion_loss(self.chain, params["denoiser"], state, self.one_hot(choice), key, weight, norm)

@@ -182,12 +182,19 @@ class Components(NamedTuple):
     update: Callable
 
 
-def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+def make_components(
+    env: Environment,
+    config: DmMappoConfig,
+    env_params: PyTree | None = None,
+    log_metrics: tuple[str, ...] = LOG_METRICS,
+) -> Components:
     env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_actions = env.action_space(env_params).n
-    arch = {"hidden_sizes": tuple(int(h) for h in config.hidden_sizes), "activation": config.activation,
-            "layer_norm": config.layer_norm}
+    arch = {
+        "hidden_sizes": tuple(int(h) for h in config.hidden_sizes),
+        "activation": config.activation,
+        "layer_norm": config.layer_norm,
+    }
     policy = Policy(
         actor=networks.DiscreteActor(num_actions, **arch),
         critic=networks.Critic(**arch) if config.critic_type == "v" else networks.QNetwork(num_actions, **arch),
@@ -196,8 +203,10 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
         shared_critic=config.share_critic_params,
         world_state=env.world_state_from_observation if config.centralized_critic else None,
     )
-    optimizers = {"actor": ppo.annealed_adam(config, config.actor_lr),
-                  "critic": ppo.annealed_adam(config, config.critic_lr)}
+    optimizers = {
+        "actor": ppo.annealed_adam(config, config.actor_lr),
+        "critic": ppo.annealed_adam(config, config.critic_lr),
+    }
     value_clip = config.value_clip_eps if config.value_clip_eps > 0 else None
 
     def init(key) -> DmMappoTrainerState:
@@ -207,8 +216,9 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
         critic_input = policy.critic_input(agent_obs)
         params = {
             "actor": networks.init_agents(policy.actor, k_actor, agent_obs, config.share_actor_params),
-            "critic": networks.init_agents(policy.critic, k_critic, critic_input, config.share_critic_params,
-                                           add_id=not config.centralized_critic),
+            "critic": networks.init_agents(
+                policy.critic, k_critic, critic_input, config.share_critic_params, add_id=not config.centralized_critic
+            ),
         }
         opt_state = {name: optimizers[name].init(params[name]) for name in GROUPS}
         return DmMappoTrainerState(params, opt_state, env_state, obs, k_run, jnp.int32(0))
@@ -233,8 +243,18 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
             next_mask = vec.action_mask(env_state, env_params)
             active = info["active"] if "active" in info else jnp.ones_like(reward, bool)
             transition = Transition(
-                obs, mask, action, log_prob, value, baseline, reward * config.reward_scale, active, terminated, done,
-                info["final_observation"], jnp.where(done[:, None, None], mask, next_mask),
+                obs,
+                mask,
+                action,
+                log_prob,
+                value,
+                baseline,
+                reward * config.reward_scale,
+                active,
+                terminated,
+                done,
+                info["final_observation"],
+                jnp.where(done[:, None, None], mask, next_mask),
             )
             return (env_state, next_obs, next_mask), (transition, ppo.episode_log(reward, info, log_metrics))
 
@@ -254,14 +274,23 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
         done = traj.done[..., None] | trip_end
         next_value = policy.baseline(params, traj.final_obs, traj.next_mask)
         if config.critic_type == "v":
-            advantage, target = ppo.gae(traj.reward, traj.value, next_value, terminated, done, config.gamma,
-                                        config.gae_lambda)
+            advantage, target = ppo.gae(
+                traj.reward, traj.value, next_value, terminated, done, config.gamma, config.gae_lambda
+            )
         else:
             advantage = traj.value - traj.baseline
             target = ppo.lambda_returns(traj.reward, next_value, terminated, done, config.gamma, config.q_lambda)
         flat = ppo.flatten_time
-        return Batch(flat(traj.obs), flat(traj.mask), flat(traj.action), flat(traj.log_prob), flat(traj.value),
-                     flat(advantage), flat(target), flat(traj.active).astype(jnp.float32))
+        return Batch(
+            flat(traj.obs),
+            flat(traj.mask),
+            flat(traj.action),
+            flat(traj.log_prob),
+            flat(traj.value),
+            flat(advantage),
+            flat(target),
+            flat(traj.active).astype(jnp.float32),
+        )
 
     # ------------------------------------------------------------------ losses
     def loss_fn(params, batch: Batch):
@@ -291,7 +320,8 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
         stats = jax.tree.map(jnp.mean, stats)
         stats["active_fraction"] = jnp.mean(data.active)
         stats["mean_feasible_actions"] = jnp.sum(data.mask * data.active[..., None]) / jnp.maximum(
-            jnp.sum(data.active), 1.0)
+            jnp.sum(data.active), 1.0
+        )
         return params, opt_state, stats
 
     def update(state: DmMappoTrainerState) -> tuple[DmMappoTrainerState, dict]:
@@ -307,8 +337,12 @@ def make_components(env: Environment, config: DmMappoConfig, env_params: PyTree 
     return Components(policy, vec, init, rollout, prepare, loss_fn, learn, optimizers, update)
 
 
-def make_trainer(env: Environment, config: DmMappoConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = LOG_METRICS) -> Trainer:
+def make_trainer(
+    env: Environment,
+    config: DmMappoConfig,
+    env_params: PyTree | None = None,
+    log_metrics: tuple[str, ...] = LOG_METRICS,
+) -> Trainer:
     """Build the pure functions of a DM-MAPPO run on a multi-agent env with a Discrete(M) action per agent and an
     `action_mask` [N, M] (TwinRouting-v0)."""
     return trainer.assemble(Trainer, make_components, env, config, env_params, log_metrics)
@@ -318,6 +352,16 @@ make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metri
 
 
 __all__ = [
-    "LOG_METRICS", "Batch", "Components", "CriticType", "DmMappoConfig", "DmMappoTrainerState", "Policy", "Transition",
-    "coma_baseline", "make_components", "make_train", "make_trainer",
+    "LOG_METRICS",
+    "Batch",
+    "Components",
+    "CriticType",
+    "DmMappoConfig",
+    "DmMappoTrainerState",
+    "Policy",
+    "Transition",
+    "coma_baseline",
+    "make_components",
+    "make_train",
+    "make_trainer",
 ]

@@ -136,8 +136,16 @@ class HgdmConfig:
             validation.check_int_at_least(owner, name, getattr(self, name), 0)
         for name in ("gamma", "tau"):
             validation.check_probability(owner, name, getattr(self, name))
-        for name in ("tau", "actor_lr", "critic_lr", "alpha_lr", "init_alpha", "max_grad_norm", "reward_scale",
-                     "head_gain"):
+        for name in (
+            "tau",
+            "actor_lr",
+            "critic_lr",
+            "alpha_lr",
+            "init_alpha",
+            "max_grad_norm",
+            "reward_scale",
+            "head_gain",
+        ):
             validation.check_positive(owner, name, getattr(self, name))
         validation.check_non_negative(owner, "start_noise_scale", self.start_noise_scale)
         validation.check_finite(owner, "target_entropy_per_dim", self.target_entropy_per_dim)
@@ -166,13 +174,20 @@ class HgdmConfig:
     def actor(self, num_agents: int, num_choices: int) -> ContinuousDiffusionActor:
         """The one diffusion actor over the latent of A = 2M + M(N+1) dims."""
         diffusion = DiffusionConfig(
-            num_steps=self.denoising_steps, beta_min=self.beta_min, beta_max=self.beta_max,
-            step_noise=self.step_noise, x_clip=self.mean_clip, time_embed_dim=self.time_embed_dim,
-            time_hidden=self.time_hidden, state_hidden=self.state_hidden, trunk_hidden=self.trunk_hidden,
+            num_steps=self.denoising_steps,
+            beta_min=self.beta_min,
+            beta_max=self.beta_max,
+            step_noise=self.step_noise,
+            x_clip=self.mean_clip,
+            time_embed_dim=self.time_embed_dim,
+            time_hidden=self.time_hidden,
+            state_hidden=self.state_hidden,
+            trunk_hidden=self.trunk_hidden,
             head_gain=self.head_gain,
         )
-        return ContinuousDiffusionActor(diffusion, latent_dim(num_agents, num_choices), self.log_std_init,
-                                        self.log_std_min, self.log_std_max)
+        return ContinuousDiffusionActor(
+            diffusion, latent_dim(num_agents, num_choices), self.log_std_init, self.log_std_min, self.log_std_max
+        )
 
 
 # ====================================================================== latent <-> env action
@@ -187,7 +202,7 @@ def latent_to_action(latent: jax.Array, num_agents: int, num_choices: int) -> di
     m = num_agents
     batch = latent.shape[:-1]
     perturbation = jnp.clip(latent[..., : 2 * m], -1.0, 1.0).reshape(batch + (m, 2))
-    scores = latent[..., 2 * m:].reshape(batch + (m, num_choices))
+    scores = latent[..., 2 * m :].reshape(batch + (m, num_choices))
     return {"target": jnp.argmax(scores, axis=-1).astype(jnp.int32), "perturbation": perturbation}
 
 
@@ -226,8 +241,14 @@ class HgdmPolicy(NamedTuple):
         noise = self.actor.sample_noise(key, batch_shape)
         return ChainNoise(noise.x_T * self.start_noise_scale, noise.steps)
 
-    def sample(self, key: jax.Array, actor_params: dict, state: jax.Array, deterministic: bool = False,
-               noise: ChainNoise | None = None):
+    def sample(
+        self,
+        key: jax.Array,
+        actor_params: dict,
+        state: jax.Array,
+        deterministic: bool = False,
+        noise: ChainNoise | None = None,
+    ):
         """a = tanh(mu(s, x_U) + sigma z) [..., A] and log pi(a | s, x_U) [...] (tanh-Gaussian density). With
         `deterministic`, a = tanh(mu). Differentiable in `actor_params` through every denoising step."""
         k_chain, k_z = jax.random.split(key)
@@ -288,17 +309,22 @@ def make_policy(env: Environment, config: HgdmConfig, env_params: PyTree) -> Hgd
     return HgdmPolicy(
         actor=config.actor(env.num_agents, num_choices),
         critic=networks.Critic(tuple(int(h) for h in config.critic_hidden), config.critic_activation),
-        num_agents=env.num_agents, num_choices=num_choices, start_noise_scale=float(config.start_noise_scale),
+        num_agents=env.num_agents,
+        num_choices=num_choices,
+        start_noise_scale=float(config.start_noise_scale),
     )
 
 
-def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+def make_components(
+    env: Environment, config: HgdmConfig, env_params: PyTree | None = None, log_metrics: tuple[str, ...] = LOG_METRICS
+) -> Components:
     env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     policy = make_policy(env, config, env_params)
-    optimizers = {"actor": ppo.clipped_adam(config.actor_lr, config.max_grad_norm),
-                  "critic": ppo.clipped_adam(config.critic_lr, config.max_grad_norm),
-                  "alpha": optax.adam(config.alpha_lr)}
+    optimizers = {
+        "actor": ppo.clipped_adam(config.actor_lr, config.max_grad_norm),
+        "critic": ppo.clipped_adam(config.critic_lr, config.max_grad_norm),
+        "alpha": optax.adam(config.alpha_lr),
+    }
     target_entropy = config.target_entropy_per_dim * policy.latent_dim
 
     def init_params(key) -> tuple[dict, dict, dict]:
@@ -306,11 +332,18 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
         k_actor, k_q1, k_q2 = jax.random.split(key, 3)
         s = jnp.zeros((math.prod(env.observation_space(env_params).shape),), jnp.float32)
         sa = jnp.zeros((s.shape[0] + policy.latent_dim,), jnp.float32)
-        params = {"actor": policy.actor.init(k_actor, s), "q1": policy.critic.init(k_q1, sa),
-                  "q2": policy.critic.init(k_q2, sa), "log_alpha": jnp.float32(math.log(config.init_alpha))}
+        params = {
+            "actor": policy.actor.init(k_actor, s),
+            "q1": policy.critic.init(k_q1, sa),
+            "q2": policy.critic.init(k_q2, sa),
+            "log_alpha": jnp.float32(math.log(config.init_alpha)),
+        }
         critics = {"q1": params["q1"], "q2": params["q2"]}
-        opt_state = {"actor": optimizers["actor"].init(params["actor"]), "critic": optimizers["critic"].init(critics),
-                     "alpha": optimizers["alpha"].init(params["log_alpha"])}
+        opt_state = {
+            "actor": optimizers["actor"].init(params["actor"]),
+            "critic": optimizers["critic"].init(critics),
+            "alpha": optimizers["alpha"].init(params["log_alpha"]),
+        }
         return params, critics, opt_state
 
     def init(key) -> HgdmTrainerState:
@@ -319,8 +352,16 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
         params, target_params, opt_state = init_params(k_params)
         s = policy.state(obs[0])
         example = ReplayItem(s, jnp.zeros((policy.latent_dim,), jnp.float32), jnp.float32(0.0), s, jnp.bool_(False))
-        return HgdmTrainerState(params, target_params, opt_state, replay_init(example, config.buffer_size), env_state,
-                                obs, k_run, jnp.int32(0))
+        return HgdmTrainerState(
+            params,
+            target_params,
+            opt_state,
+            replay_init(example, config.buffer_size),
+            env_state,
+            obs,
+            k_run,
+            jnp.int32(0),
+        )
 
     # ------------------------------------------------------------------ rollout
     def rollout(state: HgdmTrainerState, key):
@@ -342,10 +383,15 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
     # ------------------------------------------------------------------ SAC
     def td_target(params, target_params, batch: ReplayItem, key) -> jax.Array:
         next_latent, next_log_prob = policy.sample(key, params["actor"], batch.next_state)
-        y = soft_td_target(batch.reward, batch.terminated, policy.q_value(target_params["q1"], batch.next_state,
-                                                                          next_latent),
-                           policy.q_value(target_params["q2"], batch.next_state, next_latent), next_log_prob,
-                           jnp.exp(params["log_alpha"]), config.gamma)
+        y = soft_td_target(
+            batch.reward,
+            batch.terminated,
+            policy.q_value(target_params["q1"], batch.next_state, next_latent),
+            policy.q_value(target_params["q2"], batch.next_state, next_latent),
+            next_log_prob,
+            jnp.exp(params["log_alpha"]),
+            config.gamma,
+        )
         return jax.lax.stop_gradient(y)
 
     def actor_loss(actor_params, critics, log_alpha, state, key, noise: ChainNoise | None = None):
@@ -372,7 +418,8 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
 
         frozen = jax.lax.stop_gradient(critics)
         (pi_loss, log_prob), grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            params["actor"], frozen, params["log_alpha"], batch.state, k_actor)
+            params["actor"], frozen, params["log_alpha"], batch.state, k_actor
+        )
         updates, opt_actor = optimizers["actor"].update(grads, opt_state["actor"], params["actor"])
         actor = optax.apply_updates(params["actor"], updates)
 
@@ -384,9 +431,16 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
         else:
             opt_alpha, log_alpha = opt_state["alpha"], params["log_alpha"]
 
-        stats = {"q_loss": q_loss, "actor_loss": pi_loss, "alpha_loss": a_loss, "alpha": jnp.exp(params["log_alpha"]),
-                 "entropy": -jnp.mean(log_prob), "q_value": jnp.mean(q1), "target_q": jnp.mean(y),
-                 "log_std_mean": jnp.mean(policy.actor.log_std(params["actor"]))}
+        stats = {
+            "q_loss": q_loss,
+            "actor_loss": pi_loss,
+            "alpha_loss": a_loss,
+            "alpha": jnp.exp(params["log_alpha"]),
+            "entropy": -jnp.mean(log_prob),
+            "q_value": jnp.mean(q1),
+            "target_q": jnp.mean(y),
+            "log_std_mean": jnp.mean(policy.actor.log_std(params["actor"])),
+        }
         params = {"actor": actor, "q1": critics["q1"], "q2": critics["q2"], "log_alpha": log_alpha}
         target_params = soft_update(target_params, critics, config.tau)
         opt_state = {"actor": opt_actor, "critic": opt_critic, "alpha": opt_alpha}
@@ -397,8 +451,9 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
             k_batch, k_step = jax.random.split(k)
             return sac_step(carry, (replay_sample(buffer, k_batch, config.batch_size), k_step))
 
-        return trainer.gated_updates(learner, key, buffer, config.min_buffer_fill, config.updates_per_iteration, one,
-                                     SAC_STATS)
+        return trainer.gated_updates(
+            learner, key, buffer, config.min_buffer_fill, config.updates_per_iteration, one, SAC_STATS
+        )
 
     # ------------------------------------------------------------------ one iteration
     def update(state: HgdmTrainerState) -> tuple[HgdmTrainerState, dict]:
@@ -415,15 +470,15 @@ def make_components(env: Environment, config: HgdmConfig, env_params: PyTree | N
             "gradient_steps": ready.astype(jnp.int32) * config.updates_per_iteration,
             "buffer_size": buffer.size,
         }
-        new_state = HgdmTrainerState(params, target_params, opt_state, buffer, env_state, obs, key,
-                                     state.iteration + 1)
+        new_state = HgdmTrainerState(params, target_params, opt_state, buffer, env_state, obs, key, state.iteration + 1)
         return new_state, metrics
 
     return Components(policy, init, init_params, rollout, td_target, actor_loss, sac_step, train_phase, update)
 
 
-def make_trainer(env: Environment, config: HgdmConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = LOG_METRICS) -> HgdmTrainer:
+def make_trainer(
+    env: Environment, config: HgdmConfig, env_params: PyTree | None = None, log_metrics: tuple[str, ...] = LOG_METRICS
+) -> HgdmTrainer:
     """Build the pure functions of an HGDM run on CrossRealityPrivacy-v0 (hybrid {"target", "perturbation"}
     action). `log_metrics`: info keys whose per-episode means are logged."""
     return trainer.assemble(HgdmTrainer, make_components, env, config, env_params, log_metrics)

@@ -164,8 +164,12 @@ class Components(NamedTuple):
     update: Callable
 
 
-def make_components(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+def make_components(
+    env: Environment,
+    config: HybridMappoConfig,
+    env_params: PyTree | None = None,
+    log_metrics: tuple[str, ...] = LOG_METRICS,
+) -> Components:
     env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_targets = env.action_space(env_params).spaces["target"].n
     widths = tuple(int(h) for h in config.hidden_sizes)
@@ -173,8 +177,10 @@ def make_components(env: Environment, config: HybridMappoConfig, env_params: PyT
     policy = Policy(
         discrete=networks.DiscreteActor(num_targets, **arch),
         continuous=networks.ContinuousActor(
-            num_targets if config.alpha_per_target else 1, log_std_init=config.log_std_init,
-            mean_squash="sigmoid" if config.alpha_mean == "sigmoid" else "none", **arch
+            num_targets if config.alpha_per_target else 1,
+            log_std_init=config.log_std_init,
+            mean_squash="sigmoid" if config.alpha_mean == "sigmoid" else "none",
+            **arch,
         ),
         shared=config.share_actor_params,
         per_target=config.alpha_per_target,
@@ -217,8 +223,18 @@ def make_components(env: Environment, config: HybridMappoConfig, env_params: PyT
             next_obs, env_state, reward, terminated, truncated, info = vec.step(k_env, env_state, action, env_params)
             done = jnp.logical_or(terminated, truncated)
             transition = Transition(
-                obs, mask, action["target"], raw, log_prob_d, log_prob_c, value_d, value_c,
-                reward * config.reward_scale, terminated, done, info["final_observation"],
+                obs,
+                mask,
+                action["target"],
+                raw,
+                log_prob_d,
+                log_prob_c,
+                value_d,
+                value_c,
+                reward * config.reward_scale,
+                terminated,
+                done,
+                info["final_observation"],
             )
             return (env_state, next_obs), (transition, ppo.episode_log(reward, info, log_metrics))
 
@@ -258,10 +274,16 @@ def make_components(env: Environment, config: HybridMappoConfig, env_params: PyT
         total = (loss_d - config.entropy_coef * entropy_d) + (loss_c - config.entropy_coef * entropy_c)
         total = total + value_loss_d + value_loss_c  # disjoint parameter groups: each gets its own gradient
         stats = {
-            "policy_loss_d": loss_d, "policy_loss_c": loss_c, "value_loss_d": value_loss_d,
-            "value_loss_c": value_loss_c, "entropy_d": entropy_d, "entropy_c": entropy_c,
-            "approx_kl_d": stats_d["approx_kl"], "approx_kl_c": stats_c["approx_kl"],
-            "clip_fraction_d": stats_d["clip_fraction"], "clip_fraction_c": stats_c["clip_fraction"],
+            "policy_loss_d": loss_d,
+            "policy_loss_c": loss_c,
+            "value_loss_d": value_loss_d,
+            "value_loss_c": value_loss_c,
+            "entropy_d": entropy_d,
+            "entropy_c": entropy_c,
+            "approx_kl_d": stats_d["approx_kl"],
+            "approx_kl_c": stats_c["approx_kl"],
+            "clip_fraction_d": stats_d["clip_fraction"],
+            "clip_fraction_c": stats_c["clip_fraction"],
         }
         return total, stats
 
@@ -273,9 +295,18 @@ def make_components(env: Environment, config: HybridMappoConfig, env_params: PyT
         adv_d, adv_c, ret_d, ret_c = advantages(state.params, traj)
         flat = ppo.flatten_time
         data = Batch(
-            flat(traj.obs), flat(traj.mask), flat(traj.target), flat(traj.raw_fraction), flat(traj.log_prob_d),
-            flat(traj.log_prob_c), flat(traj.value_d), flat(traj.value_c),
-            flat(adv_d), flat(adv_c), flat(ret_d), flat(ret_c),
+            flat(traj.obs),
+            flat(traj.mask),
+            flat(traj.target),
+            flat(traj.raw_fraction),
+            flat(traj.log_prob_d),
+            flat(traj.log_prob_c),
+            flat(traj.value_d),
+            flat(traj.value_c),
+            flat(adv_d),
+            flat(adv_c),
+            flat(ret_d),
+            flat(ret_c),
         )
         (params, opt_state), stats = ppo.shuffled_minibatch_epochs(
             k_epochs, data, config.update_epochs, config.num_minibatches, gradient_step, (state.params, state.opt_state)
@@ -290,8 +321,12 @@ def make_components(env: Environment, config: HybridMappoConfig, env_params: PyT
     return Components(policy, vec, init, rollout, advantages, loss_fn, optimizers, update)
 
 
-def make_trainer(env: Environment, config: HybridMappoConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = LOG_METRICS) -> Trainer:
+def make_trainer(
+    env: Environment,
+    config: HybridMappoConfig,
+    env_params: PyTree | None = None,
+    log_metrics: tuple[str, ...] = LOG_METRICS,
+) -> Trainer:
     """Build the pure functions of a Hybrid-MAPPO run on a multi-agent env with a hybrid
     {"target": Discrete, "fraction": Box[0, 1]} action."""
     return trainer.assemble(Trainer, make_components, env, config, env_params, log_metrics)
@@ -301,6 +336,18 @@ make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metri
 
 
 __all__ = [
-    "BRANCHES", "LOG_METRICS", "AlphaMean", "Batch", "Components", "HybridMappoConfig", "Policy", "Ratio", "Trainer",
-    "TrainerState", "Transition", "make_components", "make_train", "make_trainer",
+    "BRANCHES",
+    "LOG_METRICS",
+    "AlphaMean",
+    "Batch",
+    "Components",
+    "HybridMappoConfig",
+    "Policy",
+    "Ratio",
+    "Trainer",
+    "TrainerState",
+    "Transition",
+    "make_components",
+    "make_train",
+    "make_trainer",
 ]

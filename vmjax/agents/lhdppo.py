@@ -143,8 +143,15 @@ class LhdppoConfig:
             validation.check_probability(owner, name, getattr(self, name))
         for name in ("clip_eps", "actor_lr", "critic_lr", "adam_eps", "max_grad_norm", "reward_scale", "head_gain"):
             validation.check_positive(owner, name, getattr(self, name))
-        for name in ("value_clip_eps", "value_coef", "ent_coef_init", "ent_coef_final", "aux_coef_init",
-                     "aux_coef_final", "start_noise_scale"):
+        for name in (
+            "value_clip_eps",
+            "value_coef",
+            "ent_coef_init",
+            "ent_coef_final",
+            "aux_coef_init",
+            "aux_coef_final",
+            "start_noise_scale",
+        ):
             validation.check_non_negative(owner, name, getattr(self, name))
         validation.check_literal_fields(self)
         validation.check_layer_widths(owner, "mlp_hidden", self.mlp_hidden)
@@ -165,9 +172,16 @@ class LhdppoConfig:
 
     def diffusion_config(self, x_clip: float | None, clip_denoised: bool) -> DiffusionConfig:
         return DiffusionConfig(
-            num_steps=self.denoising_steps, beta_min=self.beta_min, beta_max=self.beta_max, x_clip=x_clip,
-            clip_denoised=clip_denoised, time_embed_dim=self.time_embed_dim, time_hidden=self.time_hidden,
-            state_hidden=self.state_hidden, trunk_hidden=self.trunk_hidden, head_gain=self.head_gain,
+            num_steps=self.denoising_steps,
+            beta_min=self.beta_min,
+            beta_max=self.beta_max,
+            x_clip=x_clip,
+            clip_denoised=clip_denoised,
+            time_embed_dim=self.time_embed_dim,
+            time_hidden=self.time_hidden,
+            state_hidden=self.state_hidden,
+            trunk_hidden=self.trunk_hidden,
+            head_gain=self.head_gain,
         )
 
     def continuous_actor(self, num_agents: int):
@@ -175,18 +189,27 @@ class LhdppoConfig:
         chain with x_0 clamped to [-1, 1] [R B5] or a Gaussian MLP."""
         dim = (3 if self.discrete_head == "relaxed" else 2) * num_agents
         if self.continuous_head == "mlp":
-            return GaussianMlpActor(dim, tuple(self.mlp_hidden), self.critic_activation, self.head_gain,
-                                    self.log_std_init, self.log_std_min, self.log_std_max)
-        return ContinuousDiffusionActor(self.diffusion_config(1.0, self.clip_denoised), dim,
-                                        self.log_std_init, self.log_std_min, self.log_std_max)
+            return GaussianMlpActor(
+                dim,
+                tuple(self.mlp_hidden),
+                self.critic_activation,
+                self.head_gain,
+                self.log_std_init,
+                self.log_std_min,
+                self.log_std_max,
+            )
+        return ContinuousDiffusionActor(
+            self.diffusion_config(1.0, self.clip_denoised), dim, self.log_std_init, self.log_std_min, self.log_std_max
+        )
 
     def discrete_actor(self, num_agents: int, num_servers: int):
         """pi^d of eq. (28): M x (N + 1) logits from a diffusion chain or an MLP; None for PPO-relaxed."""
         if self.discrete_head == "relaxed":
             return None
         if self.discrete_head == "mlp":
-            return CategoricalMlpActor(num_agents, num_servers, tuple(self.mlp_hidden), self.critic_activation,
-                                       self.head_gain)
+            return CategoricalMlpActor(
+                num_agents, num_servers, tuple(self.mlp_hidden), self.critic_activation, self.head_gain
+            )
         return DiscreteDiffusionActor(self.diffusion_config(self.logit_clip, False), num_agents, num_servers)
 
 
@@ -237,7 +260,10 @@ hdppo_config, hppo_config, ghppo_config, ppo_relaxed_config = HdppoConfig, HppoC
 
 # every learner of the comparison (§7): name -> config class (keyword overrides)
 ALGORITHMS: dict[str, type[LhdppoConfig]] = {
-    "lhdppo": LhdppoConfig, "hdppo": HdppoConfig, "ghppo": GhppoConfig, "hppo": HppoConfig,
+    "lhdppo": LhdppoConfig,
+    "hdppo": HdppoConfig,
+    "ghppo": GhppoConfig,
+    "hppo": HppoConfig,
     "ppo_relaxed": PpoRelaxedConfig,
 }
 
@@ -252,8 +278,10 @@ def annealed(init: float, final: float, iteration: jax.Array, num_iterations: in
 def coefficients(config: LhdppoConfig, iteration: jax.Array) -> dict[str, jax.Array]:
     """c_ent^k (eq. 32) and c_aux^k (eqs. 33-34) used by the update of iteration k (0-based)."""
     n = config.num_iterations
-    return {"ent_coef": annealed(config.ent_coef_init, config.ent_coef_final, iteration, n),
-            "aux_coef": annealed(config.aux_coef_init, config.aux_coef_final, iteration, n)}
+    return {
+        "ent_coef": annealed(config.ent_coef_init, config.ent_coef_final, iteration, n),
+        "aux_coef": annealed(config.aux_coef_init, config.aux_coef_final, iteration, n),
+    }
 
 
 def aux_weight(raw_advantage: jax.Array) -> jax.Array:
@@ -316,7 +344,7 @@ class LhdppoPolicy(NamedTuple):
 
     def relaxed_choice(self, raw: jax.Array) -> jax.Array:
         """PPO-relaxed's servers [..., M] from the last M coordinates of c_raw (§7.5)."""
-        return relaxed_choice(raw[..., 2 * self.num_agents:], self.num_choices)
+        return relaxed_choice(raw[..., 2 * self.num_agents :], self.num_choices)
 
     def act(self, key: jax.Array, params: dict, state: jax.Array, deterministic: bool = False):
         """Rollout step (§5.6): draw both chain starts, run both chains, sample c_raw ~ N(mu, sigma^2) and
@@ -348,12 +376,13 @@ class LhdppoPolicy(NamedTuple):
         """The bracket of eq. (32): mean per-AV entropy of pi^d (nats); for PPO-relaxed the mean per-coordinate
         entropy of the Gaussian over the M server coordinates (state independent)."""
         if self.relaxed:
-            log_std = self.continuous.log_std(params["actor_c"])[2 * self.num_agents:]
+            log_std = self.continuous.log_std(params["actor_c"])[2 * self.num_agents :]
             return jnp.mean(distributions.gaussian_entropy(log_std))
         return jnp.mean(dist_d.entropy())
 
-    def aux_loss(self, params: dict, state: jax.Array, choice: jax.Array, key: jax.Array, weight: jax.Array,
-                 norm: str) -> jax.Array:
+    def aux_loss(
+        self, params: dict, state: jax.Array, choice: jax.Array, key: jax.Array, weight: jax.Array, norm: str
+    ) -> jax.Array:
         """L_diff of eq. (33) for a diffusion discrete actor; 0 for an MLP head or PPO-relaxed."""
         if self.relaxed:
             return jnp.float32(0.0)
@@ -362,7 +391,7 @@ class LhdppoPolicy(NamedTuple):
     def env_action(self, sample: PolicySample) -> dict:
         """{"target": e [..., M], "perturbation": raw (u_r, u_theta) [..., M, 2]} (the env clips and maps)."""
         m = self.num_agents
-        perturbation = sample.raw[..., :2 * m]
+        perturbation = sample.raw[..., : 2 * m]
         return {"target": sample.choice, "perturbation": perturbation.reshape(perturbation.shape[:-1] + (m, 2))}
 
     def value(self, params: dict, state: jax.Array) -> jax.Array:
@@ -431,16 +460,20 @@ def make_policy(env: Environment, config: LhdppoConfig, env_params: PyTree) -> L
 
 def make_optimizer(config: LhdppoConfig) -> optax.GradientTransformation:
     """One global-norm clip over all parameters, then Adam with the actor / critic learning rates (§5.5)."""
+
     def adam(lr):
         return optax.adam(lr, eps=config.adam_eps)
 
     def labels(params):
-        return {name: jax.tree.map(lambda _, label="critic" if name == "critic" else "actor": label, sub)
-                for name, sub in params.items()}
+        return {
+            name: jax.tree.map(lambda _, label="critic" if name == "critic" else "actor": label, sub)
+            for name, sub in params.items()
+        }
 
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                       optax.multi_transform({"actor": adam(config.actor_lr), "critic": adam(config.critic_lr)},
-                                             labels))
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        optax.multi_transform({"actor": adam(config.actor_lr), "critic": adam(config.critic_lr)}, labels),
+    )
 
 
 def _mean_over_agents(x: jax.Array) -> jax.Array:
@@ -454,8 +487,10 @@ def training_reward(owner: str, reward_mode: str, reward: jax.Array, info: dict)
         return jnp.mean(reward, axis=-1)
     name = REWARD_INFO_KEYS[reward_mode]
     if name not in info:
-        raise ValueError(f"{owner}.reward_mode={reward_mode!r} needs info[{name!r}] from the env "
-                         f"(CrossRealityPrivacy-v0 provides it); use reward_mode='env' for other envs")
+        raise ValueError(
+            f"{owner}.reward_mode={reward_mode!r} needs info[{name!r}] from the env "
+            f"(CrossRealityPrivacy-v0 provides it); use reward_mode='env' for other envs"
+        )
     return info[name]
 
 
@@ -467,8 +502,9 @@ def step_log(reward: jax.Array, info: dict, log_metrics: tuple[str, ...], train_
     return log
 
 
-def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+def make_components(
+    env: Environment, config: LhdppoConfig, env_params: PyTree | None = None, log_metrics: tuple[str, ...] = LOG_METRICS
+) -> Components:
     env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     policy = make_policy(env, config, env_params)
     optimizer = make_optimizer(config)
@@ -491,8 +527,9 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
             next_obs, env_state, reward, terminated, truncated, info = vec.step(k_env, env_state, action, env_params)
             done = jnp.logical_or(terminated, truncated)
             r = training_reward(type(config).__name__, config.reward_mode, reward, info)
-            transition = Transition(s, sample, value, r * config.reward_scale, terminated, done,
-                                    policy.state(info["final_observation"]))
+            transition = Transition(
+                s, sample, value, r * config.reward_scale, terminated, done, policy.state(info["final_observation"])
+            )
             log = step_log(reward, info, log_metrics, r)
             return (env_state, next_obs), (transition, log)
 
@@ -503,8 +540,9 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
     def prepare(params, traj: Transition) -> Batch:
         """GAE (§5.4) with V(s'_t) of the pre-reset state (truncation bootstraps), flattened to [T E, ...]."""
         next_values = policy.value(params, traj.final_state)
-        adv, ret = ppo.gae(traj.reward, traj.value, next_values, traj.terminated, traj.done,
-                           config.gamma, config.gae_lambda)
+        adv, ret = ppo.gae(
+            traj.reward, traj.value, next_values, traj.terminated, traj.done, config.gamma, config.gae_lambda
+        )
         flat = lambda tree: jax.tree.map(ppo.flatten_time, tree)
         return Batch(flat(traj.state), flat(traj.sample), flat(traj.value), flat(adv), flat(ret))
 
@@ -514,10 +552,14 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
         log_prob_c, log_prob_d, _, dist_d = policy.log_probs(params, batch.state, sample)
         log_prob, old_log_prob = log_prob_c + log_prob_d, sample.log_prob_c + sample.log_prob_d  # eq. (26)
         adv = ppo.normalize(batch.advantage) if config.normalize_advantages else batch.advantage
-        per_head = {head: ppo.clipped_surrogate_loss(new, old, adv, config.clip_eps) for head, (new, old) in
-                    {"c": (log_prob_c, sample.log_prob_c), "d": (log_prob_d, sample.log_prob_d)}.items()}
+        per_head = {
+            head: ppo.clipped_surrogate_loss(new, old, adv, config.clip_eps)
+            for head, (new, old) in {"c": (log_prob_c, sample.log_prob_c), "d": (log_prob_d, sample.log_prob_d)}.items()
+        }
         if config.ratio == "joint":
-            policy_loss, clip_stats = ppo.clipped_surrogate_loss(log_prob, old_log_prob, adv, config.clip_eps)  # (29-30)
+            policy_loss, clip_stats = ppo.clipped_surrogate_loss(
+                log_prob, old_log_prob, adv, config.clip_eps
+            )  # (29-30)
         else:  # H-PPO: each head its own clipped ratio
             policy_loss = per_head["c"][0] + per_head["d"][0]
             clip_stats = jax.tree.map(lambda c, d: 0.5 * (c + d), per_head["c"][1], per_head["d"][1])
@@ -526,16 +568,25 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
         entropy_d = policy.discrete_entropy(params, dist_d)  # the bracket of eq. (32), nats per AV
         weight = aux_weight(batch.advantage)
         aux_loss = policy.aux_loss(params, batch.state, sample.choice, key, weight, config.aux_loss_norm)  # (33)
-        total = (policy_loss + config.value_coef * value_loss - coefs["ent_coef"] * entropy_d
-                 + coefs["aux_coef"] * aux_loss)  # eq. (34)
+        total = (
+            policy_loss + config.value_coef * value_loss - coefs["ent_coef"] * entropy_d + coefs["aux_coef"] * aux_loss
+        )  # eq. (34)
         stats = {
-            "total_loss": total, "policy_loss": policy_loss, "value_loss": value_loss, "aux_loss": aux_loss,
-            "entropy_d": entropy_d, "entropy_c": policy.continuous.entropy(params["actor_c"]),
-            "aux_fraction": jnp.mean(weight), "clip_fraction": clip_stats["clip_fraction"],
+            "total_loss": total,
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "aux_loss": aux_loss,
+            "entropy_d": entropy_d,
+            "entropy_c": policy.continuous.entropy(params["actor_c"]),
+            "aux_fraction": jnp.mean(weight),
+            "clip_fraction": clip_stats["clip_fraction"],
             "approx_kl": clip_stats["approx_kl"],
             # per-head clip fraction / KL (diagnostics with the joint ratio of eq. 29; the loss with "per_head")
-            **{f"{stat}_{head}": value for head, (_, head_stats) in per_head.items()
-               for stat, value in head_stats.items()},
+            **{
+                f"{stat}_{head}": value
+                for head, (_, head_stats) in per_head.items()
+                for stat, value in head_stats.items()
+            },
             "ratio_max_dev": jnp.max(jnp.abs(jnp.exp(log_prob - old_log_prob) - 1.0)),
         }
         return total, stats
@@ -556,8 +607,13 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
         env_state, obs, traj, log = rollout(state, k_roll)
         batch = prepare(state.params, traj)
         (params, opt_state, _), stats = ppo.shuffled_minibatch_epochs(
-            k_epochs, batch, config.update_epochs, config.num_minibatches, make_gradient_step(coefs),
-            (state.params, state.opt_state, k_aux))
+            k_epochs,
+            batch,
+            config.update_epochs,
+            config.num_minibatches,
+            make_gradient_step(coefs),
+            (state.params, state.opt_state, k_aux),
+        )
         rollout_means = {name: jnp.mean(v) for name, v in log.items() if name.startswith("rollout_")}
         metrics = {
             **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
@@ -573,8 +629,9 @@ def make_components(env: Environment, config: LhdppoConfig, env_params: PyTree |
     return Components(policy, init, rollout, prepare, loss_fn, update)
 
 
-def make_trainer(env: Environment, config: LhdppoConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = LOG_METRICS) -> LhdppoTrainer:
+def make_trainer(
+    env: Environment, config: LhdppoConfig, env_params: PyTree | None = None, log_metrics: tuple[str, ...] = LOG_METRICS
+) -> LhdppoTrainer:
     """Build the pure functions of an LHDPPO run on CrossRealityPrivacy-v0 (hybrid {"target", "perturbation"}
     action, per-AV rewards). `log_metrics`: info keys whose per-episode means are logged."""
     return trainer.assemble(LhdppoTrainer, make_components, env, config, env_params, log_metrics)

@@ -105,24 +105,48 @@ class MappoDdpgConfig:
 
     def __post_init__(self):
         owner = "MappoDdpgConfig"
-        for name in ("num_envs", "num_steps", "num_iterations", "update_epochs", "num_minibatches",
-                     "buffer_size", "batch_size"):
+        for name in (
+            "num_envs",
+            "num_steps",
+            "num_iterations",
+            "update_epochs",
+            "num_minibatches",
+            "buffer_size",
+            "batch_size",
+        ):
             validation.check_int_at_least(owner, name, getattr(self, name), 1)
         for name in ("learning_starts", "ddpg_updates_per_step"):
             validation.check_int_at_least(owner, name, getattr(self, name), 0)
         for name in ("gamma", "gae_lambda", "tau"):
             validation.check_probability(owner, name, getattr(self, name))
-        for name in ("clip_eps", "actor_d_lr", "critic_d_lr", "max_grad_norm", "reward_scale", "actor_c_lr",
-                     "critic_q_lr", "tau", "ddpg_max_grad_norm"):
+        for name in (
+            "clip_eps",
+            "actor_d_lr",
+            "critic_d_lr",
+            "max_grad_norm",
+            "reward_scale",
+            "actor_c_lr",
+            "critic_q_lr",
+            "tau",
+            "ddpg_max_grad_norm",
+        ):
             validation.check_positive(owner, name, getattr(self, name))
-        for name in ("value_clip_eps", "entropy_coef", "noise_sigma_start", "noise_sigma_end",
-                     "actor_c_preactivation_reg"):
+        for name in (
+            "value_clip_eps",
+            "entropy_coef",
+            "noise_sigma_start",
+            "noise_sigma_end",
+            "actor_c_preactivation_reg",
+        ):
             validation.check_non_negative(owner, name, getattr(self, name))
         validation.check_literal_fields(self)
         validation.check_layer_widths(owner, "hidden_sizes", self.hidden_sizes)
         validation.check_minibatches(owner, self.num_minibatches, self.num_envs, self.num_steps)
         trainer.check_replay_capacity(
-            self, owner, self.num_envs, f"num_envs ({self.num_envs}): one vectorized step writes num_envs transitions",
+            self,
+            owner,
+            self.num_envs,
+            f"num_envs ({self.num_envs}): one vectorized step writes num_envs transitions",
             "DDPG",
         )
 
@@ -246,8 +270,12 @@ class Components(NamedTuple):
     update: Callable
 
 
-def make_components(env: Environment, config: MappoDdpgConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+def make_components(
+    env: Environment,
+    config: MappoDdpgConfig,
+    env_params: PyTree | None = None,
+    log_metrics: tuple[str, ...] = LOG_METRICS,
+) -> Components:
     env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_targets = env.action_space(env_params).spaces["target"].n
     num_agents = env.num_agents
@@ -298,8 +326,12 @@ def make_components(env: Environment, config: MappoDdpgConfig, env_params: PyTre
         world = env.world_state_from_observation(agent_obs)
         zeros_n = jnp.zeros((num_agents,), jnp.float32)
         q_sample = jnp.concatenate(
-            [world, jnp.zeros((num_agents, num_agents), world.dtype),
-             jnp.zeros((num_agents, num_agents * num_targets), world.dtype)], axis=-1,
+            [
+                world,
+                jnp.zeros((num_agents, num_agents), world.dtype),
+                jnp.zeros((num_agents, num_agents * num_targets), world.dtype),
+            ],
+            axis=-1,
         )
         params = {
             "actor_d": actor_d,
@@ -359,8 +391,13 @@ def make_components(env: Environment, config: MappoDdpgConfig, env_params: PyTre
     def ddpg_phase(carry, key, buffer, actor_d):
         """`ddpg_updates_per_step` DDPG steps if the buffer holds enough transitions, else nothing."""
         carry, stats, ready = trainer.gated_updates(
-            carry, key, buffer, config.min_buffer_fill, config.ddpg_updates_per_step,
-            lambda c, k: ddpg_step(c, k, buffer, actor_d), DDPG_STATS,
+            carry,
+            key,
+            buffer,
+            config.min_buffer_fill,
+            config.ddpg_updates_per_step,
+            lambda c, k: ddpg_step(c, k, buffer, actor_d),
+            DDPG_STATS,
         )
         return carry, stats, ready.astype(jnp.float32)
 
@@ -382,8 +419,14 @@ def make_components(env: Environment, config: MappoDdpgConfig, env_params: PyTre
             final_obs = info["final_observation"]
             scaled = reward * config.reward_scale
             item = ReplayItem(
-                obs, mask, action["target"], action["fraction"], scaled, final_obs,
-                jnp.where(done[:, None, None], mask, next_mask), terminated,
+                obs,
+                mask,
+                action["target"],
+                action["fraction"],
+                scaled,
+                final_obs,
+                jnp.where(done[:, None, None], mask, next_mask),
+                terminated,
             )
             buffer = replay_add(buffer, item)
             ddpg, stats, ran = ddpg_phase(ddpg, k_ddpg, buffer, actor_d)
@@ -415,8 +458,11 @@ def make_components(env: Environment, config: MappoDdpgConfig, env_params: PyTre
         value_loss_d = ppo.value_loss(value, batch.value_d, batch.return_d, value_clip)
         total = loss_d - config.entropy_coef * entropy_d + value_loss_d  # disjoint parameter groups
         stats = {
-            "policy_loss_d": loss_d, "value_loss_d": value_loss_d, "entropy_d": entropy_d,
-            "approx_kl_d": stats_d["approx_kl"], "clip_fraction_d": stats_d["clip_fraction"],
+            "policy_loss_d": loss_d,
+            "value_loss_d": value_loss_d,
+            "entropy_d": entropy_d,
+            "approx_kl_d": stats_d["approx_kl"],
+            "clip_fraction_d": stats_d["clip_fraction"],
         }
         return total, stats
 
@@ -428,11 +474,25 @@ def make_components(env: Environment, config: MappoDdpgConfig, env_params: PyTre
         def flags(x):  # [T, E] -> [T, E, 1], broadcast over agents
             return x[..., None]
 
-        adv, ret = ppo.gae(traj.reward, traj.value_d, next_value, flags(traj.terminated), flags(traj.done),
-                           config.gamma, config.gae_lambda)
+        adv, ret = ppo.gae(
+            traj.reward,
+            traj.value_d,
+            next_value,
+            flags(traj.terminated),
+            flags(traj.done),
+            config.gamma,
+            config.gae_lambda,
+        )
         flat = ppo.flatten_time
-        data = Batch(flat(traj.obs), flat(traj.mask), flat(traj.target), flat(traj.log_prob_d), flat(traj.value_d),
-                     flat(adv), flat(ret))
+        data = Batch(
+            flat(traj.obs),
+            flat(traj.mask),
+            flat(traj.target),
+            flat(traj.log_prob_d),
+            flat(traj.value_d),
+            flat(adv),
+            flat(ret),
+        )
         start = ({n: params[n] for n in PPO_GROUPS}, {n: opt_state[n] for n in PPO_GROUPS})
         (new_params, new_opt), stats = ppo.shuffled_minibatch_epochs(
             key, data, config.update_epochs, config.num_minibatches, gradient_step, start
@@ -453,15 +513,20 @@ def make_components(env: Environment, config: MappoDdpgConfig, env_params: PyTre
             "exploration_sigma": jnp.mean(log["sigma"]),
             "mean_fraction": jnp.mean(log["fraction"]),
         }
-        new_state = MappoDdpgTrainerState(params, target_params, opt_state, buffer, env_state, obs, key,
-                                          state.iteration + 1)
+        new_state = MappoDdpgTrainerState(
+            params, target_params, opt_state, buffer, env_state, obs, key, state.iteration + 1
+        )
         return new_state, metrics
 
     return Components(policy, vec, init, rollout, ddpg_step, loss_fn, ppo_update, optimizers, update)
 
 
-def make_trainer(env: Environment, config: MappoDdpgConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = LOG_METRICS) -> Trainer:
+def make_trainer(
+    env: Environment,
+    config: MappoDdpgConfig,
+    env_params: PyTree | None = None,
+    log_metrics: tuple[str, ...] = LOG_METRICS,
+) -> Trainer:
     """Build the pure functions of a MAPPO-DDPG run on a multi-agent env with a hybrid
     {"target": Discrete, "fraction": Box[0, 1]} action."""
     return trainer.assemble(Trainer, make_components, env, config, env_params, log_metrics)
@@ -471,7 +536,20 @@ make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metri
 
 
 __all__ = [
-    "LOG_METRICS", "Components", "DeterministicActor", "MappoDdpgConfig", "MappoDdpgTrainerState", "Policy",
-    "ReplayBuffer", "ReplayItem", "TargetDiscrete", "make_components", "make_train", "make_trainer", "replay_add",
-    "replay_init", "replay_sample", "soft_update",
+    "LOG_METRICS",
+    "Components",
+    "DeterministicActor",
+    "MappoDdpgConfig",
+    "MappoDdpgTrainerState",
+    "Policy",
+    "ReplayBuffer",
+    "ReplayItem",
+    "TargetDiscrete",
+    "make_components",
+    "make_train",
+    "make_trainer",
+    "replay_add",
+    "replay_init",
+    "replay_sample",
+    "soft_update",
 ]

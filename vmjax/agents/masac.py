@@ -133,7 +133,9 @@ class Policy(NamedTuple):
     shared: bool
 
     def distribution(self, params: dict, obs, mask):
-        return distributions.masked_categorical(networks.apply_agents(self.actor, params["actor"], obs, self.shared), mask)
+        return distributions.masked_categorical(
+            networks.apply_agents(self.actor, params["actor"], obs, self.shared), mask
+        )
 
     def q_values(self, params_q, obs) -> jax.Array:
         return networks.apply_agents(self.critic, params_q, obs, self.shared)
@@ -164,15 +166,20 @@ class Components(NamedTuple):
     update: Callable
 
 
-def make_components(env: Environment, config: MasacConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+def make_components(
+    env: Environment, config: MasacConfig, env_params: PyTree | None = None, log_metrics: tuple[str, ...] = LOG_METRICS
+) -> Components:
     env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_actions = env.action_space(env_params).n
     num_agents = env.num_agents
-    arch = {"hidden_sizes": tuple(int(h) for h in config.hidden_sizes), "activation": config.activation,
-            "layer_norm": config.layer_norm}
-    policy = Policy(networks.DiscreteActor(num_actions, **arch), networks.QNetwork(num_actions, **arch),
-                    config.share_params)
+    arch = {
+        "hidden_sizes": tuple(int(h) for h in config.hidden_sizes),
+        "activation": config.activation,
+        "layer_norm": config.layer_norm,
+    }
+    policy = Policy(
+        networks.DiscreteActor(num_actions, **arch), networks.QNetwork(num_actions, **arch), config.share_params
+    )
     optimizers = {
         "actor": _optimizer(config.actor_lr, config.max_grad_norm),
         "critic": _optimizer(config.critic_lr, config.max_grad_norm),
@@ -223,8 +230,9 @@ def make_components(env: Environment, config: MasacConfig, env_params: PyTree | 
         # soft V(o') under the mask of o', with the current actor and the target critics
         next_logits = networks.apply_agents(policy.actor, params["actor"], b.next_obs, policy.shared)
         next_probs, next_log_probs, _ = masked_soft_terms(next_logits, b.next_mask)
-        next_q = jnp.minimum(policy.q_values(target_params["q1"], b.next_obs),
-                             policy.q_values(target_params["q2"], b.next_obs))
+        next_q = jnp.minimum(
+            policy.q_values(target_params["q1"], b.next_obs), policy.q_values(target_params["q2"], b.next_obs)
+        )
         next_v = jnp.sum(jnp.where(b.next_mask, next_probs * (next_q - alpha[:, None] * next_log_probs), 0.0), -1)
         not_terminal = 1.0 - b.terminated.astype(jnp.float32)
         y = jax.lax.stop_gradient(b.reward + config.gamma * not_terminal * next_v)
@@ -241,8 +249,9 @@ def make_components(env: Environment, config: MasacConfig, env_params: PyTree | 
         updates, opt_critic = optimizers["critic"].update(grads, opt_state["critic"], critics)
         critics = optax.apply_updates(critics, updates)
 
-        q_min = jax.lax.stop_gradient(jnp.minimum(policy.q_values(critics["q1"], b.obs),
-                                                  policy.q_values(critics["q2"], b.obs)))
+        q_min = jax.lax.stop_gradient(
+            jnp.minimum(policy.q_values(critics["q1"], b.obs), policy.q_values(critics["q2"], b.obs))
+        )
 
         def actor_loss(actor):
             logits = networks.apply_agents(policy.actor, actor, b.obs, policy.shared)
@@ -269,15 +278,26 @@ def make_components(env: Environment, config: MasacConfig, env_params: PyTree | 
         params = {"actor": actor, "q1": critics["q1"], "q2": critics["q2"], "log_alpha": log_alpha}
         target_params = soft_update(target_params, critics, config.tau)
         opt_state = {"actor": opt_actor, "critic": opt_critic, "alpha": opt_alpha}
-        stats = {"q_loss": q_loss, "actor_loss": pi_loss, "alpha_loss": a_loss, "alpha": jnp.mean(alpha),
-                 "entropy": ppo.masked_mean(entropy, weight), "q_value": q_mean}
+        stats = {
+            "q_loss": q_loss,
+            "actor_loss": pi_loss,
+            "alpha_loss": a_loss,
+            "alpha": jnp.mean(alpha),
+            "entropy": ppo.masked_mean(entropy, weight),
+            "q_value": q_mean,
+        }
         return (params, target_params, opt_state), stats
 
     def train_phase(carry, key, buffer):
         """`updates_per_step` SAC steps on fresh batches once the buffer holds enough transitions."""
         carry, stats, ready = trainer.gated_updates(
-            carry, key, buffer, config.min_buffer_fill, config.updates_per_step,
-            lambda c, k: sac_step(c, replay_sample(buffer, k, config.batch_size)), SAC_STATS,
+            carry,
+            key,
+            buffer,
+            config.min_buffer_fill,
+            config.updates_per_step,
+            lambda c, k: sac_step(c, replay_sample(buffer, k, config.batch_size)),
+            SAC_STATS,
         )
         return carry, stats, ready.astype(jnp.float32)
 
@@ -295,17 +315,31 @@ def make_components(env: Environment, config: MasacConfig, env_params: PyTree | 
             active = info["active"] if "active" in info else jnp.ones_like(reward, bool)
             # a trip that ends within the episode is terminal for its agent (its Q after the trip is never trained)
             trip_end = active & ~next_active(env_state) & ~done[:, None]
-            item = ReplayItem(obs, mask, action, reward * config.reward_scale, info["final_observation"],
-                              jnp.where(done[:, None, None], mask, next_mask), active, terminated[:, None] | trip_end)
+            item = ReplayItem(
+                obs,
+                mask,
+                action,
+                reward * config.reward_scale,
+                info["final_observation"],
+                jnp.where(done[:, None, None], mask, next_mask),
+                active,
+                terminated[:, None] | trip_end,
+            )
             buffer = replay_add(buffer, item)
             learner, stats, ran = train_phase(learner, k_sac, buffer)
-            log = {**ppo.episode_log(reward, info, log_metrics), **stats, "ran": ran,
-                   "sampled_masked": jnp.any(~jnp.take_along_axis(mask, action[..., None], -1)[..., 0] & active)}
+            log = {
+                **ppo.episode_log(reward, info, log_metrics),
+                **stats,
+                "ran": ran,
+                "sampled_masked": jnp.any(~jnp.take_along_axis(mask, action[..., None], -1)[..., 0] & active),
+            }
             return (env_state, next_obs, next_mask, learner, buffer), log
 
         mask = vec.action_mask(state.env_state, env_params)
         carry = (state.env_state, state.obs, mask, (state.params, state.target_params, state.opt_state), state.buffer)
-        (env_state, obs, _, learner, buffer), log = jax.lax.scan(step, carry, jax.random.split(k_roll, config.num_steps))
+        (env_state, obs, _, learner, buffer), log = jax.lax.scan(
+            step, carry, jax.random.split(k_roll, config.num_steps)
+        )
         ran = log["ran"]
         metrics = {
             **trainer.iteration_metrics(state.iteration, config.env_steps_per_iteration, log, log_metrics),
@@ -315,14 +349,16 @@ def make_components(env: Environment, config: MasacConfig, env_params: PyTree | 
             "sampled_masked_action": jnp.any(log["sampled_masked"]),
         }
         params, target_params, opt_state = learner
-        return MasacTrainerState(params, target_params, opt_state, buffer, env_state, obs, key,
-                                 state.iteration + 1), metrics
+        return MasacTrainerState(
+            params, target_params, opt_state, buffer, env_state, obs, key, state.iteration + 1
+        ), metrics
 
     return Components(policy, init, sac_step, update)
 
 
-def make_trainer(env: Environment, config: MasacConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = LOG_METRICS) -> Trainer:
+def make_trainer(
+    env: Environment, config: MasacConfig, env_params: PyTree | None = None, log_metrics: tuple[str, ...] = LOG_METRICS
+) -> Trainer:
     """Build the pure functions of a MASAC run on a multi-agent env with a Discrete(M) action per agent and an
     `action_mask` [N, M] (TwinRouting-v0)."""
     return trainer.assemble(Trainer, make_components, env, config, env_params, log_metrics)
@@ -332,6 +368,15 @@ make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metri
 
 
 __all__ = [
-    "LOG_METRICS", "Components", "MasacConfig", "MasacTrainerState", "Policy", "ReplayItem", "TargetEntropy",
-    "make_components", "make_train", "make_trainer", "masked_soft_terms",
+    "LOG_METRICS",
+    "Components",
+    "MasacConfig",
+    "MasacTrainerState",
+    "Policy",
+    "ReplayItem",
+    "TargetEntropy",
+    "make_components",
+    "make_train",
+    "make_trainer",
+    "masked_soft_terms",
 ]

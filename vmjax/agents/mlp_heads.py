@@ -79,8 +79,10 @@ class GaussianMlpActor:
         return MlpHead(self.action_dim, tuple(self.hidden_sizes), self.activation, self.head_gain)
 
     def init(self, key: jax.Array, state: jax.Array) -> dict:
-        return {"mlp": self.network.init(key, state),
-                "log_std": jnp.full((self.action_dim,), self.log_std_init, jnp.float32)}
+        return {
+            "mlp": self.network.init(key, state),
+            "log_std": jnp.full((self.action_dim,), self.log_std_init, jnp.float32),
+        }
 
     def sample_noise(self, key: jax.Array, batch_shape: tuple[int, ...] = ()) -> ChainNoise:
         return empty_noise(batch_shape)
@@ -141,8 +143,15 @@ class CategoricalMlpActor:
     def log_prob(self, params: dict, state: jax.Array, noise: ChainNoise | None, choice: jax.Array) -> jax.Array:
         return jnp.sum(self.distribution(params, state).log_prob(choice), axis=-1)
 
-    def diffusion_loss(self, params: dict, state: jax.Array, choice: jax.Array, key: jax.Array,
-                       weight: jax.Array | None = None, norm: str = "l1") -> jax.Array:
+    def diffusion_loss(
+        self,
+        params: dict,
+        state: jax.Array,
+        choice: jax.Array,
+        key: jax.Array,
+        weight: jax.Array | None = None,
+        norm: str = "l1",
+    ) -> jax.Array:
         """No auxiliary diffusion loss for an MLP head (eq. 33 trains a denoiser): 0."""
         return jnp.float32(0.0)
 

@@ -95,20 +95,36 @@ class MsrlConfig:
 
     def __post_init__(self):
         owner = "MsrlConfig"
-        for name in ("num_envs", "num_steps", "num_iterations", "update_epochs", "num_minibatches",
-                     "entropy_window", "decision_window", "num_switches"):
+        for name in (
+            "num_envs",
+            "num_steps",
+            "num_iterations",
+            "update_epochs",
+            "num_minibatches",
+            "entropy_window",
+            "decision_window",
+            "num_switches",
+        ):
             validation.check_int_at_least(owner, name, getattr(self, name), 1)
         for name in ("gamma", "td_lambda"):
             validation.check_probability(owner, name, getattr(self, name))
-        for name in ("clip_eps", "actor_lr", "critic_lr", "adam_eps", "max_grad_norm", "reward_scale",
-                     "threshold_min_nats"):
+        for name in (
+            "clip_eps",
+            "actor_lr",
+            "critic_lr",
+            "adam_eps",
+            "max_grad_norm",
+            "reward_scale",
+            "threshold_min_nats",
+        ):
             validation.check_positive(owner, name, getattr(self, name))
         validation.check_non_negative(owner, "ent_coef", self.ent_coef)
         validation.check_finite(owner, "threshold_change_nats", self.threshold_change_nats)
         validation.check_finite(owner, "threshold0_nats", self.threshold0_nats)
         if self.threshold_max_nats is not None:
-            validation.check_range(owner, "threshold_min_nats", "threshold_max_nats", self.threshold_min_nats,
-                                   self.threshold_max_nats)
+            validation.check_range(
+                owner, "threshold_min_nats", "threshold_max_nats", self.threshold_min_nats, self.threshold_max_nats
+            )
         validation.check_literal_fields(self)
         for name in ("client_sizes", "server_sizes", "critic_sizes"):
             validation.check_layer_widths(owner, name, getattr(self, name))
@@ -147,8 +163,7 @@ PARTS = ("client_trunk", "client_head", "server_trunk", "server_head")
 
 def count_parts(actor_params: PyTree) -> dict[str, int]:
     """Weights + biases of each part of ONE agent's SplitActor params (a Flax tree with "params")."""
-    return {part: int(sum(np.prod(x.shape) for x in jax.tree.leaves(actor_params["params"][part])))
-            for part in PARTS}
+    return {part: int(sum(np.prod(x.shape) for x in jax.tree.leaves(actor_params["params"][part]))) for part in PARTS}
 
 
 def actor_param_counts(obs_dim: int, num_actions: int, config: MsrlConfig = MsrlConfig()) -> dict[str, int]:
@@ -262,8 +277,9 @@ def switch_step(state: SwitchState, entropy: jax.Array, rule: SwitchRule) -> tup
         use_server = jnp.zeros_like(raw)
     elif rule.mode == "local_edge":
         use_server = jnp.ones_like(raw)
-    threshold = jnp.clip(state.threshold_nats + rule.threshold_change_nats * use_server,
-                         rule.threshold_min_nats, rule.threshold_max_nats)
+    threshold = jnp.clip(
+        state.threshold_nats + rule.threshold_change_nats * use_server, rule.threshold_min_nats, rule.threshold_max_nats
+    )
     new_state = SwitchState(threshold, ent_buf, dec_buf, calls + 1, state.server_calls + use_server.astype(jnp.int32))
     return use_server, new_state
 
@@ -286,7 +302,8 @@ def counterfactual_advantages(q_hat, q_values, pi_used):
 def other_agents_index(num_agents: int) -> np.ndarray:
     """[V, V-1]: for agent v, the indices of the other agents in order (own slot removed)."""
     return np.array([[j for j in range(num_agents) if j != v] for v in range(num_agents)], np.int32).reshape(
-        num_agents, num_agents - 1)
+        num_agents, num_agents - 1
+    )
 
 
 # ====================================================================== policy
@@ -432,14 +449,20 @@ class MsrlTrainer(Trainer):
         return StatefulPolicy(init=init, act=act)
 
 
-def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | None = None,
-                    log_metrics: tuple[str, ...] = LOG_METRICS) -> Components:
+def make_components(
+    env: Environment, config: MsrlConfig, env_params: PyTree | None = None, log_metrics: tuple[str, ...] = LOG_METRICS
+) -> Components:
     env_params, vec = trainer.vector_env(env, env_params, config.num_envs, log_metrics)
     num_agents, num_actions = env.num_agents, env.action_space(env_params).n
     if num_agents < 2:
         raise ValueError(f"MSRL needs at least 2 agents (COMA critic over the others' actions), got {num_agents}")
-    actor = SplitActor(num_actions, tuple(config.client_sizes), tuple(config.server_sizes), config.activation,
-                       config.stop_grad_at_split)
+    actor = SplitActor(
+        num_actions,
+        tuple(config.client_sizes),
+        tuple(config.server_sizes),
+        config.activation,
+        config.stop_grad_at_split,
+    )
     obs_dim = env.observation_space(env_params).shape[-1]
     policy = MsrlPolicy(
         actor=actor,
@@ -450,8 +473,10 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
         num_actions=num_actions,
         world_state=env.world_state_from_observation,
     )
-    optimizers = {"actor": ppo.clipped_adam(config.actor_lr, config.max_grad_norm, config.adam_eps),
-                  "critic": ppo.clipped_adam(config.critic_lr, config.max_grad_norm, config.adam_eps)}
+    optimizers = {
+        "actor": ppo.clipped_adam(config.actor_lr, config.max_grad_norm, config.adam_eps),
+        "critic": ppo.clipped_adam(config.critic_lr, config.max_grad_norm, config.adam_eps),
+    }
     local_edge_params = float(params_per_call(policy.counts)["local_edge"])
 
     def init(key) -> MsrlTrainerState:
@@ -463,8 +488,9 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
         }
         opt_state = {name: optimizers[name].init(params[name]) for name in GROUPS}
         thr0 = jnp.clip(config.threshold0_nats, policy.rule.threshold_min_nats, policy.rule.threshold_max_nats)
-        switch = init_switch_state(jnp.full((config.num_envs, num_agents), thr0), config.entropy_window,
-                                   config.decision_window)
+        switch = init_switch_state(
+            jnp.full((config.num_envs, num_agents), thr0), config.entropy_window, config.decision_window
+        )
         return MsrlTrainerState(params, opt_state, env_state, obs, switch, k_run, jnp.int32(0))
 
     # ------------------------------------------------------------------ rollout (Alg. 1 lines 3-10)
@@ -478,9 +504,14 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
             next_obs, env_state, reward, terminated, truncated, info = vec.step(k_env, env_state, action, env_params)
             log_used = jax.nn.log_softmax(used, axis=-1)
             transition = Transition(
-                obs, action, use_server.astype(jnp.float32), taken(log_used, action),
-                taken(jax.nn.log_softmax(client, axis=-1), action), jnp.exp(log_used),
-                reward * config.reward_scale, jnp.logical_or(terminated, truncated),
+                obs,
+                action,
+                use_server.astype(jnp.float32),
+                taken(log_used, action),
+                taken(jax.nn.log_softmax(client, axis=-1), action),
+                jnp.exp(log_used),
+                reward * config.reward_scale,
+                jnp.logical_or(terminated, truncated),
             )
             log = {
                 **ppo.episode_log(reward, info, log_metrics),
@@ -508,8 +539,15 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
         q_hat = td_lambda_targets(traj.reward, q_taken, q_next, traj.done[..., None], config.gamma, config.td_lambda)
         advantage = counterfactual_advantages(q_hat, q_values, traj.pi_used)
         flat = ppo.flatten_time
-        return Batch(flat(traj.obs), flat(traj.action), flat(traj.use_server), flat(traj.log_prob_used),
-                     flat(traj.log_prob_client), flat(advantage), flat(q_hat))
+        return Batch(
+            flat(traj.obs),
+            flat(traj.action),
+            flat(traj.use_server),
+            flat(traj.log_prob_used),
+            flat(traj.log_prob_client),
+            flat(advantage),
+            flat(q_hat),
+        )
 
     # ------------------------------------------------------------------ losses (§6.5, §6.6)
     def loss_fn(params, batch: Batch):
@@ -528,7 +566,9 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
         total = loss_client + loss_server - config.ent_coef * entropy + critic_loss  # disjoint groups
         ratio_client = jnp.exp(log_client - batch.log_prob_client)
         stats = {
-            "actor_loss_client": loss_client, "actor_loss_server": loss_server, "critic_loss": critic_loss,
+            "actor_loss_client": loss_client,
+            "actor_loss_server": loss_server,
+            "critic_loss": critic_loss,
             "entropy_loss_term": entropy,
             "approx_kl_client": jnp.mean((ratio_client - 1.0) - jnp.log(ratio_client)),
             "clip_fraction_client": jnp.mean((jnp.abs(ratio_client - 1.0) > config.clip_eps).astype(jnp.float32)),
@@ -562,8 +602,9 @@ def make_components(env: Environment, config: MsrlConfig, env_params: PyTree | N
     return Components(policy, vec, init, rollout, prepare, loss_fn, update)
 
 
-def make_trainer(env: Environment, config: MsrlConfig, env_params: PyTree | None = None,
-                 log_metrics: tuple[str, ...] = LOG_METRICS) -> MsrlTrainer:
+def make_trainer(
+    env: Environment, config: MsrlConfig, env_params: PyTree | None = None, log_metrics: tuple[str, ...] = LOG_METRICS
+) -> MsrlTrainer:
     """Build the pure functions of an MSRL run on a multi-agent env with a Discrete(|A|) action per agent
     (TwinSplit-v0). Returns an `MsrlTrainer` (`trainer.Trainer` with a stateful eval policy)."""
     return trainer.assemble(MsrlTrainer, make_components, env, config, env_params, log_metrics)
@@ -573,8 +614,29 @@ make_train = trainer.make_train_for(make_trainer)  # train(key) -> (state, metri
 
 
 __all__ = [
-    "LOG_METRICS", "MODES", "Batch", "Components", "MsrlConfig", "MsrlPolicy", "MsrlTrainer", "MsrlTrainerState",
-    "SplitActor", "SwitchRule", "SwitchState", "Transition", "actor_param_counts", "count_flips", "count_parts",
-    "counterfactual_advantages", "entropy_nats", "init_switch_state", "make_components", "make_switch_rule",
-    "make_train", "make_trainer", "params_per_call", "switch_step", "td_lambda_targets",
+    "LOG_METRICS",
+    "MODES",
+    "Batch",
+    "Components",
+    "MsrlConfig",
+    "MsrlPolicy",
+    "MsrlTrainer",
+    "MsrlTrainerState",
+    "SplitActor",
+    "SwitchRule",
+    "SwitchState",
+    "Transition",
+    "actor_param_counts",
+    "count_flips",
+    "count_parts",
+    "counterfactual_advantages",
+    "entropy_nats",
+    "init_switch_state",
+    "make_components",
+    "make_switch_rule",
+    "make_train",
+    "make_trainer",
+    "params_per_call",
+    "switch_step",
+    "td_lambda_targets",
 ]

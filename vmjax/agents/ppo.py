@@ -117,8 +117,9 @@ def coma_baseline(q_values: jax.Array, probs: jax.Array, mask: jax.Array | None 
 
 
 # ---------------------------------------------------------------------- trainer plumbing shared by the learners
-def clipped_adam(learning_rate: float, max_grad_norm: float, eps: float = 1e-5,
-                 anneal_steps: int | None = None) -> optax.GradientTransformation:
+def clipped_adam(
+    learning_rate: float, max_grad_norm: float, eps: float = 1e-5, anneal_steps: int | None = None
+) -> optax.GradientTransformation:
     """Global-norm gradient clipping then Adam(eps); with `anneal_steps`, the learning rate decays linearly to
     0 over that many gradient steps (the optimizer of every on-policy learner's parameter groups)."""
     if anneal_steps:

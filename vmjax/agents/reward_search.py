@@ -59,8 +59,11 @@ SPEC_START = (1.0, 1.0, 0.5, 0.1, 0.1)  # §4.3 [R] starting values of w1..w5
 NON_NEGATIVE = WEIGHT_NAMES[:4]  # the env requires w1..w4 >= 0; w5 only finite
 EVAL_METRICS = ("utility", "entropy_bits", "latency_s", "qos_loss")  # eq. (17) and its parts, per-step AV means
 SHOWN_TRAIN = ("mean_train_reward", "rollout_utility", "entropy_d")  # training columns of the CLI table
-SHOWN_TRAIN_LABELS = {"train_mean_train_reward": "train_reward", "train_rollout_utility": "train_utility",
-                      "train_entropy_d": "train_H_d"}
+SHOWN_TRAIN_LABELS = {
+    "train_mean_train_reward": "train_reward",
+    "train_rollout_utility": "train_utility",
+    "train_entropy_d": "train_H_d",
+}
 OWNER = "reward_search"
 
 
@@ -103,36 +106,40 @@ def validate_weights(weights, owner: str = OWNER) -> np.ndarray:
     if isinstance(weights, RewardWeights):
         leaves = [np.asarray(w, np.float64) for w in weights]
         if any(leaf.ndim > 1 for leaf in leaves) or len({leaf.shape for leaf in leaves}) != 1:
-            raise ValueError(f"{owner}: weights (RewardWeights) leaves must all be scalars or all [K], got shapes "
-                             f"{[leaf.shape for leaf in leaves]}")
+            raise ValueError(
+                f"{owner}: weights (RewardWeights) leaves must all be scalars or all [K], got shapes "
+                f"{[leaf.shape for leaf in leaves]}"
+            )
         array = np.stack([np.atleast_1d(leaf) for leaf in leaves], axis=-1)
     else:
         try:
             array = np.asarray(weights, np.float64)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{owner}: weights must be a numeric array [K, 5], got {type(weights).__name__}") \
-                from err
+            raise ValueError(f"{owner}: weights must be a numeric array [K, 5], got {type(weights).__name__}") from err
     if array.ndim != 2 or array.shape[1] != len(WEIGHT_NAMES):
-        raise ValueError(f"{owner}: weights must have shape [K, {len(WEIGHT_NAMES)}] (columns {WEIGHT_NAMES}), "
-                         f"got {array.shape}")
+        raise ValueError(
+            f"{owner}: weights must have shape [K, {len(WEIGHT_NAMES)}] (columns {WEIGHT_NAMES}), got {array.shape}"
+        )
     if array.shape[0] < 1:
         raise ValueError(f"{owner}: weights needs K >= 1 candidates (rows), got K = 0")
     for j, name in enumerate(WEIGHT_NAMES):
         column = array[:, j]
         bad = np.flatnonzero(~np.isfinite(column))
         if bad.size:
-            raise ValueError(f"{owner}: weights {name} of candidate {int(bad[0])} must be finite, got "
-                             f"{column[bad[0]]}")
+            raise ValueError(f"{owner}: weights {name} of candidate {int(bad[0])} must be finite, got {column[bad[0]]}")
         if name in NON_NEGATIVE:
             bad = np.flatnonzero(column < 0)
             if bad.size:
-                raise ValueError(f"{owner}: weights {name} of candidate {int(bad[0])} must be >= 0 (EnvParams "
-                                 f"constraint), got {column[bad[0]]}")
+                raise ValueError(
+                    f"{owner}: weights {name} of candidate {int(bad[0])} must be >= 0 (EnvParams "
+                    f"constraint), got {column[bad[0]]}"
+                )
     return array.astype(np.float32)
 
 
-def _check_setup(env: Environment, config: lhdppo.LhdppoConfig, base_params, eval_envs: int, eval_steps: int,
-                 num_seeds: int) -> None:
+def _check_setup(
+    env: Environment, config: lhdppo.LhdppoConfig, base_params, eval_envs: int, eval_steps: int, num_seeds: int
+) -> None:
     for name, value in (("eval_envs", eval_envs), ("eval_steps", eval_steps), ("num_seeds", num_seeds)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{OWNER}: {name} must be an int >= 1, got {value!r}")
@@ -140,12 +147,15 @@ def _check_setup(env: Environment, config: lhdppo.LhdppoConfig, base_params, eva
         raise TypeError(f"{OWNER}: config must be an LhdppoConfig, got {type(config).__name__}")
     env_reward = getattr(getattr(env, "config", None), "reward", None)
     if config.reward_mode == "manual" or (config.reward_mode == "env" and env_reward != "llm"):
-        raise ValueError(f"{OWNER}: config.reward_mode={config.reward_mode!r} does not train on eq. (21), so the "
-                         f"searched weights would not change training; use reward_mode='llm'")
+        raise ValueError(
+            f"{OWNER}: config.reward_mode={config.reward_mode!r} does not train on eq. (21), so the "
+            f"searched weights would not change training; use reward_mode='llm'"
+        )
     missing = [name for name in WEIGHT_NAMES if not hasattr(base_params, name)]
     if missing:
-        raise ValueError(f"{OWNER}: base_params lacks the eq. (21) weight fields {missing} "
-                         f"(CrossRealityPrivacy-v0 params have them)")
+        raise ValueError(
+            f"{OWNER}: base_params lacks the eq. (21) weight fields {missing} (CrossRealityPrivacy-v0 params have them)"
+        )
     env.validate_params(base_params)
 
 
@@ -172,8 +182,9 @@ def _train_and_score_one(env, config, eval_envs, eval_steps, base_params, weight
 
 
 @partial(jax.jit, static_argnames=("env", "config", "eval_envs", "eval_steps"))
-def _train_and_score_grid(env, config, eval_envs, eval_steps, base_params, weights: RewardWeights, seed_keys,
-                          eval_key) -> CandidateScores:
+def _train_and_score_grid(
+    env, config, eval_envs, eval_steps, base_params, weights: RewardWeights, seed_keys, eval_key
+) -> CandidateScores:
     """weights: [K] leaves; seed_keys [S] -> CandidateScores with [K, S] leaves. Module-level jit: calls with the
     same env, config, sizes and K, S share one compilation (the search's rounds, the tests)."""
     one = partial(_train_and_score_one, env, config, eval_envs, eval_steps, base_params)
@@ -186,16 +197,33 @@ def seed_keys(key, num_seeds: int) -> jax.Array:
     return jax.random.split(key, num_seeds)
 
 
-def train_and_score(env: Environment, config: lhdppo.LhdppoConfig, base_params, weights, key, eval_key,
-                    eval_envs: int = 16, eval_steps: int = 50, num_seeds: int = 1) -> CandidateScores:
+def train_and_score(
+    env: Environment,
+    config: lhdppo.LhdppoConfig,
+    base_params,
+    weights,
+    key,
+    eval_key,
+    eval_envs: int = 16,
+    eval_steps: int = 50,
+    num_seeds: int = 1,
+) -> CandidateScores:
     """Train LHDPPO on each candidate weight vector (weights [K, 5] or RewardWeights with [K] leaves) with each of
     the `num_seeds` keys `seed_keys(key, num_seeds)` (the same seeds for every candidate) and score the trained
     deterministic evaluation policy on `base_params` over the held-out `eval_key` episodes, all in one jitted,
     vmapped call. Returns CandidateScores with [K, S] leaves."""
     array = validate_weights(weights)
     _check_setup(env, config, base_params, eval_envs, eval_steps, num_seeds)
-    return _train_and_score_grid(env, config, int(eval_envs), int(eval_steps), base_params,
-                                 RewardWeights.from_array(array), seed_keys(key, int(num_seeds)), eval_key)
+    return _train_and_score_grid(
+        env,
+        config,
+        int(eval_envs),
+        int(eval_steps),
+        base_params,
+        RewardWeights.from_array(array),
+        seed_keys(key, int(num_seeds)),
+        eval_key,
+    )
 
 
 # ====================================================================== the loop (§4.5)
@@ -211,10 +239,14 @@ class RoundResult(NamedTuple):
         return self.scores["utility"]
 
     def to_json(self) -> dict:
-        return {"round": self.round_index, "weight_names": list(WEIGHT_NAMES), "weights": self.weights.tolist(),
-                "scores": {k: np.asarray(v).tolist() for k, v in self.scores.items()},
-                "per_seed": {k: np.asarray(v).tolist() for k, v in self.per_seed.items()},
-                "seconds": self.seconds}
+        return {
+            "round": self.round_index,
+            "weight_names": list(WEIGHT_NAMES),
+            "weights": self.weights.tolist(),
+            "scores": {k: np.asarray(v).tolist() for k, v in self.scores.items()},
+            "per_seed": {k: np.asarray(v).tolist() for k, v in self.per_seed.items()},
+            "seconds": self.seconds,
+        }
 
 
 class SearchResult(NamedTuple):
@@ -274,9 +306,9 @@ class CrossEntropyGenerator:
         sign = np.where(np.sum(np.sign(elite), axis=0) < 0, -1.0, 1.0)
         log_mag = np.log10(np.maximum(np.abs(elite), self.floor))
         mu, sd = log_mag.mean(axis=0), log_mag.std(axis=0)
-        sd = np.maximum(sd, self.spread * self.shrink ** round_index / math.sqrt(3.0))
+        sd = np.maximum(sd, self.spread * self.shrink**round_index / math.sqrt(3.0))
         samples = mu + sd * rng.standard_normal((k, len(mu)))
-        return (sign * 10.0 ** samples).astype(np.float32)
+        return (sign * 10.0**samples).astype(np.float32)
 
 
 def _round_rng(key, round_index: int) -> np.random.Generator:
@@ -289,10 +321,21 @@ def _write_json_atomic(path: str, record: dict) -> None:
     io.atomic_write_json(path, record)
 
 
-def search(env: Environment, config: lhdppo.LhdppoConfig, base_params, key, rounds: int = 3,
-           candidates_per_round: int = 5, generator: Generator | None = None, eval_key=None, eval_envs: int = 16,
-           eval_steps: int = 50, num_seeds: int = 1, output_path: str | None = None,
-           on_round: Callable[[RoundResult], None] | None = None) -> SearchResult:
+def search(
+    env: Environment,
+    config: lhdppo.LhdppoConfig,
+    base_params,
+    key,
+    rounds: int = 3,
+    candidates_per_round: int = 5,
+    generator: Generator | None = None,
+    eval_key=None,
+    eval_envs: int = 16,
+    eval_steps: int = 50,
+    num_seeds: int = 1,
+    output_path: str | None = None,
+    on_round: Callable[[RoundResult], None] | None = None,
+) -> SearchResult:
     """The §4.5 loop: `rounds` rounds of `candidates_per_round` candidates from `generator` (default
     `CrossEntropyGenerator()`), each round one `train_and_score` call (same training seeds and the same held-out
     `eval_key` episodes in every round; eval_key defaults to fold_in(key, 1)). A user generator is called as
@@ -317,11 +360,12 @@ def search(env: Environment, config: lhdppo.LhdppoConfig, base_params, key, roun
         candidates = generator(r, list(history), _round_rng(k_gen, r))
         array = validate_weights(candidates, owner=f"{OWNER}: generator round {r}")
         if array.shape[0] != candidates_per_round:
-            raise ValueError(f"{OWNER}: generator round {r} returned {array.shape[0]} candidates, expected "
-                             f"candidates_per_round = {candidates_per_round}")
+            raise ValueError(
+                f"{OWNER}: generator round {r} returned {array.shape[0]} candidates, expected "
+                f"candidates_per_round = {candidates_per_round}"
+            )
         t0 = time.perf_counter()
-        scores = train_and_score(env, config, base_params, array, k_train, eval_key, eval_envs, eval_steps,
-                                 num_seeds)
+        scores = train_and_score(env, config, base_params, array, k_train, eval_key, eval_envs, eval_steps, num_seeds)
         scores = jax.block_until_ready(scores)
         seconds = time.perf_counter() - t0
         per_seed = {name: np.asarray(v) for name, v in scores.eval.items()}
@@ -343,9 +387,13 @@ def search(env: Environment, config: lhdppo.LhdppoConfig, base_params, key, roun
 
 
 def _record(history: Sequence[RoundResult], eval_envs, eval_steps, num_seeds, config) -> dict:
-    return {"eval_envs": eval_envs, "eval_steps": eval_steps, "num_seeds": num_seeds,
-            "config": {k: v for k, v in dataclasses.asdict(config).items()},
-            "rounds": [r.to_json() for r in history]}
+    return {
+        "eval_envs": eval_envs,
+        "eval_steps": eval_steps,
+        "num_seeds": num_seeds,
+        "config": {k: v for k, v in dataclasses.asdict(config).items()},
+        "rounds": [r.to_json() for r in history],
+    }
 
 
 # ====================================================================== CLI
@@ -359,8 +407,12 @@ def format_round(result: RoundResult) -> str:
     best = int(np.argmax(result.utility))
     for i, w in enumerate(result.weights):
         mark = "*" if i == best else " "
-        lines.append(f"{mark}{i:2d} " + " ".join(f"{x:8.4g}" for x in w) + " "
-                     + " ".join(f"{result.scores[c][i]:13.5g}" for c in cols))
+        lines.append(
+            f"{mark}{i:2d} "
+            + " ".join(f"{x:8.4g}" for x in w)
+            + " "
+            + " ".join(f"{result.scores[c][i]:13.5g}" for c in cols)
+        )
     return "\n".join(lines)
 
 
@@ -386,15 +438,27 @@ def main(argv: Sequence[str] | None = None) -> SearchResult:
         overrides["num_steps"] = args.num_steps
     config = lhdppo.LhdppoConfig(**overrides)
     env = vmjax.make("CrossRealityPrivacy-v0")
-    print(f"{args.rounds} rounds x {args.candidates} candidates x {args.seeds} seeds, {config.num_iterations} "
-          f"iterations of {config.num_envs} x {config.num_steps}; eval {args.eval_envs} worlds x {args.eval_steps} "
-          f"slots; backend {jax.default_backend()}", flush=True)
-    result = search(env, config, env.default_params, jax.random.key(args.seed), args.rounds, args.candidates,
-                    eval_envs=args.eval_envs, eval_steps=args.eval_steps, num_seeds=args.seeds,
-                    output_path=args.out, on_round=lambda r: print(format_round(r), flush=True))
+    print(
+        f"{args.rounds} rounds x {args.candidates} candidates x {args.seeds} seeds, {config.num_iterations} "
+        f"iterations of {config.num_envs} x {config.num_steps}; eval {args.eval_envs} worlds x {args.eval_steps} "
+        f"slots; backend {jax.default_backend()}",
+        flush=True,
+    )
+    result = search(
+        env,
+        config,
+        env.default_params,
+        jax.random.key(args.seed),
+        args.rounds,
+        args.candidates,
+        eval_envs=args.eval_envs,
+        eval_steps=args.eval_steps,
+        num_seeds=args.seeds,
+        output_path=args.out,
+        on_round=lambda r: print(format_round(r), flush=True),
+    )
     weights = ", ".join(f"{n}={w:.4g}" for n, w in zip(WEIGHT_NAMES, result.best_weights))
-    print(f"best: round {result.best_round} candidate {result.best_index}: utility {result.best_score:.5g} "
-          f"({weights})")
+    print(f"best: round {result.best_round} candidate {result.best_index}: utility {result.best_score:.5g} ({weights})")
     return result
 
 

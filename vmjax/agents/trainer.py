@@ -100,8 +100,14 @@ def make_run(update: Callable[[Any], tuple[Any, dict]]) -> Callable[[Any, int], 
     return run
 
 
-def assemble(trainer_cls: type[Trainer], make_components: Callable, env: Environment, config,
-             env_params: PyTree | None, log_metrics: tuple[str, ...]) -> Trainer:
+def assemble(
+    trainer_cls: type[Trainer],
+    make_components: Callable,
+    env: Environment,
+    config,
+    env_params: PyTree | None,
+    log_metrics: tuple[str, ...],
+) -> Trainer:
     """A learner's `make_trainer`: its components (`policy`, `init`, `update`) in the skeleton `trainer_cls`."""
     env_params = env.default_params if env_params is None else env_params
     c = make_components(env, config, env_params, log_metrics)
@@ -111,8 +117,9 @@ def assemble(trainer_cls: type[Trainer], make_components: Callable, env: Environ
 def make_train_for(make_trainer: Callable[..., Trainer]) -> Callable:
     """The `make_train` of a learner (or of the package's dispatching `make_trainer`)."""
 
-    def make_train(env: Environment, config, env_params: PyTree | None = None,
-                   log_metrics: tuple[str, ...] | None = None):
+    def make_train(
+        env: Environment, config, env_params: PyTree | None = None, log_metrics: tuple[str, ...] | None = None
+    ):
         """PureJaxRL entry point: train(key) -> (final state, per-iteration metrics), one jittable function;
         `jax.vmap(train)(keys)` trains one policy per seed. `log_metrics` None: the learner's default."""
         if log_metrics is None:
@@ -123,8 +130,9 @@ def make_train_for(make_trainer: Callable[..., Trainer]) -> Callable:
 
 
 # ---------------------------------------------------------------------- pieces of make_components
-def vector_env(env: Environment, env_params: PyTree | None, num_envs: int,
-               log_metrics: tuple[str, ...]) -> tuple[PyTree, VecEnv]:
+def vector_env(
+    env: Environment, env_params: PyTree | None, num_envs: int, log_metrics: tuple[str, ...]
+) -> tuple[PyTree, VecEnv]:
     """(env_params, the `num_envs` logged worlds of a run): the env's defaults when `env_params` is None,
     validated when concrete (traced params are validated by their caller)."""
     env_params = env.default_params if env_params is None else env_params
@@ -157,8 +165,9 @@ def check_replay_capacity(config, owner: str, written: int, written_text: str, l
         )
 
 
-def gated_updates(carry, key, buffer: ReplayBuffer, min_fill: int, num_updates: int, step: Callable,
-                  stat_names: tuple[str, ...]):
+def gated_updates(
+    carry, key, buffer: ReplayBuffer, min_fill: int, num_updates: int, step: Callable, stat_names: tuple[str, ...]
+):
     """`num_updates` gradient steps `carry, stats = step(carry, key)` (a `lax.scan` over keys split from `key`)
     once the buffer holds `min_fill` transitions, else none (zero stats). Returns (carry, stats averaged over
     the steps, ready: bool ())."""
@@ -176,6 +185,14 @@ def gated_updates(carry, key, buffer: ReplayBuffer, min_fill: int, num_updates: 
 
 
 __all__ = [
-    "OffPolicyTrainerState", "Trainer", "TrainerState", "assemble", "check_replay_capacity", "gated_updates",
-    "iteration_metrics", "make_run", "make_train_for", "vector_env",
+    "OffPolicyTrainerState",
+    "Trainer",
+    "TrainerState",
+    "assemble",
+    "check_replay_capacity",
+    "gated_updates",
+    "iteration_metrics",
+    "make_run",
+    "make_train_for",
+    "vector_env",
 ]

@@ -110,4 +110,3 @@ def randint(key: jax.Array, shape: tuple[int, ...], minval, maxval) -> jax.Array
     u = uniform(key, shape)
     span = jnp.asarray(maxval) - jnp.asarray(minval)
     return jnp.minimum(jnp.asarray(minval) + jnp.floor(u * span).astype(jnp.int32), jnp.asarray(maxval) - 1)
-

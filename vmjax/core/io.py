@@ -64,7 +64,7 @@ def parse_time_s(text: str, where: str, column: str, what: str = "time") -> floa
                 f"{where}, column {column!r}: unparseable {what} {text!r} (expected seconds or 'YYYY-MM-DD HH:MM:SS')"
             ) from None
         if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+            stamp = stamp.replace(tzinfo=datetime.UTC)
         return stamp.timestamp()
     if not math.isfinite(value):
         raise ValueError(f"{where}, column {column!r}: non-finite {what} {text!r}")

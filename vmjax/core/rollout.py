@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -80,14 +81,16 @@ def rollout_stateful(
     vec = VecEnv(env, num_envs)
     k_reset, k_env, k_policy = jax.random.split(key, 3)
     _, state = vec.reset(k_reset, params)
-    policy_state = jax.vmap(policy.init, in_axes=(0, None))(jax.random.split(jax.random.fold_in(key, 1), num_envs),
-                                                           params)
+    policy_state = jax.vmap(policy.init, in_axes=(0, None))(
+        jax.random.split(jax.random.fold_in(key, 1), num_envs), params
+    )
 
     def body(carry, keys):
         state, policy_state = carry
         k_step, k_act = keys
         actions, policy_state, _ = jax.vmap(policy.act, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_act, num_envs), policy_state, state, params)
+            jax.random.split(k_act, num_envs), policy_state, state, params
+        )
         _, state, reward, _, _, info = vec.step(k_step, state, actions, params)
         return (state, policy_state), summarize(reward, info)
 

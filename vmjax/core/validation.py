@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,9 +44,15 @@ def check_range(owner: str, low_field: str, high_field: str, low: Any, high: Any
         raise ValueError(f"{owner}.{low_field} must be <= {owner}.{high_field}, got {low!r} > {high!r}")
 
 
-def check_fields(owner: str, obj: Any, positive: Iterable[str] = (), non_negative: Iterable[str] = (),
-                 probability: Iterable[str] = (), finite: Iterable[str] = (),
-                 ranges: Iterable[tuple[str, str]] = ()) -> None:
+def check_fields(
+    owner: str,
+    obj: Any,
+    positive: Iterable[str] = (),
+    non_negative: Iterable[str] = (),
+    probability: Iterable[str] = (),
+    finite: Iterable[str] = (),
+    ranges: Iterable[tuple[str, str]] = (),
+) -> None:
     """The per-field checks above over tables of field names of `obj` (an EnvParams), each error naming the field."""
     for field in positive:
         check_positive(owner, field, getattr(obj, field))

@@ -4,7 +4,8 @@ every step the way a `vmap`-ed select would pay it)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

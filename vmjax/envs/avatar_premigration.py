@@ -20,7 +20,8 @@ Bracketed tags in docstrings refer to the spec ([P] paper, [R] reconstruction, [
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -134,10 +135,27 @@ class EnvParams:
 
 
 _POSITIVE_FIELDS = (
-    "rsu_bandwidth_hz_low", "rsu_migration_bps_low", "rsu_gpu_hz_low", "cloud_gpu_hz_low", "cloud_uplink_bps",
-    "max_workload_s", "coverage_radius_m", "channel_gain_coeff", "carrier_hz", "path_loss_exponent",
-    "min_distance_m", "vehicle_tx_power_w", "rsu_tx_power_w", "noise_power_w", "task_input_bits_low",
-    "task_bits_low", "cycles_per_bit", "slot_s", "stay_min_speed_mps", "stay_max_s", "latency_obs_scale_s",
+    "rsu_bandwidth_hz_low",
+    "rsu_migration_bps_low",
+    "rsu_gpu_hz_low",
+    "cloud_gpu_hz_low",
+    "cloud_uplink_bps",
+    "max_workload_s",
+    "coverage_radius_m",
+    "channel_gain_coeff",
+    "carrier_hz",
+    "path_loss_exponent",
+    "min_distance_m",
+    "vehicle_tx_power_w",
+    "rsu_tx_power_w",
+    "noise_power_w",
+    "task_input_bits_low",
+    "task_bits_low",
+    "cycles_per_bit",
+    "slot_s",
+    "stay_min_speed_mps",
+    "stay_max_s",
+    "latency_obs_scale_s",
 )
 _NON_NEGATIVE_FIELDS = ("workload_per_vehicle_cycles", "background_cycles_per_vehicle")
 _RANGES = (
@@ -235,8 +253,14 @@ def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, param
 
     def rate_bps(at, bandwidth_hz, tx_power_w):  # B log2(1 + p h / sigma^2), h = g A_d (c / (4 pi f_c d))^l (§2.3)
         return net.link_rate_bps(
-            at["distance_m"], bandwidth_hz, tx_power_w, params.noise_power_w, gain_coeff=params.channel_gain_coeff,
-            carrier_hz=params.carrier_hz, exponent=params.path_loss_exponent, fading=at["fading"],
+            at["distance_m"],
+            bandwidth_hz,
+            tx_power_w,
+            params.noise_power_w,
+            gain_coeff=params.channel_gain_coeff,
+            carrier_hz=params.carrier_hz,
+            exponent=params.path_loss_exponent,
+            fading=at["fading"],
         )
 
     uplink_bps = rate_bps(at_serving, at_serving["bandwidth_hz"] / ctx.uplink_share, params.vehicle_tx_power_w)  # (1)
@@ -333,8 +357,12 @@ class AvatarPremigration(Environment):
             )
         self.trajectory_slots = c.history_slots + c.max_steps + 1
         self.obs_dim = (
-            2 + c.num_rsus + (c.workload_forecast != "none") * c.num_rsus + 1
-            + int(c.obs_prev_fraction) + c.obs_serving_onehot * c.num_rsus
+            2
+            + c.num_rsus
+            + (c.workload_forecast != "none") * c.num_rsus
+            + 1
+            + int(c.obs_prev_fraction)
+            + c.obs_serving_onehot * c.num_rsus
         )
 
     @property
@@ -405,8 +433,13 @@ class AvatarPremigration(Environment):
         k_rsu, k_traj, k_queue, k_draws = jax.random.split(key, 4)
         rsu = self.sample_rsus(k_rsu, params)
         trace = mobility.generate_trajectories(
-            k_traj, self.road_grid, params.mobility, c.num_vehicles + c.num_background_vehicles,
-            self.trajectory_slots, params.slot_s, c.mobility_substeps,
+            k_traj,
+            self.road_grid,
+            params.mobility,
+            c.num_vehicles + c.num_background_vehicles,
+            self.trajectory_slots,
+            params.slot_s,
+            c.mobility_substeps,
         )
         trace = mobility.Trace(positions_m=trace.positions_m)  # headings are not used: keep them out of the state
         positions = trace.positions_m
@@ -549,7 +582,9 @@ class AvatarPremigration(Environment):
         if c.obs_prev_fraction:
             parts.append(state.prev_fraction[:, None])
         if c.obs_serving_onehot:
-            serving = jnp.argmin(net.pairwise_planar_distance_m(self.vehicle_positions(state), params.rsu_xy_m), axis=-1)
+            serving = jnp.argmin(
+                net.pairwise_planar_distance_m(self.vehicle_positions(state), params.rsu_xy_m), axis=-1
+            )
             parts.append(self.per_rsu_view(jax.nn.one_hot(serving, self.num_rsus), state, params))
         return jnp.concatenate(parts, axis=-1).astype(jnp.float32)
 
@@ -579,7 +614,9 @@ class AvatarPremigration(Environment):
         if self.config.area == "remote":
             return remote
         xmin, ymin, xmax, ymax = self.road_grid.core_box_m
-        in_core = (position[:, 0] >= xmin) & (position[:, 0] <= xmax) & (position[:, 1] >= ymin) & (position[:, 1] <= ymax)
+        in_core = (
+            (position[:, 0] >= xmin) & (position[:, 0] <= xmax) & (position[:, 1] >= ymin) & (position[:, 1] <= ymax)
+        )
         return jnp.where(in_core[:, None], urban, remote)
 
     # ------------------------------------------------------------------ action
@@ -648,8 +685,9 @@ class AvatarPremigration(Environment):
 
 
 # ====================================================================== trajectory-predictor data (§4.3)
-def simulate_trajectories(key, env: AvatarPremigration, num_vehicles: int = 10, num_slots: int = 8640,
-                          params: EnvParams | None = None) -> jax.Array:
+def simulate_trajectories(
+    key, env: AvatarPremigration, num_vehicles: int = 10, num_slots: int = 8640, params: EnvParams | None = None
+) -> jax.Array:
     """Training / held-out positions [num_slots, num_vehicles, 2] (metres) for the trajectory predictor, drawn
     with the env's own mobility: its `road_grid`, `params.mobility`, `params.slot_s` and
     `config.mobility_substeps` (§7.2), so the predictor learns the motion the env replays

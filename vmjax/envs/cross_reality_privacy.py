@@ -98,7 +98,9 @@ class CrossRealityPrivacyConfig:
         validation.check_positive(owner, "map_extent_m", self.map_extent_m)
         validation.check_positive(owner, "core_extent_m", self.core_extent_m)
         if any(c > m for c, m in zip(self.core_extent_m, self.map_extent_m)):
-            raise ValueError(f"{owner}.core_extent_m must fit in map_extent_m {self.map_extent_m}, got {self.core_extent_m}")
+            raise ValueError(
+                f"{owner}.core_extent_m must fit in map_extent_m {self.map_extent_m}, got {self.core_extent_m}"
+            )
         validation.check_positive(owner, "slot_s", self.slot_s)
         validation.check_literal_fields(self)
         if not isinstance(self.alpha_gate, bool) or not isinstance(self.rayleigh_fading, bool):
@@ -173,21 +175,50 @@ class EnvParams:
 
 
 _POSITIVE_FIELDS = (
-    "gain_coeff", "carrier_hz", "path_loss_exponent", "uplink_bandwidth_hz", "downlink_bandwidth_hz", "av_tx_power_w",
-    "rsu_tx_power_w", "min_distance_m", "sat_uplink_bps", "sat_downlink_bps", "wired_bps", "up_bits_low",
-    "down_bits_low", "model_bits_low", "cycles_per_bit_low", "rsu_cpu_low_hz", "sat_cpu_hz", "task_ratio",
-    "earth_radius_m", "coverage_radius_m", "r_max_deg", "candidate_spacing_ratio", "sigma_min_ratio",
+    "gain_coeff",
+    "carrier_hz",
+    "path_loss_exponent",
+    "uplink_bandwidth_hz",
+    "downlink_bandwidth_hz",
+    "av_tx_power_w",
+    "rsu_tx_power_w",
+    "min_distance_m",
+    "sat_uplink_bps",
+    "sat_downlink_bps",
+    "wired_bps",
+    "up_bits_low",
+    "down_bits_low",
+    "model_bits_low",
+    "cycles_per_bit_low",
+    "rsu_cpu_low_hz",
+    "sat_cpu_hz",
+    "task_ratio",
+    "earth_radius_m",
+    "coverage_radius_m",
+    "r_max_deg",
+    "candidate_spacing_ratio",
+    "sigma_min_ratio",
     "placement_temperature_m",
 )
 _NON_NEGATIVE_FIELDS = (
-    "backhaul_per_hop_low_s", "migration_per_hop_s", "w_entropy", "w_latency_per_s", "w_qos", "w1_entropy",
-    "w2_log_latency", "w3_qos_normalised", "w4_log_server_distance",
+    "backhaul_per_hop_low_s",
+    "migration_per_hop_s",
+    "w_entropy",
+    "w_latency_per_s",
+    "w_qos",
+    "w1_entropy",
+    "w2_log_latency",
+    "w3_qos_normalised",
+    "w4_log_server_distance",
 )
 _FINITE_FIELDS = ("noise_density_dbm_per_hz", "w5_angle_per_rad")
 _RANGES = (
-    ("backhaul_per_hop_low_s", "backhaul_per_hop_high_s"), ("up_bits_low", "up_bits_high"),
-    ("down_bits_low", "down_bits_high"), ("model_bits_low", "model_bits_high"),
-    ("cycles_per_bit_low", "cycles_per_bit_high"), ("rsu_cpu_low_hz", "rsu_cpu_high_hz"),
+    ("backhaul_per_hop_low_s", "backhaul_per_hop_high_s"),
+    ("up_bits_low", "up_bits_high"),
+    ("down_bits_low", "down_bits_high"),
+    ("model_bits_low", "model_bits_high"),
+    ("cycles_per_bit_low", "cycles_per_bit_high"),
+    ("rsu_cpu_low_hz", "rsu_cpu_high_hz"),
 )
 
 
@@ -226,8 +257,13 @@ def geo_distance_m(a_deg, b_deg, params: EnvParams, config: CrossRealityPrivacyC
     """d(a, b) of eqs. (6)-(7) in metres between (d lon, d lat) offsets [..., 2] (broadcasting): the standard
     haversine (distance="haversine" [R A4]) or the formula as printed (distance="paper")."""
     return net.haversine_distance_m(
-        a_deg[..., 1], a_deg[..., 0], b_deg[..., 1], b_deg[..., 0], params.earth_radius_m,
-        config.haversine_variant, config.origin_lat_deg,
+        a_deg[..., 1],
+        a_deg[..., 0],
+        b_deg[..., 1],
+        b_deg[..., 0],
+        params.earth_radius_m,
+        config.haversine_variant,
+        config.origin_lat_deg,
     )
 
 
@@ -268,8 +304,9 @@ def candidate_points(true_deg, params: EnvParams, grid: int):
     return true_deg[..., None, :] + delta * jnp.asarray(offsets)
 
 
-def location_entropy(true_deg, reported_deg, radius_deg, agent, rsu_deg, params: EnvParams,
-                     config: CrossRealityPrivacyConfig):
+def location_entropy(
+    true_deg, reported_deg, radius_deg, agent, rsu_deg, params: EnvParams, config: CrossRealityPrivacyConfig
+):
     """The adversary's posterior (eq. 4) and the cross-reality location entropy (eq. 5), vectorised over AVs
     and candidates (shapes: true_deg, reported_deg [M, 2]; radius_deg, agent [M]; rsu_deg [N, 2]).
 
@@ -323,8 +360,20 @@ def server_offsets_deg(params: EnvParams, config: CrossRealityPrivacyConfig):
     return to_offset_deg(xy, params, config.origin_lat_deg)
 
 
-def slot_outcome(true_deg, radius_deg, theta_rad, agent, connected, prev_agent, draws: SlotDraws, model_bits,
-                 cycles_per_bit, rsu_cpu_hz, params: EnvParams, config: CrossRealityPrivacyConfig):
+def slot_outcome(
+    true_deg,
+    radius_deg,
+    theta_rad,
+    agent,
+    connected,
+    prev_agent,
+    draws: SlotDraws,
+    model_bits,
+    cycles_per_bit,
+    rsu_cpu_hz,
+    params: EnvParams,
+    config: CrossRealityPrivacyConfig,
+):
     """Everything of one slot for the hybrid action (r, theta, e) given the true positions (offsets, [M, 2]),
     the connected servers k [M] and the previous agent servers e^{t-1} [M] (0..N-1 RSUs, N satellite).
     Returns a dict of per-AV arrays [M] (eqs. 2-17, 21)."""
@@ -341,34 +390,50 @@ def slot_outcome(true_deg, radius_deg, theta_rad, agent, connected, prev_agent, 
     # eq. (8) and its downlink twin, R = B log2(1 + p h / (N0 B)), d clamped below at `min_distance_m` [C]
     rate_m = jnp.maximum(link_m, params.min_distance_m)
     fading = 1.0 if draws.fading is None else draws.fading
-    channel = {"gain_coeff": params.gain_coeff, "carrier_hz": params.carrier_hz,
-               "exponent": params.path_loss_exponent, "fading": fading}
-    noise_w = lambda bandwidth_hz: net.noise_power_from_density_w(params.noise_density_dbm_per_hz, bandwidth_hz,
-                                                                  config.noise)
-    up_bps = net.link_rate_bps(rate_m, params.uplink_bandwidth_hz, params.av_tx_power_w,
-                               noise_w(params.uplink_bandwidth_hz), **channel)
-    down_bps = net.link_rate_bps(rate_m, params.downlink_bandwidth_hz, params.rsu_tx_power_w,
-                                 noise_w(params.downlink_bandwidth_hz), **channel)
+    channel = {
+        "gain_coeff": params.gain_coeff,
+        "carrier_hz": params.carrier_hz,
+        "exponent": params.path_loss_exponent,
+        "fading": fading,
+    }
+    noise_w = lambda bandwidth_hz: net.noise_power_from_density_w(
+        params.noise_density_dbm_per_hz, bandwidth_hz, config.noise
+    )
+    up_bps = net.link_rate_bps(
+        rate_m, params.uplink_bandwidth_hz, params.av_tx_power_w, noise_w(params.uplink_bandwidth_hz), **channel
+    )
+    down_bps = net.link_rate_bps(
+        rate_m, params.downlink_bandwidth_hz, params.rsu_tx_power_w, noise_w(params.downlink_bandwidth_hz), **channel
+    )
     up_bps = jnp.where(ground, up_bps, params.sat_uplink_bps)
     down_bps = jnp.where(ground, down_bps, params.sat_downlink_bps)
     uplink_s = net.transfer_latency_s(draws.up_bits, up_bps)  # eq. (9)
     downlink_s = net.transfer_latency_s(draws.down_bits, down_bps)  # eq. (10)
     backhaul_s = jnp.where(  # eq. (11), zero unless both are RSUs and differ [R A7]
         k_rsu & e_rsu & (connected != agent),
-        net.backhaul_latency_s(draws.up_bits, draws.down_bits, params.wired_bps, draws.backhaul_per_hop_s,
-                               params.rsu_hops[k_i, e_i]),
+        net.backhaul_latency_s(
+            draws.up_bits, draws.down_bits, params.wired_bps, draws.backhaul_per_hop_s, params.rsu_hops[k_i, e_i]
+        ),
         0.0,
     )
     comm_s = uplink_s + backhaul_s + downlink_s  # eq. (12)
     # migration, eq. (13)
     migrated = agent != prev_agent
-    rsu_to_rsu = net.hop_migration_latency_s(model_bits, params.wired_bps, params.migration_per_hop_s,
-                                             params.rsu_hops[prev_i, e_i])
+    rsu_to_rsu = net.hop_migration_latency_s(
+        model_bits, params.wired_bps, params.migration_per_hop_s, params.rsu_hops[prev_i, e_i]
+    )
     migration_s = jnp.where(
-        ~migrated, 0.0,
-        jnp.where(e_rsu & prev_rsu, rsu_to_rsu,
-                  jnp.where(prev_rsu, net.transfer_latency_s(model_bits, params.sat_uplink_bps),
-                            net.transfer_latency_s(model_bits, params.sat_downlink_bps))),
+        ~migrated,
+        0.0,
+        jnp.where(
+            e_rsu & prev_rsu,
+            rsu_to_rsu,
+            jnp.where(
+                prev_rsu,
+                net.transfer_latency_s(model_bits, params.sat_uplink_bps),
+                net.transfer_latency_s(model_bits, params.sat_downlink_bps),
+            ),
+        ),
     )
     # computation, eq. (14), and the total, eq. (15)
     cpu_hz = jnp.where(e_rsu, rsu_cpu_hz[e_i], params.sat_cpu_hz)
@@ -383,17 +448,37 @@ def slot_outcome(true_deg, radius_deg, theta_rad, agent, connected, prev_agent, 
     server_m = geo_distance_m(true_deg, servers[agent], params, config)
     alpha = included_angle_rad(true_deg, servers[agent], theta_rad)
     bonus = alpha * (radius_deg / params.r_max_deg if config.alpha_gate else 1.0)
-    reward_llm = (params.w1_entropy * entropy - params.w2_log_latency * jnp.log1p(latency_s)
-                  - params.w3_qos_normalised * qos_norm - params.w4_log_server_distance * jnp.log1p(server_m)
-                  + params.w5_angle_per_rad * bonus)
+    reward_llm = (
+        params.w1_entropy * entropy
+        - params.w2_log_latency * jnp.log1p(latency_s)
+        - params.w3_qos_normalised * qos_norm
+        - params.w4_log_server_distance * jnp.log1p(server_m)
+        + params.w5_angle_per_rad * bonus
+    )
     return {
-        "entropy_bits": entropy, "attacker_confidence": confidence, "reported_offset_deg": reported,
-        "perturbation_m": perturbation_m, "radius_deg": radius_deg, "angle_rad": theta_rad,
-        "link_distance_m": link_m, "uplink_bps": up_bps, "downlink_bps": down_bps,
-        "uplink_s": uplink_s, "backhaul_s": backhaul_s, "downlink_s": downlink_s, "communication_s": comm_s,
-        "migration_s": migration_s, "computation_s": computation_s, "latency_s": latency_s,
-        "migrated": migrated, "qos_loss": qos, "qos_loss_normalised": qos_norm, "utility": utility,
-        "server_distance_m": server_m, "alpha_rad": alpha, "reward_llm": reward_llm,
+        "entropy_bits": entropy,
+        "attacker_confidence": confidence,
+        "reported_offset_deg": reported,
+        "perturbation_m": perturbation_m,
+        "radius_deg": radius_deg,
+        "angle_rad": theta_rad,
+        "link_distance_m": link_m,
+        "uplink_bps": up_bps,
+        "downlink_bps": down_bps,
+        "uplink_s": uplink_s,
+        "backhaul_s": backhaul_s,
+        "downlink_s": downlink_s,
+        "communication_s": comm_s,
+        "migration_s": migration_s,
+        "computation_s": computation_s,
+        "latency_s": latency_s,
+        "migrated": migrated,
+        "qos_loss": qos,
+        "qos_loss_normalised": qos_norm,
+        "utility": utility,
+        "server_distance_m": server_m,
+        "alpha_rad": alpha,
+        "reward_llm": reward_llm,
     }
 
 
@@ -423,14 +508,21 @@ class CrossRealityPrivacy(Environment):
             satellite_xy_m=jnp.zeros(2, jnp.float32),  # the south-west map corner, in the remote ring [R A11]
             rsu_hops=jnp.asarray(net.knn_hop_counts(rsu, c.hop_neighbours)),
             # speeds within U[0, 60] km/h [R §6.1]
-            mobility=mobility.MobilityParams(mean_speed_core_mps=8.0, mean_speed_outskirts_mps=12.0,
-                                             max_speed_mps=16.67),
+            mobility=mobility.MobilityParams(
+                mean_speed_core_mps=8.0, mean_speed_outskirts_mps=12.0, max_speed_mps=16.67
+            ),
         )
 
     def validate_params(self, params: EnvParams) -> None:
         owner, c, n = "EnvParams", self.config, self.config.num_rsus
-        validation.check_fields(owner, params, positive=_POSITIVE_FIELDS, non_negative=_NON_NEGATIVE_FIELDS,
-                                finite=_FINITE_FIELDS, ranges=_RANGES)
+        validation.check_fields(
+            owner,
+            params,
+            positive=_POSITIVE_FIELDS,
+            non_negative=_NON_NEGATIVE_FIELDS,
+            finite=_FINITE_FIELDS,
+            ranges=_RANGES,
+        )
         validation.check_shape(owner, "rsu_xy_m", params.rsu_xy_m, (n, 2))
         validation.check_finite(owner, "rsu_xy_m", params.rsu_xy_m)
         validation.check_shape(owner, "satellite_xy_m", params.satellite_xy_m, (2,))
@@ -450,10 +542,12 @@ class CrossRealityPrivacy(Environment):
         """{"target": the agent server e in 0..N (N = satellite), "perturbation": raw (u_r, u_theta)} [§4.2]."""
         m = self.num_agents
         bound = 1.0 if self.config.action_squash == "clip" else np.inf
-        return spaces.Dict({
-            "target": spaces.Discrete(self.num_servers, shape=(m,)),
-            "perturbation": spaces.Box(-bound, bound, (m, 2)),
-        })
+        return spaces.Dict(
+            {
+                "target": spaces.Discrete(self.num_servers, shape=(m,)),
+                "perturbation": spaces.Box(-bound, bound, (m, 2)),
+            }
+        )
 
     def observation_space(self, params=None) -> spaces.Box:
         high = np.full((self.num_agents, self.obs_dim), np.inf, np.float32)
@@ -497,8 +591,9 @@ class CrossRealityPrivacy(Environment):
         return SlotDraws(
             up_bits=fastrand.uniform(key, (m,), params.up_bits_low, params.up_bits_high, stream=0),
             down_bits=fastrand.uniform(key, (m,), params.down_bits_low, params.down_bits_high, stream=1),
-            backhaul_per_hop_s=fastrand.uniform(key, (), params.backhaul_per_hop_low_s,
-                                                params.backhaul_per_hop_high_s, stream=2),
+            backhaul_per_hop_s=fastrand.uniform(
+                key, (), params.backhaul_per_hop_low_s, params.backhaul_per_hop_high_s, stream=2
+            ),
             fading=net.rayleigh_power_gain(key, (m,), stream=3) if self.config.rayleigh_fading else None,
         )
 
@@ -509,8 +604,12 @@ class CrossRealityPrivacy(Environment):
 
     def rsu_distances_m(self, position_m, params: EnvParams):
         """d(AV, RSU n) of eqs. (6)-(7) in metres, [M, N]."""
-        return geo_distance_m(self.offsets_deg(position_m, params)[:, None, :],
-                              self.offsets_deg(params.rsu_xy_m, params)[None], params, self.config)
+        return geo_distance_m(
+            self.offsets_deg(position_m, params)[:, None, :],
+            self.offsets_deg(params.rsu_xy_m, params)[None],
+            params,
+            self.config,
+        )
 
     def connect(self, position_m, previous, params: EnvParams):
         """k_m^t (§2.1, [R A2]): with handover="hysteresis" stay on the previous RSU while it is within R_cov,
@@ -552,9 +651,12 @@ class CrossRealityPrivacy(Environment):
         heading = self.heading_rad(state)
         parts = [
             norm(state.trace.position_at(state.t)),
-            jnp.sin(heading)[:, None], jnp.cos(heading)[:, None],
-            norm(servers[state.connected]), norm(servers[state.prev_agent]),
-            (state.connected == n).astype(jnp.float32)[:, None], (state.prev_agent == n).astype(jnp.float32)[:, None],
+            jnp.sin(heading)[:, None],
+            jnp.cos(heading)[:, None],
+            norm(servers[state.connected]),
+            norm(servers[state.prev_agent]),
+            (state.connected == n).astype(jnp.float32)[:, None],
+            (state.prev_agent == n).astype(jnp.float32)[:, None],
         ]
         return jnp.concatenate(parts, axis=-1).astype(jnp.float32)
 
@@ -579,14 +681,18 @@ class CrossRealityPrivacy(Environment):
         if not jnp.issubdtype(target.dtype, jnp.integer):
             raise ValueError(f"action['target'] must be integer server indices, got dtype {target.dtype}")
         if raw.shape != (m, 2):
-            raise ValueError(f"action['perturbation'] must have shape ({m}, 2) (raw radius, angle per AV), got {raw.shape}")
+            raise ValueError(
+                f"action['perturbation'] must have shape ({m}, 2) (raw radius, angle per AV), got {raw.shape}"
+            )
         if not jnp.issubdtype(raw.dtype, jnp.floating):
             raise ValueError(f"action['perturbation'] must be floating point, got dtype {raw.dtype}")
         if is_concrete(target):
             bad = np.flatnonzero((np.asarray(target) < 0) | (np.asarray(target) >= s))
             if bad.size:
-                raise ValueError(f"action['target'] must be server ids in [0, {s - 1}] (N = {s - 1} is the satellite), "
-                                 f"got {np.asarray(target).tolist()}")
+                raise ValueError(
+                    f"action['target'] must be server ids in [0, {s - 1}] (N = {s - 1} is the satellite), "
+                    f"got {np.asarray(target).tolist()}"
+                )
         if is_concrete(raw) and np.isnan(np.asarray(raw)).any():
             raise ValueError(f"action['perturbation'] must not be NaN, got {np.asarray(raw).tolist()}")
         radius, theta = perturbation_from_raw(raw, params.r_max_deg, self.config.action_squash)
@@ -597,8 +703,20 @@ class CrossRealityPrivacy(Environment):
         """The slot's per-AV metrics (eqs. 2-17, 21) for a parsed or raw action, without advancing the state."""
         agent, radius, theta = self.parse_action(action, params)
         true_deg = self.offsets_deg(state.trace.position_at(state.t), params)
-        out = slot_outcome(true_deg, radius, theta, agent, state.connected, state.prev_agent, state.draws,
-                           state.model_bits, state.cycles_per_bit, state.rsu_cpu_hz, params, self.config)
+        out = slot_outcome(
+            true_deg,
+            radius,
+            theta,
+            agent,
+            state.connected,
+            state.prev_agent,
+            state.draws,
+            state.model_bits,
+            state.cycles_per_bit,
+            state.rsu_cpu_hz,
+            params,
+            self.config,
+        )
         return dict(out, agent_server=agent, connected=state.connected)
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
@@ -614,6 +732,10 @@ class CrossRealityPrivacy(Environment):
         )
         truncated = t_next >= c.max_steps
         terminated = jnp.array(False)  # time limit only [R A5]
-        info = dict(out, reward_llm_mean=jnp.mean(out["reward_llm"]), reward_manual_mean=jnp.mean(out["utility"]),
-                    migrations=jnp.sum(out["migrated"]))
+        info = dict(
+            out,
+            reward_llm_mean=jnp.mean(out["reward_llm"]),
+            reward_manual_mean=jnp.mean(out["utility"]),
+            migrations=jnp.sum(out["migrated"]),
+        )
         return self.observation(next_state, params), next_state, reward, terminated, truncated, info

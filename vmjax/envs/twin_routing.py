@@ -140,9 +140,20 @@ class TwinRoutingConfig:
         validation.check_int_at_least(owner, "num_late_vehicles", self.num_late_vehicles, 0)
         validation.check_int_at_least(owner, "min_trip_slots", self.min_trip_slots, 0)
         validation.check_int_at_least(owner, "mobility_substeps", self.mobility_substeps, 1)
-        for name in ("use_uavs", "use_satellite", "use_mask", "count_mig_in_load", "overflow_adds_sat_comm",
-                     "sat_prop_delay", "rayleigh_fading", "ofdma_split", "var_include_sat", "team_reward",
-                     "obs_include_host", "obs_include_presence"):
+        for name in (
+            "use_uavs",
+            "use_satellite",
+            "use_mask",
+            "count_mig_in_load",
+            "overflow_adds_sat_comm",
+            "sat_prop_delay",
+            "rayleigh_fading",
+            "ofdma_split",
+            "var_include_sat",
+            "team_reward",
+            "obs_include_host",
+            "obs_include_presence",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{owner}.{name} must be a bool, got {getattr(self, name)!r}")
         validation.check_literal_fields(self)
@@ -157,12 +168,16 @@ class TwinRoutingConfig:
                 f"{self.num_entering_uavs} + {self.num_exiting_uavs} (the spec's scenario: num_uavs=11, 5 entering, 6 exiting)"
             )
         if self.num_late_vehicles > self.num_vehicles:
-            raise ValueError(f"{owner}.num_late_vehicles must be <= num_vehicles={self.num_vehicles}, got {self.num_late_vehicles}")
+            raise ValueError(
+                f"{owner}.num_late_vehicles must be <= num_vehicles={self.num_vehicles}, got {self.num_late_vehicles}"
+            )
         if self.min_trip_slots > self.max_steps:
             raise ValueError(f"{owner}.min_trip_slots must be <= max_steps={self.max_steps}, got {self.min_trip_slots}")
         dynamic = self.num_entering_uavs or self.num_exiting_uavs or self.num_late_vehicles
         if dynamic and self.max_steps < 2:
-            raise ValueError(f"{owner}.max_steps must be >= 2 for late vehicles or entering/exiting UAVs, got {self.max_steps}")
+            raise ValueError(
+                f"{owner}.max_steps must be >= 2 for late vehicles or entering/exiting UAVs, got {self.max_steps}"
+            )
 
 
 DYNAMIC_ENTRY = dict(num_vehicles=7, num_late_vehicles=2, num_uavs=11, num_entering_uavs=5, num_exiting_uavs=6)
@@ -184,8 +199,12 @@ class NormStats:
 
     def moments(self) -> tuple[jax.Array, jax.Array]:
         """(mean [3], std [3]) in the order latency, load, variance."""
-        mean = jnp.stack([jnp.asarray(v, jnp.float32) for v in (self.latency_mean_s, self.load_mean_bits, self.variance_mean_bits2)])
-        std = jnp.stack([jnp.asarray(v, jnp.float32) for v in (self.latency_std_s, self.load_std_bits, self.variance_std_bits2)])
+        mean = jnp.stack(
+            [jnp.asarray(v, jnp.float32) for v in (self.latency_mean_s, self.load_mean_bits, self.variance_mean_bits2)]
+        )
+        std = jnp.stack(
+            [jnp.asarray(v, jnp.float32) for v in (self.latency_std_s, self.load_std_bits, self.variance_std_bits2)]
+        )
         return mean, std
 
 
@@ -270,15 +289,47 @@ PARAMETER_SETS = {
 """The two named parameter sets of spec §11 (differences from the `EnvParams` defaults)."""
 
 _POSITIVE_FIELDS = (
-    "earth_radius_m", "uav_speed_mps", "rsu_range_m", "uav_range_m", "min_distance_m", "sat_altitude_m",
-    "carrier_hz", "channel_gain_coeff", "path_loss_exponent", "noise_power_w", "vehicle_tx_power_w",
-    "server_tx_power_w", "uplink_bandwidth_hz", "downlink_bandwidth_hz", "migration_bandwidth_hz",
-    "sat_rate_bps", "edge_cpu_hz", "sat_cpu_hz", "cycles_per_bit", "drain_cycles_per_bit", "edge_cache_bits",
-    "data_bits", "slot_s", "flow_period_slots", "obs_distance_scale_m", "obs_distance_clip", "absent_distance_m",
+    "earth_radius_m",
+    "uav_speed_mps",
+    "rsu_range_m",
+    "uav_range_m",
+    "min_distance_m",
+    "sat_altitude_m",
+    "carrier_hz",
+    "channel_gain_coeff",
+    "path_loss_exponent",
+    "noise_power_w",
+    "vehicle_tx_power_w",
+    "server_tx_power_w",
+    "uplink_bandwidth_hz",
+    "downlink_bandwidth_hz",
+    "migration_bandwidth_hz",
+    "sat_rate_bps",
+    "edge_cpu_hz",
+    "sat_cpu_hz",
+    "cycles_per_bit",
+    "drain_cycles_per_bit",
+    "edge_cache_bits",
+    "data_bits",
+    "slot_s",
+    "flow_period_slots",
+    "obs_distance_scale_m",
+    "obs_distance_clip",
+    "absent_distance_m",
 )
 _NON_NEGATIVE_FIELDS = (
-    "uav_altitude_m", "migration_bits", "flow_mean_vehicles", "flow_daily_amplitude", "flow_half_daily_amplitude",
-    "flow_noise_frac", "uav_flow_share", "sat_flow_factor", "w_latency", "w_load", "w_failure", "w_migration",
+    "uav_altitude_m",
+    "migration_bits",
+    "flow_mean_vehicles",
+    "flow_daily_amplitude",
+    "flow_half_daily_amplitude",
+    "flow_noise_frac",
+    "uav_flow_share",
+    "sat_flow_factor",
+    "w_latency",
+    "w_load",
+    "w_failure",
+    "w_migration",
     "norm_warmup_samples",
 )
 _NORM_FIELDS = ("latency_std_s", "load_std_bits", "variance_std_bits2")
@@ -341,8 +392,11 @@ def ground_distance_m(a_xy_m, b_xy_m, earth_radius_m, config: TwinRoutingConfig)
 def channel_constants(params: EnvParams) -> dict:
     """The path-loss constants of `net.link_rate_bps`: the Friis gain h = A (c / (4 pi f D))^2 of eq. (3); the
     rates of eqs. (4)-(5), (11) use the fixed noise power sigma^2 = `params.noise_power_w`."""
-    return {"gain_coeff": params.channel_gain_coeff, "carrier_hz": params.carrier_hz,
-            "exponent": params.path_loss_exponent}
+    return {
+        "gain_coeff": params.channel_gain_coeff,
+        "carrier_hz": params.carrier_hz,
+        "exponent": params.path_loss_exponent,
+    }
 
 
 def computing_latency_s(load_bits, data_bits, cpu_hz, overflow, on_satellite, params: EnvParams, satellite: bool):
@@ -382,8 +436,10 @@ def zscore(x, mean, std):
 def reward_cost(z_latency, z_balance, failure, migrated, params: EnvParams):
     """The bracket of eqs. (21)-(22): w_T z_T + w_s z_{S or V} + w_d xi (+ w_J J, §3.1 option); r = -cost."""
     return (
-        params.w_latency * z_latency + params.w_load * z_balance
-        + params.w_failure * jnp.asarray(failure, jnp.float32) + params.w_migration * jnp.asarray(migrated, jnp.float32)
+        params.w_latency * z_latency
+        + params.w_load * z_balance
+        + params.w_failure * jnp.asarray(failure, jnp.float32)
+        + params.w_migration * jnp.asarray(migrated, jnp.float32)
     )
 
 
@@ -425,7 +481,9 @@ def _predict_next_load() -> Callable:
     except ImportError:
         fn = None
     if fn is None:
-        raise RuntimeError('workload_forecast="predictor" needs vmjax.predict.predict_next_load, which is not available')
+        raise RuntimeError(
+            'workload_forecast="predictor" needs vmjax.predict.predict_next_load, which is not available'
+        )
     return fn
 
 
@@ -506,7 +564,9 @@ class TwinRouting(Environment):
             raise ValueError(f"{owner}.rsu_present must mark at least one RSU present when use_satellite=False")
         loops = np.asarray(params.uav_loops_m)
         if loops.ndim != 3 or loops.shape[0] != c.num_uavs or loops.shape[1] < 1 or loops.shape[2] != 2:
-            raise ValueError(f"{owner}.uav_loops_m must have shape [num_uavs={c.num_uavs}, K >= 1, 2], got {loops.shape}")
+            raise ValueError(
+                f"{owner}.uav_loops_m must have shape [num_uavs={c.num_uavs}, K >= 1, 2], got {loops.shape}"
+            )
         validation.check_finite(owner, "uav_loops_m", loops)
         validation.check_shape(owner, "map_extent_m", params.map_extent_m, (2,))
         validation.check_positive(owner, "map_extent_m", params.map_extent_m)
@@ -525,7 +585,9 @@ class TwinRouting(Environment):
             raise ValueError(f"EnvParams.trace must be a vmjax.mobility.Trace or None, got {type(trace).__name__}")
         want = (c.max_steps + 1, c.num_vehicles, 2)
         if tuple(trace.positions_m.shape) != want:
-            raise ValueError(f"EnvParams.trace.positions_m must have shape [max_steps + 1, num_vehicles, 2] = {want}, got {tuple(trace.positions_m.shape)}")
+            raise ValueError(
+                f"EnvParams.trace.positions_m must have shape [max_steps + 1, num_vehicles, 2] = {want}, got {tuple(trace.positions_m.shape)}"
+            )
 
     def _check_predictor(self, params: EnvParams) -> None:
         """workload_forecast="predictor" needs `EnvParams.workload_predictor` (static checks, also at trace time)."""
@@ -562,8 +624,14 @@ class TwinRouting(Environment):
     def uav_positions(self, state: EnvState, params: EnvParams, t):
         """UAV positions [U, 2] and presence [U] in slot t (patrol loops, entry and exit flights)."""
         xy, present = mobility.uav_positions_m(
-            params.uav_loops_m, state.uav_phase_m, state.uav_enter_slot, state.uav_leave_slot, t,
-            params.uav_speed_mps, params.slot_s, params.map_extent_m,
+            params.uav_loops_m,
+            state.uav_phase_m,
+            state.uav_enter_slot,
+            state.uav_leave_slot,
+            t,
+            params.uav_speed_mps,
+            params.slot_s,
+            params.map_extent_m,
         )
         return xy, present & self.config.use_uavs
 
@@ -571,7 +639,9 @@ class TwinRouting(Environment):
         """Synthetic traffic flow c_m(t) of the RSUs (§4.1 [REC]): base (1 + 0.6 sin(2 pi t / T_day - phi_m)
         + 0.3 sin(4 pi t / T_day)) + AR(1) noise, clipped >= 0."""
         tau = 2.0 * math.pi * (jnp.asarray(t, jnp.float32) + offset) / params.flow_period_slots
-        daily = params.flow_daily_amplitude * jnp.sin(tau - phase) + params.flow_half_daily_amplitude * jnp.sin(2.0 * tau)
+        daily = params.flow_daily_amplitude * jnp.sin(tau - phase) + params.flow_half_daily_amplitude * jnp.sin(
+            2.0 * tau
+        )
         return jnp.maximum(params.flow_mean_vehicles * (1.0 + daily) + noise, 0.0)
 
     def next_flow_noise(self, key, noise, params: EnvParams):
@@ -776,7 +846,10 @@ class TwinRouting(Environment):
     def feasibility(self, ctx: SlotContext, params: EnvParams) -> tuple[jax.Array, jax.Array]:
         """(in range [V, M], fits the cache [V, M]) of eq. (23); the satellite is both."""
         in_range = ctx.distance_m <= self.server_range_m(params)[None, :]
-        fits = self.estimated_load_bits(ctx)[None, :] + self.load_increment_bits(ctx, params) <= self.server_cache_bits(params)[None, :]
+        fits = (
+            self.estimated_load_bits(ctx)[None, :] + self.load_increment_bits(ctx, params)
+            <= self.server_cache_bits(params)[None, :]
+        )
         return in_range | self.is_sat, fits | self.is_sat
 
     def _nearest_present(self, ctx: SlotContext) -> jax.Array:
@@ -804,7 +877,11 @@ class TwinRouting(Environment):
         # an inactive vehicle has one selectable action, a no-op the env ignores: its current host, or the
         # fallback server when that host is absent
         host = jax.nn.one_hot(ctx.host, self.num_servers, dtype=bool) & ctx.present[None, :]
-        host = jnp.where(jnp.any(host, axis=-1, keepdims=True), host, jax.nn.one_hot(self.fallback_server(ctx), self.num_servers, dtype=bool))
+        host = jnp.where(
+            jnp.any(host, axis=-1, keepdims=True),
+            host,
+            jax.nn.one_hot(self.fallback_server(ctx), self.num_servers, dtype=bool),
+        )
         return jnp.where(ctx.active[:, None], mask, host)
 
     def action_mask(self, state: EnvState, params: EnvParams) -> jax.Array:
@@ -834,7 +911,9 @@ class TwinRouting(Environment):
         distance = jnp.where(ctx.present[None, :ground], ctx.distance_m[:, :ground], params.absent_distance_m)
         parts = [
             jnp.clip(distance / params.obs_distance_scale_m, 0.0, params.obs_distance_clip),
-            jnp.broadcast_to(self.estimated_load_bits(ctx) / params.edge_cache_bits, (self.num_agents, self.num_servers)),
+            jnp.broadcast_to(
+                self.estimated_load_bits(ctx) / params.edge_cache_bits, (self.num_agents, self.num_servers)
+            ),
         ]
         if c.obs_include_host:
             parts.append(jax.nn.one_hot(state.host, self.num_servers))
@@ -856,7 +935,9 @@ class TwinRouting(Environment):
         that the mask excludes runs as chosen, its range and overload failures counted by eq. (14), and is
         flagged in info["masked_action"]. An inactive vehicle's action is ignored."""
         if isinstance(action, dict):
-            raise ValueError(f"action must be an int array [num_vehicles={self.num_agents}] of server indices, got a dict")
+            raise ValueError(
+                f"action must be an int array [num_vehicles={self.num_agents}] of server indices, got a dict"
+            )
         action = jnp.asarray(action)
         if action.shape != (self.num_agents,):
             raise ValueError(
@@ -880,8 +961,13 @@ class TwinRouting(Environment):
         ground = ground_distance_m(ctx.server_xy_m[source], ctx.server_xy_m[target], params.earth_radius_m, self.config)
         dz = ctx.server_height_m[source] - ctx.server_height_m[target]
         distance = jnp.maximum(net.distance_with_height_m(ground, dz), params.min_distance_m)
-        rate = net.link_rate_bps(distance, params.migration_bandwidth_hz, params.server_tx_power_w, params.noise_power_w,
-                                 **channel_constants(params))
+        rate = net.link_rate_bps(
+            distance,
+            params.migration_bandwidth_hz,
+            params.server_tx_power_w,
+            params.noise_power_w,
+            **channel_constants(params),
+        )
         via_sat = jnp.asarray(self.is_sat)[source] | jnp.asarray(self.is_sat)[target]
         return jnp.where(via_sat, params.sat_rate_bps, rate)
 
@@ -901,10 +987,12 @@ class TwinRouting(Environment):
         if c.ofdma_split:  # B / k_m among the active vehicles on the same server
             share = jnp.maximum(jnp.zeros(self.num_servers).at[server].add(ctx.active.astype(jnp.float32))[server], 1.0)
         channel = {**channel_constants(params), "fading": gain}
-        up_bps = net.link_rate_bps(distance, params.uplink_bandwidth_hz / share, params.vehicle_tx_power_w,
-                                   params.noise_power_w, **channel)
-        down_bps = net.link_rate_bps(distance, params.downlink_bandwidth_hz / share, params.server_tx_power_w,
-                                     params.noise_power_w, **channel)
+        up_bps = net.link_rate_bps(
+            distance, params.uplink_bandwidth_hz / share, params.vehicle_tx_power_w, params.noise_power_w, **channel
+        )
+        down_bps = net.link_rate_bps(
+            distance, params.downlink_bandwidth_hz / share, params.server_tx_power_w, params.noise_power_w, **channel
+        )
         up_bps = jnp.where(on_sat, params.sat_rate_bps, up_bps)  # eqs. (6)-(7)
         down_bps = jnp.where(on_sat, params.sat_rate_bps, down_bps)
         uplink = net.transfer_latency_s(params.data_bits, up_bps)
@@ -912,7 +1000,9 @@ class TwinRouting(Environment):
         cache = self.server_cache_bits(params)[server]
         overflow = (load > cache) & ~on_sat
         out_of_range = (distance > self.server_range_m(params)[server]) & ~on_sat
-        compute = computing_latency_s(load, params.data_bits, self.server_cpu_hz(params)[server], overflow, on_sat, params, c.use_satellite)
+        compute = computing_latency_s(
+            load, params.data_bits, self.server_cpu_hz(params)[server], overflow, on_sat, params, c.use_satellite
+        )
         rate_mig = self.migration_rate_bps(ctx, ctx.host, server, params)
         migration = migration_latency_s(migrates, params.migration_bits, rate_mig)
         extra = jnp.zeros(self.num_agents, jnp.float32)
@@ -1058,7 +1148,9 @@ class TwinRouting(Environment):
 
 
 # ====================================================================== calibration, §3.3 (A)
-def calibrate_norm_stats(env: TwinRouting, params: EnvParams, policies: Sequence[Callable], key, num_episodes: int = 64) -> NormStats:
+def calibrate_norm_stats(
+    env: TwinRouting, params: EnvParams, policies: Sequence[Callable], key, num_episodes: int = 64
+) -> NormStats:
     """Fixed z-score constants (§3.3 (A) [REC]): roll out each `policy(key, state, params)` for
     `num_episodes` episodes and pool mean and std of T^sum and S'_a over the active (episode, slot, vehicle)
     samples and of Var(S') over (episode, slot). Returns a `NormStats` for `params.replace(norm_stats=...)`;

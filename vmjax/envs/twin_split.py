@@ -40,8 +40,30 @@ from vmjax.core.env import Environment
 
 MBIT = 1e6
 HOURLY_ACTIVITY = (  # w(h), spec 004 §4.8 (trough at 3-4 h, peaks at 8 h and 17-18 h)
-    0.020, 0.015, 0.012, 0.010, 0.010, 0.015, 0.030, 0.050, 0.065, 0.062, 0.055, 0.052,
-    0.050, 0.052, 0.053, 0.055, 0.058, 0.062, 0.060, 0.052, 0.045, 0.040, 0.035, 0.027,
+    0.020,
+    0.015,
+    0.012,
+    0.010,
+    0.010,
+    0.015,
+    0.030,
+    0.050,
+    0.065,
+    0.062,
+    0.055,
+    0.052,
+    0.050,
+    0.052,
+    0.053,
+    0.055,
+    0.058,
+    0.062,
+    0.060,
+    0.052,
+    0.045,
+    0.040,
+    0.035,
+    0.027,
 )
 
 
@@ -139,19 +161,43 @@ class EnvParams:
 
 
 _POSITIVE_FIELDS = (
-    "uplink_bandwidth_hz", "downlink_bandwidth_hz", "vehicle_tx_power_w", "rsu_tx_power_w", "channel_gain_coeff",
-    "carrier_hz", "path_loss_exponent", "rsu_height_m", "gpu_hz_nominal", "gpu_scale_low", "max_workload_cycles",
-    "cycles_per_bit_low", "request_bits_low", "task_bits_low", "slot_s", "latency_obs_scale_s",
+    "uplink_bandwidth_hz",
+    "downlink_bandwidth_hz",
+    "vehicle_tx_power_w",
+    "rsu_tx_power_w",
+    "channel_gain_coeff",
+    "carrier_hz",
+    "path_loss_exponent",
+    "rsu_height_m",
+    "gpu_hz_nominal",
+    "gpu_scale_low",
+    "max_workload_cycles",
+    "cycles_per_bit_low",
+    "request_bits_low",
+    "task_bits_low",
+    "slot_s",
+    "latency_obs_scale_s",
 )
 _NON_NEGATIVE_FIELDS = (
-    "result_ratio", "ber_scale_per_mbit", "qoe_ber_weight", "qoe_latency_weight_per_s", "violation_penalty",
-    "util_noise_std", "util_max", "util_mean_low", "util_init_low", "background_cycles_per_vehicle",
+    "result_ratio",
+    "ber_scale_per_mbit",
+    "qoe_ber_weight",
+    "qoe_latency_weight_per_s",
+    "violation_penalty",
+    "util_noise_std",
+    "util_max",
+    "util_mean_low",
+    "util_init_low",
+    "background_cycles_per_vehicle",
 )
 _PROBABILITY_FIELDS = ("alpha", "texture_reuse", "util_ar_coeff")
 _RANGES = (
-    ("gpu_scale_low", "gpu_scale_high"), ("cycles_per_bit_low", "cycles_per_bit_high"),
-    ("request_bits_low", "request_bits_high"), ("task_bits_low", "task_bits_high"),
-    ("util_mean_low", "util_mean_high"), ("util_init_low", "util_init_high"),
+    ("gpu_scale_low", "gpu_scale_high"),
+    ("cycles_per_bit_low", "cycles_per_bit_high"),
+    ("request_bits_low", "request_bits_high"),
+    ("task_bits_low", "task_bits_high"),
+    ("util_mean_low", "util_mean_high"),
+    ("util_init_low", "util_init_high"),
 )
 
 
@@ -233,11 +279,16 @@ def slot_outcome(ctx: SlotContext, target, alpha, params: EnvParams, downlink_po
     g_serving, g_target = fading[vehicles, serving], fading[vehicles, target]
     down_power = params.vehicle_tx_power_w if downlink_power == "vehicle" else params.rsu_tx_power_w
     # R = B log2(1 + p h / sigma^2), h = g A (c / (4 pi f_c d))^2, sigma^2 = N0 B: (C2)-(C4)
-    channel = {"gain_coeff": params.channel_gain_coeff, "carrier_hz": params.carrier_hz,
-               "exponent": params.path_loss_exponent}
+    channel = {
+        "gain_coeff": params.channel_gain_coeff,
+        "carrier_hz": params.carrier_hz,
+        "exponent": params.path_loss_exponent,
+    }
     noise_w = lambda bandwidth_hz: net.noise_power_watts(params.noise_density_dbm_per_hz, bandwidth_hz)
     up_b, down_b = params.uplink_bandwidth_hz, params.downlink_bandwidth_hz
-    uplink_bps = net.link_rate_bps(d_serving, up_b, params.vehicle_tx_power_w, noise_w(up_b), fading=g_serving, **channel)
+    uplink_bps = net.link_rate_bps(
+        d_serving, up_b, params.vehicle_tx_power_w, noise_w(up_b), fading=g_serving, **channel
+    )
     down_serving_bps = net.link_rate_bps(d_serving, down_b, down_power, noise_w(down_b), fading=g_serving, **channel)
     down_target_bps = net.link_rate_bps(d_target, down_b, down_power, noise_w(down_b), fading=g_target, **channel)
     uplink_s = net.transfer_latency_s(ctx.request_bits, uplink_bps)  # eq. (1)
@@ -246,21 +297,37 @@ def slot_outcome(ctx: SlotContext, target, alpha, params: EnvParams, downlink_po
     )
     # computation: eqs. (3), (6), (9), (10); absent parts take no time [R]
     gpu_serving, gpu_target = ctx.gpu_hz[serving], ctx.gpu_hz[target]
-    local_s = jnp.where(local > 0, net.compute_latency_s(seen_cycles[vehicles, serving], xi_local * f, gpu_serving), 0.0)
+    local_s = jnp.where(
+        local > 0, net.compute_latency_s(seen_cycles[vehicles, serving], xi_local * f, gpu_serving), 0.0
+    )
     migration_s = jnp.where(migrates, net.transfer_latency_s(premigrated, params.backhaul_bps[serving, target]), 0.0)
     remote_s = jnp.where(migrates, net.compute_latency_s(seen_cycles[vehicles, target], xi_remote * f, gpu_target), 0.0)
     processing_s = net.split_processing_latency_s(local_s, migration_s, remote_s)
     total_s = uplink_s + processing_s + downlink_s  # eq. (11)
     # BER and QoE, eqs. (12)-(15)
     ber = net.contention_bit_error_rate(premigrated / MBIT, target, migrates, params.ber_scale_per_mbit)
-    collision = jnp.any((target[:, None] == target[None, :]) & migrates[:, None] & migrates[None, :] & ~jnp.eye(v, dtype=bool), axis=1)
+    collision = jnp.any(
+        (target[:, None] == target[None, :]) & migrates[:, None] & migrates[None, :] & ~jnp.eye(v, dtype=bool), axis=1
+    )
     qoe = -params.qoe_ber_weight * ber - params.qoe_latency_weight_per_s * total_s
     return {
-        "total_latency_s": total_s, "uplink_s": uplink_s, "local_processing_s": local_s, "migration_s": migration_s,
-        "remote_processing_s": remote_s, "processing_s": processing_s, "downlink_s": downlink_s,
-        "uplink_bps": uplink_bps, "ber": ber, "qoe": qoe, "collision": collision, "stable": stable,
-        "premigrated_bits": premigrated, "local_bits": local, "migrates": migrates,
-        "agent_cycles": total_agent_cycles, "seen_cycles": seen_cycles,
+        "total_latency_s": total_s,
+        "uplink_s": uplink_s,
+        "local_processing_s": local_s,
+        "migration_s": migration_s,
+        "remote_processing_s": remote_s,
+        "processing_s": processing_s,
+        "downlink_s": downlink_s,
+        "uplink_bps": uplink_bps,
+        "ber": ber,
+        "qoe": qoe,
+        "collision": collision,
+        "stable": stable,
+        "premigrated_bits": premigrated,
+        "local_bits": local,
+        "migrates": migrates,
+        "agent_cycles": total_agent_cycles,
+        "seen_cycles": seen_cycles,
         "workload_violation": background_cycles + total_agent_cycles > params.max_workload_cycles,  # (16b,c) log
     }
 
@@ -304,8 +371,15 @@ class TwinSplit(Environment):
 
     def validate_params(self, params: EnvParams) -> None:
         owner, c = "EnvParams", self.config
-        validation.check_fields(owner, params, positive=_POSITIVE_FIELDS, non_negative=_NON_NEGATIVE_FIELDS,
-                                probability=_PROBABILITY_FIELDS, finite=("noise_density_dbm_per_hz",), ranges=_RANGES)
+        validation.check_fields(
+            owner,
+            params,
+            positive=_POSITIVE_FIELDS,
+            non_negative=_NON_NEGATIVE_FIELDS,
+            probability=_PROBABILITY_FIELDS,
+            finite=("noise_density_dbm_per_hz",),
+            ranges=_RANGES,
+        )
         validation.check_shape(owner, "rsu_xy_m", params.rsu_xy_m, (c.num_rsus, 2))
         validation.check_finite(owner, "rsu_xy_m", params.rsu_xy_m)
         validation.check_shape(owner, "backhaul_bps", params.backhaul_bps, (c.num_rsus, c.num_rsus))
@@ -315,8 +389,9 @@ class TwinSplit(Environment):
         validation.check_shape(owner, "hourly_activity", params.hourly_activity, (24,))
         validation.check_positive(owner, "hourly_activity", params.hourly_activity)
         mobility.validate_params(params.mobility)
-        mobility.check_trace_bank(owner, params.trace_bank, c.max_steps + 1, self.num_traced,
-                                  "num_vehicles + num_background_vehicles")
+        mobility.check_trace_bank(
+            owner, params.trace_bank, c.max_steps + 1, self.num_traced, "num_vehicles + num_background_vehicles"
+        )
 
     # ------------------------------------------------------------------ spaces
     def action_space(self, params=None) -> spaces.Discrete:
@@ -341,7 +416,12 @@ class TwinSplit(Environment):
         k_traj, k_hour, k_gpu, k_f, k_umean, k_uinit, k_draw = jax.random.split(key, 7)
         if params.trace_bank is None:
             trace = mobility.generate_trajectories(
-                k_traj, self.road_grid, params.mobility, self.num_traced, c.max_steps + 1, params.slot_s,
+                k_traj,
+                self.road_grid,
+                params.mobility,
+                self.num_traced,
+                c.max_steps + 1,
+                params.slot_s,
                 c.mobility_substeps,
             )
         else:  # V + N_bg distinct rows of the bank (§4.9)
@@ -459,7 +539,9 @@ class TwinSplit(Environment):
                 raise ValueError(f"a dict action must have keys ['fraction', 'target'], got {sorted(action)}")
             target, fraction = jnp.asarray(action["target"]), jnp.asarray(action["fraction"])
             if fraction.shape != (v,) or not jnp.issubdtype(fraction.dtype, jnp.floating):
-                raise ValueError(f"action['fraction'] must be floating with shape ({v},), got {fraction.dtype} {fraction.shape}")
+                raise ValueError(
+                    f"action['fraction'] must be floating with shape ({v},), got {fraction.dtype} {fraction.shape}"
+                )
             alpha = jnp.clip(jnp.where(jnp.isnan(fraction), 0.0, fraction), 0.0, 1.0)
         else:
             target, alpha = jnp.asarray(action), None
@@ -471,7 +553,11 @@ class TwinSplit(Environment):
             index = jnp.clip(target, 0, self.num_actions - 1)
             target = index // self.num_levels
             levels = self.config.alpha_levels
-            alpha = jnp.full((v,), params.alpha) if not levels else jnp.asarray(levels, jnp.float32)[index % self.num_levels]
+            alpha = (
+                jnp.full((v,), params.alpha)
+                if not levels
+                else jnp.asarray(levels, jnp.float32)[index % self.num_levels]
+            )
         return jnp.clip(target, 0, self.num_rsus - 1).astype(jnp.int32), alpha
 
     # ------------------------------------------------------------------ transition and reward
@@ -503,9 +589,24 @@ class TwinSplit(Environment):
         truncated = next_state.t >= c.max_steps
         terminated = jnp.array(False)  # finite horizon, no terminal states (§5)
         info = {
-            **{k: out[k] for k in ("total_latency_s", "uplink_s", "local_processing_s", "migration_s",
-                                   "remote_processing_s", "processing_s", "downlink_s", "ber", "qoe",
-                                   "premigrated_bits", "migrates", "collision", "stable")},
+            **{
+                k: out[k]
+                for k in (
+                    "total_latency_s",
+                    "uplink_s",
+                    "local_processing_s",
+                    "migration_s",
+                    "remote_processing_s",
+                    "processing_s",
+                    "downlink_s",
+                    "ber",
+                    "qoe",
+                    "premigrated_bits",
+                    "migrates",
+                    "collision",
+                    "stable",
+                )
+            },
             "target": target,
             "serving": ctx.serving,
             "alpha": alpha,

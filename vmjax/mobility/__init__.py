@@ -1,17 +1,17 @@
 """Where vehicles are: the `Trace` pytree, road grids, synthetic mobility, and trace files.
 
-    grid = corridor_road()                       # spec 003 §7.2 map, 2490 m x 122 m
-    trace = generate_trajectories(key, grid, MobilityParams(), num_vehicles=10, num_steps=112)
-    trace.position_at(t)                         # [V, 2] metres from the map origin
-    loops = patrol_loops(rsu_xy_m, num_loops=10)  # UAV patrol loops through RSUs (spec 002 §7.2)
-    xy, present = uav_positions_m(loops, phase_m, enter_slot, leave_slot, t, 3.7, 30.0, extent_m)
-    city = jittered_grid_city(seed=0)             # spec 004 §4.8 road graph; shortest_path, snap_to_road
-    kde = fit_hourly_kde(xy_m, hours)             # spec 004 §4.4 hourly KDEs; sample_hourly_kde(key, kde, h, n)
-    gps = generate_ground_truth(0, city)          # spec 004 §4.8 "real" taxis; write_tdrive / load_tdrive
-    model = fit_est_tg(city, gps)                 # spec 004 §4.2-4.4; generate_est_tg(key, model, 512) -> trips;
-                                                  # generate_chained_bank: §4.9 env bank
-    banks = build_trace_banks(0)                  # spec 004 §4.9/§7.3: banks.real, banks.generated -> trace_bank
-    fidelity_report(city, real_xy, real_hours, real_speeds, trips)  # spec 004 §4.10
+grid = corridor_road()                       # spec 003 §7.2 map, 2490 m x 122 m
+trace = generate_trajectories(key, grid, MobilityParams(), num_vehicles=10, num_steps=112)
+trace.position_at(t)                         # [V, 2] metres from the map origin
+loops = patrol_loops(rsu_xy_m, num_loops=10)  # UAV patrol loops through RSUs (spec 002 §7.2)
+xy, present = uav_positions_m(loops, phase_m, enter_slot, leave_slot, t, 3.7, 30.0, extent_m)
+city = jittered_grid_city(seed=0)             # spec 004 §4.8 road graph; shortest_path, snap_to_road
+kde = fit_hourly_kde(xy_m, hours)             # spec 004 §4.4 hourly KDEs; sample_hourly_kde(key, kde, h, n)
+gps = generate_ground_truth(0, city)          # spec 004 §4.8 "real" taxis; write_tdrive / load_tdrive
+model = fit_est_tg(city, gps)                 # spec 004 §4.2-4.4; generate_est_tg(key, model, 512) -> trips;
+                                              # generate_chained_bank: §4.9 env bank
+banks = build_trace_banks(0)                  # spec 004 §4.9/§7.3: banks.real, banks.generated -> trace_bank
+fidelity_report(city, real_xy, real_hours, real_speeds, trips)  # spec 004 §4.10
 """
 
 from vmjax.mobility.banks import TraceBanks, build_trace_banks

@@ -80,9 +80,17 @@ def _draw_hours(rng, num: int, hourly_activity) -> np.ndarray:
     return rng.choice(24, size=num, p=w / w.sum())
 
 
-def chain_ground_truth(points: GpsPoints, trip_id: np.ndarray, num_vehicles: int, num_slots: int, rng,
-                       hourly_activity=HOURLY_ACTIVITY, step_s: float = 30.0, min_candidates: int = 8,
-                       max_trips: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def chain_ground_truth(
+    points: GpsPoints,
+    trip_id: np.ndarray,
+    num_vehicles: int,
+    num_slots: int,
+    rng,
+    hourly_activity=HOURLY_ACTIVITY,
+    step_s: float = 30.0,
+    min_candidates: int = 8,
+    max_trips: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
     """Chains resampled ground-truth trips (`resample_trips` output, `step_s` apart) into tracks (§4.9):
     positions [num_slots, num_vehicles, 2] m and the jumps [J] m between chained trips (see the module doc)."""
     order = np.argsort(trip_id, kind="stable")
@@ -122,9 +130,15 @@ def chain_ground_truth(points: GpsPoints, trip_id: np.ndarray, num_vehicles: int
     return np.swapaxes(out, 0, 1), np.asarray(jumps)
 
 
-def build_trace_banks(seed: int, num_vehicles: int = 512, num_slots: int = 101, map_size_m: float = 5000.0,
-                      ground_truth: GroundTruthConfig | None = None, est_tg: ESTTGConfig | None = None,
-                      max_trips: int = 16) -> TraceBanks:
+def build_trace_banks(
+    seed: int,
+    num_vehicles: int = 512,
+    num_slots: int = 101,
+    map_size_m: float = 5000.0,
+    ground_truth: GroundTruthConfig | None = None,
+    est_tg: ESTTGConfig | None = None,
+    max_trips: int = 16,
+) -> TraceBanks:
     """Both env banks from one seed (§4.8, §4.9, §7.3): the jittered-grid city (seed), the ground-truth taxis
     (seed + 1), EST-TG fitted on them, and `num_vehicles` chained tracks of `num_slots` slots (T + 1) each.
     Deterministic for (seed, arguments). `ground_truth` (default `GroundTruthConfig()`, the spec's 200 taxis x 7
@@ -132,7 +146,9 @@ def build_trace_banks(seed: int, num_vehicles: int = 512, num_slots: int = 101, 
     ground_truth = GroundTruthConfig() if ground_truth is None else ground_truth
     est_tg = ESTTGConfig() if est_tg is None else est_tg
     if num_vehicles < 1 or num_slots < 2:
-        raise ValueError(f"build_trace_banks: need num_vehicles >= 1 and num_slots >= 2, got {num_vehicles}, {num_slots}")
+        raise ValueError(
+            f"build_trace_banks: need num_vehicles >= 1 and num_slots >= 2, got {num_vehicles}, {num_slots}"
+        )
     if not map_size_m > 0:
         raise ValueError(f"build_trace_banks: map_size_m must be > 0, got {map_size_m}")
     scale = map_size_m / REFERENCE_MAP_M
@@ -143,8 +159,9 @@ def build_trace_banks(seed: int, num_vehicles: int = 512, num_slots: int = 101, 
     clean, trip = clean_gps(points, box_m, est_tg.fit_speed_max_mps, est_tg.max_gap_s)
     resampled, trip = resample_trips(clean, trip, est_tg.step_s)
     rng = np.random.default_rng(seed + 2)
-    real_xy, jumps = chain_ground_truth(resampled, trip, num_vehicles, num_slots, rng, ground_truth.hourly_activity,
-                                        est_tg.step_s)
+    real_xy, jumps = chain_ground_truth(
+        resampled, trip, num_vehicles, num_slots, rng, ground_truth.hourly_activity, est_tg.step_s
+    )
     hours = _draw_hours(rng, num_vehicles, ground_truth.hourly_activity)
     generated = generate_chained_bank(jax.random.key(seed), model, hours, num_vehicles, num_slots, est_tg, max_trips)
     clip = lambda xy: np.clip(np.asarray(xy, np.float64), 0.0, map_size_m)

@@ -89,7 +89,11 @@ class GeneratedTrips:
 def _cell(xy_m, box_m, cells: int):
     """Speed-grid cell id of points [..., 2] (clamped to the grid)."""
     u = (xy_m - box_m[:2]) / (box_m[2:] - box_m[:2])
-    ij = np.clip(np.floor(u * cells), 0, cells - 1) if isinstance(u, np.ndarray) else jnp.clip(jnp.floor(u * cells), 0, cells - 1)
+    ij = (
+        np.clip(np.floor(u * cells), 0, cells - 1)
+        if isinstance(u, np.ndarray)
+        else jnp.clip(jnp.floor(u * cells), 0, cells - 1)
+    )
     return (ij[..., 1] * cells + ij[..., 0]).astype(np.int32)
 
 
@@ -109,7 +113,9 @@ def fit_est_tg(graph: RoadGraph, points: GpsPoints, config: ESTTGConfig = ESTTGC
     """
     group_of_hour = np.asarray(config.speed_hour_groups, np.int64)
     if group_of_hour.shape != (24,) or group_of_hour.min() < 0:
-        raise ValueError(f"fit_est_tg: speed_hour_groups must give a group id >= 0 for each of 24 hours, got {config.speed_hour_groups}")
+        raise ValueError(
+            f"fit_est_tg: speed_hour_groups must give a group id >= 0 for each of 24 hours, got {config.speed_hour_groups}"
+        )
     node_xy = np.asarray(graph.node_xy_m, np.float64)
     box_m = np.concatenate([node_xy.min(0), node_xy.max(0)])
     clean, trip = clean_gps(points, box_m, config.fit_speed_max_mps, config.max_gap_s)
@@ -284,8 +290,15 @@ def _chained(key, hour0, model: ESTTGModel, config: ESTTGConfig, num_slots: int,
 
 
 @functools.partial(jax.jit, static_argnames=("num_vehicles", "num_slots", "config", "max_trips"))
-def generate_chained_bank(key, model: ESTTGModel, hour, num_vehicles: int, num_slots: int = 101,
-                          config: ESTTGConfig = ESTTGConfig(), max_trips: int = 16) -> Trace:
+def generate_chained_bank(
+    key,
+    model: ESTTGModel,
+    hour,
+    num_vehicles: int,
+    num_slots: int = 101,
+    config: ESTTGConfig = ESTTGConfig(),
+    max_trips: int = 16,
+) -> Trace:
     """Bank of chained trajectories for the RL environment (spec §4.9): Trace [num_slots, num_vehicles, 2].
 
     `hour`: the start hour of every vehicle, a scalar or int [num_vehicles] (e.g. drawn from w(h), §4.9).
@@ -297,5 +310,7 @@ def generate_chained_bank(key, model: ESTTGModel, hour, num_vehicles: int, num_s
     """
     keys = jax.random.split(key, num_vehicles)
     hours = jnp.broadcast_to(jnp.asarray(hour, jnp.int32), (num_vehicles,))
-    positions, valid = jax.vmap(_chained, (0, 0, None, None, None, None))(keys, hours, model, config, num_slots, max_trips)
+    positions, valid = jax.vmap(_chained, (0, 0, None, None, None, None))(
+        keys, hours, model, config, num_slots, max_trips
+    )
     return Trace(positions_m=jnp.swapaxes(positions, 0, 1), valid=valid.T)

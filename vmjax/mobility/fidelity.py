@@ -21,7 +21,9 @@ def js_divergence(p, q) -> float:
     p = np.asarray(p, np.float64).ravel()
     q = np.asarray(q, np.float64).ravel()
     if p.shape != q.shape or np.any(p < 0) or np.any(q < 0) or p.sum() <= 0 or q.sum() <= 0:
-        raise ValueError(f"js_divergence: need two non-negative histograms of one shape with mass, got {p.shape}, {q.shape}")
+        raise ValueError(
+            f"js_divergence: need two non-negative histograms of one shape with mass, got {p.shape}, {q.shape}"
+        )
     p, q = p / p.sum(), q / q.sum()
     m = 0.5 * (p + q)
 
@@ -54,7 +56,9 @@ def on_road_ratio(graph: RoadGraph, xy_m, tolerance_m: float = 1.0) -> float:
 def wasserstein_1(a, b, num_quantiles: int = 1000) -> float:
     """W1 between two 1-D samples, as the mean |quantile difference| on a uniform grid of `num_quantiles` levels."""
     levels = (np.arange(num_quantiles) + 0.5) / num_quantiles
-    return float(np.mean(np.abs(np.quantile(np.asarray(a, np.float64), levels) - np.quantile(np.asarray(b, np.float64), levels))))
+    return float(
+        np.mean(np.abs(np.quantile(np.asarray(a, np.float64), levels) - np.quantile(np.asarray(b, np.float64), levels)))
+    )
 
 
 def trip_points(trips: GeneratedTrips, step_s: float = 30.0):
@@ -77,8 +81,16 @@ def real_points(points: GpsPoints, trip_id):
     return points.xy_m, points.hour(), speed
 
 
-def fidelity_report(graph: RoadGraph, real_xy_m, real_hours, real_speed_mps, trips: GeneratedTrips,
-                    step_s: float = 30.0, bins: int = 32, tolerance_m: float = 1.0) -> dict[str, float]:
+def fidelity_report(
+    graph: RoadGraph,
+    real_xy_m,
+    real_hours,
+    real_speed_mps,
+    trips: GeneratedTrips,
+    step_s: float = 30.0,
+    bins: int = 32,
+    tolerance_m: float = 1.0,
+) -> dict[str, float]:
     """The §4.10 metrics of `trips` against real points: {spatial_jsd, hourly_jsd, speed_w1_mps, on_road_ratio}.
 
     The box is the bounding box of the graph's nodes; real_speed_mps are speeds of the real data at step_s.

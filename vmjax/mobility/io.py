@@ -33,14 +33,18 @@ def write_trace_csv(path, trace: Trace, slot_s: float, origin_lonlat=None) -> No
         columns = positions_m[..., 0], positions_m[..., 1]
     else:
         header = ["vehicle_id", "timestamp", "longitude", "latitude"]
-        columns = xy_to_lonlat(positions_m[..., 0], positions_m[..., 1], float(origin_lonlat[0]), float(origin_lonlat[1]))
+        columns = xy_to_lonlat(
+            positions_m[..., 0], positions_m[..., 1], float(origin_lonlat[0]), float(origin_lonlat[1])
+        )
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(header)
     for v in range(num_vehicles):
         for t in range(num_steps):
             if valid[t, v]:
-                writer.writerow([v, repr(t * float(slot_s)), repr(float(columns[0][t, v])), repr(float(columns[1][t, v]))])
+                writer.writerow(
+                    [v, repr(t * float(slot_s)), repr(float(columns[0][t, v])), repr(float(columns[1][t, v]))]
+                )
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -167,7 +171,9 @@ def load_trace_csv(path, slot_s: float, origin_lonlat=None, box_m=None, num_vehi
         rows = rows_of[vehicle]
         for c in range(2):
             positions_m[:, v, c] = np.interp(slot_times_s, times_s[rows], xy_m[rows, c])
-        valid[:, v] = (slot_times_s >= times_s[rows[0]] - tolerance_s) & (slot_times_s <= times_s[rows[-1]] + tolerance_s)
+        valid[:, v] = (slot_times_s >= times_s[rows[0]] - tolerance_s) & (
+            slot_times_s <= times_s[rows[-1]] + tolerance_s
+        )
     return Trace.create(
         positions_m=positions_m.astype(np.float32),
         headings_rad=_headings_rad(positions_m).astype(np.float32),

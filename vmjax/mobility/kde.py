@@ -55,7 +55,9 @@ def fit_hourly_kde(points_xy_m, hours, bandwidth: float = 0.05, box_m=None, num_
         raise ValueError("fit_hourly_kde: points_xy_m must be finite")
     hours = np.asarray(hours)
     if hours.shape != (points_xy_m.shape[0],) or not np.issubdtype(hours.dtype, np.integer):
-        raise ValueError(f"fit_hourly_kde: hours must be integers of shape [P] = ({points_xy_m.shape[0]},), got {hours.dtype} {hours.shape}")
+        raise ValueError(
+            f"fit_hourly_kde: hours must be integers of shape [P] = ({points_xy_m.shape[0]},), got {hours.dtype} {hours.shape}"
+        )
     if np.any((hours < 0) | (hours >= num_hours)):
         raise ValueError(f"fit_hourly_kde: hours must lie in [0, {num_hours}), got min {hours.min()} max {hours.max()}")
     if not (np.isfinite(bandwidth) and bandwidth > 0.0):
@@ -64,10 +66,14 @@ def fit_hourly_kde(points_xy_m, hours, bandwidth: float = 0.05, box_m=None, num_
         box_m = np.concatenate([points_xy_m.min(0), points_xy_m.max(0)])
     box_m = np.asarray(box_m, np.float64)
     if box_m.shape != (4,) or not np.all(np.isfinite(box_m)) or not np.all(box_m[2:] > box_m[:2]):
-        raise ValueError(f"fit_hourly_kde: box_m must be finite (xmin, ymin, xmax, ymax) with xmax > xmin and ymax > ymin, got {box_m}")
+        raise ValueError(
+            f"fit_hourly_kde: box_m must be finite (xmin, ymin, xmax, ymax) with xmax > xmin and ymax > ymin, got {box_m}"
+        )
     counts = np.bincount(hours, minlength=num_hours)
     if np.any(counts == 0):
-        raise ValueError(f"fit_hourly_kde: hours {np.flatnonzero(counts == 0).tolist()} have no points (every hour needs one)")
+        raise ValueError(
+            f"fit_hourly_kde: hours {np.flatnonzero(counts == 0).tolist()} have no points (every hour needs one)"
+        )
     unit = (points_xy_m - box_m[:2]) / (box_m[2:] - box_m[:2])
     order = np.argsort(hours, kind="stable")
     rank = np.arange(len(hours)) - np.repeat(np.cumsum(counts) - counts, counts)  # position within its hour

@@ -94,7 +94,10 @@ def nearest_boundary_point_m(xy_m, extent_m):
     gaps = jnp.stack([x, width - x, y, height - y], axis=-1)
     edge = jnp.argmin(gaps, axis=-1)
     return jnp.stack(
-        [jnp.where(edge == 0, 0.0, jnp.where(edge == 1, width, x)), jnp.where(edge == 2, 0.0, jnp.where(edge == 3, height, y))],
+        [
+            jnp.where(edge == 0, 0.0, jnp.where(edge == 1, width, x)),
+            jnp.where(edge == 2, 0.0, jnp.where(edge == 3, height, y)),
+        ],
         axis=-1,
     )
 
@@ -127,7 +130,9 @@ def uav_positions_m(loops_m, phase_m, enter_slot, leave_slot, t, speed_mps, slot
     t = jnp.asarray(t, jnp.int32)
     leaving = leave_slot < NEVER
     here = _flight_before_leaving_m(loops_m, phase_m, enter_slot, t, step_m, extent_m)
-    exit_from = _flight_before_leaving_m(loops_m, phase_m, enter_slot, jnp.where(leaving, leave_slot, t), step_m, extent_m)
+    exit_from = _flight_before_leaving_m(
+        loops_m, phase_m, enter_slot, jnp.where(leaving, leave_slot, t), step_m, extent_m
+    )
     gate = nearest_boundary_point_m(exit_from, extent_m)
     out = gate - exit_from
     out_m = _norm(out)

@@ -68,12 +68,16 @@ class RoadGraph:
             raise ValueError(f"RoadGraph.edges must be node ids in [0, {num_nodes}), edge {i} is {edges[i].tolist()}")
         loops = np.flatnonzero(edges[:, 0] == edges[:, 1])
         if loops.size:
-            raise ValueError(f"RoadGraph.edges must not contain self-loops, edge {int(loops[0])} is {edges[loops[0]].tolist()}")
+            raise ValueError(
+                f"RoadGraph.edges must not contain self-loops, edge {int(loops[0])} is {edges[loops[0]].tolist()}"
+            )
         if edge_length_m is None:
             edge_length_m = np.linalg.norm(node_xy_m[edges[:, 1]] - node_xy_m[edges[:, 0]], axis=-1)
         edge_length_m = np.asarray(edge_length_m, np.float64)
         if edge_length_m.shape != (edges.shape[0],):
-            raise ValueError(f"RoadGraph.edge_length_m must have shape [M] = ({edges.shape[0]},), got {edge_length_m.shape}")
+            raise ValueError(
+                f"RoadGraph.edge_length_m must have shape [M] = ({edges.shape[0]},), got {edge_length_m.shape}"
+            )
         bad = np.flatnonzero(~(np.isfinite(edge_length_m) & (edge_length_m > 0.0)))
         if bad.size:
             i = int(bad[0])

@@ -135,7 +135,9 @@ def urban_grid(
     width_m, height_m = (float(v) for v in extent_m)
     core_width_m, core_height_m = (float(v) for v in core_extent_m)
     if not (0.0 < core_width_m <= width_m and 0.0 < core_height_m <= height_m):
-        raise ValueError(f"urban_grid: core_extent_m must be positive and fit in extent_m {extent_m}, got {core_extent_m}")
+        raise ValueError(
+            f"urban_grid: core_extent_m must be positive and fit in extent_m {extent_m}, got {core_extent_m}"
+        )
     if core_spacing_m <= 0.0 or outskirts_spacing_m <= 0.0:
         raise ValueError(
             f"urban_grid: core_spacing_m and outskirts_spacing_m must be > 0, got {core_spacing_m}, {outskirts_spacing_m}"

@@ -224,7 +224,9 @@ def _reflect_at_map_edge(drive: _Drive, extent_m) -> _Drive:
     length_m = jnp.where(drive.vertical, extent_m[1], extent_m[0])
     past_end = drive.along_m > length_m
     before_start = drive.along_m < 0.0
-    along_m = jnp.where(past_end, 2.0 * length_m - drive.along_m, jnp.where(before_start, -drive.along_m, drive.along_m))
+    along_m = jnp.where(
+        past_end, 2.0 * length_m - drive.along_m, jnp.where(before_start, -drive.along_m, drive.along_m)
+    )
     return drive.replace(
         along_m=jnp.clip(along_m, 0.0, length_m).astype(jnp.float32),
         direction=jnp.where(past_end | before_start, -drive.direction, drive.direction).astype(jnp.float32),
@@ -272,7 +274,11 @@ def generate_trajectories(
         across, along = fastrand.normal_pair(key, (num_vehicles,))
         lateral_m = lane_offset_m + across_std_m * across
         point_m = _road_point_m(drive.vertical, drive.road_m, drive.along_m)
-        position_m = point_m + lateral_m[:, None] * _right_normal(heading_xy) + (params.gps_noise_std_m * along)[:, None] * heading_xy
+        position_m = (
+            point_m
+            + lateral_m[:, None] * _right_normal(heading_xy)
+            + (params.gps_noise_std_m * along)[:, None] * heading_xy
+        )
         return position_m, heading_xy
 
     def slot_step(drive: _Drive, keys):
@@ -281,7 +287,9 @@ def generate_trajectories(
         k_speed, k_stop, k_turn, k_noise = keys
         observed = observe(drive, lane_offset_m, k_noise)
         in_core = _in_box(_road_point_m(drive.vertical, drive.road_m, drive.along_m), grid.core_box_m)
-        drive = _next_speed(drive, in_core, params, fastrand.normal(k_speed, (num_vehicles,)), fastrand.uniform(k_stop, (num_vehicles,)))
+        drive = _next_speed(
+            drive, in_core, params, fastrand.normal(k_speed, (num_vehicles,)), fastrand.uniform(k_stop, (num_vehicles,))
+        )
         distance_m = drive.speed_mps * move_s
         # Turn draws only where a turn can happen.
         turn_u = fastrand.uniform(k_turn, (moves_per_slot, num_vehicles)) if has_intersections else None
@@ -296,4 +304,3 @@ def generate_trajectories(
     _, (positions_m, headings_xy) = jax.lax.scan(slot_step, drive0, slot_keys)  # [T, V, 2] each
     headings_rad = jnp.arctan2(headings_xy[..., 1], headings_xy[..., 0])
     return Trace(positions_m=positions_m.astype(jnp.float32), headings_rad=headings_rad.astype(jnp.float32))
-

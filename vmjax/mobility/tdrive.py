@@ -63,8 +63,9 @@ class GpsPoints:
 
 
 # ----------------------------------------------------------------------------------------------- file format
-def write_tdrive(folder, points: GpsPoints, origin_lonlat=BEIJING_CENTRE_LONLAT, origin_xy_m=(2500.0, 2500.0),
-                 decimals: int = 5) -> list[Path]:
+def write_tdrive(
+    folder, points: GpsPoints, origin_lonlat=BEIJING_CENTRE_LONLAT, origin_xy_m=(2500.0, 2500.0), decimals: int = 5
+) -> list[Path]:
     """Writes one file `<taxi_id>.txt` per taxi in T-Drive's format (§4.1), atomically; returns the paths.
 
     Coordinates get `decimals` decimals (5 as in T-Drive, ~1 m); times must be whole seconds (the format's
@@ -93,7 +94,9 @@ def _tdrive_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ValueError(f"{path}: no such T-Drive file or folder")
-    files = sorted(path.glob("*.txt"), key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0, p.name))
+    files = sorted(
+        path.glob("*.txt"), key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0, p.name)
+    )
     if not files:
         raise ValueError(f"{path}: folder holds no *.txt T-Drive files")
     return files
@@ -115,7 +118,9 @@ def load_tdrive(path, origin_lonlat=BEIJING_CENTRE_LONLAT, origin_xy_m=(2500.0, 
                 where = f"{file}, line {line_num}"
                 fields = line.strip().split(",")
                 if len(fields) != 4:
-                    raise ValueError(f"{where}: expected 4 fields taxi_id,YYYY-MM-DD HH:MM:SS,longitude,latitude, got {len(fields)}")
+                    raise ValueError(
+                        f"{where}: expected 4 fields taxi_id,YYYY-MM-DD HH:MM:SS,longitude,latitude, got {len(fields)}"
+                    )
                 try:
                     ids.append(int(fields[0]))
                 except ValueError:
@@ -135,8 +140,9 @@ def load_tdrive(path, origin_lonlat=BEIJING_CENTRE_LONLAT, origin_xy_m=(2500.0, 
 
 
 # ------------------------------------------------------------------------------------ §4.2 cleaning, trips
-def clean_gps(points: GpsPoints, box_m, max_speed_mps: float = 33.3, max_gap_s: float = 600.0,
-              min_trip_points: int = 5) -> tuple[GpsPoints, np.ndarray]:
+def clean_gps(
+    points: GpsPoints, box_m, max_speed_mps: float = 33.3, max_gap_s: float = 600.0, min_trip_points: int = 5
+) -> tuple[GpsPoints, np.ndarray]:
     """Anomaly removal and trip split (spec §4.2 steps 2-3) -> (kept points sorted by taxi and time, trip_id [P]).
 
     Drops exact-zero coordinates (lon = lat = 0 maps far off the box), points outside box_m = (xmin, ymin, xmax,
@@ -177,7 +183,9 @@ def resample_trips(points: GpsPoints, trip_id: np.ndarray, step_s: float = 30.0)
     out = []
     for trip in np.unique(trip_id):
         rows = np.flatnonzero(trip_id == trip)
-        t = points.time_s[rows[0]] + step_s * np.arange(int((points.time_s[rows[-1]] - points.time_s[rows[0]]) // step_s) + 1)
+        t = points.time_s[rows[0]] + step_s * np.arange(
+            int((points.time_s[rows[-1]] - points.time_s[rows[0]]) // step_s) + 1
+        )
         xy = np.stack([np.interp(t, points.time_s[rows], points.xy_m[rows, c]) for c in range(2)], -1)
         out.append((np.full(len(t), points.taxi_id[rows[0]]), t, xy, np.full(len(t), trip)))
     taxi, time_s, xy, trips = (np.concatenate(parts) for parts in zip(*out, strict=True))
@@ -302,11 +310,17 @@ def generate_ground_truth(seed: int, graph: RoadGraph, config: GroundTruthConfig
             source, target = draw_node(mix_o), draw_node(mix_d)
             while target == source:
                 target = draw_node(mix_d)
-            path = _dijkstra_path(adjacency, lengths * rng.lognormal(0.0, c.route_weight_sigma, len(lengths)), source, target)
+            path = _dijkstra_path(
+                adjacency, lengths * rng.lognormal(0.0, c.route_weight_sigma, len(lengths)), source, target
+            )
             xy = node_xy[path]
             r_m = np.linalg.norm(xy[:-1] - np.asarray(c.centre_m), axis=-1)
-            v = (c.speed_centre_mps + (c.speed_periphery_mps - c.speed_centre_mps) * np.minimum(r_m / c.speed_radius_m, 1.0))
-            v = np.clip(v * speed_factor[hour] * rng.lognormal(0.0, c.speed_sigma, len(v)), c.speed_min_mps, c.speed_max_mps)
+            v = c.speed_centre_mps + (c.speed_periphery_mps - c.speed_centre_mps) * np.minimum(
+                r_m / c.speed_radius_m, 1.0
+            )
+            v = np.clip(
+                v * speed_factor[hour] * rng.lognormal(0.0, c.speed_sigma, len(v)), c.speed_min_mps, c.speed_max_mps
+            )
             node_t = t + np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=-1) / v)])
             n = int((node_t[-1] - t) // c.sample_interval_s) + 1
             sample_t = t + c.sample_interval_s * np.arange(n) + rng.uniform(-c.sample_jitter_s, c.sample_jitter_s, n)

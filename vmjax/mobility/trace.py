@@ -33,7 +33,7 @@ class Trace:
     valid: jax.Array | None = None
 
     @classmethod
-    def create(cls, positions_m, headings_rad=None, valid=None) -> "Trace":
+    def create(cls, positions_m, headings_rad=None, valid=None) -> Trace:
         """Checks shapes (and finiteness, for concrete inputs) in Python, casts, and builds a `Trace`."""
         positions_m = jnp.asarray(positions_m, jnp.float32)
         if positions_m.ndim != 3 or positions_m.shape[-1] != 2:

@@ -52,8 +52,9 @@ def grid_rsu_positions(num_rsus: int, map_size_m: float) -> np.ndarray:
     return np.stack([(c + 0.5) * map_size_m / cols, (r + 0.5) * map_size_m / rows], axis=1).astype(np.float32)
 
 
-def jittered_grid_rsu_positions(num_rsus: int, map_extent_m, core_extent_m, seed: int = 0,
-                                jitter: float = 0.25) -> np.ndarray:
+def jittered_grid_rsu_positions(
+    num_rsus: int, map_extent_m, core_extent_m, seed: int = 0, jitter: float = 0.25
+) -> np.ndarray:
     """Spec 000 §6.1 [R] "jittered grid in an inner urban box": N RSUs on the `rsu_grid_shape` grid over the
     core (width, height) centred in the map (width, height), each moved by up to `jitter` of a cell in x and y;
     deterministic for `seed`."""
@@ -81,8 +82,9 @@ def city_rsu_positions(num_rsus: int, size_m: float, seed: int, jitter: float = 
     return xy.astype(np.float32)
 
 
-def rural_rsu_positions(extent_m, x_roads_m, y_roads_m, num_rsus: int, seed: int, cluster: int = 4,
-                        spacing_m: float = 800.0) -> np.ndarray:
+def rural_rsu_positions(
+    extent_m, x_roads_m, y_roads_m, num_rsus: int, seed: int, cluster: int = 4, spacing_m: float = 800.0
+) -> np.ndarray:
     """Spec 002 §7.2 [REC] rural: RSUs in clusters of `cluster` along the roads (vertical roads at x =
     `x_roads_m`, horizontal ones at y = `y_roads_m` of a map of `extent_m` = (width, height)), `spacing_m`
     apart, 10 m beside the road, clusters at random road positions, leaving coverage gaps between them;

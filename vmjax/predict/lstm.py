@@ -143,7 +143,10 @@ def init_predictor(key, hidden_size: int = 256, history_slots: int = 12, low_m=(
     validation.check_int_at_least("init_predictor", "history_slots", history_slots, 1)
     low, high = _check_box("init_predictor", low_m, high_m)
     return TrajectoryPredictor(
-        params=_init_params(key, hidden_size, history_slots), low_m=low, high_m=high, hidden_size=hidden_size,
+        params=_init_params(key, hidden_size, history_slots),
+        low_m=low,
+        high_m=high,
+        hidden_size=hidden_size,
         history_slots=history_slots,
     )
 
@@ -236,9 +239,7 @@ def constant_velocity(history_m: jax.Array) -> jax.Array:
 def _check_positions(owner: str, positions_m, min_slots: int, num_features: int = 2) -> jax.Array:
     positions_m = jnp.asarray(positions_m, jnp.float32)
     if positions_m.ndim != 3 or positions_m.shape[-1] != num_features:
-        raise ValueError(
-            f"{owner}: positions_m must have shape [T, V, {num_features}], got {tuple(positions_m.shape)}"
-        )
+        raise ValueError(f"{owner}: positions_m must have shape [T, V, {num_features}], got {tuple(positions_m.shape)}")
     if positions_m.shape[0] < min_slots:
         raise ValueError(f"{owner}: positions_m needs at least {min_slots} slots, got {positions_m.shape[0]}")
     return positions_m
@@ -365,12 +366,22 @@ def train_predictor(
     _, (heldout_inputs, heldout_targets) = chronological_split(series, h, config.train_fraction)
 
     _, tx, run_epoch, evaluate = _training_functions(
-        config.hidden_size, config.dropout_rate, config.learning_rate, h, config.batch_size,
+        config.hidden_size,
+        config.dropout_rate,
+        config.learning_rate,
+        h,
+        config.batch_size,
         total_train // config.batch_size,
     )
     params, history, _ = training.fit(
-        key, lambda k: _init_params(k, config.hidden_size, h), tx, run_epoch, (vehicle, start, series),
-        lambda p: float(evaluate(p, heldout_inputs, heldout_targets)), epochs=config.epochs, metric="heldout_mse",
+        key,
+        lambda k: _init_params(k, config.hidden_size, h),
+        tx,
+        run_epoch,
+        (vehicle, start, series),
+        lambda p: float(evaluate(p, heldout_inputs, heldout_targets)),
+        epochs=config.epochs,
+        metric="heldout_mse",
         progress=progress,
     )
     predictor = TrajectoryPredictor(
@@ -386,8 +397,10 @@ def regression_metrics(y_true, y_pred) -> dict:
     "r2_uniform" is sklearn's multi-output uniform average (the mean of the per-coordinate R^2)."""
     y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
     if y_true.shape != y_pred.shape or y_true.size == 0:
-        raise ValueError(f"regression_metrics: y_true and y_pred must have the same non-empty shape, got "
-                         f"{y_true.shape} and {y_pred.shape}")
+        raise ValueError(
+            f"regression_metrics: y_true and y_pred must have the same non-empty shape, got "
+            f"{y_true.shape} and {y_pred.shape}"
+        )
     error = y_true - y_pred
     abs_error = np.abs(error)
     mse = float(np.mean(error**2))
@@ -410,7 +423,9 @@ def regression_metrics(y_true, y_pred) -> dict:
 def _metrics_in_both_units(predicted_m, targets_m, low_m, high_m) -> dict:
     """Normalised §4.6 metrics plus RMSE, MAE and MedAE in metres."""
     low_m, high_m = np.asarray(low_m), np.asarray(high_m)
-    metrics = regression_metrics(normalize(np.asarray(targets_m), low_m, high_m), normalize(np.asarray(predicted_m), low_m, high_m))
+    metrics = regression_metrics(
+        normalize(np.asarray(targets_m), low_m, high_m), normalize(np.asarray(predicted_m), low_m, high_m)
+    )
     in_metres = regression_metrics(targets_m, predicted_m)
     metrics.update({f"{name}_m": in_metres[name] for name in ("rmse", "mae", "medae")})
     return metrics
@@ -482,6 +497,9 @@ def load_predictor(path: str | os.PathLike) -> TrajectoryPredictor:
     except Exception as err:  # any decoding failure means a corrupt file
         raise ValueError(f"corrupt trajectory predictor file {path}: {err}") from err
     return TrajectoryPredictor(
-        params=jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params), low_m=low_m, high_m=high_m,
-        hidden_size=hidden_size, history_slots=history_slots,
+        params=jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params),
+        low_m=low_m,
+        high_m=high_m,
+        hidden_size=hidden_size,
+        history_slots=history_slots,
     )

@@ -30,8 +30,15 @@ from vmjax.core.io import parse_finite_float, parse_time_s
 
 
 # ====================================================================== trajectories, spec 003 §4.3 / §7.2
-def simulate_trajectories(key, grid: mobility.RoadGrid, mobility_params: mobility.MobilityParams, slot_s: float,
-                          num_vehicles: int = 10, num_slots: int = 8640, substeps: int = 4) -> jax.Array:
+def simulate_trajectories(
+    key,
+    grid: mobility.RoadGrid,
+    mobility_params: mobility.MobilityParams,
+    slot_s: float,
+    num_vehicles: int = 10,
+    num_slots: int = 8640,
+    substeps: int = 4,
+) -> jax.Array:
     """Training / held-out positions [num_slots, num_vehicles, 2] (metres) for the trajectory predictor
     (spec 003 §4.3 / §7.2): `vmjax.mobility` vehicles on the road `grid` with `mobility_params`, `slot_s`
     seconds per slot and `substeps` sub-steps per slot. Pass a scenario's own road and mobility so the predictor
@@ -77,14 +84,16 @@ def load_traffic_csv(path, layout: str = "auto", columns: Sequence[str] | None =
     (_, header), data = rows[0], rows[1:]
     header = [name.strip() for name in header]
     lowered = [name.lower() for name in header]
-    is_long = (len(header) == 3 and lowered[0] in _TIME_NAMES and lowered[1] in _ID_NAMES and lowered[2] in _VALUE_NAMES)
+    is_long = len(header) == 3 and lowered[0] in _TIME_NAMES and lowered[1] in _ID_NAMES and lowered[2] in _VALUE_NAMES
     if layout == "long" and not is_long:
         raise ValueError(
             f"{path}, line 1: a long-layout file needs the header time,id,value (accepted names: {_TIME_NAMES}, "
             f"{_ID_NAMES}, {_VALUE_NAMES}), got {header}"
         )
     if len(header) < 2 or any(not name for name in header):
-        raise ValueError(f"{path}, line 1: the header needs a time column and at least one named series column, got {header}")
+        raise ValueError(
+            f"{path}, line 1: the header needs a time column and at least one named series column, got {header}"
+        )
     if len(set(header)) != len(header):
         duplicated = sorted({name for name in header if header.count(name) > 1})
         raise ValueError(f"{path}, line 1: duplicate column name(s) {duplicated}")
@@ -216,15 +225,37 @@ def simulate_server_traffic(
     grid = mobility.urban_grid() if grid is None else grid
     mobility_params = mobility.MobilityParams() if mobility_params is None else mobility_params
     return _simulate_traffic(
-        key, grid, mobility_params, jnp.asarray(server_xy_m, jnp.float32), jnp.asarray(radius_m, jnp.float32),
-        jnp.float32(slot_s), jnp.float32(min_active_fraction), jnp.float32(load_per_vehicle),
-        num_vehicles=num_vehicles, num_slots=num_slots, substeps=substeps, day_slots=day_slots,
+        key,
+        grid,
+        mobility_params,
+        jnp.asarray(server_xy_m, jnp.float32),
+        jnp.asarray(radius_m, jnp.float32),
+        jnp.float32(slot_s),
+        jnp.float32(min_active_fraction),
+        jnp.float32(load_per_vehicle),
+        num_vehicles=num_vehicles,
+        num_slots=num_slots,
+        substeps=substeps,
+        day_slots=day_slots,
     )
 
 
 @functools.partial(jax.jit, static_argnames=("grid", "num_vehicles", "num_slots", "substeps", "day_slots"))
-def _simulate_traffic(key, grid, mobility_params, server_xy_m, radius_m, slot_s, min_active, load_per_vehicle, *,
-                      num_vehicles, num_slots, substeps, day_slots):
+def _simulate_traffic(
+    key,
+    grid,
+    mobility_params,
+    server_xy_m,
+    radius_m,
+    slot_s,
+    min_active,
+    load_per_vehicle,
+    *,
+    num_vehicles,
+    num_slots,
+    substeps,
+    day_slots,
+):
     k_move, k_active = jax.random.split(key)
     trace = mobility.generate_trajectories(k_move, grid, mobility_params, num_vehicles, num_slots, slot_s, substeps)
     if day_slots is None:
@@ -266,8 +297,15 @@ def synthetic_traffic_flow(
     if not 0.0 <= ar_coeff < 1.0:
         raise ValueError(f"{owner}.ar_coeff must be in [0, 1), got {ar_coeff!r}")
     validation.check_non_negative(owner, "noise_fraction", noise_fraction)
-    return _synthetic_flow(key, jnp.asarray(base, jnp.float32), jnp.float32(ar_coeff), jnp.float32(noise_fraction),
-                           num_series=num_series, num_slots=num_slots, day_slots=day_slots)
+    return _synthetic_flow(
+        key,
+        jnp.asarray(base, jnp.float32),
+        jnp.float32(ar_coeff),
+        jnp.float32(noise_fraction),
+        num_series=num_series,
+        num_slots=num_slots,
+        day_slots=day_slots,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("num_series", "num_slots", "day_slots"))

@@ -31,8 +31,9 @@ def mapped_mse(predict_one: Callable, inputs, targets, batch_size: int = 4096):
     return mse(jax.lax.map(predict_one, inputs, batch_size=batch_size), targets)
 
 
-def minibatch_epoch(loss_fn: Callable, tx: optax.GradientTransformation, batch_size: int, num_batches: int,
-                    gather: Callable) -> Callable:
+def minibatch_epoch(
+    loss_fn: Callable, tx: optax.GradientTransformation, batch_size: int, num_batches: int, gather: Callable
+) -> Callable:
     """A jitted `run_epoch(params, opt_state, key, data) -> (params, opt_state, mean minibatch loss)`: one shuffled
     pass over the training samples, a `lax.scan` over `num_batches` minibatches of `batch_size` samples (the last
     partial batch of the shuffle is dropped), one optimiser step each.
@@ -98,8 +99,12 @@ def fit(
     t0 = time.perf_counter()
     for epoch, k in enumerate(jax.random.split(k_epochs, epochs)):
         params, opt_state, train_mse = run_epoch(params, opt_state, k, data)
-        record = {"epoch": epoch, "train_mse": float(train_mse), metric: evaluate(params),
-                  "elapsed_s": time.perf_counter() - t0}
+        record = {
+            "epoch": epoch,
+            "train_mse": float(train_mse),
+            metric: evaluate(params),
+            "elapsed_s": time.perf_counter() - t0,
+        }
         for name in ("train_mse", metric, "elapsed_s"):
             history[name].append(record[name])
         if not select_best or record[metric] < best_value:

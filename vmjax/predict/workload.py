@@ -116,8 +116,17 @@ class WorkloadPredictorConfig:
         owner = "WorkloadPredictorConfig"
         validation.check_literal_fields(self)
         validation.check_int_at_least(owner, "window", self.window, 1)
-        for name in ("hidden_size", "model_dim", "num_heads", "head_dim", "ffn_dim", "conv_filters",
-                     "conv_kernel_size", "batch_size", "epochs"):
+        for name in (
+            "hidden_size",
+            "model_dim",
+            "num_heads",
+            "head_dim",
+            "ffn_dim",
+            "conv_filters",
+            "conv_kernel_size",
+            "batch_size",
+            "epochs",
+        ):
             validation.check_int_at_least(owner, name, getattr(self, name), 1)
         validation.check_int_at_least(owner, "patience", self.patience, 0)
         for name in ("positional_embedding", "causal_attention", "per_series_scaling", "nonnegative"):
@@ -138,7 +147,9 @@ class WorkloadPredictorConfig:
                 f"{self.train_fraction} + {self.val_fraction}"
             )
         if self.patience > 0 and self.val_fraction == 0.0:
-            raise ValueError(f"{owner}.patience={self.patience} needs a validation split: val_fraction > 0 (or patience=0)")
+            raise ValueError(
+                f"{owner}.patience={self.patience} needs a validation split: val_fraction > 0 (or patience=0)"
+            )
 
 
 # ====================================================================== the networks, §4.2 and §4.4
@@ -190,7 +201,9 @@ class LSTMTransformer(nn.Module):
         else:
             queries = x
         attention = nn.MultiHeadDotProductAttention(
-            num_heads=self.num_heads, qkv_features=self.num_heads * self.head_dim, out_features=self.model_dim,
+            num_heads=self.num_heads,
+            qkv_features=self.num_heads * self.head_dim,
+            out_features=self.model_dim,
             name="attention",
         )(queries, x, x, mask=mask, deterministic=True)
         dropout = nn.Dropout(self.dropout_rate, deterministic=not train)
@@ -228,10 +241,16 @@ def make_workload_model(config: WorkloadPredictorConfig) -> nn.Module:
     """The flax module of `config.kind` with the config's sizes."""
     if config.kind == "lstm_transformer":
         return LSTMTransformer(
-            hidden_size=config.hidden_size, model_dim=config.model_dim, num_heads=config.num_heads,
-            head_dim=config.head_dim, ffn_dim=config.ffn_dim, ffn_activation=config.ffn_activation,
-            dropout_rate=config.dropout_rate, positional_embedding=config.positional_embedding,
-            causal_attention=config.causal_attention, pooling=config.pooling,
+            hidden_size=config.hidden_size,
+            model_dim=config.model_dim,
+            num_heads=config.num_heads,
+            head_dim=config.head_dim,
+            ffn_dim=config.ffn_dim,
+            ffn_activation=config.ffn_activation,
+            dropout_rate=config.dropout_rate,
+            positional_embedding=config.positional_embedding,
+            causal_attention=config.causal_attention,
+            pooling=config.pooling,
         )
     return RecurrentPredictor(
         cell="gru" if config.kind.endswith("gru") else "lstm",
@@ -285,7 +304,9 @@ def _init_params(key, config: WorkloadPredictorConfig):
 def _check_scaler(owner: str, low, high) -> tuple[jax.Array, jax.Array]:
     low, high = np.atleast_1d(np.asarray(low, np.float64)), np.atleast_1d(np.asarray(high, np.float64))
     if low.ndim != 1 or low.shape != high.shape:
-        raise ValueError(f"{owner}: low and high must be [S] vectors of the same shape, got {low.shape} and {high.shape}")
+        raise ValueError(
+            f"{owner}: low and high must be [S] vectors of the same shape, got {low.shape} and {high.shape}"
+        )
     validation.check_finite(owner, "low", low)
     validation.check_finite(owner, "high", high)
     if not np.all(high > low):
@@ -298,7 +319,9 @@ def init_workload_predictor(key, config: WorkloadPredictorConfig | None = None, 
     (low, high): scalars or [S] vectors (see `WorkloadPredictor`)."""
     config = WorkloadPredictorConfig() if config is None else config
     if not isinstance(config, WorkloadPredictorConfig):
-        raise TypeError(f"init_workload_predictor: config must be a WorkloadPredictorConfig, got {type(config).__name__}")
+        raise TypeError(
+            f"init_workload_predictor: config must be a WorkloadPredictorConfig, got {type(config).__name__}"
+        )
     low, high = _check_scaler("init_workload_predictor", low, high)
     return WorkloadPredictor(params=_init_params(key, config), low=low, high=high, config=config)
 
@@ -359,10 +382,14 @@ def _check_series(owner: str, series, min_slots: int) -> np.ndarray:
     if series.ndim != 2 or series.shape[1] < 1:
         raise ValueError(f"{owner}: series must have shape [T, S] (slots x series), got {series.shape}")
     if series.shape[0] < min_slots:
-        raise ValueError(f"{owner}: series needs at least {min_slots} slots for this window and split, got {series.shape[0]}")
+        raise ValueError(
+            f"{owner}: series needs at least {min_slots} slots for this window and split, got {series.shape[0]}"
+        )
     bad = np.argwhere(~np.isfinite(series))
     if bad.size:
-        raise ValueError(f"{owner}: series must be finite, first non-finite value at [t, s] = {tuple(int(i) for i in bad[0])}")
+        raise ValueError(
+            f"{owner}: series must be finite, first non-finite value at [t, s] = {tuple(int(i) for i in bad[0])}"
+        )
     return series
 
 
@@ -437,7 +464,9 @@ def workload_metrics(y_true, y_pred, low=None, high=None) -> dict:
         "rmse": base["rmse"],
         "mae": base["mae"],
         "error_rate_pct": float(100.0 * np.sum(abs_error) / total) if total > 0 else float("nan"),
-        "mape_pct": float(100.0 * np.mean(abs_error[nonzero] / np.abs(y_true[nonzero]))) if nonzero.any() else float("nan"),
+        "mape_pct": float(100.0 * np.mean(abs_error[nonzero] / np.abs(y_true[nonzero])))
+        if nonzero.any()
+        else float("nan"),
         "r2": base["r2"],
         "r2_per_series": base["r2_uniform"],
         "num_samples": int(y_true.size),
@@ -534,7 +563,9 @@ def train_workload_predictor(
     minibatch loss with dropout). Deterministic for a key.
     """
     if not isinstance(config, WorkloadPredictorConfig):
-        raise TypeError(f"train_workload_predictor: config must be a WorkloadPredictorConfig, got {type(config).__name__}")
+        raise TypeError(
+            f"train_workload_predictor: config must be a WorkloadPredictorConfig, got {type(config).__name__}"
+        )
     series = _check_series("train_workload_predictor", series, config.window + 3)
     low, high = fit_scaler(series, config)
     scaled = np.asarray(normalize(series, low, high), np.float32)
@@ -552,8 +583,17 @@ def train_workload_predictor(
     tx, run_epoch, evaluate = _training_functions(config, train_y.shape[0] // config.batch_size)
     val_mse = (lambda p: float(evaluate(p, val_x, val_y))) if has_val else (lambda p: float("nan"))
     best_params, history, info = training.fit(
-        key, lambda k: _init_params(k, config), tx, run_epoch, (train_x, train_y), val_mse, epochs=config.epochs,
-        metric="val_mse", select_best=has_val, patience=config.patience, progress=progress,
+        key,
+        lambda k: _init_params(k, config),
+        tx,
+        run_epoch,
+        (train_x, train_y),
+        val_mse,
+        epochs=config.epochs,
+        metric="val_mse",
+        select_best=has_val,
+        patience=config.patience,
+        progress=progress,
     )
     history.update(info)
     predictor = WorkloadPredictor(params=best_params, low=jnp.asarray(low), high=jnp.asarray(high), config=config)
@@ -580,21 +620,43 @@ def compare_predictors(
     for kind in kinds:
         t0 = time.perf_counter()
         callback = None if progress is None else functools.partial(progress, kind)
-        predictor, history = train_workload_predictor(key, dataclasses.replace(config, kind=kind), series, progress=callback)
+        predictor, history = train_workload_predictor(
+            key, dataclasses.replace(config, kind=kind), series, progress=callback
+        )
         train_s = time.perf_counter() - t0
         metrics = evaluate_workload_predictor(predictor, series, "test")
-        rows.append({"model": MODEL_NAMES[kind], "kind": kind, **metrics, "num_params": count_params(predictor),
-                     "epochs_run": history["epochs_run"], "best_epoch": history["best_epoch"], "train_s": train_s})
+        rows.append(
+            {
+                "model": MODEL_NAMES[kind],
+                "kind": kind,
+                **metrics,
+                "num_params": count_params(predictor),
+                "epochs_run": history["epochs_run"],
+                "best_epoch": history["best_epoch"],
+                "train_s": train_s,
+            }
+        )
     metrics = evaluate_persistence(series, config, "test")
-    rows.append({"model": MODEL_NAMES["persistence"], "kind": "persistence", **metrics, "num_params": 0,
-                 "epochs_run": 0, "best_epoch": -1, "train_s": 0.0})
+    rows.append(
+        {
+            "model": MODEL_NAMES["persistence"],
+            "kind": "persistence",
+            **metrics,
+            "num_params": 0,
+            "epochs_run": 0,
+            "best_epoch": -1,
+            "train_s": 0.0,
+        }
+    )
     return rows
 
 
 def format_comparison_table(rows: Sequence[dict]) -> str:
     """A Markdown table of `compare_predictors` rows (raw-scale metrics, then the normalised RMSE / MAE)."""
-    header = ("| model | RMSE | MAE | error rate (WAPE %) | R2 | R2 per series | RMSE (norm.) | MAE (norm.) | "
-              "params | epochs (best) | train s |")
+    header = (
+        "| model | RMSE | MAE | error rate (WAPE %) | R2 | R2 per series | RMSE (norm.) | MAE (norm.) | "
+        "params | epochs (best) | train s |"
+    )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:
         lines.append(
@@ -637,7 +699,9 @@ def load_workload_predictor(path: str | os.PathLike) -> WorkloadPredictor:
             raise ValueError(f"format is not {FILE_FORMAT!r}")
         if header.get("version") != FILE_VERSION:
             raise ValueError(f"unsupported version {header.get('version')!r} (this code reads {FILE_VERSION})")
-        config = validation.config_from_kwargs(WorkloadPredictorConfig, "workload predictor file", dict(header["config"]))
+        config = validation.config_from_kwargs(
+            WorkloadPredictorConfig, "workload predictor file", dict(header["config"])
+        )
         low, high = _check_scaler("workload predictor file", header["low"], header["high"])
         if not sep:
             raise ValueError("no weights after the header")
@@ -650,5 +714,6 @@ def load_workload_predictor(path: str | os.PathLike) -> WorkloadPredictor:
             raise ValueError("weight shapes do not match the header's config")
     except Exception as err:  # any decoding failure means a corrupt file
         raise ValueError(f"corrupt workload predictor file {path}: {err}") from err
-    return WorkloadPredictor(params=jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params), low=low, high=high,
-                             config=config)
+    return WorkloadPredictor(
+        params=jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params), low=low, high=high, config=config
+    )

@@ -14,7 +14,16 @@ from vmjax import predict
 from vmjax.agents import hybrid_mappo, mappo_ddpg
 from vmjax.core import io
 from vmjax.envs.avatar_premigration import AvatarPremigrationConfig, map_box_m, simulate_trajectories
-from vmjax.scenarios.base import Configs, Evaluation, Learner, Log, Scenario, cached_predictor, progress_end, progress_line
+from vmjax.scenarios.base import (
+    Configs,
+    Evaluation,
+    Learner,
+    Log,
+    Scenario,
+    cached_predictor,
+    progress_end,
+    progress_line,
+)
 
 LEARNED_FORECAST = "lstm"  # the env's workload_forecast that needs the trained trajectory predictor
 
@@ -25,27 +34,35 @@ def train_trajectory_predictor(env, config: predict.PredictorConfig, seed: int, 
     k_data, k_test, k_train = jax.random.split(jax.random.PRNGKey(seed), 3)
     positions = simulate_trajectories(k_data, env, config.num_vehicles, config.num_slots)
     heldout = simulate_trajectories(k_test, env, config.num_vehicles, max(1000, config.history_slots + 2))
-    log(f"trajectory predictor: training LSTM({config.hidden_size}) for {config.epochs} epochs on "
-        f"{config.num_vehicles} x {config.num_slots} slots")
+    log(
+        f"trajectory predictor: training LSTM({config.hidden_size}) for {config.epochs} epochs on "
+        f"{config.num_vehicles} x {config.num_slots} slots"
+    )
 
     def progress(epoch, record):
-        progress_line(f"  epoch {epoch + 1}/{config.epochs}  held-out MSE {record['heldout_mse']:.2e}  "
-                      f"{record['elapsed_s']:.0f} s")
+        progress_line(
+            f"  epoch {epoch + 1}/{config.epochs}  held-out MSE {record['heldout_mse']:.2e}  "
+            f"{record['elapsed_s']:.0f} s"
+        )
 
-    predictor, history = predict.train_predictor(k_train, config, positions, box_m=map_box_m(env),
-                                                 progress=progress)
+    predictor, history = predict.train_predictor(k_train, config, positions, box_m=map_box_m(env), progress=progress)
     progress_end()
     lstm = predict.evaluate_predictor(predictor, heldout)
     reference = predict.evaluate_constant_velocity(heldout, config.history_slots, predictor.low_m, predictor.high_m)
-    log(f"trajectory predictor: held-out RMSE {lstm['rmse_m']:.1f} m (constant velocity {reference['rmse_m']:.1f} m), "
-        f"R2 {lstm['r2']:.3f}, {history['elapsed_s'][-1]:.0f} s")
-    io.atomic_write_json(run_dir / "predictor_metrics.json", {
-        "heldout_lstm": {k: float(v) for k, v in lstm.items()},
-        "heldout_constant_velocity": {k: float(v) for k, v in reference.items()},
-        "train_mse": history["train_mse"].tolist(),
-        "heldout_mse": history["heldout_mse"].tolist(),
-        "train_wall_s": float(history["elapsed_s"][-1]),
-    })
+    log(
+        f"trajectory predictor: held-out RMSE {lstm['rmse_m']:.1f} m (constant velocity {reference['rmse_m']:.1f} m), "
+        f"R2 {lstm['r2']:.3f}, {history['elapsed_s'][-1]:.0f} s"
+    )
+    io.atomic_write_json(
+        run_dir / "predictor_metrics.json",
+        {
+            "heldout_lstm": {k: float(v) for k, v in lstm.items()},
+            "heldout_constant_velocity": {k: float(v) for k, v in reference.items()},
+            "train_mse": history["train_mse"].tolist(),
+            "heldout_mse": history["heldout_mse"].tolist(),
+            "train_wall_s": float(history["elapsed_s"][-1]),
+        },
+    )
     return predictor
 
 
@@ -56,8 +73,13 @@ def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
         return params
     run = configs["run"]
     predictor = cached_predictor(
-        run_dir, run.predictor_path, predict.load_predictor, predict.save_predictor,
-        lambda: train_trajectory_predictor(env, configs["predictor"], run.predictor_seed, run_dir, log), log)
+        run_dir,
+        run.predictor_path,
+        predict.load_predictor,
+        predict.save_predictor,
+        lambda: train_trajectory_predictor(env, configs["predictor"], run.predictor_seed, run_dir, log),
+        log,
+    )
     return params.replace(predictor=predictor)
 
 
@@ -75,8 +97,10 @@ def variant(configs: Configs) -> str:
 def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     """Latency and its terms, best first."""
     lines = [
-        ("| policy | mean latency (s) | std over seeds | std over episodes | migration (s) | processing (s) | "
-         "downlink (s) | pre-migrated |"),
+        (
+            "| policy | mean latency (s) | std over seeds | std over episodes | migration (s) | processing (s) | "
+            "downlink (s) | pre-migrated |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
@@ -85,8 +109,10 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
             f"{r['migration_s']:.3f} | {r['processing_s']:.3f} | {r['downlink_s']:.3f} | "
             f"{100 * r['premigrated']:.0f}% |"
         )
-    lines.append(f"\nmean total latency per vehicle and slot over {seeds} seeds x {episodes} held-out episodes "
-                 "(the same worlds for every policy)")
+    lines.append(
+        f"\nmean total latency per vehicle and slot over {seeds} seeds x {episodes} held-out episodes "
+        "(the same worlds for every policy)"
+    )
     return "\n".join(lines)
 
 
@@ -113,8 +139,7 @@ SCENARIO = Scenario(
     log_metrics=("total_latency_s",),
     defaults={
         "env": {"workload_forecast": LEARNED_FORECAST, "rsu_order": "distance"},
-        "agent": {"num_iterations": 300, "actor_lr": 3e-4, "critic_lr": 3e-4, "actor_d_lr": 3e-4,
-                  "critic_d_lr": 3e-4},
+        "agent": {"num_iterations": 300, "actor_lr": 3e-4, "critic_lr": 3e-4, "actor_d_lr": 3e-4, "critic_d_lr": 3e-4},
         "predictor": {"hidden_size": 32, "epochs": 15},
     },
     sections={"predictor": predict.PredictorConfig},

@@ -27,8 +27,10 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     """The utility of eq. (17) and its parts E (eq. 5), L (eq. 15), Q (eq. 16) with their spread over the held-out
     seeds, then the eq. (21) reward, migrations and the perturbation; best utility first."""
     lines = [
-        ("| policy | utility (17) | ± seeds | entropy (bit) | ± seeds | latency (s) | ± seeds | QoS loss | ± seeds | "
-         "reward (21) | migrated (%) | perturbation (m) |"),
+        (
+            "| policy | utility (17) | ± seeds | entropy (bit) | ± seeds | latency (s) | ± seeds | QoS loss | ± seeds | "
+            "reward (21) | migrated (%) | perturbation (m) |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in sorted(results.items(), key=lambda kv: -kv[1]["utility"]):
@@ -38,8 +40,10 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
             f"{r['qos_loss']:.4f} | {r['qos_loss_seed_std']:.4f} | {r['reward_llm']:.4f} | "
             f"{100 * r['migrated']:.1f} | {r['perturbation_m']:.1f} |"
         )
-    lines.append(f"\nmeans per AV-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for every "
-                 "policy; deterministic learned policies); ± = std of the seed means")
+    lines.append(
+        f"\nmeans per AV-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for every "
+        "policy; deterministic learned policies); ± = std of the seed means"
+    )
     return "\n".join(lines)
 
 
@@ -58,8 +62,11 @@ SCENARIO = Scenario(
         make_policy_evaluator=heuristics.make_policy_evaluator,
         seed_metrics=("utility", "entropy_bits", "latency_s", "qos_loss"),
         table=format_table,
-        panels=(("utility", "utility, eq. (17), per AV-slot", 1.0), ("entropy_bits", "location entropy (bit)", 1.0),
-                ("latency_s", "latency per AV-slot (s)", 1.0)),
+        panels=(
+            ("utility", "utility, eq. (17), per AV-slot", 1.0),
+            ("entropy_bits", "location entropy (bit)", 1.0),
+            ("latency_s", "latency per AV-slot (s)", 1.0),
+        ),
     ),
     label=label,
     variant=variant,

@@ -52,8 +52,10 @@ def load_traffic_series(env, params, configs: Configs) -> tuple[np.ndarray, str]
     if traffic.csv_path:
         series = np.asarray(predict.load_traffic_csv(traffic.csv_path), np.float32)
         if series.shape[1] != env.num_servers and configs["predictor"].per_series_scaling:
-            raise ValueError(f"--traffic.csv_path has {series.shape[1]} series but the env has {env.num_servers} "
-                             "servers: give one column per server, or --predictor.per_series_scaling false")
+            raise ValueError(
+                f"--traffic.csv_path has {series.shape[1]} series but the env has {env.num_servers} "
+                "servers: give one column per server, or --predictor.per_series_scaling false"
+            )
         return series, f"{traffic.csv_path} ({series.shape[0]} slots x {series.shape[1]} series)"
     key = jax.random.fold_in(jax.random.key(configs["run"].predictor_seed), 1)
     series = np.asarray(jax.jit(env.background_load_series, static_argnums=2)(key, params, traffic.num_slots))
@@ -74,23 +76,30 @@ def train_workload_predictor(env, params, configs: Configs, run_dir: Path, log: 
     log(f"workload predictor: training {config.kind} for up to {config.epochs} epochs on {source}")
 
     def progress(epoch, record):
-        progress_line(f"  epoch {epoch + 1}/{config.epochs}  val MSE {record['val_mse']:.2e}  {record['elapsed_s']:.0f} s")
+        progress_line(
+            f"  epoch {epoch + 1}/{config.epochs}  val MSE {record['val_mse']:.2e}  {record['elapsed_s']:.0f} s"
+        )
 
     key = jax.random.fold_in(jax.random.key(configs["run"].predictor_seed), 2)
     predictor, history = predict.train_workload_predictor(key, config, series, progress=progress)
     progress_end()
     test = predict.evaluate_workload_predictor(predictor, series, "test")
     reference = predict.evaluate_persistence(series, config, "test")
-    log(f"workload predictor: test RMSE {test['rmse']:.4g} (persistence {reference['rmse']:.4g}), R2 {test['r2']:.3f}, "
-        f"{history['elapsed_s'][-1]:.0f} s")
-    io.atomic_write_json(run_dir / "predictor_metrics.json", {
-        "source": source,
-        "test": to_python(test),
-        "test_persistence": to_python(reference),
-        "train_mse": np.asarray(history["train_mse"]).tolist(),
-        "val_mse": np.asarray(history["val_mse"]).tolist(),
-        "train_wall_s": float(history["elapsed_s"][-1]),
-    })
+    log(
+        f"workload predictor: test RMSE {test['rmse']:.4g} (persistence {reference['rmse']:.4g}), R2 {test['r2']:.3f}, "
+        f"{history['elapsed_s'][-1]:.0f} s"
+    )
+    io.atomic_write_json(
+        run_dir / "predictor_metrics.json",
+        {
+            "source": source,
+            "test": to_python(test),
+            "test_persistence": to_python(reference),
+            "train_mse": np.asarray(history["train_mse"]).tolist(),
+            "val_mse": np.asarray(history["val_mse"]).tolist(),
+            "train_wall_s": float(history["elapsed_s"][-1]),
+        },
+    )
     return predictor
 
 
@@ -103,8 +112,10 @@ def calibrated_norm_stats(env, params, run, run_dir: Path, log: Log) -> NormStat
     start = time.perf_counter()
     stats = heuristics.calibrate(env, params, jax.random.key(run.seed + 7919), run.norm_episodes)
     io.atomic_write_json(path, {f.name: float(getattr(stats, f.name)) for f in dataclasses.fields(NormStats)})
-    log(f"reward statistics (§3.3 A) calibrated on {run.norm_episodes} Greedy + Random episodes in "
-        f"{time.perf_counter() - start:.0f} s: latency {stats.latency_mean_s:.3f} +- {stats.latency_std_s:.3f} s")
+    log(
+        f"reward statistics (§3.3 A) calibrated on {run.norm_episodes} Greedy + Random episodes in "
+        f"{time.perf_counter() - start:.0f} s: latency {stats.latency_mean_s:.3f} +- {stats.latency_std_s:.3f} s"
+    )
     return stats
 
 
@@ -113,8 +124,13 @@ def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
     run = configs["run"]
     if configs["env"].workload_forecast == LEARNED_FORECAST:
         predictor = cached_predictor(
-            run_dir, run.predictor_path, predict.load_workload_predictor, predict.save_workload_predictor,
-            lambda: train_workload_predictor(env, params, configs, run_dir, log), log)
+            run_dir,
+            run.predictor_path,
+            predict.load_workload_predictor,
+            predict.save_workload_predictor,
+            lambda: train_workload_predictor(env, params, configs, run_dir, log),
+            log,
+        )
         params = params.replace(workload_predictor=predictor)
     if run.calibrate_norm:
         params = params.replace(norm_stats=calibrated_norm_stats(env, params, run, run_dir, log))
@@ -123,8 +139,10 @@ def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
 
 def check(configs: Configs) -> None:
     if configs["predictor"].window != configs["env"].load_history_slots:
-        raise ValueError(f"--predictor.window ({configs['predictor'].window}) must equal --env.load_history_slots "
-                         f"({configs['env'].load_history_slots}): the predictor reads the env's load history")
+        raise ValueError(
+            f"--predictor.window ({configs['predictor'].window}) must equal --env.load_history_slots "
+            f"({configs['env'].load_history_slots}): the predictor reads the env's load history"
+        )
 
 
 def label(configs: Configs) -> str:
@@ -145,8 +163,10 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     """Latency, migration latency and packet loss (eq. 15) with their spread over the held-out seeds, then
     failures, migrations and satellite hosting."""
     lines = [
-        ("| policy | latency (s) | ± seeds | migration latency (s) | ± seeds | packet loss (%) | ± seeds | "
-         "migrations (%) | on satellite (%) | reward |"),
+        (
+            "| policy | latency (s) | ± seeds | migration latency (s) | ± seeds | packet loss (%) | ± seeds | "
+            "migrations (%) | on satellite (%) | reward |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
@@ -155,8 +175,10 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
             f"{r['migration_s_seed_std']:.4f} | {100 * r['packet_loss']:.3f} | {100 * r['packet_loss_seed_std']:.3f} | "
             f"{100 * r['migration_share']:.1f} | {100 * r['satellite_share']:.1f} | {r['reward']:.3f} |"
         )
-    lines.append(f"\nmeans per active vehicle-slot (packet loss: eq. 15 per vehicle, then over vehicles) over {seeds} "
-                 f"seeds x {episodes} held-out episodes (the same worlds for every policy); ± = std of the seed means")
+    lines.append(
+        f"\nmeans per active vehicle-slot (packet loss: eq. 15 per vehicle, then over vehicles) over {seeds} "
+        f"seeds x {episodes} held-out episodes (the same worlds for every policy); ± = std of the seed means"
+    )
     return "\n".join(lines)
 
 
@@ -175,8 +197,11 @@ SCENARIO = Scenario(
         make_policy_evaluator=heuristics.make_policy_evaluator,
         seed_metrics=("latency_s", "migration_s", "packet_loss"),
         table=format_table,
-        panels=(("latency_s", "mean latency per vehicle-slot (s)", 1.0), ("migration_s", "migration latency (s)", 1.0),
-                ("packet_loss", "packet loss rate (%)", 100.0)),
+        panels=(
+            ("latency_s", "mean latency per vehicle-slot (s)", 1.0),
+            ("migration_s", "migration latency (s)", 1.0),
+            ("packet_loss", "packet loss rate (%)", 100.0),
+        ),
     ),
     label=label,
     variant=variant,
@@ -191,5 +216,12 @@ SCENARIO = Scenario(
     check=check,
 )
 
-__all__ = ["SCENARIO", "TrafficConfig", "format_table", "label", "load_traffic_series", "prepare",
-           "train_workload_predictor"]
+__all__ = [
+    "SCENARIO",
+    "TrafficConfig",
+    "format_table",
+    "label",
+    "load_traffic_series",
+    "prepare",
+    "train_workload_predictor",
+]

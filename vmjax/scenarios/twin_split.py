@@ -56,13 +56,16 @@ def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
         log(f"trajectories: loaded {source}")
     else:
         start = time.perf_counter()
-        banks = mobility.build_trace_banks(config.bank_seed, config.bank_vehicles,
-                                           configs["env"].max_steps + 1, configs["env"].map_size_m)
+        banks = mobility.build_trace_banks(
+            config.bank_seed, config.bank_vehicles, configs["env"].max_steps + 1, configs["env"].map_size_m
+        )
         trace = banks.real if config.source == "real" else banks.generated
         positions_m = np.asarray(trace.positions_m)
         valid = np.ones(positions_m.shape[:2], bool) if trace.valid is None else np.asarray(trace.valid)
-        log(f"trajectories: built the {config.source} bank ({config.bank_vehicles} tracks, seed {config.bank_seed}) "
-            f"in {time.perf_counter() - start:.0f} s")
+        log(
+            f"trajectories: built the {config.source} bank ({config.bank_vehicles} tracks, seed {config.bank_seed}) "
+            f"in {time.perf_counter() - start:.0f} s"
+        )
     if source != saved or not saved.is_file():
         buffer = BytesIO()
         np.savez(buffer, positions_m=positions_m, valid=valid)
@@ -88,8 +91,10 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     """Latency (eq. 11), QoE (eq. 15) and BER (eq. 12) with their spread over the held-out seeds, then
     migrations, the server-side model's share of actor calls and the parameters used (§6.9)."""
     lines = [
-        ("| policy | latency (s) | ± seeds | QoE | ± seeds | BER (%) | ± seeds | pre-migrated (%) | server calls (%) "
-         "| params used |"),
+        (
+            "| policy | latency (s) | ± seeds | QoE | ± seeds | BER (%) | ± seeds | pre-migrated (%) | server calls (%) "
+            "| params used |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
@@ -100,8 +105,10 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
             f"{r['qoe_seed_std']:.4f} | {100 * r['ber']:.2f} | {100 * r['ber_seed_std']:.2f} | "
             f"{100 * r['migration_share']:.1f} | {server} | {params} |"
         )
-    lines.append(f"\nmeans per vehicle-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for "
-                 "every policy); ± = std of the seed means; server calls and params used: learned actors only (§6.9)")
+    lines.append(
+        f"\nmeans per vehicle-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for "
+        "every policy); ± = std of the seed means; server calls and params used: learned actors only (§6.9)"
+    )
     return "\n".join(lines)
 
 
