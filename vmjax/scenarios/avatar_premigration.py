@@ -23,6 +23,7 @@ from vmjax.scenarios.base import (
     cached_predictor,
     progress_end,
     progress_line,
+    results_table,
 )
 
 LEARNED_FORECAST = "lstm"  # the env's workload_forecast that needs the trained trajectory predictor
@@ -94,31 +95,26 @@ def variant(configs: Configs) -> str:
     return f"forecast={configs['env'].workload_forecast}"
 
 
+TABLE_COLUMNS = (
+    ("mean latency (s)", lambda r: f"{r['latency_s']:.3f}"),
+    ("std over seeds", lambda r: f"{r['latency_s_seed_std']:.3f}"),
+    ("std over episodes", lambda r: f"{r['latency_s_std']:.3f}"),
+    ("migration (s)", lambda r: f"{r['migration_s']:.3f}"),
+    ("processing (s)", lambda r: f"{r['processing_s']:.3f}"),
+    ("downlink (s)", lambda r: f"{r['downlink_s']:.3f}"),
+    ("pre-migrated", lambda r: f"{100 * r['premigrated']:.0f}%"),
+)
+
+
 def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     """Latency and its terms, best first."""
-    lines = [
-        (
-            "| policy | mean latency (s) | std over seeds | std over episodes | migration (s) | processing (s) | "
-            "downlink (s) | pre-migrated |"
-        ),
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
-        lines.append(
-            f"| {name} | {r['latency_s']:.3f} | {r['latency_s_seed_std']:.3f} | {r['latency_s_std']:.3f} | "
-            f"{r['migration_s']:.3f} | {r['processing_s']:.3f} | {r['downlink_s']:.3f} | "
-            f"{100 * r['premigrated']:.0f}% |"
-        )
-    lines.append(
-        f"\nmean total latency per vehicle and slot over {seeds} seeds x {episodes} held-out episodes "
+    note = (
+        f"mean total latency per vehicle and slot over {seeds} seeds x {episodes} held-out episodes "
         "(the same worlds for every policy)"
     )
-    return "\n".join(lines)
+    return results_table(results, TABLE_COLUMNS, lambda r: r["latency_s"], note)
 
 
-# CLI defaults: a run that finishes in a few minutes on 2 CPU cores, and RSUs named by distance (slot 0 = serving
-# RSU), with which the learners escape the "alpha -> 0" trap (docs/avatar_premigration.md, Training). Spec values:
-# 500 iterations at lr 1e-4, RSUs by index, an LSTM of 256 cells trained 500 epochs.
 SCENARIO = Scenario(
     env_id="AvatarPremigration-v0",
     env_config=AvatarPremigrationConfig,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,19 @@ def progress_end() -> None:
 def to_python(tree: dict) -> dict:
     """Scalars and arrays of a metrics dict as JSON-ready floats and lists."""
     return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()) for k, v in tree.items()}
+
+
+Column = tuple[str, Callable[[dict], str]]  # (header, formatter of one policy's results)
+
+
+def results_table(
+    results: dict[str, dict], columns: Sequence[Column], sort_key: Callable[[dict], float], note: str
+) -> str:
+    """A markdown table of `vmjax evaluate`'s results, one row per policy ordered by `sort_key`, then `note`."""
+    lines = ["| policy | " + " | ".join(header for header, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, r in sorted(results.items(), key=lambda kv: sort_key(kv[1])):
+        lines.append(f"| {name} | " + " | ".join(cell(r) for _, cell in columns) + " |")
+    return "\n".join(lines) + "\n\n" + note
 
 
 def cached_predictor(run_dir: Path, source_path: str, load: Callable, save: Callable, train: Callable, log: Log):

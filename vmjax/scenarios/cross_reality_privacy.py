@@ -6,7 +6,7 @@ from __future__ import annotations
 from baselines import cross_reality_privacy as heuristics
 from vmjax.agents import hgdm, lhdppo
 from vmjax.envs.cross_reality_privacy import CrossRealityPrivacyConfig
-from vmjax.scenarios.base import Configs, Evaluation, Learner, Scenario
+from vmjax.scenarios.base import Configs, Evaluation, Learner, Scenario, results_table
 
 LABELS = {"lhdppo": "LHDPPO", "hdppo": "HDPPO", "ghppo": "GHPPO", "hppo": "H-PPO", "ppo_relaxed": "PPO-relaxed"}
 
@@ -23,32 +23,31 @@ def variant(configs: Configs) -> str:
     return f"reward={configs['agent'].reward_mode}"
 
 
+TABLE_COLUMNS = (
+    ("utility (17)", lambda r: f"{r['utility']:.4f}"),
+    ("± seeds", lambda r: f"{r['utility_seed_std']:.4f}"),
+    ("entropy (bit)", lambda r: f"{r['entropy_bits']:.4f}"),
+    ("± seeds", lambda r: f"{r['entropy_bits_seed_std']:.4f}"),
+    ("latency (s)", lambda r: f"{r['latency_s']:.2f}"),
+    ("± seeds", lambda r: f"{r['latency_s_seed_std']:.2f}"),
+    ("QoS loss", lambda r: f"{r['qos_loss']:.4f}"),
+    ("± seeds", lambda r: f"{r['qos_loss_seed_std']:.4f}"),
+    ("reward (21)", lambda r: f"{r['reward_llm']:.4f}"),
+    ("migrated (%)", lambda r: f"{100 * r['migrated']:.1f}"),
+    ("perturbation (m)", lambda r: f"{r['perturbation_m']:.1f}"),
+)
+
+
 def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     """The utility of eq. (17) and its parts E (eq. 5), L (eq. 15), Q (eq. 16) with their spread over the held-out
     seeds, then the eq. (21) reward, migrations and the perturbation; best utility first."""
-    lines = [
-        (
-            "| policy | utility (17) | ± seeds | entropy (bit) | ± seeds | latency (s) | ± seeds | QoS loss | ± seeds | "
-            "reward (21) | migrated (%) | perturbation (m) |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in sorted(results.items(), key=lambda kv: -kv[1]["utility"]):
-        lines.append(
-            f"| {name} | {r['utility']:.4f} | {r['utility_seed_std']:.4f} | {r['entropy_bits']:.4f} | "
-            f"{r['entropy_bits_seed_std']:.4f} | {r['latency_s']:.2f} | {r['latency_s_seed_std']:.2f} | "
-            f"{r['qos_loss']:.4f} | {r['qos_loss_seed_std']:.4f} | {r['reward_llm']:.4f} | "
-            f"{100 * r['migrated']:.1f} | {r['perturbation_m']:.1f} |"
-        )
-    lines.append(
-        f"\nmeans per AV-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for every "
+    note = (
+        f"means per AV-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for every "
         "policy; deterministic learned policies); ± = std of the seed means"
     )
-    return "\n".join(lines)
+    return results_table(results, TABLE_COLUMNS, lambda r: -r["utility"], note)
 
 
-# CLI defaults: the spec's §5.5 learner (16 worlds x 128 steps, 10 epochs) for 100 iterations (~2e5 env steps; the
-# paper trains ~5e6), about 5 minutes per run on 2 CPU cores (HGDM: 100 x 800 env steps).
 SCENARIO = Scenario(
     env_id="CrossRealityPrivacy-v0",
     env_config=CrossRealityPrivacyConfig,

@@ -17,7 +17,7 @@ from vmjax import mobility
 from vmjax.agents import msrl
 from vmjax.core import io, validation
 from vmjax.envs.twin_split import TwinSplitConfig
-from vmjax.scenarios.base import Configs, Evaluation, Learner, Log, Scenario
+from vmjax.scenarios.base import Configs, Evaluation, Learner, Log, Scenario, results_table
 
 TrajectorySource = Literal["synthetic", "real", "generated"]
 
@@ -87,32 +87,29 @@ def variant(configs: Configs) -> str:
     return f"mode={configs['agent'].mode}, trajectories={configs['trajectories'].source}"
 
 
+TABLE_COLUMNS = (
+    ("latency (s)", lambda r: f"{r['latency_s']:.4f}"),
+    ("± seeds", lambda r: f"{r['latency_s_seed_std']:.4f}"),
+    ("QoE", lambda r: f"{r['qoe']:.4f}"),
+    ("± seeds", lambda r: f"{r['qoe_seed_std']:.4f}"),
+    ("BER (%)", lambda r: f"{100 * r['ber']:.2f}"),
+    ("± seeds", lambda r: f"{100 * r['ber_seed_std']:.2f}"),
+    ("pre-migrated (%)", lambda r: f"{100 * r['migration_share']:.1f}"),
+    ("server calls (%)", lambda r: f"{100 * r['use_server']:.1f}" if "use_server" in r else "–"),
+    ("params used", lambda r: f"{r['params_used']:.0f}" if "params_used" in r else "–"),
+)
+
+
 def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     """Latency (eq. 11), QoE (eq. 15) and BER (eq. 12) with their spread over the held-out seeds, then
-    migrations, the server-side model's share of actor calls and the parameters used (§6.9)."""
-    lines = [
-        (
-            "| policy | latency (s) | ± seeds | QoE | ± seeds | BER (%) | ± seeds | pre-migrated (%) | server calls (%) "
-            "| params used |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in sorted(results.items(), key=lambda kv: kv[1]["latency_s"]):
-        server = f"{100 * r['use_server']:.1f}" if "use_server" in r else "–"
-        params = f"{r['params_used']:.0f}" if "params_used" in r else "–"
-        lines.append(
-            f"| {name} | {r['latency_s']:.4f} | {r['latency_s_seed_std']:.4f} | {r['qoe']:.4f} | "
-            f"{r['qoe_seed_std']:.4f} | {100 * r['ber']:.2f} | {100 * r['ber_seed_std']:.2f} | "
-            f"{100 * r['migration_share']:.1f} | {server} | {params} |"
-        )
-    lines.append(
-        f"\nmeans per vehicle-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for "
+    migrations, the server-side model's share of actor calls and the parameters used (§6.9); best latency first."""
+    note = (
+        f"means per vehicle-slot over {seeds} seeds x {episodes} held-out episodes (the same worlds for "
         "every policy); ± = std of the seed means; server calls and params used: learned actors only (§6.9)"
     )
-    return "\n".join(lines)
+    return results_table(results, TABLE_COLUMNS, lambda r: r["latency_s"], note)
 
 
-# CLI defaults: 16 worlds and 300 iterations (spec: 32 x 1000), a run of a few minutes on 2 CPU cores.
 SCENARIO = Scenario(
     env_id="TwinSplit-v0",
     env_config=TwinSplitConfig,
