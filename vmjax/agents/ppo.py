@@ -182,10 +182,11 @@ def episode_log(reward, info: dict, log_metrics) -> dict:
 
 def episode_metrics(log: dict, log_metrics) -> dict:
     """Iteration metrics from the stacked `episode_log`s [T, E]: the mean step reward, the number of episodes
-    that finished, and the means of their return (agent-mean) and of each logged env metric."""
+    that finished, and the means of their return (agent-mean) and of each logged env metric (NaN in an iteration
+    where no episode finished)."""
     finished = log["returned_episode"]
-    count = jnp.maximum(jnp.sum(finished), 1)
-    episode_mean = lambda x: jnp.sum(jnp.where(finished, x, 0.0)) / count
+    count = jnp.sum(finished)
+    episode_mean = lambda x: jnp.where(count > 0, jnp.sum(jnp.where(finished, x, 0.0)) / jnp.maximum(count, 1), jnp.nan)
     return {
         "mean_reward": jnp.mean(log["reward"]),
         "episodes": jnp.sum(finished),
