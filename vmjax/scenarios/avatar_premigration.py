@@ -21,6 +21,7 @@ from vmjax.scenarios.base import (
     Log,
     Scenario,
     cached_predictor,
+    config_fingerprint,
     progress_end,
     progress_line,
     results_table,
@@ -68,8 +69,8 @@ def train_trajectory_predictor(env, config: predict.PredictorConfig, seed: int, 
 
 
 def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
-    """With the LSTM forecast: the trajectory predictor, read back from the run folder or `run.predictor_path`,
-    else trained here (§4.3) and saved."""
+    """With the LSTM forecast: the trajectory predictor, read back from the run folder (when trained from the same
+    env, predictor and predictor seed) or `run.predictor_path`, else trained here (§4.3) and saved."""
     if configs["env"].workload_forecast != LEARNED_FORECAST:
         return params
     run = configs["run"]
@@ -80,6 +81,7 @@ def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
         predict.save_predictor,
         lambda: train_trajectory_predictor(env, configs["predictor"], run.predictor_seed, run_dir, log),
         log,
+        config_fingerprint(configs, ("env", "predictor"), ("predictor_seed", "predictor_path")),
     )
     return params.replace(predictor=predictor)
 

@@ -11,12 +11,16 @@ metrics, table, plot panels) and how a run is named. Nothing outside a scenario'
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vmjax.core import io
 
 Configs = dict[str, Any]  # section name -> config dataclass: "run", "env", "agent", then the scenario's own
 Log = Callable[[str], None]
@@ -69,6 +73,8 @@ class Scenario:
     prepare: Callable = _no_preparation  # (env, params, configs, run_dir, log) -> params: what a run needs before
     # training (a predictor, reward statistics, a trace bank), cached in the run folder
     check: Callable[[Configs], None] = _no_check  # cross-section checks no single config can make
+    headline_metric: str = "episode_total_latency_s"  # the logged metric of the progress line and learning curve
+    headline_label: str = "mean total latency T_v (s)"  # its axis label in the learning curve
 
     def __post_init__(self):
         if not self.learners:
@@ -117,16 +123,67 @@ def results_table(
     return "\n".join(lines) + "\n\n" + note
 
 
-def cached_predictor(run_dir: Path, source_path: str, load: Callable, save: Callable, train: Callable, log: Log):
-    """A run's predictor: read back from the run folder (predictor.msgpack), from `source_path` (a saved
-    predictor of another run), or trained by `train()`; saved in the run folder either way."""
-    saved = run_dir / "predictor.msgpack"
-    source = Path(source_path) if source_path else saved
-    if source.is_file():
-        predictor = load(source)
-        log(f"predictor: loaded {source}")
+def config_fingerprint(configs: Configs, sections: Sequence[str], run_fields: Sequence[str] = ()) -> str:
+    """sha256 of the JSON of the config `sections` (those the run has) and the `run_fields` of its run section:
+    the fingerprint of the configuration an artifact of the run folder was built from."""
+    data = {section: dataclasses.asdict(configs[section]) for section in sections if section in configs}
+    data["run"] = {name: getattr(configs["run"], name) for name in run_fields}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()
+
+
+def fingerprint_path(path: Path) -> Path:
+    """The sidecar of a run-folder artifact: the config fingerprint it was built from and the file's sha256."""
+    return path.with_name(path.name + ".built.json")
+
+
+def artifact_matches(path: Path, fingerprint: str) -> bool:
+    """Whether `path` exists and its sidecar names `fingerprint` and the file's current contents."""
+    sidecar = fingerprint_path(path)
+    if not (path.is_file() and sidecar.is_file()):
+        return False
+    try:
+        built = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(built, dict)
+        and built.get("config_sha256") == fingerprint
+        and built.get("file_sha256") == io.sha256_file(path)
+    )
+
+
+def record_artifact(path: Path, fingerprint: str) -> None:
+    """Write the sidecar of `path` (after the artifact itself, so a kill in between leaves it unmatched)."""
+    io.atomic_write_json(fingerprint_path(path), {"config_sha256": fingerprint, "file_sha256": io.sha256_file(path)})
+
+
+def cached_artifact(
+    path: Path, fingerprint: str, source_path: str, load: Callable, save: Callable, build: Callable, log: Log, what: str
+):
+    """A derived artifact of the run folder (a predictor, reward statistics, a trace bank): loaded from `path` when
+    it was built from the same configuration (`fingerprint`), else loaded from `source_path` (a user's file, used
+    as given) or built by `build()`; saved to `path` with its fingerprint either way. A stale file is rebuilt
+    with a log line."""
+    if source_path:
+        artifact = load(Path(source_path))
+        log(f"{what}: loaded {source_path}")
+    elif artifact_matches(path, fingerprint):
+        log(f"{what}: loaded {path}")
+        return load(path)
     else:
-        predictor = train()
-    if source != saved or not saved.is_file():
-        save(saved, predictor)
-    return predictor
+        if path.exists():
+            log(f"{what}: {path} was built from another configuration (or has no fingerprint): rebuilding it")
+        artifact = build()
+    fingerprint_path(path).unlink(missing_ok=True)
+    save(path, artifact)
+    record_artifact(path, fingerprint)
+    return artifact
+
+
+def cached_predictor(
+    run_dir: Path, source_path: str, load: Callable, save: Callable, train: Callable, log: Log, fingerprint: str
+):
+    """A run's predictor: read back from the run folder (predictor.msgpack) when it was trained from the same
+    configuration (`fingerprint`), from `source_path` (a saved predictor of another run), or trained by `train()`;
+    saved in the run folder with its fingerprint either way."""
+    return cached_artifact(run_dir / "predictor.msgpack", fingerprint, source_path, load, save, train, log, "predictor")

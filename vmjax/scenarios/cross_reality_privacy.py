@@ -70,6 +70,8 @@ SCENARIO = Scenario(
     label=label,
     variant=variant,
     log_metrics=lhdppo.LOG_METRICS,
+    headline_metric="episode_latency_s",
+    headline_label="latency per AV-slot (s)",
     defaults={"agent": {"num_iterations": 100}},
 )
 

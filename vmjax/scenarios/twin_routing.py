@@ -6,6 +6,7 @@ statistics to its own config, both kept in the run folder."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from io import BytesIO
@@ -25,7 +26,9 @@ from vmjax.scenarios.base import (
     Learner,
     Log,
     Scenario,
+    cached_artifact,
     cached_predictor,
+    config_fingerprint,
     progress_end,
     progress_line,
     results_table,
@@ -104,25 +107,38 @@ def train_workload_predictor(env, params, configs: Configs, run_dir: Path, log: 
     return predictor
 
 
-def calibrated_norm_stats(env, params, run, run_dir: Path, log: Log) -> NormStats:
-    """§3.3 (A): the z-score constants of this config, calibrated once per run folder (norm_stats.json) on
-    Greedy and Random episodes with the mask."""
-    path = run_dir / "norm_stats.json"
-    if path.is_file():
-        return NormStats(**json.loads(path.read_text()))
-    start = time.perf_counter()
-    stats = heuristics.calibrate(env, params, jax.random.key(run.seed + 7919), run.norm_episodes)
-    io.atomic_write_json(path, {f.name: float(getattr(stats, f.name)) for f in dataclasses.fields(NormStats)})
-    log(
-        f"reward statistics (§3.3 A) calibrated on {run.norm_episodes} Greedy + Random episodes in "
-        f"{time.perf_counter() - start:.0f} s: latency {stats.latency_mean_s:.3f} +- {stats.latency_std_s:.3f} s"
+def calibrated_norm_stats(env, params, run, run_dir: Path, log: Log, fingerprint: str) -> NormStats:
+    """§3.3 (A): the z-score constants of this config, calibrated once per run folder (norm_stats.json, reused
+    while its `fingerprint` matches) on Greedy and Random episodes with the mask."""
+
+    def calibrate() -> NormStats:
+        start = time.perf_counter()
+        stats = heuristics.calibrate(env, params, jax.random.key(run.seed + 7919), run.norm_episodes)
+        log(
+            f"reward statistics (§3.3 A) calibrated on {run.norm_episodes} Greedy + Random episodes in "
+            f"{time.perf_counter() - start:.0f} s: latency {stats.latency_mean_s:.3f} +- {stats.latency_std_s:.3f} s"
+        )
+        return stats
+
+    return cached_artifact(
+        run_dir / "norm_stats.json",
+        fingerprint,
+        "",
+        lambda path: NormStats(**json.loads(path.read_text())),
+        lambda path, stats: io.atomic_write_json(
+            path, {f.name: float(getattr(stats, f.name)) for f in dataclasses.fields(NormStats)}
+        ),
+        calibrate,
+        log,
+        "reward statistics",
     )
-    return stats
 
 
 def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
     """The workload predictor (with the learned forecast), then the run's reward statistics (`run.calibrate_norm`)."""
     run = configs["run"]
+    sections, predictor_fields = ("env", "predictor", "traffic"), ("predictor_seed", "predictor_path")
+    predictor_sha = ""
     if configs["env"].workload_forecast == LEARNED_FORECAST:
         predictor = cached_predictor(
             run_dir,
@@ -131,10 +147,14 @@ def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
             predict.save_workload_predictor,
             lambda: train_workload_predictor(env, params, configs, run_dir, log),
             log,
+            config_fingerprint(configs, sections, predictor_fields),
         )
         params = params.replace(workload_predictor=predictor)
+        predictor_sha = io.sha256_file(run_dir / "predictor.msgpack")
     if run.calibrate_norm:
-        params = params.replace(norm_stats=calibrated_norm_stats(env, params, run, run_dir, log))
+        fingerprint = config_fingerprint(configs, sections, (*predictor_fields, "seed", "norm_episodes"))
+        fingerprint = hashlib.sha256((fingerprint + predictor_sha).encode()).hexdigest()  # and the predictor used
+        params = params.replace(norm_stats=calibrated_norm_stats(env, params, run, run_dir, log, fingerprint))
     return params
 
 

@@ -17,7 +17,16 @@ from vmjax import mobility
 from vmjax.agents import msrl
 from vmjax.core import io, validation
 from vmjax.envs.twin_split import TwinSplitConfig
-from vmjax.scenarios.base import Configs, Evaluation, Learner, Log, Scenario, results_table
+from vmjax.scenarios.base import (
+    Configs,
+    Evaluation,
+    Learner,
+    Log,
+    Scenario,
+    cached_artifact,
+    config_fingerprint,
+    results_table,
+)
 
 TrajectorySource = Literal["synthetic", "real", "generated"]
 
@@ -40,21 +49,26 @@ class TrajectoryConfig:
 
 
 def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
-    """The trajectory bank (spec 004 §7.3): read back from the run folder (trace_bank.npz), from
-    `trajectories.bank_path`, or built by `vmjax.mobility.build_trace_banks` and saved; none for "synthetic"."""
+    """The trajectory bank (spec 004 §7.3): read back from the run folder (trace_bank.npz, when built from the same
+    env and trajectories sections), from `trajectories.bank_path`, or built by `vmjax.mobility.build_trace_banks`
+    and saved; none for "synthetic"."""
     config = configs["trajectories"]
     if config.source == "synthetic":
         return params
-    saved = run_dir / "trace_bank.npz"
-    source = Path(config.bank_path) if config.bank_path else saved
-    if source.is_file():
+
+    def load(source: Path):
         try:
             with np.load(source) as data:
-                positions_m, valid = data["positions_m"], data["valid"]
+                return data["positions_m"], data["valid"]
         except (OSError, KeyError, ValueError) as error:
             raise SystemExit(f"{source}: not a trace bank ({error})") from error
-        log(f"trajectories: loaded {source}")
-    else:
+
+    def save(path: Path, bank) -> None:
+        buffer = BytesIO()
+        np.savez(buffer, positions_m=bank[0], valid=bank[1])
+        io.atomic_write_bytes(path, buffer.getvalue())
+
+    def build():
         start = time.perf_counter()
         banks = mobility.build_trace_banks(
             config.bank_seed, config.bank_vehicles, configs["env"].max_steps + 1, configs["env"].map_size_m
@@ -66,10 +80,12 @@ def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
             f"trajectories: built the {config.source} bank ({config.bank_vehicles} tracks, seed {config.bank_seed}) "
             f"in {time.perf_counter() - start:.0f} s"
         )
-    if source != saved or not saved.is_file():
-        buffer = BytesIO()
-        np.savez(buffer, positions_m=positions_m, valid=valid)
-        io.atomic_write_bytes(saved, buffer.getvalue())
+        return positions_m, valid
+
+    fingerprint = config_fingerprint(configs, ("env", "trajectories"))
+    positions_m, valid = cached_artifact(
+        run_dir / "trace_bank.npz", fingerprint, config.bank_path, load, save, build, log, "trajectories"
+    )
     return params.replace(trace_bank=mobility.Trace.create(positions_m, valid=valid))
 
 
