@@ -28,19 +28,23 @@ def _save(fig, path) -> None:
     io.atomic_write_bytes(path, buffer.getvalue())
 
 
-def plot_learning_curve(records: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Mean total latency per vehicle-slot (s) and mean episode return against environment steps."""
+def plot_learning_curve(
+    records: Sequence[dict],
+    path: str | os.PathLike,
+    title: str = "",
+    metric: str = "episode_total_latency_s",
+    metric_label: str = "mean total latency T_v (s)",
+) -> None:
+    """The run's headline `metric` (default: mean total latency per vehicle-slot) and the mean episode return
+    against environment steps; iterations without a value (null: no episode finished) are skipped."""
     steps = np.array([r["env_steps"] for r in records], dtype=float)
-    latency = np.array([r.get("episode_total_latency_s", np.nan) for r in records], dtype=float)
-    ret = np.array([r.get("episode_return", np.nan) for r in records], dtype=float)
-    fig, (ax1, ax2) = _figure(10, 3.6, columns=2)
-    ax1.plot(steps, latency)
-    ax1.set_xlabel("environment steps")
-    ax1.set_ylabel("mean total latency T_v (s)")
-    ax2.plot(steps, ret)
-    ax2.set_xlabel("environment steps")
-    ax2.set_ylabel("episode return (per agent)")
-    for ax in (ax1, ax2):
+    fig, axes = _figure(10, 3.6, columns=2)
+    for ax, name, label in zip(axes, (metric, "episode_return"), (metric_label, "episode return (per agent)")):
+        values = np.array([np.nan if r.get(name) is None else r[name] for r in records], dtype=float)
+        kept = np.isfinite(values)
+        ax.plot(steps[kept], values[kept])
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     _save(fig, path)

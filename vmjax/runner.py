@@ -3,25 +3,41 @@ against the scenario's heuristics on the same held-out episodes. The command lin
 and bench call these functions; every scenario-specific step comes from the scenario registry
 (`vmjax.scenarios`).
 
-A run folder holds config.json, metrics.jsonl (one line per iteration), learning_curve.png, checkpoint.msgpack +
-checkpoint.json, what the scenario's preparation keeps (predictor.msgpack and predictor_metrics.json for a learned
-forecast, traffic.npy and norm_stats.json for TwinRouting, trace_bank.npz for TwinSplit), TensorBoard event files
-with `run.log = "tensorboard"`, and after `evaluate` evaluation.json, evaluation.md and evaluation.png. Training
-runs in jitted chunks of `run.chunk_iterations` iterations; the checkpoint and the metrics are written
-(atomically) after every chunk, so an interrupted run loses at most one chunk and a resumed run continues from
-the same iteration with the same random stream.
+A run folder holds config.json, metrics.jsonl (one line per iteration; `null` for a metric of an iteration in
+which no episode finished), learning_curve.png, checkpoint.msgpack (state, iteration, env steps, training wall
+time and the state's sha256 in one atomically written file) and checkpoint.json (a human-readable summary of it,
+never read back), run.lock (who trains in the folder: pid, host, start time; locked with flock while a training
+runs), what the scenario's preparation keeps (predictor.msgpack and predictor_metrics.json for a learned
+forecast, traffic.npy and norm_stats.json for TwinRouting, trace_bank.npz for TwinSplit, each derived artifact
+with a `<name>.built.json` sidecar naming the config fingerprint it was built from: reused only when it matches),
+TensorBoard event files with `run.log = "tensorboard"`, and after `evaluate` evaluation.json, evaluation.md and
+evaluation.png.
+
+Training runs in jitted chunks of `run.chunk_iterations` iterations; after every chunk its metrics lines are
+appended (and fsynced), then the checkpoint is written. A resumed run continues from the checkpoint's iteration
+with the same random stream; metrics.jsonl is cut back to that iteration (a torn last line is dropped), so an
+interrupted run loses at most one chunk and its final state and metrics equal an uninterrupted run's. The folder
+resumed is the one given (`--run.run_dir`), wherever it was created. `agent.num_iterations` may grow on resume
+only for a config without annealed schedules (their slope is set by the total): such a run refuses the change.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import fcntl
 import json
+import math
+import os
+import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import jax
 import numpy as np
+from flax import serialization
 
 from baselines.evaluate import summarize_episodes
 from vmjax import scenarios
@@ -120,18 +136,50 @@ def configs_from_json(data: dict[str, dict]) -> Configs:
 
 def resume_configs(run_dir: Path, overrides: dict[str, Any]) -> Configs:
     """The saved config of the run in `run_dir`, with the few overrides a resumed run may change
-    (`RESUMABLE_OVERRIDES`); any other override that differs from the saved value is an error."""
-    if not (run_dir / "config.json").is_file():
-        raise SystemExit(f"--resume: {run_dir} has no config.json")
-    saved = json.loads((run_dir / "config.json").read_text())
+    (`RESUMABLE_OVERRIDES`); any other override that differs from the saved value is an error. The run folder is
+    `run_dir` as given (the saved path may be stale: the folder moved, or was named another way)."""
+    saved = read_saved_config(run_dir)
     for key, value in overrides.items():
         section, name = key.split(".", 1)
-        if key in ("run.run_dir", "run.env", "run.algo") and value == saved["run"].get(name, value):
+        if key == "run.run_dir" or (key in ("run.env", "run.algo") and value == saved["run"].get(name, value)):
             continue
         if (section, name) not in RESUMABLE_OVERRIDES:
             raise SystemExit(f"--resume uses the run's saved config; --{key} cannot change")
         saved[section][name] = value
-    return configs_from_json(saved)
+    saved["run"]["run_dir"] = str(run_dir)
+    try:
+        return configs_from_json(saved)
+    except (KeyError, TypeError, ValueError) as error:
+        raise SystemExit(f"{run_dir / 'config.json'}: not a config this version can read ({error})") from error
+
+
+def read_saved_config(run_dir: Path) -> dict:
+    """config.json of a run folder; a one-line SystemExit when it is missing or unreadable."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise SystemExit(f"{run_dir} is not a run folder (no config.json)")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{path} is unreadable ({error})") from error
+    if not isinstance(saved, dict) or not isinstance(saved.get("run"), dict):
+        raise SystemExit(f"{path} is not a run config")
+    return saved
+
+
+def annealed_fields(agent) -> list[str]:
+    """The fields of an agent config whose schedule is stretched over `num_iterations` (a learning rate annealed
+    to 0, a coefficient or noise decayed from its start to its end value)."""
+    names = {f.name for f in dataclasses.fields(agent)}
+    found = ["anneal_lr"] if getattr(agent, "anneal_lr", False) else []
+    for name in sorted(names):
+        for end in ("_final", "_end"):
+            if name.endswith(end):
+                base = name[: -len(end)]
+                start = next((n for n in (f"{base}_init", f"{base}_start", base) if n in names), None)
+                if start and getattr(agent, start) != getattr(agent, name):
+                    found.append(f"{start}/{name}")
+    return found
 
 
 def run_label(configs: Configs) -> str:
@@ -156,25 +204,42 @@ def make_trainer(configs: Configs, env, params):
 
 
 def read_metrics(path: Path, up_to_iteration: int | None = None) -> list[dict]:
-    """metrics.jsonl records (optionally only those of finished, checkpointed iterations)."""
+    """metrics.jsonl records (optionally only those of finished, checkpointed iterations). A torn last line (a
+    kill while it was appended) is dropped; an unreadable line before it is a ValueError naming it."""
     if not path.is_file():
         return []
+    lines = path.read_text().splitlines()
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
+            if not any(rest.strip() for rest in lines[number:]):
+                break  # the torn tail of an interrupted append
             raise ValueError(f"{path}: line {number} is not valid JSON ({error})") from error
+        if not isinstance(record, dict) or not isinstance(record.get("iteration"), int | float):
+            raise ValueError(f"{path}: line {number} is not a metrics record")
         if up_to_iteration is None or record["iteration"] <= up_to_iteration:
             records.append(record)
     return records
 
 
+def json_ready(value):
+    """A metrics value with every non-finite float replaced by None (JSON has no NaN: written as null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
+
+
 class MetricsSinks:
     """Where a run's per-iteration records go: metrics.jsonl always (resuming reads it back), plus TensorBoard
-    event files in the run folder with `run.log = "tensorboard"` (scalars by iteration)."""
+    event files in the run folder with `run.log = "tensorboard"` (scalars by iteration; null values skipped)."""
 
     def __init__(self, run_dir: Path, kind: str):
         self.jsonl = run_dir / "metrics.jsonl"
@@ -189,12 +254,12 @@ class MetricsSinks:
             self.tensorboard = SummaryWriter(logdir=str(run_dir))
 
     def write(self, records: list[dict]) -> None:
-        with open(self.jsonl, "a") as f:  # appended first; the checkpoint marks them finished
-            f.writelines(json.dumps(r) + "\n" for r in records)
+        records = [json_ready(r) for r in records]
+        io.append_lines(self.jsonl, [json.dumps(r, allow_nan=False) for r in records])  # before the checkpoint
         if self.tensorboard is not None:
             for record in records:
                 for name, value in record.items():
-                    if name != "iteration" and np.ndim(value) == 0:
+                    if name != "iteration" and value is not None and np.ndim(value) == 0:
                         self.tensorboard.add_scalar(name, value, record["iteration"])
             self.tensorboard.flush()
 
@@ -203,23 +268,146 @@ class MetricsSinks:
             self.tensorboard.close()
 
 
+class RunLock:
+    """An exclusive, non-blocking `flock` on run.lock in the run folder, held while a run trains there; the file
+    names the holder (pid, host, start time), and a second training of the folder stops at once naming it."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "run.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown holder"
+            os.close(fd)
+            raise SystemExit(f"{self.path.parent} is being trained by another process ({holder})") from None
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
 def _bar(done: int, total: int, width: int = 24) -> str:
     filled = int(width * done / max(total, 1))
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
 # ====================================================================== train
+CHECKPOINT = "checkpoint.msgpack"
+CHECKPOINT_SUMMARY = "checkpoint.json"  # written after the checkpoint for people and notebooks; never read back
+
+
+def read_run_checkpoint(run_dir: Path) -> tuple[dict, bytes]:
+    """(progress: iteration, env_steps, train_wall_s; state bytes) of the run folder's checkpoint, checksum
+    verified; a run folder of the earlier format (bare state + checkpoint.json) reads its progress from
+    checkpoint.json (marked "legacy"). A one-line SystemExit naming the file when either is missing, empty or
+    damaged."""
+    try:
+        progress, state_bytes = checkpoint.read_checkpoint(run_dir / CHECKPOINT)
+    except checkpoint.CheckpointError as error:
+        raise SystemExit(str(error)) from None
+    if progress is None:
+        summary = run_dir / CHECKPOINT_SUMMARY
+        try:
+            progress = json.loads(summary.read_text())
+            progress = {"iteration": int(progress["iteration"]), **progress, "legacy": True}
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise SystemExit(
+                f"{run_dir / CHECKPOINT} is of the earlier format and its {summary.name} is missing or unreadable "
+                f"({error.__class__.__name__}: {error}): its iteration is unknown"
+            ) from None
+    at = _state_iteration(state_bytes)
+    if at is not None and at != progress["iteration"]:
+        if not progress.get("legacy"):
+            raise SystemExit(
+                f"{run_dir / CHECKPOINT} is damaged: its state is at iteration {at}, its record says "
+                f"{progress['iteration']}"
+            )
+        progress["iteration"] = at  # killed between the two files of the earlier format: the state decides
+    return progress, state_bytes
+
+
+def _state_iteration(state_bytes: bytes) -> int | None:
+    """The `iteration` field of a saved trainer state (None where it has none or cannot be read here)."""
+    try:
+        tree = serialization.msgpack_restore(state_bytes)
+        return int(np.asarray(tree["iteration"]))
+    except Exception:  # no such field, or bytes that restore_state will report on
+        return None
+
+
+def restore_run_state(run_dir: Path, state_bytes: bytes, template):
+    try:
+        return checkpoint.restore_state(state_bytes, template, f"checkpoint {str(run_dir / CHECKPOINT)!r}")
+    except checkpoint.CheckpointError as error:
+        raise SystemExit(str(error)) from None
+
+
+def check_resumed_configs(configs: Configs, saved: dict) -> None:
+    """A resumed run's configs against the saved ones: only `RESUMABLE_OVERRIDES` may differ, and the total
+    iterations only for a config without annealed schedules (their slope is set by the total)."""
+    current = configs_to_json(configs)
+    for section, values in current.items():
+        for name, value in values.items():
+            if (section, name) in RESUMABLE_OVERRIDES or (section, name) == ("run", "run_dir"):
+                continue
+            if json.loads(json.dumps(value)) != saved.get(section, {}).get(name, value):
+                raise SystemExit(f"--resume uses the run's saved config; --{section}.{name} cannot change")
+    before = saved.get("agent", {}).get("num_iterations")
+    annealed = annealed_fields(configs["agent"])
+    if before is not None and before != configs["agent"].num_iterations and annealed:
+        raise SystemExit(
+            f"--agent.num_iterations cannot change on resume ({before} -> {configs['agent'].num_iterations}): "
+            f"this config anneals over the total ({', '.join('agent.' + f for f in annealed)}), so a new total "
+            "would re-stretch its schedule; train a new run instead"
+        )
+
+
 def train(configs: Configs, resume: bool = False, log=print) -> Path:
-    """Run (or continue) a training run; returns the run folder."""
+    """Run (or continue) a training run; returns the run folder. The folder is locked for the whole run."""
+    run_dir = Path(configs["run"].run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):
+        return _train_locked(configs, run_dir, resume, log)
+
+
+def _train_locked(configs: Configs, run_dir: Path, resume: bool, log) -> Path:
     run = configs["run"]
     scenario = scenarios.get(run.env)
-    run_dir = Path(run.run_dir)
-    ckpt_path, ckpt_info = run_dir / "checkpoint.msgpack", run_dir / "checkpoint.json"
-    if not resume and ckpt_path.exists():
+    ckpt_path = run_dir / CHECKPOINT
+    if not resume and (ckpt_path.exists() or (run_dir / CHECKPOINT_SUMMARY).exists()):
         raise SystemExit(
             f"{run_dir} already holds a checkpoint: pass --resume to continue it, or another --run.run_dir"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    progress, state_bytes = {"iteration": 0, "train_wall_s": 0.0}, b""
+    if resume:
+        check_resumed_configs(configs, read_saved_config(run_dir))
+        if not ckpt_path.exists():
+            raise SystemExit(
+                f"--resume: {run_dir} has no {CHECKPOINT} (the run stopped before its first chunk finished, or the "
+                "file was removed); start it afresh without --resume"
+            )
+        progress, state_bytes = read_run_checkpoint(run_dir)
+    done, wall_before = int(progress["iteration"]), float(progress.get("train_wall_s", 0.0))
+    metrics_path = run_dir / "metrics.jsonl"
+    try:
+        records = read_metrics(metrics_path, done)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    if [r["iteration"] for r in records] != list(range(1, done + 1)):
+        raise SystemExit(f"{metrics_path} does not hold one record per iteration 1..{done} of the checkpoint")
+    io.atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in records))
     saved = configs_to_json(configs)
     saved["machine"] = machine_summary()
     io.atomic_write_json(run_dir / "config.json", saved)
@@ -228,14 +416,12 @@ def train(configs: Configs, resume: bool = False, log=print) -> Path:
     agent = configs["agent"]
     trainer = make_trainer(configs, env, params)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(run.seed))
-    done, wall_before = 0, 0.0
-    if resume and ckpt_path.exists():
-        state = checkpoint.load_checkpoint(ckpt_path, state)
-        info = json.loads(ckpt_info.read_text())
-        done, wall_before = int(info["iteration"]), float(info.get("train_wall_s", 0.0))
-        log(f"resuming {run_dir} from iteration {done}")
-    records = read_metrics(run_dir / "metrics.jsonl", done)
-    io.atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    if resume:
+        state = restore_run_state(run_dir, state_bytes, state)
+        log(
+            f"resuming {run_dir} from iteration {done}"
+            + (" (earlier checkpoint format)" if "legacy" in progress else "")
+        )
     sinks = MetricsSinks(run_dir, run.log)
 
     total = agent.num_iterations
@@ -243,6 +429,7 @@ def train(configs: Configs, resume: bool = False, log=print) -> Path:
     compiled: dict[int, Any] = {}
     wall = wall_before
     variant = scenario.variant(configs)
+    headline = scenario.headline_metric
     log(
         f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, {variant}), "
         f"{agent.num_envs} worlds, {total} iterations [{machine_summary()}]"
@@ -258,46 +445,70 @@ def train(configs: Configs, resume: bool = False, log=print) -> Path:
         metrics = jax.device_get(metrics)
         elapsed = time.perf_counter() - start
         wall += elapsed
-        new = [to_python({k: v[i] for k, v in metrics.items()}) for i in range(chunk)]
+        new = [json_ready(to_python({k: v[i] for k, v in metrics.items()})) for i in range(chunk)]
         for record in new:
             record["wall_s"] = round(wall, 3)
         sinks.write(new)
         records.extend(new)
         done += chunk
-        checkpoint.save_checkpoint(ckpt_path, state)
-        io.atomic_write_json(
-            ckpt_info, {"iteration": done, "env_steps": done * steps_per_iteration, "train_wall_s": wall}
-        )
+        info = {"iteration": done, "env_steps": done * steps_per_iteration, "train_wall_s": wall}
+        checkpoint.save_checkpoint(ckpt_path, state, **info)
+        io.atomic_write_json(run_dir / CHECKPOINT_SUMMARY, {**info, "checkpoint": CHECKPOINT})
         last = new[-1]
         progress_line(
             f"{_bar(done, total)} {done}/{total} it  {chunk * steps_per_iteration / elapsed:,.0f} env steps/s  "
-            f"return {last['episode_return']:.1f}  latency {last.get('episode_total_latency_s', float('nan')):.3f} s  "
-            f"eta {(total - done) * elapsed / chunk:.0f} s"
+            f"return {_shown(last.get('episode_return'), 1)}  {headline.removeprefix('episode_')} "
+            f"{_shown(last.get(headline), 3)}  eta {(total - done) * elapsed / chunk:.0f} s"
         )
     progress_end()
     sinks.close()
     from vmjax import report
 
-    report.plot_learning_curve(records, run_dir / "learning_curve.png", f"{run.algo} on {run.env} ({variant})")
+    report.plot_learning_curve(
+        records,
+        run_dir / "learning_curve.png",
+        f"{run.algo} on {run.env} ({variant})",
+        metric=headline,
+        metric_label=scenario.headline_label,
+    )
     log(
         f"done: {done} iterations, {done * steps_per_iteration:,} env steps, {wall:.0f} s of training; "
-        f"wrote {run_dir}/metrics.jsonl, learning_curve.png, checkpoint.msgpack"
+        f"wrote {run_dir}/metrics.jsonl, learning_curve.png, {CHECKPOINT}"
     )
     return run_dir
+
+
+def _shown(value, digits: int) -> str:
+    """A progress-line number; "–" where the iteration has none (no episode finished)."""
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 # ====================================================================== evaluate
 def load_run(run_dir: Path):
     """(configs, env, params, trainer, trainer state) of a finished or interrupted run."""
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise SystemExit(f"{run_dir} is not a run folder (no config.json)")
-    configs = configs_from_json(json.loads(config_path.read_text()))
+    run_dir = Path(run_dir)
+    saved = read_saved_config(run_dir)
+    saved["run"]["run_dir"] = str(run_dir)
+    try:
+        configs = configs_from_json(saved)
+    except (KeyError, TypeError, ValueError) as error:
+        raise SystemExit(f"{run_dir / 'config.json'}: not a config this version can read ({error})") from error
+    _, state_bytes = read_run_checkpoint(run_dir)
     env, params = build_env_and_params(configs, run_dir, log=lambda *_: None)
     trainer = make_trainer(configs, env, params)
     template = jax.jit(trainer.init)(jax.random.PRNGKey(configs["run"].seed))
-    state = checkpoint.load_checkpoint(run_dir / "checkpoint.msgpack", template)
+    state = restore_run_state(run_dir, state_bytes, template)
     return configs, env, params, trainer, state
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` and probe that a file can be written there; a one-line SystemExit otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise SystemExit(f"output folder {folder} is not writable ({error.strerror or error})") from None
 
 
 def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, out_dir: Path, log=print) -> dict:
@@ -305,6 +516,7 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
     `episodes` worlds drawn from PRNGKey(first_seed + s), disjoint from the training stream."""
     from vmjax import report
 
+    check_writable(Path(out_dir))
     runs = [load_run(Path(d)) for d in run_dirs]
     (configs0, env0, params0, *_) = runs[0]
     env_id = configs0["run"].env
@@ -381,11 +593,15 @@ __all__ = [
     "RESUMABLE_OVERRIDES",
     "MetricsSinks",
     "RunConfig",
+    "RunLock",
+    "annealed_fields",
     "build_configs",
     "build_env_and_params",
     "configs_from_json",
     "configs_to_json",
+    "check_writable",
     "evaluate",
+    "json_ready",
     "load_run",
     "make_trainer",
     "read_metrics",
