@@ -108,7 +108,10 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
     scenario = scenarios.get(env_id)
     algo = algo or scenario.default_algo
     listing = "; ".join(f"{e}: {' | '.join(s.learners)}" for e, s in scenarios.all_scenarios().items())
-    parser = argparse.ArgumentParser(prog="vmjax", description="vmjax: vehicular-metaverse edge-network simulator")
+    parser = argparse.ArgumentParser(
+        prog="vmjax", description="vmjax: vehicular-metaverse edge-network simulator", allow_abbrev=False
+    )
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser(
         "train",
@@ -116,6 +119,7 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
         description=f"Train {algo} on {env_id}. Scenarios and learners (--env, --algo): {listing}. Every config "
         "field is a flag; command-line defaults finish in a few minutes on 2 CPU cores.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
     )
     train_parser.add_argument(
         "--resume",
@@ -151,6 +155,7 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
         "evaluate",
         help="compare trained policies with the heuristics",
         description=runner.evaluate.__doc__.splitlines()[0],
+        allow_abbrev=False,
     )
     eval_parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders to evaluate")
     eval_parser.add_argument("--episodes", type=int, default=100, help="held-out episodes per seed (§7.1: 100)")
@@ -181,8 +186,42 @@ def _check_scenario_and_algo(env_id: str, algo: str) -> None:
 
 
 # ====================================================================== entry point
+class CommandError(SystemExit):
+    """A command-line error, already printed as one line: exit status 2; str() is the message."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`vmjax ...`: an error prints one line (`vmjax: error: ...`) and exits with status 2 (`--debug`: the
+    traceback instead)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
+    try:
+        return _run(argv)
+    except SystemExit as error:
+        if debug or error.code is None or isinstance(error.code, int):
+            raise  # argparse's own exits (usage printed) and successful ones
+        message = str(error.code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        message = "interrupted (a resumed run continues from the last checkpoint)"
+    except Exception as error:
+        if debug:
+            raise
+        message = f"{error.__class__.__name__}: {error}" if not isinstance(error, ValueError | OSError) else str(error)
+    print(f"vmjax: error: {message.splitlines()[0] if message else 'failed'}", file=sys.stderr)
+    raise CommandError(message)
+
+
+def _run(argv: list[str]) -> int:
     algo = _flag_from_argv(argv, ("--run.algo", "--algo")).replace("-", "_")
     env_id = _flag_from_argv(argv, ("--run.env", "--env"))
     _check_scenario_and_algo(env_id, algo)
@@ -212,4 +251,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["add_config_flags", "field_comments", "main", "make_parser"]
+__all__ = ["CommandError", "add_config_flags", "field_comments", "main", "make_parser"]
