@@ -402,7 +402,7 @@ def _train_locked(configs: Configs, run_dir: Path, resume: bool, log) -> Path:
     done, wall_before = int(progress["iteration"]), float(progress.get("train_wall_s", 0.0))
     metrics_path = run_dir / "metrics.jsonl"
     try:
-        records = read_metrics(metrics_path, done)
+        records = read_metrics(metrics_path, done) if resume else []  # a fresh run starts a fresh file
     except ValueError as error:
         raise SystemExit(str(error)) from None
     if [r["iteration"] for r in records] != list(range(1, done + 1)):
