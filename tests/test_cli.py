@@ -80,6 +80,7 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
         "checkpoint.msgpack",
         "checkpoint.json",
         "predictor.msgpack",
+        "predictor.msgpack.built.json",  # the config fingerprint it was trained from
         "predictor_metrics.json",
     ):
         assert (run_dir / name).is_file(), name
@@ -101,6 +102,7 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
     assert [r["iteration"] for r in records] == [1, 2, 3]
     assert records[-1]["env_steps"] == 3 * 2 * 8
     assert json.loads((run_dir / "checkpoint.json").read_text())["iteration"] == 3
+    assert runner.read_run_checkpoint(run_dir)[0]["iteration"] == 3  # the checkpoint itself says so
 
     cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "2"])
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
@@ -168,7 +170,7 @@ def test_twin_routing_train_and_evaluate_masac(tmp_path):
             "64",
         ]
     )
-    for name in ("config.json", "metrics.jsonl", "checkpoint.msgpack", "norm_stats.json", "learning_curve.png"):
+    for name in ("config.json", "metrics.jsonl", "checkpoint.msgpack", "norm_stats.json", "norm_stats.json.built.json"):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / "predictor.msgpack").exists()  # the persistence forecast needs no predictor
     saved = json.loads((run_dir / "config.json").read_text())

@@ -48,9 +48,11 @@ TINY_PRIVACY = [
 ]
 
 
-def test_privacy_train_and_evaluate(tmp_path):
+def test_privacy_train_and_evaluate(tmp_path, capsys):
     run_dir = tmp_path / "hppo"
     cli.main(["train", "--run.run_dir", str(run_dir), "--algo", "hppo", *TINY_PRIVACY])
+    progress = [line for line in capsys.readouterr().err.splitlines() if " it " in line]
+    assert progress and all(" latency_s " in line and "nan" not in line for line in progress)  # its own metric
     for name in ("config.json", "metrics.jsonl", "checkpoint.msgpack", "learning_curve.png"):
         assert (run_dir / name).is_file(), name
     saved = json.loads((run_dir / "config.json").read_text())
