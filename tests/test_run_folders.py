@@ -140,9 +140,9 @@ def test_damaged_missing_and_empty_checkpoints_are_refused_in_one_line(reference
     flipped = bytearray(good)
     flipped[len(flipped) // 2] ^= 0x01
     ckpt.write_bytes(bytes(flipped))
-    refusal(capsys, resume_argv, "damaged")
+    refusal(capsys, resume_argv, "sha256 does not match")
     ckpt.write_bytes(good[: len(good) // 2])
-    refusal(capsys, resume_argv, "damaged")
+    refusal(capsys, resume_argv, "corrupt")
     ckpt.write_bytes(b"")
     refusal(capsys, resume_argv, "is empty")
     refusal(capsys, ["evaluate", str(run_dir), "--episodes", "2", "--seeds", "1"], "is empty")

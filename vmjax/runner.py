@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import fcntl
 import json
 import math
@@ -280,9 +281,11 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
             holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown holder"
             os.close(fd)
+            if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise SystemExit(f"{self.path}: cannot lock the run folder ({error.strerror})") from None
             raise SystemExit(f"{self.path.parent} is being trained by another process ({holder})") from None
         started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
@@ -331,7 +334,7 @@ def read_run_checkpoint(run_dir: Path) -> tuple[dict, bytes]:
     if at is not None and at != progress["iteration"]:
         if not progress.get("legacy"):
             raise SystemExit(
-                f"{run_dir / CHECKPOINT} is damaged: its state is at iteration {at}, its record says "
+                f"{run_dir / CHECKPOINT} is corrupt: its state is at iteration {at}, its record says "
                 f"{progress['iteration']}"
             )
         progress["iteration"] = at  # killed between the two files of the earlier format: the state decides

@@ -56,18 +56,18 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict | None, bytes]:
     try:
         record = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as error:  # msgpack raises several types for truncated or garbled data
-        raise CheckpointError(f"checkpoint {str(path)!r} is damaged (not readable msgpack: {error})") from error
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt (not readable msgpack: {error})") from error
     if not isinstance(record, dict):
-        raise CheckpointError(f"checkpoint {str(path)!r} is damaged (not a msgpack map)")
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt (not a msgpack map)")
     if record.get("format") != FORMAT:
         if "format" in record:
             raise CheckpointError(f"checkpoint {str(path)!r} has an unknown format {record['format']!r}")
         return None, data  # the earlier format: bare Flax bytes of the state
     state_bytes = record.get("state")
     if not isinstance(state_bytes, bytes) or not isinstance(record.get("progress"), dict):
-        raise CheckpointError(f"checkpoint {str(path)!r} is damaged (fields missing)")
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt (fields missing)")
     if hashlib.sha256(state_bytes).hexdigest() != record.get("state_sha256"):
-        raise CheckpointError(f"checkpoint {str(path)!r} is damaged (the state's sha256 does not match)")
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt (the state's sha256 does not match)")
     return record["progress"], state_bytes
 
 
