@@ -285,6 +285,8 @@ def test_command_line_errors_abbreviations_and_the_output_folder(reference, tmp_
     blocker.write_text("")
     # the output folder is checked before the evaluation starts
     refusal(capsys, ["evaluate", str(reference), "--out", str(blocker / "out")], "is not writable")
+    refusal(capsys, ["evaluate", str(tmp_path / "none")], "is not a run folder")
+    assert not (tmp_path / "none").exists()  # not created as an output folder
     with pytest.raises(SystemExit, match="is not writable"):  # --debug: the error itself, not one line
         cli.main(["--debug", "evaluate", str(reference), "--out", str(blocker / "out")])
 

@@ -519,6 +519,8 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
     `episodes` worlds drawn from PRNGKey(first_seed + s), disjoint from the training stream."""
     from vmjax import report
 
+    for run_dir in run_dirs:  # cheap checks first: run folders, then the output folder, then the evaluation
+        read_saved_config(Path(run_dir))
     check_writable(Path(out_dir))
     runs = [load_run(Path(d)) for d in run_dirs]
     (configs0, env0, params0, *_) = runs[0]
