@@ -48,9 +48,10 @@ def snr(tx_power_w, gain, noise_power_w):
 
 
 MIN_RATE_BPS = 1e-3
-"""Floor of `shannon_rate_bps` (bit/s): a link this slow takes 1e3 s per bit, far beyond any slot, so the floor only
-replaces a rate that float32 rounded to 0 (an SNR below ~1e-45, or a gain that underflowed) and keeps T = D / R
-finite."""
+"""Floor of `shannon_rate_bps` (bit/s). A link this slow (an SNR below ~1.4e-10 at 10 MHz) needs 1e3 s per bit, far
+beyond any slot; the floor lifts such rates, and the rate 0 of an SNR that is itself 0 in float32 (a path gain that
+underflowed), to 1e-3 bit/s, so every latency T = D / R is finite (a rate floor, not a latency cap). At the default
+settings of the four scenarios no rate comes near it."""
 
 
 def shannon_rate_bps(bandwidth_hz, tx_power_w, gain, noise_power_w):
