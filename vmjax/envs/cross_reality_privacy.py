@@ -46,7 +46,7 @@ from flax import struct
 
 from vmjax import mobility, net
 from vmjax.core import fastrand, spaces, validation
-from vmjax.core.env import Environment, is_concrete
+from vmjax.core.env import Environment, is_concrete, materialize
 
 MB = net.BITS_PER_MEGABYTE  # 1 MB = 8e6 bit [R §0.3, A14]
 
@@ -704,7 +704,9 @@ class CrossRealityPrivacy(Environment):
     def outcome(self, state: EnvState, action, params: EnvParams) -> dict:
         """The slot's per-AV metrics (eqs. 2-17, 21) for a parsed or raw action, without advancing the state."""
         agent, radius, theta = self.parse_action(action, params)
-        true_deg = self.offsets_deg(state.trace.position_at(state.t), params)
+        true_deg = materialize(
+            self.offsets_deg(state.trace.position_at(state.t), params)
+        )  # computed once: reported - true is exactly 0 at r = 0
         out = slot_outcome(
             true_deg,
             radius,
