@@ -509,3 +509,30 @@ def test_load_malformed_files_raise_clear_errors(tmp_path, case):
 def test_load_missing_file(tmp_path):
     with pytest.raises(ValueError, match=r"nope\.csv: trace file not found"):
         load_trace_csv(tmp_path / "nope.csv", slot_s=10.0)
+
+
+def test_load_trace_csv_limits_span_rejects_bad_coordinates_and_accepts_bom(tmp_path):
+    # issue 16: one wrong year no longer builds a multi-gigabyte trace silently
+    rows = "vehicle_id,timestamp,x_m,y_m\na,2020-01-01 00:00:00,0,0\na,2020-01-01 00:01:00,10,0\nb,2021-01-01 00:00:00,5,5\n"
+    path = write_text(tmp_path, rows)
+    with pytest.raises(ValueError, match=r"in\.csv, lines 2 and 4, column 'timestamp'.*max_span_s"):
+        load_trace_csv(path, 30.0)
+    assert load_trace_csv(path, 86_400.0, max_span_s=None).positions_m.shape[0] == 367
+    # impossible longitude / latitude, with the file and line
+    lonlat = "vehicle_id,timestamp,longitude,latitude\na,0,116.4,39.9\na,30,500.0,95.0\n"
+    with pytest.raises(ValueError, match=r"in\.csv, line 3: longitude 500.0 / latitude 95.0 out of range"):
+        load_trace_csv(write_text(tmp_path, lonlat), 30.0, origin_lonlat=(116.4, 39.9))
+    # a UTF-8 byte-order mark (as spreadsheet exports write) is skipped
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfvehicle_id,timestamp,x_m,y_m\na,0,0,0\na,30,10,0\n")
+    assert load_trace_csv(bom, 30.0).positions_m.shape == (2, 1, 2)
+
+
+def test_load_tdrive_accepts_a_byte_order_mark(tmp_path):
+    from vmjax.mobility.tdrive import load_tdrive
+
+    path = tmp_path / "1.txt"
+    path.write_bytes(
+        b"\xef\xbb\xbf1,2008-02-02 15:36:08,116.51172,39.92123\n1,2008-02-02 15:46:08,116.51135,39.93883\n"
+    )
+    assert len(load_tdrive(path)) == 2

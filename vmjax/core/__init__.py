@@ -1,6 +1,7 @@
 """vmjax.core: the environment contract (DESIGN.md), spaces, registry, wrappers and validation."""
 
 from vmjax.core import spaces
+from vmjax.core.checks import Checked, checked, run_checked
 from vmjax.core.env import Environment, is_concrete, materialize, select_tree
 from vmjax.core.registry import make, register, registered_envs
 from vmjax.core.rollout import agent_means, rollout
@@ -8,6 +9,7 @@ from vmjax.core.stats import RunningMoments
 from vmjax.core.wrappers import LogState, LogWrapper, VecEnv, Wrapper
 
 __all__ = [
+    "Checked",
     "Environment",
     "LogState",
     "LogWrapper",
@@ -15,7 +17,9 @@ __all__ = [
     "VecEnv",
     "Wrapper",
     "agent_means",
+    "checked",
     "rollout",
+    "run_checked",
     "is_concrete",
     "materialize",
     "make",

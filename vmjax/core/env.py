@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from vmjax.core import spaces
+from vmjax.core import spaces, validation
 
 PyTree = Any
 
@@ -52,6 +52,7 @@ class Environment:
     """
 
     num_agents: int
+    params_class: type | None = None  # the env's EnvParams class: reset / step reject another env's params
 
     # ------------------------------------------------------------------ the contract
     @property
@@ -61,6 +62,7 @@ class Environment:
     def reset(self, key: jax.Array, params: PyTree | None = None) -> tuple[jax.Array, PyTree]:
         """Start an episode: returns (obs [num_agents, obs_dim], state)."""
         params = self.default_params if params is None else params
+        self.check_params_class(params)
         if is_concrete(params):
             self.validate_params(params)
         return self.reset_env(key, params)
@@ -74,6 +76,7 @@ class Environment:
         `truncated` (time limit, bootstrap) are kept apart.
         """
         params = self.default_params if params is None else params
+        self.check_params_class(params)
         if is_concrete(params):
             self.validate_params(params)
         key_step, key_reset = jax.random.split(key)
@@ -126,6 +129,12 @@ class Environment:
 
     def validate_params(self, params: PyTree) -> None:
         """Raise ValueError naming the field when a concrete params value is invalid."""
+
+    def check_params_class(self, params: PyTree) -> None:
+        """TypeError naming both envs when `params` is not this env's `params_class` (a static check: it also runs
+        on traced params)."""
+        if self.params_class is not None:
+            validation.check_params_type(self.name, params, self.params_class)
 
     @property
     def name(self) -> str:

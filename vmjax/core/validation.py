@@ -2,46 +2,115 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
+
+_TRACED = {"on": False}  # set by `traced_checks`: checks of traced values become `checkify.check`s
 
 
-def _values(value: Any) -> np.ndarray:
-    return np.asarray(value, dtype=np.float64)
+@contextlib.contextmanager
+def traced_checks():
+    """Within this block the check functions below also check traced values, as `checkify.check`s (functionalize
+    them with `jax.experimental.checkify.checkify`; `vmjax.core.checked` does). Outside it a traced value is skipped:
+    plain `validate_params` runs only on concrete params."""
+    previous, _TRACED["on"] = _TRACED["on"], True
+    try:
+        yield
+    finally:
+        _TRACED["on"] = previous
+
+
+def _require(ok: Callable, message: str, *values: Any) -> None:
+    """Raise ValueError(message.format(*values)) unless ok(xp, *arrays) holds for every element; on traced values
+    (under `traced_checks`) the same predicate in jnp becomes a `checkify.check`."""
+    if any(isinstance(v, jax.core.Tracer) for v in values):
+        if _TRACED["on"]:
+            arrays = [jnp.asarray(v) for v in values]
+            names = [f"v{i}" for i in range(len(values))]
+            checkify.check(
+                jnp.all(ok(jnp, *arrays)), message.format(*(f"{{{n}}}" for n in names)), **dict(zip(names, arrays))
+            )
+        return
+    if not np.all(ok(np, *(np.asarray(v, dtype=np.float64) for v in values))):
+        raise ValueError(message.format(*(repr(v) for v in values)))
 
 
 def check_finite(owner: str, field: str, value: Any) -> None:
-    if not np.all(np.isfinite(_values(value))):
-        raise ValueError(f"{owner}.{field} must be finite, got {value!r}")
+    _require(lambda xp, v: xp.isfinite(v), f"{owner}.{field} must be finite, got {{}}", value)
 
 
 def check_positive(owner: str, field: str, value: Any) -> None:
     check_finite(owner, field, value)
-    if not np.all(_values(value) > 0):
-        raise ValueError(f"{owner}.{field} must be > 0, got {value!r}")
+    _require(lambda xp, v: v > 0, f"{owner}.{field} must be > 0, got {{}}", value)
 
 
 def check_non_negative(owner: str, field: str, value: Any) -> None:
     check_finite(owner, field, value)
-    if not np.all(_values(value) >= 0):
-        raise ValueError(f"{owner}.{field} must be >= 0, got {value!r}")
+    _require(lambda xp, v: v >= 0, f"{owner}.{field} must be >= 0, got {{}}", value)
 
 
 def check_probability(owner: str, field: str, value: Any) -> None:
     check_finite(owner, field, value)
-    v = _values(value)
-    if not np.all((v >= 0) & (v <= 1)):
-        raise ValueError(f"{owner}.{field} must be in [0, 1], got {value!r}")
+    _require(lambda xp, v: (v >= 0) & (v <= 1), f"{owner}.{field} must be in [0, 1], got {{}}", value)
+
+
+def check_below(owner: str, field: str, value: Any, bound: float, why: str = "") -> None:
+    """A finite value < bound (`why`, if given, is appended to the error)."""
+    check_finite(owner, field, value)
+    _require(lambda xp, v: v < bound, f"{owner}.{field} must be < {bound}{why}, got {{}}", value)
+
+
+NOISE_DENSITY_MAX_DBM_PER_HZ = -30.0
+"""Upper bound on a noise density N0 in dBm/Hz. Thermal noise kT at 290 K is -174 dBm/Hz and a receiver's noise
+figure and interference add tens of dB, so physical densities sit far below -100 dBm/Hz; -30 dBm/Hz is 1 mW/Hz
+(10 kW of noise in 10 MHz, 144 dB above thermal): anything at or above it is a unit mistake (dBm vs dBm/Hz,
+W vs dBm), and at 0 dBm/Hz the rates and rewards were NaN (issue 16)."""
+
+
+def check_noise_density(owner: str, field: str, value: Any) -> None:
+    """A noise density in dBm/Hz: finite and below `NOISE_DENSITY_MAX_DBM_PER_HZ`."""
+    why = " dBm/Hz (thermal noise is -174 dBm/Hz; higher values are a unit mistake)"
+    check_below(owner, field, value, NOISE_DENSITY_MAX_DBM_PER_HZ, why)
 
 
 def check_range(owner: str, low_field: str, high_field: str, low: Any, high: Any) -> None:
-    if not np.all(_values(low) <= _values(high)):
-        raise ValueError(f"{owner}.{low_field} must be <= {owner}.{high_field}, got {low!r} > {high!r}")
+    """low <= high, both finite (a U[low, high] draw with an infinite end gives inf / NaN)."""
+    check_finite(owner, low_field, low)
+    check_finite(owner, high_field, high)
+    _require(
+        lambda xp, lo, hi: lo <= hi, f"{owner}.{low_field} must be <= {owner}.{high_field}, got {{}} > {{}}", low, high
+    )
+
+
+def check_bool_fields(config: Any) -> None:
+    """Every `bool`-annotated field of a config dataclass holds a real bool (not "false", 0 or 2); call it from
+    `__post_init__`. The error names the class and the field."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        if hints.get(field.name) is bool and not isinstance(getattr(config, field.name), (bool, np.bool_)):
+            value = getattr(config, field.name)
+            raise TypeError(f"{type(config).__name__}.{field.name} must be a bool (True / False), got {value!r}")
+
+
+def check_params_type(env_name: str, params: Any, params_cls: type) -> None:
+    """`params` is an instance of the env's own params class (works on traced params: the class is static); the
+    params of another env are rejected with both named, not left to fail as an AttributeError."""
+    if not isinstance(params, params_cls):
+        got = type(params)
+        raise TypeError(
+            f"{env_name} got params of type {got.__module__}.{got.__qualname__}, not its own "
+            f"{params_cls.__module__}.{params_cls.__qualname__} (the params of another env?): use "
+            f"env.default_params (and .replace(...)) of this env"
+        )
 
 
 def check_fields(

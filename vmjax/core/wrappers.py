@@ -27,6 +27,10 @@ class Wrapper(Environment):
         return getattr(self._env, name)
 
     @property
+    def params_class(self):
+        return self._env.params_class
+
+    @property
     def unwrapped(self) -> Environment:
         return getattr(self._env, "unwrapped", self._env)
 

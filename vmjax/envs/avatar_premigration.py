@@ -75,6 +75,7 @@ class AvatarPremigrationConfig:
         validation.check_int_at_least(owner, "num_background_vehicles", self.num_background_vehicles, 0)
         validation.check_int_at_least(owner, "mobility_substeps", self.mobility_substeps, 1)
         validation.check_literal_fields(self)
+        validation.check_bool_fields(self)
         validation.check_positive(owner, "corridor_rsu_spacing_m", self.corridor_rsu_spacing_m)
         validation.check_positive(owner, "corridor_width_m", self.corridor_width_m)
         validation.check_probability(owner, "grid_core_rsu_share", self.grid_core_rsu_share)
@@ -340,6 +341,7 @@ def next_rsu_ahead(position_m, velocity_mps, rsu_xy_m, serving):
 
 # ====================================================================== the environment
 class AvatarPremigration(Environment):
+    params_class = EnvParams
     """Spec 003 scenario; `AvatarPremigration(**config)` or `vmjax.make("AvatarPremigration-v0", **config)`."""
 
     def __init__(self, **config):

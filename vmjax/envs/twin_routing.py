@@ -157,6 +157,7 @@ class TwinRoutingConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{owner}.{name} must be a bool, got {getattr(self, name)!r}")
         validation.check_literal_fields(self)
+        validation.check_bool_fields(self)
         validation.check_positive(owner, "city_size_m", self.city_size_m)
         validation.check_positive(owner, "rural_size_m", self.rural_size_m)
         validation.check_finite(owner, "snr_ref_db", self.snr_ref_db)
@@ -495,6 +496,7 @@ def _server_kinds(num_rsus: int, num_uavs: int):
 
 # ====================================================================== the environment
 class TwinRouting(Environment):
+    params_class = EnvParams
     """Spec 002 scenario; `TwinRouting(**config)` or `vmjax.make("TwinRouting-v0", **config)`."""
 
     def __init__(self, **config):
@@ -544,15 +546,13 @@ class TwinRouting(Environment):
     # ------------------------------------------------------------------ validation
     def validate_params(self, params: EnvParams) -> None:
         owner = "EnvParams"
-        if not isinstance(params, EnvParams):
-            raise TypeError(f"params must be a TwinRouting EnvParams, got {type(params).__name__}")
+        self.check_params_class(params)
         for field in _POSITIVE_FIELDS:
             validation.check_positive(owner, field, getattr(params, field))
         for field in _NON_NEGATIVE_FIELDS:
             validation.check_non_negative(owner, field, getattr(params, field))
         validation.check_probability(owner, "flow_ar_coeff", params.flow_ar_coeff)
-        if not np.all(np.asarray(params.flow_ar_coeff) < 1.0):
-            raise ValueError(f"{owner}.flow_ar_coeff must be < 1, got {params.flow_ar_coeff!r}")
+        validation.check_below(owner, "flow_ar_coeff", params.flow_ar_coeff, 1.0)
         validation.check_probability(owner, "norm_min_std_frac", params.norm_min_std_frac)
         c = self.config
         validation.check_shape(owner, "rsu_xy_m", params.rsu_xy_m, (c.num_rsus, 2))
@@ -560,13 +560,12 @@ class TwinRouting(Environment):
         validation.check_shape(owner, "rsu_present", params.rsu_present, (c.num_rsus,))
         if jnp.asarray(params.rsu_present).dtype != jnp.bool_:
             raise ValueError(f"{owner}.rsu_present must have dtype bool, got {jnp.asarray(params.rsu_present).dtype}")
-        if not c.use_satellite and not np.any(np.asarray(params.rsu_present)):
+        if not c.use_satellite and is_concrete(params.rsu_present) and not np.any(np.asarray(params.rsu_present)):
             raise ValueError(f"{owner}.rsu_present must mark at least one RSU present when use_satellite=False")
-        loops = np.asarray(params.uav_loops_m)
-        if loops.ndim != 3 or loops.shape[0] != c.num_uavs or loops.shape[1] < 1 or loops.shape[2] != 2:
-            raise ValueError(
-                f"{owner}.uav_loops_m must have shape [num_uavs={c.num_uavs}, K >= 1, 2], got {loops.shape}"
-            )
+        loops = params.uav_loops_m
+        shape = tuple(np.shape(loops))
+        if len(shape) != 3 or shape[0] != c.num_uavs or shape[1] < 1 or shape[2] != 2:
+            raise ValueError(f"{owner}.uav_loops_m must have shape [num_uavs={c.num_uavs}, K >= 1, 2], got {shape}")
         validation.check_finite(owner, "uav_loops_m", loops)
         validation.check_shape(owner, "map_extent_m", params.map_extent_m, (2,))
         validation.check_positive(owner, "map_extent_m", params.map_extent_m)

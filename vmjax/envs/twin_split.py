@@ -96,6 +96,7 @@ class TwinSplitConfig:
         validation.check_int_at_least(owner, "num_background_vehicles", self.num_background_vehicles, 0)
         validation.check_positive(owner, "map_size_m", self.map_size_m)
         validation.check_literal_fields(self)
+        validation.check_bool_fields(self)
         if not isinstance(self.alpha_levels, tuple) or not all(0.0 < float(a) <= 1.0 for a in self.alpha_levels):
             raise ValueError(f"{owner}.alpha_levels must be a tuple of fractions in (0, 1], got {self.alpha_levels!r}")
 
@@ -342,6 +343,7 @@ def next_utilisation(key, util, util_mean, hour_weight, params: EnvParams):
 
 # ====================================================================== the environment
 class TwinSplit(Environment):
+    params_class = EnvParams
     """Spec 004 scenario; `TwinSplit(**config)` or `vmjax.make("TwinSplit-v0", **config)`."""
 
     def __init__(self, **config):
@@ -377,9 +379,9 @@ class TwinSplit(Environment):
             positive=_POSITIVE_FIELDS,
             non_negative=_NON_NEGATIVE_FIELDS,
             probability=_PROBABILITY_FIELDS,
-            finite=("noise_density_dbm_per_hz",),
             ranges=_RANGES,
         )
+        validation.check_noise_density(owner, "noise_density_dbm_per_hz", params.noise_density_dbm_per_hz)
         validation.check_shape(owner, "rsu_xy_m", params.rsu_xy_m, (c.num_rsus, 2))
         validation.check_finite(owner, "rsu_xy_m", params.rsu_xy_m)
         validation.check_shape(owner, "backhaul_bps", params.backhaul_bps, (c.num_rsus, c.num_rsus))

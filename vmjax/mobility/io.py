@@ -52,7 +52,7 @@ def _read_rows(path: str, origin_lonlat):
     """Parse the file into per-row arrays: vehicle ids (list of str), times [N] s, xy [N, 2] m, line numbers [N]."""
     if not os.path.isfile(path):
         raise ValueError(f"{path}: trace file not found")
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a UTF-8 byte-order mark is skipped
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -79,6 +79,11 @@ def _read_rows(path: str, origin_lonlat):
             ids.append(vehicle_id)
             times_s.append(parse_time_s(row[index["timestamp"]], where, "timestamp", "timestamp"))
             coords.append([parse_finite_float(row[index[c]], where, c, "coordinate") for c in coordinate_columns])
+            if origin_lonlat is not None and not (-180.0 <= coords[-1][0] <= 180.0 and -90.0 <= coords[-1][1] <= 90.0):
+                raise ValueError(
+                    f"{where}: longitude {coords[-1][0]} / latitude {coords[-1][1]} out of range "
+                    "(longitude in [-180, 180], latitude in [-90, 90] degrees)"
+                )
             lines.append(reader.line_num)
     if not ids:
         raise ValueError(f"{path}: no data rows after the header")
@@ -103,7 +108,20 @@ def _headings_rad(positions_m: np.ndarray) -> np.ndarray:
     return np.where(last_move >= 0, held, 0.0)
 
 
-def load_trace_csv(path, slot_s: float, origin_lonlat=None, box_m=None, num_vehicles=None, num_steps=None) -> Trace:
+DEFAULT_MAX_SPAN_S = 3 * 86_400.0
+"""`load_trace_csv`'s default limit on the time span of the kept rows (3 days): one wrong year in a timestamp would
+otherwise build a trace of ~1e6 slots per year at 30 s slots (gigabytes) without a word."""
+
+
+def load_trace_csv(
+    path,
+    slot_s: float,
+    origin_lonlat=None,
+    box_m=None,
+    num_vehicles=None,
+    num_steps=None,
+    max_span_s: float | None = DEFAULT_MAX_SPAN_S,
+) -> Trace:
     """Read a trace CSV into a `Trace` on a common slot grid of `slot_s` seconds.
 
     - `origin_lonlat=(lon, lat)`: read `longitude,latitude` and project them; else read `x_m,y_m`.
@@ -111,6 +129,8 @@ def load_trace_csv(path, slot_s: float, origin_lonlat=None, box_m=None, num_vehi
     - `num_vehicles`: keep the vehicles with the longest in-box presence (time span of their rows, spec 003
       §7.2 "keep the 10 vehicles with the longest in-box presence"); vehicles keep their file order.
     - slots start at the earliest kept timestamp; `num_steps` defaults to covering the latest one.
+    - `max_span_s`: the kept rows may span at most this many seconds (default 3 days; None: no limit), else a
+      ValueError names the file and the lines of the earliest and latest timestamps.
     Each vehicle is linearly interpolated onto the slot grid (gaps inside its observed time span, e.g. while it
     was outside the box, are interpolated and stay valid); outside that span it holds the nearest position
     and `valid` is False. Headings follow the displacements. ValueError names the file,
@@ -156,8 +176,15 @@ def load_trace_csv(path, slot_s: float, origin_lonlat=None, box_m=None, num_vehi
         chosen = set(ranked[:num_vehicles])
         order = [vehicle for vehicle in order if vehicle in chosen]
 
-    start_s = min(times_s[rows_of[v][0]] for v in order)
-    end_s = max(times_s[rows_of[v][-1]] for v in order)
+    first = min((rows_of[v][0] for v in order), key=lambda row: times_s[row])
+    last = max((rows_of[v][-1] for v in order), key=lambda row: times_s[row])
+    start_s, end_s = times_s[first], times_s[last]
+    if max_span_s is not None and end_s - start_s > max_span_s:
+        raise ValueError(
+            f"{path}, lines {lines[first]} and {lines[last]}, column 'timestamp': the trace spans "
+            f"{end_s - start_s:.0f} s ({(end_s - start_s) / 86_400.0:.1f} days) > max_span_s={max_span_s:.0f} s "
+            "(a wrong date?); pass a larger max_span_s (or None) to load it anyway"
+        )
     if num_steps is None:
         num_steps = int(math.floor((end_s - start_s) / slot_s + 1e-9)) + 1
     elif num_steps < 1:

@@ -111,7 +111,7 @@ def load_tdrive(path, origin_lonlat=BEIJING_CENTRE_LONLAT, origin_xy_m=(2500.0, 
     """
     ids, times, lonlat = [], [], []
     for file in _tdrive_files(Path(os.fspath(path))):
-        with open(file) as handle:
+        with open(file, encoding="utf-8-sig") as handle:  # a UTF-8 byte-order mark is skipped
             for line_num, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue

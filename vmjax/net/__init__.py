@@ -2,6 +2,7 @@
 
 from vmjax.net.ber import contention_bit_error_rate
 from vmjax.net.channel import (
+    MIN_RATE_BPS,
     NOISE_MODELS,
     NoiseModel,
     calibrated_gain_coeff,
@@ -62,6 +63,7 @@ from vmjax.net.units import (
 __all__ = [
     "BITS_PER_MEGABYTE",
     "EARTH_RADIUS_M",
+    "MIN_RATE_BPS",
     "NOISE_MODELS",
     "NoiseModel",
     "SPEED_OF_LIGHT_MPS",

@@ -47,10 +47,23 @@ def snr(tx_power_w, gain, noise_power_w):
     return tx_power_w * gain / noise_power_w
 
 
+MIN_RATE_BPS = 1e-3
+"""Floor of `shannon_rate_bps` (bit/s). A link this slow (an SNR below ~1.4e-10 at 10 MHz) needs 1e3 s per bit, far
+beyond any slot; the floor lifts such rates, and the rate 0 of an SNR that is itself 0 in float32 (a path gain that
+underflowed), to 1e-3 bit/s, so every latency T = D / R is finite (a rate floor, not a latency cap). At the default
+settings of the four scenarios no rate comes near it."""
+
+
 def shannon_rate_bps(bandwidth_hz, tx_power_w, gain, noise_power_w):
     """R = B log2(1 + p h / sigma^2) in bit/s (spec 003 eqs. 1-2, spec 000 eq. 8, spec 002 eqs. 4-5, 11,
-    spec 004 (C3)-(C4))."""
-    return bandwidth_hz * jnp.log2(1.0 + snr(tx_power_w, gain, noise_power_w))
+    spec 004 (C3)-(C4)).
+
+    Computed as B log1p(SNR) / ln 2: log2(1 + SNR) rounds to 0 in float32 once SNR < ~6e-8 (1 + SNR == 1), and
+    a zero rate made T = D / R infinite (issue 16). log1p stays positive for any SNR > 0; the result is then
+    floored at `MIN_RATE_BPS` for the SNRs that are themselves 0 in float32, so every latency D / R is finite.
+    """
+    rate = bandwidth_hz * (jnp.log1p(snr(tx_power_w, gain, noise_power_w)) / math.log(2.0))
+    return jnp.maximum(rate, MIN_RATE_BPS)
 
 
 def noise_power_from_density_w(noise_density_dbm_per_hz, bandwidth_hz, model: NoiseModel = "density_x_bandwidth"):
