@@ -54,8 +54,7 @@ import pytest
 
 import vmjax
 from vmjax.agents import dm_mappo, hgdm, hybrid_mappo, lhdppo, mappo_ddpg, masac, msrl
-from vmjax.core import spaces
-from vmjax.core.rollout import StatefulPolicy, rollout_stateful, stateless
+from vmjax.core.rollout import StatefulPolicy, rollout_stateful, stateless, uniform_random_policy
 from vmjax.mobility import Trace
 
 EVAL_KEY = 10_000  # held-out worlds: jax.random.key(EVAL_KEY), disjoint from the training seeds (0 here, 0-5 measured)
@@ -215,24 +214,6 @@ CASES = {
 }
 
 
-def _uniform_random(env, params):
-    """policy(key, env_state, env_params) -> action: uniform over `env.action_space`, the discrete head uniform
-    over the actions of `env.action_mask` (all of them where the env masks nothing)."""
-    space = env.action_space(params)
-
-    def sample(sub, key, mask):
-        return sub.sample(key, mask).astype(jnp.int32) if isinstance(sub, spaces.Discrete) else sub.sample(key)
-
-    def policy(key, state, p):
-        mask = env.action_mask(state, p)
-        if not isinstance(space, spaces.Dict):
-            return sample(space, key, mask)
-        keys = jax.random.split(key, len(space.spaces))
-        return {name: sample(sub, k, mask) for k, (name, sub) in zip(keys, space.spaces.items())}
-
-    return policy
-
-
 class Experiment:
     """One learner: its trainer, jitted `init` / `run`, and one jitted held-out evaluator `evaluate(state,
     use_random)`, compiled once for the trained, untrained and uniform-random policies (the random policy is
@@ -253,7 +234,7 @@ class Experiment:
         env, params, case = self.env, self.params, self.case
         learned = self.trainer.make_eval_policy(state, deterministic=self.deterministic)
         learned = learned if isinstance(learned, StatefulPolicy) else stateless(learned)  # MSRL's is stateful
-        random = _uniform_random(env, params)
+        random = uniform_random_policy(env, params)
 
         def act(key, policy_state, env_state, p):
             action, policy_state, _ = learned.act(key, policy_state, env_state, p)

@@ -12,7 +12,7 @@ import pytest
 import vmjax
 from vmjax import net
 from vmjax.agents import dm_mappo, hybrid_mappo, lhdppo, msrl
-from vmjax.core import spaces
+from vmjax.core import rollout, uniform_random_policy
 from vmjax.mobility import Trace
 
 
@@ -87,32 +87,10 @@ LOW_SNR = {  # the issue's settings: each made most rewards -inf before log1p
 
 
 def random_rewards(env, params, key, worlds=4, steps=4):
-    """Rewards [steps, worlds, N] of uniformly random actions (the discrete heads uniform over the action mask)."""
-    space = env.action_space(params)
-
-    def sample(sub, k, state):
-        if isinstance(sub, spaces.Discrete):
-            return sub.sample(k, env.action_mask(state, params)).astype(jnp.int32)
-        return sub.sample(k)
-
-    def act(k, state):
-        if not isinstance(space, spaces.Dict):
-            return sample(space, k, state)
-        ks = jax.random.split(k, len(space.spaces))
-        return {name: sample(sub, kk, state) for kk, (name, sub) in zip(ks, space.spaces.items())}
-
-    def one_world(k):
-        k_reset, k_run = jax.random.split(k)
-        _, state = env.reset(k_reset, params)
-
-        def body(state, k):
-            k_act, k_step = jax.random.split(k)
-            _, state, reward, *_ = env.step(k_step, state, act(k_act, state), params)
-            return state, reward
-
-        return jax.lax.scan(body, state, jax.random.split(k_run, steps))[1]
-
-    return jax.jit(jax.vmap(one_world, out_axes=1))(jax.random.split(key, worlds))
+    """Rewards [steps, worlds, N] of uniformly random actions (`vmjax.core.uniform_random_policy`)."""
+    policy = uniform_random_policy(env, params)
+    run = jax.jit(lambda k: rollout(env, policy, k, params, worlds, steps, lambda reward, info: reward))
+    return run(key)
 
 
 @pytest.mark.parametrize("case", list(LOW_SNR))

@@ -15,6 +15,7 @@ from flax import serialization
 
 from vmjax import cli, report, runner, scenarios
 from vmjax.agents import checkpoint, ppo
+from vmjax.agents.trainer import annealed_fields
 from vmjax.core import io
 from vmjax.scenarios import base
 
@@ -270,9 +271,9 @@ def test_a_new_total_is_refused_on_resume_where_schedules_anneal(tmp_path):
     with pytest.raises(SystemExit, match="agent.anneal_lr"):
         runner.train(longer, resume=True)
     lhdppo = runner.build_configs({"run.env": "CrossRealityPrivacy-v0"})
-    assert runner.annealed_fields(lhdppo["agent"]) == ["aux_coef_init/aux_coef_final", "ent_coef_init/ent_coef_final"]
-    assert runner.annealed_fields(runner.build_configs({})["agent"]) == []
-    assert runner.annealed_fields(runner.build_configs({"run.algo": "mappo_ddpg"})["agent"]) == [
+    assert annealed_fields(lhdppo["agent"]) == ["aux_coef_init/aux_coef_final", "ent_coef_init/ent_coef_final"]
+    assert annealed_fields(runner.build_configs({})["agent"]) == []
+    assert annealed_fields(runner.build_configs({"run.algo": "mappo_ddpg"})["agent"]) == [
         "noise_sigma_start/noise_sigma_end"
     ]
 

@@ -43,6 +43,7 @@ from flax import serialization
 from baselines.evaluate import summarize_episodes
 from vmjax import scenarios
 from vmjax.agents import checkpoint
+from vmjax.agents.trainer import annealed_fields
 from vmjax.core import io, registry, validation
 from vmjax.core.machine import machine_summary
 from vmjax.scenarios.base import Configs, progress_end, progress_line, to_python
@@ -166,21 +167,6 @@ def read_saved_config(run_dir: Path) -> dict:
     if not isinstance(saved, dict) or not isinstance(saved.get("run"), dict):
         raise SystemExit(f"{path} is not a run config")
     return saved
-
-
-def annealed_fields(agent) -> list[str]:
-    """The fields of an agent config whose schedule is stretched over `num_iterations` (a learning rate annealed
-    to 0, a coefficient or noise decayed from its start to its end value)."""
-    names = {f.name for f in dataclasses.fields(agent)}
-    found = ["anneal_lr"] if getattr(agent, "anneal_lr", False) else []
-    for name in sorted(names):
-        for end in ("_final", "_end"):
-            if name.endswith(end):
-                base = name[: -len(end)]
-                start = next((n for n in (f"{base}_init", f"{base}_start", base) if n in names), None)
-                if start and getattr(agent, start) != getattr(agent, name):
-                    found.append(f"{start}/{name}")
-    return found
 
 
 def run_label(configs: Configs) -> str:
@@ -599,7 +585,6 @@ __all__ = [
     "MetricsSinks",
     "RunConfig",
     "RunLock",
-    "annealed_fields",
     "build_configs",
     "build_env_and_params",
     "configs_from_json",

@@ -14,6 +14,7 @@ their gated gradient phase (`gated_updates`: train once the buffer holds `min_bu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -188,6 +189,7 @@ __all__ = [
     "OffPolicyTrainerState",
     "Trainer",
     "TrainerState",
+    "annealed_fields",
     "assemble",
     "check_replay_capacity",
     "gated_updates",
@@ -196,3 +198,18 @@ __all__ = [
     "make_train_for",
     "vector_env",
 ]
+
+
+def annealed_fields(agent) -> list[str]:
+    """The fields of an agent config whose schedule is stretched over `num_iterations` (a learning rate annealed
+    to 0, a coefficient or noise decayed from its start to its end value)."""
+    names = {f.name for f in dataclasses.fields(agent)}
+    found = ["anneal_lr"] if getattr(agent, "anneal_lr", False) else []
+    for name in sorted(names):
+        for end in ("_final", "_end"):
+            if name.endswith(end):
+                base = name[: -len(end)]
+                start = next((n for n in (f"{base}_init", f"{base}_start", base) if n in names), None)
+                if start and getattr(agent, start) != getattr(agent, name):
+                    found.append(f"{start}/{name}")
+    return found

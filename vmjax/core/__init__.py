@@ -4,7 +4,7 @@ from vmjax.core import spaces
 from vmjax.core.checks import Checked, checked, run_checked
 from vmjax.core.env import Environment, is_concrete, materialize, select_tree
 from vmjax.core.registry import make, register, registered_envs
-from vmjax.core.rollout import agent_means, rollout
+from vmjax.core.rollout import agent_means, rollout, uniform_random_policy
 from vmjax.core.stats import RunningMoments
 from vmjax.core.wrappers import LogState, LogWrapper, VecEnv, Wrapper
 
@@ -27,4 +27,5 @@ __all__ = [
     "registered_envs",
     "select_tree",
     "spaces",
+    "uniform_random_policy",
 ]

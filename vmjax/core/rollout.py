@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from vmjax.core import spaces
 from vmjax.core.env import Environment
 from vmjax.core.wrappers import VecEnv
 
@@ -36,6 +37,25 @@ def stateless(policy: Policy) -> StatefulPolicy:
         return policy(key, env_state, env_params), policy_state, {}
 
     return StatefulPolicy(init=lambda key, env_params: (), act=act)
+
+
+def uniform_random_policy(env: Environment, params: Any) -> Policy:
+    """policy(key, env_state, env_params) -> action: uniform over `env.action_space`, a discrete head uniform over
+    the actions of `env.action_mask` (all of them where the env masks nothing), continuous parts over their Box.
+    The reference a learner must beat, and a probe of the env over its whole action space."""
+    space = env.action_space(params)
+
+    def sample(sub, key, mask):
+        return sub.sample(key, mask).astype(jnp.int32) if isinstance(sub, spaces.Discrete) else sub.sample(key)
+
+    def policy(key, state, p):
+        mask = env.action_mask(state, p)
+        if not isinstance(space, spaces.Dict):
+            return sample(space, key, mask)
+        keys = jax.random.split(key, len(space.spaces))
+        return {name: sample(sub, k, mask) for k, (name, sub) in zip(keys, space.spaces.items())}
+
+    return policy
 
 
 def agent_means(reward: jax.Array, info: dict) -> dict:
