@@ -31,11 +31,14 @@ EPISODE_METRICS = {
     "downlink_s": "downlink_s",
     "premigrated": "premigrated",
     "cloud_share": "cloud_share",
+    "queue_fill": "queue_fill",
 }
+SATURATED_FILL = 0.9  # an RSU queue at or above this share of L^max counts as saturated
 
 
 def _summarize(reward, info):
     out = {name: jnp.mean(info[key].astype(jnp.float32), axis=-1) for name, key in EPISODE_METRICS.items()}
+    out["saturated_rsus"] = jnp.mean((info["queue_fill"] >= SATURATED_FILL).astype(jnp.float32), axis=-1)
     out["workload_violations"] = info["workload_violations"].astype(jnp.float32)
     return out
 

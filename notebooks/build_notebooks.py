@@ -123,7 +123,7 @@ hybrid, hybrid_std, n = over_seeds("hybrid_lstm_s")
 hybrid_none, hybrid_none_std, _ = over_seeds("hybrid_none_s")
 print(f"Hybrid-MAPPO (LSTM)      {hybrid:.3f} s, std over {n} training seeds {hybrid_std:.3f}")
 print(f"Hybrid-MAPPO w/o pred.   {hybrid_none:.3f} s, std over {n} training seeds {hybrid_none_std:.3f}")
-for name in ["random", "no_premigration", "full_premigration", "nearest_rsu", "least_loaded", "lighter_neighbour", "greedy"]:
+for name in ["random", "no_premigration", "full_premigration", "nearest_rsu", "least_loaded", "lighter_neighbour", "greedy_oracle", "greedy_observed"]:
     other = results[name]["latency_s"]
     print(f"Hybrid-MAPPO {hybrid:.3f} s vs {name} {other:.3f} s: {'lower' if hybrid < other else 'NOT lower'} "
           f"({100 * (other - hybrid) / other:+.1f}%)")

@@ -72,7 +72,7 @@ def test_nearest_and_least_loaded(env, setup):
 
 def test_greedy_is_the_one_step_minimiser(env, setup):
     params, state, ctx = setup
-    greedy = act(env, "greedy", state, params)
+    greedy = act(env, "greedy_oracle", state, params)
     chosen = ap.slot_latency(ctx, greedy["target"], greedy["fraction"], params)["total_latency_s"]
     for m in range(4):
         for alpha in np.linspace(0.0, 1.0, 21):
@@ -91,7 +91,7 @@ def test_random_and_greedy_respect_the_remote_mask():
     targets = np.asarray(random_policy(jax.random.split(jax.random.key(0), 500), state, params)["target"])
     assert mask[np.arange(6)[None, :], targets].all()
     assert (targets != targets[0]).any()  # it does randomise between the two allowed RSUs
-    greedy = act(env, "greedy", state, params)
+    greedy = act(env, "greedy_oracle", state, params)
     assert mask[np.arange(6), np.asarray(greedy["target"])].all()
 
 
@@ -110,7 +110,7 @@ def test_heuristics_choose_the_same_rsus_under_either_rsu_order():
 
 def test_evaluation_uses_the_same_episodes_for_every_policy(env):
     params = env.default_params
-    results = evaluate.evaluate_heuristics(env, params, jax.random.key(1), 4, ["no_premigration", "greedy"])
+    results = evaluate.evaluate_heuristics(env, params, jax.random.key(1), 4, ["no_premigration", "greedy_oracle"])
     again = evaluate.evaluate_heuristics(env, params, jax.random.key(1), 4, ["no_premigration"])
     assert results["no_premigration"]["latency_s"] == again["no_premigration"]["latency_s"]
     for summary in results.values():
@@ -119,7 +119,7 @@ def test_evaluation_uses_the_same_episodes_for_every_policy(env):
         np.testing.assert_allclose(parts, summary["latency_s"], rtol=1e-5)
     # greedy minimises the slot latency of every vehicle under the same start-of-slot loads, so in the very
     # first slot (same state for both) it cannot be worse; over an episode it usually is better too
-    assert results["greedy"]["latency_s"] < results["no_premigration"]["latency_s"]
+    assert results["greedy_oracle"]["latency_s"] < results["no_premigration"]["latency_s"]
 
 
 def test_main_prints_the_table_and_writes_json(tmp_path, capsys):

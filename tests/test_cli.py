@@ -108,7 +108,8 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
     assert set(results) == {
         "Hybrid-MAPPO",
-        "greedy",
+        "greedy_oracle",
+        "greedy_observed",
         "random",
         "full_premigration",
         "no_premigration",

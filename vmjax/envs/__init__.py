@@ -1,14 +1,15 @@
 """vmjax.envs: the scenarios, one module each, registered by versioned id."""
 
 from vmjax.core.registry import register
-from vmjax.envs.avatar_premigration import AvatarPremigration
+from vmjax.envs.avatar_premigration import AvatarPremigration, AvatarPremigrationV1
 from vmjax.envs.cross_reality_privacy import CrossRealityPrivacy
 from vmjax.envs.twin_routing import TwinRouting
 from vmjax.envs.twin_split import TwinSplit
 
 register("AvatarPremigration-v0", AvatarPremigration)
+register("AvatarPremigration-v1", AvatarPremigrationV1)
 register("CrossRealityPrivacy-v0", CrossRealityPrivacy)
 register("TwinRouting-v0", TwinRouting)
 register("TwinSplit-v0", TwinSplit)
 
-__all__ = ["AvatarPremigration", "CrossRealityPrivacy", "TwinRouting", "TwinSplit"]
+__all__ = ["AvatarPremigration", "AvatarPremigrationV1", "CrossRealityPrivacy", "TwinRouting", "TwinSplit"]

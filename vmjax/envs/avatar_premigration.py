@@ -56,6 +56,10 @@ class AvatarPremigrationConfig:
     share_uplink_bandwidth: bool = False  # B^u_m split equally among the vehicles m serves [C option]
     rayleigh_fading: bool = False  # multiply h by Exp(1) per (vehicle, RSU, slot) [C option]
     cloud_truncate: bool = False  # T^p_m capped at the stay time when the cloud takes over [C option]
+    contention: Literal["none", "processor_sharing"] = "none"  # same-slot work in the queues of eqs. (4)-(5):
+    # "none" (§2.8: start-of-slot L(t) only) | "processor_sharing" (v1, `same_slot_wait_cycles`)
+    downlink: Literal["direct", "relay"] = "direct"  # results of the pre-migrated part: "direct" (eq. 3, target
+    # RSU -> vehicle over the air) | "relay" (v1: target -> wired link -> serving RSU -> vehicle)
     obs_prev_fraction: bool = False  # append the previous alpha to the observation [C option]
     obs_serving_onehot: bool = False  # append a one-hot of the serving RSU [C option]
     rsu_order: Literal["index", "distance"] = "index"  # how agents name RSUs in the observation and action: "index"
@@ -81,6 +85,19 @@ class AvatarPremigrationConfig:
         validation.check_probability(owner, "grid_core_rsu_share", self.grid_core_rsu_share)
         if self.area != "urban" and self.num_rsus < 2:
             raise ValueError(f"{owner}.num_rsus must be >= 2 for area={self.area!r}, got {self.num_rsus}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AvatarPremigrationV1Config(AvatarPremigrationConfig):
+    """AvatarPremigration-v1: v0 with the mechanisms the paper's experiment depends on turned on (the reasons,
+    measured, are in docs/avatar_premigration.md, "v0 -> v1"): same-slot contention (paper §III-C: a
+    pre-migrated task is "processed after the other avatar tasks in the current RSU"), results relayed over the
+    wired network ("via the vehicular network"), and the spec's background-load option (§7.1: 40 vehicles of
+    kappa_bg = 5 Gcycles per slot) for hot spots."""
+
+    contention: Literal["none", "processor_sharing"] = "processor_sharing"
+    downlink: Literal["direct", "relay"] = "relay"
+    num_background_vehicles: int = 40
 
 
 # ====================================================================== parameters (pytree, vmappable)
@@ -220,10 +237,24 @@ class SlotContext:
 
 
 # ====================================================================== the latency model, eqs. (1)-(9)
-def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, params: EnvParams, cloud_truncate=False):
+def slot_latency(
+    ctx: SlotContext,
+    target: jax.Array,
+    fraction: jax.Array,
+    params: EnvParams,
+    cloud_truncate=False,
+    downlink: str = "direct",
+    same_slot_wait: tuple[jax.Array, jax.Array] | None = None,
+):
     """Per-vehicle latency terms [N] for a hybrid action (target RSU, fraction alpha), eqs. (1)-(9).
 
     Picking the serving RSU, or alpha = 0, means no pre-migration (T^m = T^p_m' = 0) [C].
+
+    `same_slot_wait` = (local, remote) [N] cycles of the same slot's other work ahead of each vehicle's two
+    parts, added to L(t) in eqs. (4)-(5) (v1 contention: `same_slot_wait_cycles`); None (v0, §2.8) uses the
+    start-of-slot L(t) alone. downlink="relay" (v1) returns the pre-migrated part's results target -> wired
+    link -> serving RSU -> vehicle (eq. 3's middle term becomes alpha D / B_{m,m'} + alpha D / R^d_{v,m});
+    "direct" is eq. (3).
     """
     rsu, serving = ctx.rsu, ctx.serving
     vehicles = jnp.arange(serving.shape[0])
@@ -272,16 +303,17 @@ def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, param
     local_bits = (1.0 - alpha) * ctx.task_bits
     remote_bits = alpha * ctx.task_bits  # D^pre = alpha D
     gpu_serving = at_serving["gpu_hz"]
+    local_queue, remote_queue = at_serving["queue_cycles"], at_target["queue_cycles"]
+    if same_slot_wait is not None:
+        local_queue, remote_queue = local_queue + same_slot_wait[0], remote_queue + same_slot_wait[1]
     uplink_s = net.transfer_latency_s(ctx.task_input_bits, uplink_bps)
-    local_s = net.compute_latency_s(  # eq. (4)
-        at_serving["queue_cycles"], local_bits * params.cycles_per_bit, gpu_serving
-    )
+    local_s = net.compute_latency_s(local_queue, local_bits * params.cycles_per_bit, gpu_serving)  # eq. (4)
     migration_s = jnp.where(  # T^m = alpha D / B_{m,m'}
         premigrates, net.transfer_latency_s(remote_bits, at_serving["migration_bps"]), 0.0
     )
     remote_s = jnp.where(  # eq. (5)
         premigrates,
-        net.compute_latency_s(at_target["queue_cycles"], remote_bits * params.cycles_per_bit, at_target["gpu_hz"]),
+        net.compute_latency_s(remote_queue, remote_bits * params.cycles_per_bit, at_target["gpu_hz"]),
         0.0,
     )
     # eq. (6): the serving-RSU part still unfinished when the vehicle leaves coverage goes to the cloud
@@ -293,9 +325,17 @@ def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, param
     if cloud_truncate:  # [C] option: the serving RSU stops working on the task when the vehicle leaves
         local_s = jnp.where(cloud_bits > 0, jnp.minimum(local_s, jnp.maximum(ctx.stay_time_s - uplink_s, 0.0)), local_s)
     processing_s = net.split_processing_latency_s(local_s, migration_s, remote_s)  # eq. (8)
+    if downlink == "relay":  # target -> wired B_{m',m} -> serving RSU -> vehicle
+        remote_down_s = net.transfer_latency_s(remote_bits, at_serving["migration_bps"]) + net.transfer_latency_s(
+            remote_bits, downlink_serving_bps
+        )
+    elif downlink == "direct":  # eq. (3): target RSU -> vehicle over the air
+        remote_down_s = net.transfer_latency_s(remote_bits, downlink_target_bps)
+    else:
+        raise ValueError(f'downlink must be "direct" or "relay", got {downlink!r}')
     downlink_s = (  # eq. (3)
         net.transfer_latency_s(local_bits - cloud_bits, downlink_serving_bps)
-        + jnp.where(premigrates, net.transfer_latency_s(remote_bits, downlink_target_bps), 0.0)
+        + jnp.where(premigrates, remote_down_s, 0.0)
         + net.transfer_latency_s(cloud_bits, downlink_serving_bps)
     )
     total_s = uplink_s + processing_s + cloud_s + downlink_s  # eq. (9)
@@ -311,6 +351,36 @@ def slot_latency(ctx: SlotContext, target: jax.Array, fraction: jax.Array, param
         "cloud_bits": cloud_bits,
         "premigrates": premigrates,
     }
+
+
+def same_slot_wait_cycles(ctx: SlotContext, target, fraction, params: EnvParams, others=None):
+    """Work of the other vehicles' same-slot tasks ahead of vehicle v's two parts (v1 contention) [N], [N].
+
+    Local part at the serving RSU m: processor sharing with the other local parts at m,
+        sum_{u != v, m_u = m} min((1 - alpha_u) D_u, (1 - alpha_v) D_v) f.
+    Pre-migrated part at the target m': "processed after the other avatar tasks in the current RSU" (paper
+    §III-C), so behind every local part at m', then processor sharing with the other parts pre-migrated to m':
+        sum_{u != v, m_u = m'} (1 - alpha_u) D_u f + sum_{u != v, m'_u = m'} min(alpha_u D_u, alpha_v D_v) f.
+    The others' local parts count in full (their cloud share is not yet known when the slot starts).
+    `target` and `fraction` [N] are each vehicle's own action (RSU index); `others` = (target, fraction) [N]
+    what each other vehicle u does, default the same joint action. With `others` given, entry v is vehicle v's
+    wait when it alone takes its own action: a unilateral deviation, for best responses.
+    """
+    serving, task_cycles = ctx.serving, ctx.task_bits * params.cycles_per_bit
+    premigrates = (target != serving) & (fraction > 0.0)
+    alpha = jnp.where(premigrates, fraction, 0.0)
+    other_target, other_fraction = (target, fraction) if others is None else others
+    other_premigrates = (other_target != serving) & (other_fraction > 0.0)
+    other_alpha = jnp.where(other_premigrates, other_fraction, 0.0)
+    other_local, other_remote = (1.0 - other_alpha) * task_cycles, other_alpha * task_cycles
+    not_self = ~jnp.eye(serving.shape[0], dtype=bool)  # [v, u]
+    same_serving = (serving[:, None] == serving[None, :]) & not_self
+    local_wait = net.processor_sharing_wait_cycles((1.0 - alpha) * task_cycles, other_local, same_serving)
+    served_by_target = (target[:, None] == serving[None, :]) & not_self
+    also_premigrated = (target[:, None] == other_target[None, :]) & other_premigrates[None, :] & not_self
+    remote_wait = jnp.sum(jnp.where(served_by_target, other_local[None, :], 0.0), axis=-1)
+    remote_wait = remote_wait + net.processor_sharing_wait_cycles(alpha * task_cycles, other_remote, also_premigrated)
+    return local_wait, jnp.where(premigrates, remote_wait, 0.0)  # no pre-migrated part, nothing to wait for
 
 
 def workload_arrivals_cycles(ctx: SlotContext, target, latency, params: EnvParams, num_rsus: int):
@@ -341,11 +411,14 @@ def next_rsu_ahead(position_m, velocity_mps, rsu_xy_m, serving):
 
 # ====================================================================== the environment
 class AvatarPremigration(Environment):
-    params_class = EnvParams
     """Spec 003 scenario; `AvatarPremigration(**config)` or `vmjax.make("AvatarPremigration-v0", **config)`."""
 
+    params_class = EnvParams
+    env_id = "AvatarPremigration-v0"
+    config_class: type = AvatarPremigrationConfig
+
     def __init__(self, **config):
-        self.config = validation.config_from_kwargs(AvatarPremigrationConfig, "AvatarPremigration-v0", config)
+        self.config = validation.config_from_kwargs(self.config_class, self.env_id, config)
         c = self.config
         self.num_agents = c.num_vehicles
         self.num_rsus = c.num_rsus
@@ -369,7 +442,7 @@ class AvatarPremigration(Environment):
 
     @property
     def name(self) -> str:
-        return "AvatarPremigration-v0"
+        return self.env_id
 
     @property
     def default_params(self) -> EnvParams:
@@ -494,6 +567,15 @@ class AvatarPremigration(Environment):
         task = fastrand.uniform(key, (n,), params.task_bits_low, params.task_bits_high, stream=1)
         fading = net.rayleigh_power_gain(key, (n, self.num_rsus), stream=2) if self.config.rayleigh_fading else None
         return SlotDraws(task_input_bits=task_input, task_bits=task, fading=fading)
+
+    def slot_latency(self, ctx: SlotContext, target, fraction, params: EnvParams, others=None):
+        """`slot_latency` with this env's switches (cloud_truncate, contention, downlink); `target` by RSU index.
+        `others`: the other vehicles' (target, fraction) for the contention terms (`same_slot_wait_cycles`)."""
+        c = self.config
+        wait = None
+        if c.contention == "processor_sharing":
+            wait = same_slot_wait_cycles(ctx, target, fraction, params, others)
+        return slot_latency(ctx, target, fraction, params, c.cloud_truncate, c.downlink, wait)
 
     # ------------------------------------------------------------------ what the agents see
     def slot_context(self, state: EnvState, params: EnvParams) -> SlotContext:
@@ -649,7 +731,7 @@ class AvatarPremigration(Environment):
         ctx = self.slot_context(state, params)
         allowed = jnp.take_along_axis(self._mask(ctx, state, params), target[:, None], axis=1)[:, 0]
         target = jnp.where(allowed, target, ctx.serving)  # a masked target means no pre-migration
-        latency = slot_latency(ctx, target, fraction, params, self.config.cloud_truncate)
+        latency = self.slot_latency(ctx, target, fraction, params)
         reward = -latency["total_latency_s"]  # eq. (21)
 
         arrivals = workload_arrivals_cycles(ctx, target, latency, params, self.num_rsus)
@@ -680,10 +762,19 @@ class AvatarPremigration(Environment):
             "target": target,
             "serving": ctx.serving,
             "queue_cycles": queue,
+            "queue_fill": queue / state.rsu.max_workload_cycles,  # L_m(t+1) / L^max_m [M]
             "overflow_cycles": jnp.sum(overflow),
             "workload_violations": jnp.sum(overflow > 0),
         }
         return self.observation(next_state, params), next_state, reward, terminated, truncated, info
+
+
+class AvatarPremigrationV1(AvatarPremigration):
+    """AvatarPremigration-v1: `AvatarPremigrationV1Config`'s defaults (contention, relay downlink, background
+    load); every v0 field still applies. `vmjax.make("AvatarPremigration-v1", **config)`."""
+
+    env_id = "AvatarPremigration-v1"
+    config_class = AvatarPremigrationV1Config
 
 
 # ====================================================================== trajectory-predictor data (§4.3)

@@ -32,6 +32,19 @@ def split_processing_latency_s(local_s, migration_s, remote_s):
     return jnp.maximum(local_s, migration_s + remote_s)
 
 
+def processor_sharing_wait_cycles(own_cycles, other_cycles, shares_server):
+    """Same-slot work that delays each task under processor sharing: sum_u [shares_server_vu] min(w_u, w_v).
+
+    Tasks that start together on one server of capacity C, each getting C / k while k are unfinished,
+    finish at (sum_u min(w_u, w_v)) / C (the own task included). `own_cycles` [N] are the tasks w_v;
+    `other_cycles` [U] the other tasks w_u; `shares_server` [N, U] bool says which of them run beside task v
+    (exclude v itself). Spec 003 v1 contention (§2.5 extended: eqs. 4-5 with this added to L_m(t)).
+    """
+    own = jnp.asarray(own_cycles)[:, None]
+    other = jnp.asarray(other_cycles)[None, :]
+    return jnp.sum(jnp.where(shares_server, jnp.minimum(own, other), 0.0), axis=-1)
+
+
 def hop_migration_latency_s(size_bits, wired_rate_bps, per_hop_s, hops):
     """Migration over a wired RSU-RSU path: S / R_N + phi * H (spec 000 eq. 13, RSU -> RSU case).
 

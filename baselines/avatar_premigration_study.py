@@ -1,0 +1,220 @@
+"""AvatarPremigration studies: the v0 -> v1 calibration (what a policy could win) and the parameter sweeps.
+
+    python -m baselines.avatar_premigration_study calibrate [--out docs/results/avatar_premigration_v1]
+    python -m baselines.avatar_premigration_study sweep [RUN_DIR ...] [--out ...]
+
+`calibrate` evaluates every heuristic and the per-slot oracles on each calibration attempt (v0, each v1
+mechanism alone, then together) on the held-out worlds of `vmjax evaluate` (PRNGKey(10000 + s)), and the value
+of information: the observation-only greedy with the oracle, persistence and no forecast (and the LSTM's, given
+--predictor). `sweep` runs each §7.1 sweep as one compiled `vmap` over `EnvParams` for the heuristics and for
+the trained policies of RUN_DIRs. Both write JSON atomically after every row and skip rows already written, so
+a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import vmjax
+from baselines import avatar_premigration as heuristics
+from baselines.evaluate import _summarize, make_policy_evaluator, summarize_episodes
+from vmjax import net, predict
+from vmjax.core import io
+from vmjax.core.machine import machine_summary
+
+OUT = Path("docs/results/avatar_premigration_v1")
+FIRST_SEED = 10_000  # the first held-out seed of `vmjax evaluate`
+
+# (name, env id, config, what changes and why); the last one is AvatarPremigration-v1 itself
+ATTEMPTS = (
+    ("v0", "AvatarPremigration-v0", {}, "the literal reading (spec §2.8: start-of-slot loads only)"),
+    (
+        "v0 + contention",
+        "AvatarPremigration-v0",
+        {"contention": "processor_sharing"},
+        "paper §III-C: a pre-migrated task is processed after the other avatar tasks in the current RSU",
+    ),
+    (
+        "v0 + relay",
+        "AvatarPremigration-v0",
+        {"downlink": "relay"},
+        'results returned "via the vehicular network": target -> wired -> serving RSU -> vehicle',
+    ),
+    (
+        "v0 + contention + relay",
+        "AvatarPremigration-v0",
+        {"contention": "processor_sharing", "downlink": "relay"},
+        "both mechanisms",
+    ),
+    (
+        "v1 (+ 40 background vehicles)",
+        "AvatarPremigration-v1",
+        {},
+        "the spec's background option (§7.1: N_bg = 40, kappa_bg = 5 Gcycles/slot): hot spots near L^max",
+    ),
+)
+FORECASTS = ("coverage_oracle", "persistence", "none")
+SWEEPS = {  # §7.1 / §10 #23-24: every RSU (or the cloud) set to the value, the rest drawn as usual
+    "task_size_mb": ("task_bits", net.BITS_PER_MEGABYTE, (50.0, 100.0, 150.0, 200.0, 250.0)),
+    "wireless_bandwidth_mhz": ("rsu_bandwidth_hz", 1e6, (100.0, 200.0, 300.0, 400.0, 500.0)),
+    "migration_bandwidth_mbps": ("rsu_migration_bps", 1e6, (500.0, 600.0, 700.0, 800.0, 900.0)),
+    "rsu_gpu_ghz": ("rsu_gpu_hz", 1e9, (10.0, 15.0, 20.0, 25.0, 30.0)),
+    "cloud_gpu_ghz": ("cloud_gpu_hz", 1e9, (50.0, 60.0, 70.0, 80.0, 90.0, 100.0)),
+}
+
+
+def all_policies():
+    return {**heuristics.POLICIES, **heuristics.ORACLES}
+
+
+def evaluate_policies(env, params, policies: dict, episodes: int, seeds: int) -> dict[str, dict]:
+    """Each policy on `seeds` x `episodes` held-out worlds (the same for all): pooled summaries plus the
+    spread of the latency over the seeds."""
+    names = list(policies)
+    evaluator = make_policy_evaluator(env, [policies[n] for n in names], params, episodes)
+    out = {}
+    for index, name in enumerate(names):
+        start = time.perf_counter()
+        runs = [jax.device_get(evaluator(jax.random.PRNGKey(FIRST_SEED + s), index)) for s in range(seeds)]
+        pooled = summarize_episodes({k: np.concatenate([np.asarray(r[k]) for r in runs]) for k in runs[0]})
+        seed_means = [float(np.mean(r["latency_s"])) for r in runs]
+        pooled["latency_s_seed_means"] = seed_means
+        pooled["latency_s_seed_std"] = float(np.std(seed_means, ddof=1)) if seeds > 1 else 0.0
+        pooled["wall_s"] = time.perf_counter() - start
+        out[name] = pooled
+    return out
+
+
+def _write(path: Path, data: dict) -> None:
+    data["machine"] = machine_summary()
+    io.atomic_write_json(path, data)
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def calibrate(out: Path, episodes: int, seeds: int, predictor_path: str | None, log=print) -> dict:
+    """The oracle-gap table of every attempt, then the value-of-information table on v1."""
+    path = out / "calibration.json"
+    data = _read(path)
+    data.setdefault("episodes_per_seed", episodes)
+    data.setdefault("seeds", seeds)
+    attempts = data.setdefault("attempts", {})
+    for name, env_id, config, reason in ATTEMPTS:
+        if name in attempts:
+            continue
+        env = vmjax.make(env_id, **config)
+        policies = {n: make(env) for n, make in all_policies().items()}
+        results = evaluate_policies(env, env.default_params, policies, episodes, seeds)
+        attempts[name] = {"env": env_id, "config": config, "reason": reason, "results": results}
+        _write(path, data)
+        log(f"{name}: " + ", ".join(f"{n} {r['latency_s']:.2f}" for n, r in results.items()))
+    information = data.setdefault("value_of_information", {})
+    forecasts = FORECASTS + (("lstm",) if predictor_path else ())
+    for forecast in forecasts:
+        if forecast in information:
+            continue
+        env = vmjax.make("AvatarPremigration-v1", workload_forecast=forecast)
+        params = env.default_params
+        if forecast == "lstm":
+            params = params.replace(predictor=predict.load_predictor(predictor_path))
+        policies = {"greedy_observed": heuristics.make_greedy_observed_policy(env)}
+        information[forecast] = evaluate_policies(env, params, policies, episodes, seeds)["greedy_observed"]
+        _write(path, data)
+        log(f"greedy_observed with the {forecast} forecast: {information[forecast]['latency_s']:.3f} s")
+    return data
+
+
+def swept_params(params, field: str, scale: float, values) -> object:
+    """`params` stacked over the sweep points: field_low = field_high = value * scale at each point (and for the
+    task size, kappa of eq. 18 = D f follows it)."""
+    values = jnp.asarray(values, jnp.float32) * scale
+    stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(jnp.asarray(x), (len(values),) + jnp.shape(x)), params)
+    stacked = stacked.replace(**{f"{field}_low": values, f"{field}_high": values})
+    if field == "task_bits":
+        stacked = stacked.replace(workload_per_vehicle_cycles=values * params.cycles_per_bit)
+    return stacked
+
+
+def make_sweep_evaluator(env, policies: list, episodes: int):
+    """jit(vmap over stacked EnvParams) of (key, policy index, params) -> mean latency per episode [episodes]."""
+
+    def run(key, index, params):
+        policy = lambda k, state, p: jax.lax.switch(index, policies, k, state, p)
+        per_step = vmjax.core.rollout(env, policy, key, params, episodes, env.config.max_steps, _summarize)
+        return jnp.mean(per_step["latency_s"], axis=0)
+
+    return jax.jit(jax.vmap(run, in_axes=(None, None, 0)))
+
+
+def sweep(run_dirs: list[Path], out: Path, episodes: int, log=print) -> dict:
+    """Every sweep for the heuristics on v1 and for each trained run (its own env and params)."""
+    from vmjax import runner
+
+    path = out / "sweeps.json"
+    data = _read(path)
+    data.setdefault("episodes", episodes)
+    data.setdefault("held_out_seed", FIRST_SEED)
+    groups = []
+    env = vmjax.make("AvatarPremigration-v1")
+    groups.append(("heuristics", env, env.default_params, {n: make(env) for n, make in heuristics.POLICIES.items()}))
+    for run_dir in run_dirs:
+        configs, run_env, params, trainer, state = runner.load_run(Path(run_dir))
+        label = f"{runner.run_label(configs)} [{Path(run_dir).name}]"
+        groups.append((str(run_dir), run_env, params, {label: trainer.make_eval_policy(state)}))
+    results = data.setdefault("results", {})
+    for sweep_name, (field, scale, values) in SWEEPS.items():
+        rows = results.setdefault(sweep_name, {"values": list(values), "policies": {}})
+        for group, group_env, params, policies in groups:
+            names = [n for n in policies if n not in rows["policies"]]
+            if not names:
+                continue
+            start = time.perf_counter()
+            evaluator = make_sweep_evaluator(group_env, [policies[n] for n in names], episodes)
+            stacked = swept_params(params, field, scale, values)
+            for index, name in enumerate(names):
+                latency = np.asarray(evaluator(jax.random.PRNGKey(FIRST_SEED), index, stacked))  # [points, episodes]
+                rows["policies"][name] = {
+                    "latency_s": latency.mean(axis=1).tolist(),
+                    "latency_s_std": latency.std(axis=1, ddof=1).tolist(),
+                }
+            _write(path, data)
+            log(f"{sweep_name} {group}: {len(names)} policies, {time.perf_counter() - start:.0f} s")
+    return data
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m baselines.avatar_premigration_study", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    cal = sub.add_parser("calibrate", help="oracle-gap and value-of-information tables")
+    cal.add_argument("--episodes", type=int, default=100)
+    cal.add_argument("--seeds", type=int, default=3)
+    cal.add_argument("--predictor", help="a trained trajectory predictor (predictor.msgpack) for the lstm row")
+    cal.add_argument("--out", type=Path, default=OUT)
+    swp = sub.add_parser("sweep", help="the §7.1 parameter sweeps, vmapped over EnvParams")
+    swp.add_argument("run_dirs", nargs="*", type=Path, help="trained AvatarPremigration-v1 runs")
+    swp.add_argument("--episodes", type=int, default=100)
+    swp.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    if args.episodes < 2:
+        parser.error("--episodes must be >= 2 (the tables report a spread over episodes)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.command == "calibrate":
+        if args.seeds < 1:
+            parser.error("--seeds must be >= 1")
+        calibrate(args.out, args.episodes, args.seeds, args.predictor)
+    else:
+        sweep(args.run_dirs, args.out, args.episodes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
