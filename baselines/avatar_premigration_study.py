@@ -2,6 +2,8 @@
 
     python -m baselines.avatar_premigration_study calibrate [--out docs/results/avatar_premigration_v1]
     python -m baselines.avatar_premigration_study sweep [RUN_DIR ...] [--out ...]
+    python -m baselines.avatar_premigration_study curves RUN_DIR ... [--out ...]
+    python -m baselines.avatar_premigration_study report [--out ...]   # the tables of the docs, as markdown
 
 `calibrate` evaluates every heuristic and the per-slot oracles on each calibration attempt (v0, each v1
 mechanism alone, then together) on the held-out worlds of `vmjax evaluate` (PRNGKey(10000 + s)), and the value
@@ -191,6 +193,73 @@ def sweep(run_dirs: list[Path], out: Path, episodes: int, log=print) -> dict:
     return data
 
 
+def learning_curves(run_dirs: list[Path], out: Path) -> dict:
+    """The logged mean episode latency per iteration of each run, grouped by run label (learning_curves.json)."""
+    from vmjax import runner
+
+    curves: dict[str, dict] = {}
+    for run_dir in run_dirs:
+        configs = runner.configs_from_json(runner.read_saved_config(Path(run_dir)))
+        records = runner.read_metrics(Path(run_dir) / "metrics.jsonl")
+        curves.setdefault(runner.run_label(configs), {})[Path(run_dir).name] = {
+            "iteration": [int(r["iteration"]) for r in records],
+            "latency_s": [r.get("episode_total_latency_s") for r in records],
+            "wall_s": records[-1]["wall_s"] if records else None,
+        }
+    data = {"curves": curves}
+    _write(out / "learning_curves.json", data)
+    return data
+
+
+def _cell(result: dict) -> str:
+    spread = result.get("latency_s_seed_std", 0.0)
+    return f"{result['latency_s']:.2f} ± {spread:.2f}"
+
+
+def calibration_markdown(data: dict) -> str:
+    """The oracle-gap table (policies x attempts) and the value-of-information table, as markdown."""
+    order = [name for name, *_ in ATTEMPTS]
+    attempts = dict(sorted(data["attempts"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
+    last = list(attempts.values())[-1]["results"]
+    names = sorted(last, key=lambda n: last[n]["latency_s"])
+    lines = ["| policy | " + " | ".join(attempts) + " |", "|---" * (len(attempts) + 1) + "|"]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(_cell(a["results"][name]) for a in attempts.values()) + " |")
+    gaps = []
+    for attempt in attempts.values():
+        r = attempt["results"]
+        best_rule = min(v["latency_s"] for k, v in r.items() if not k.startswith("oracle"))
+        oracle = min(r["oracle_best_response"]["latency_s"], r["oracle_team"]["latency_s"])
+        npm = r["no_premigration"]["latency_s"]
+        gaps.append(f"{100 * (npm - oracle) / npm:.0f}% / {100 * (best_rule - oracle) / best_rule:.0f}%")
+    lines.append("| **oracle gap** vs no pre-migration / vs the best rule | " + " | ".join(gaps) + " |")
+    saturated = [f"{100 * a['results']['no_premigration']['saturated_rsus']:.1f}%" for a in attempts.values()]
+    lines.append("| RSU-slots at >= 90% of L^max under no pre-migration | " + " | ".join(saturated) + " |")
+    out = "\n".join(lines)
+    information = data.get("value_of_information", {})
+    if information:
+        rows = ["| forecast in the observation | greedy_observed latency (s) |", "|---|---|"]
+        rows += [
+            f"| {forecast} | {_cell(information[forecast])} |"
+            for forecast in (*FORECASTS, "lstm")
+            if forecast in information
+        ]
+        out += "\n\n" + "\n".join(rows)
+    return out
+
+
+def sweeps_markdown(data: dict) -> str:
+    """One table per sweep: policies x sweep points, mean latency (s)."""
+    out = []
+    for sweep_name, rows in data["results"].items():
+        lines = [f"| {sweep_name} | " + " | ".join(f"{v:g}" for v in rows["values"]) + " |"]
+        lines.append("|---" * (len(rows["values"]) + 1) + "|")
+        for name, r in sorted(rows["policies"].items(), key=lambda kv: kv[1]["latency_s"][len(rows["values"]) // 2]):
+            lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in r["latency_s"]) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m baselines.avatar_premigration_study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,7 +272,20 @@ def main(argv=None) -> int:
     swp.add_argument("run_dirs", nargs="*", type=Path, help="trained AvatarPremigration-v1 runs")
     swp.add_argument("--episodes", type=int, default=100)
     swp.add_argument("--out", type=Path, default=OUT)
+    crv = sub.add_parser("curves", help="learning curves of trained runs -> learning_curves.json")
+    crv.add_argument("run_dirs", nargs="+", type=Path)
+    crv.add_argument("--out", type=Path, default=OUT)
+    rep = sub.add_parser("report", help="print the calibration and sweep tables (markdown) from the JSON")
+    rep.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if args.command == "report":
+        for name, render in (("calibration.json", calibration_markdown), ("sweeps.json", sweeps_markdown)):
+            if (args.out / name).exists():
+                print(render(_read(args.out / name)) + "\n")
+        return 0
+    if args.command == "curves":
+        learning_curves(args.run_dirs, args.out)
+        return 0
     if args.episodes < 2:
         parser.error("--episodes must be >= 2 (the tables report a spread over episodes)")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ def test_every_notebook_has_a_test_file():
     """A notebook added to build_notebooks.NOTEBOOKS needs its own tests/test_notebook_*.py like this one."""
     test_files = {
         "avatar_premigration.ipynb": "test_notebook_avatar.py",
+        "avatar_premigration_v1.ipynb": "test_notebook_avatar_v1.py",
         "twin_routing.ipynb": "test_notebook_twin_routing.py",
         "twin_split.ipynb": "test_notebook_twin_split.py",
         "cross_reality_privacy.ipynb": "test_notebook_cross_reality_privacy.py",

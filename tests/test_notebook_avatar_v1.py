@@ -1,0 +1,8 @@
+"""`notebooks/avatar_premigration_v1.ipynb` (it reads and plots the committed v1 results) runs, so it does not
+rot."""
+
+from notebook_runner import run_notebook_at_a_tiny_budget
+
+
+def test_avatar_v1_notebook_runs(tmp_path, monkeypatch):
+    run_notebook_at_a_tiny_budget("avatar_premigration_v1.ipynb", tmp_path, monkeypatch, expected=None)
