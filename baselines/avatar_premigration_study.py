@@ -1,15 +1,14 @@
 """AvatarPremigration studies: the v0 -> v1 calibration (what a policy could win) and the parameter sweeps.
 
     python -m baselines.avatar_premigration_study calibrate [--out docs/results/avatar_premigration_v1]
-    python -m baselines.avatar_premigration_study sweep [RUN_DIR ...] [--out ...]
-    python -m baselines.avatar_premigration_study curves RUN_DIR ... [--out ...]
+    python -m baselines.avatar_premigration_study sweep [--out ...]   # the heuristics; trained runs: experiments/
     python -m baselines.avatar_premigration_study report [--out ...]   # the tables of the docs, as markdown
 
 `calibrate` evaluates every heuristic and the per-slot oracles on each calibration attempt (v0, each v1
 mechanism alone, then together) on the held-out worlds of `vmjax evaluate` (PRNGKey(10000 + s)), and the value
 of information: the observation-only greedy with the oracle, persistence and no forecast (and the LSTM's, given
---predictor). `sweep` runs each §7.1 sweep as one compiled `vmap` over `EnvParams` for the heuristics and for
-the trained policies of RUN_DIRs. Both write JSON atomically after every row and skip rows already written, so
+--predictor). `sweep` runs each §7.1 sweep as one compiled `vmap` over `EnvParams` for the heuristics
+(`python -m experiments.avatar_premigration_v1 sweep RUN_DIR ...` adds trained policies). Both write JSON atomically after every row and skip rows already written, so
 a killed run resumes.
 """
 
@@ -94,7 +93,8 @@ def evaluate_policies(env, params, policies: dict, episodes: int, seeds: int) ->
     return out
 
 
-def _write(path: Path, data: dict) -> None:
+def write_results(path: Path, data: dict) -> None:
+    """`data` with the machine, written atomically."""
     data["machine"] = machine_summary()
     io.atomic_write_json(path, data)
 
@@ -117,7 +117,7 @@ def calibrate(out: Path, episodes: int, seeds: int, predictor_path: str | None, 
         policies = {n: make(env) for n, make in all_policies().items()}
         results = evaluate_policies(env, env.default_params, policies, episodes, seeds)
         attempts[name] = {"env": env_id, "config": config, "reason": reason, "results": results}
-        _write(path, data)
+        write_results(path, data)
         log(f"{name}: " + ", ".join(f"{n} {r['latency_s']:.2f}" for n, r in results.items()))
     information = data.setdefault("value_of_information", {})
     forecasts = FORECASTS + (("lstm",) if predictor_path else ())
@@ -130,7 +130,7 @@ def calibrate(out: Path, episodes: int, seeds: int, predictor_path: str | None, 
             params = params.replace(predictor=predict.load_predictor(predictor_path))
         policies = {"greedy_observed": heuristics.make_greedy_observed_policy(env)}
         information[forecast] = evaluate_policies(env, params, policies, episodes, seeds)["greedy_observed"]
-        _write(path, data)
+        write_results(path, data)
         log(f"greedy_observed with the {forecast} forecast: {information[forecast]['latency_s']:.3f} s")
     return data
 
@@ -157,21 +157,19 @@ def make_sweep_evaluator(env, policies: list, episodes: int):
     return jax.jit(jax.vmap(run, in_axes=(None, None, 0)))
 
 
-def sweep(run_dirs: list[Path], out: Path, episodes: int, log=print) -> dict:
-    """Every sweep for the heuristics on v1 and for each trained run (its own env and params)."""
-    from vmjax import runner
+def heuristic_group(env_id: str = "AvatarPremigration-v1"):
+    """(name, env, params, policies) of every heuristic on `env_id`, a group for `sweep`."""
+    env = vmjax.make(env_id)
+    return "heuristics", env, env.default_params, {n: make(env) for n, make in heuristics.POLICIES.items()}
 
+
+def sweep(groups: list, out: Path, episodes: int, log=print) -> dict:
+    """Every sweep for each group (name, env, params, {policy name: policy}): one compiled evaluator per group and
+    sweep, vmapped over the stacked EnvParams. Rows already in sweeps.json are kept (resumable)."""
     path = out / "sweeps.json"
     data = _read(path)
     data.setdefault("episodes", episodes)
     data.setdefault("held_out_seed", FIRST_SEED)
-    groups = []
-    env = vmjax.make("AvatarPremigration-v1")
-    groups.append(("heuristics", env, env.default_params, {n: make(env) for n, make in heuristics.POLICIES.items()}))
-    for run_dir in run_dirs:
-        configs, run_env, params, trainer, state = runner.load_run(Path(run_dir))
-        label = f"{runner.run_label(configs)} [{Path(run_dir).name}]"
-        groups.append((str(run_dir), run_env, params, {label: trainer.make_eval_policy(state)}))
     results = data.setdefault("results", {})
     for sweep_name, (field, scale, values) in SWEEPS.items():
         rows = results.setdefault(sweep_name, {"values": list(values), "policies": {}})
@@ -188,26 +186,8 @@ def sweep(run_dirs: list[Path], out: Path, episodes: int, log=print) -> dict:
                     "latency_s": latency.mean(axis=1).tolist(),
                     "latency_s_std": latency.std(axis=1, ddof=1).tolist(),
                 }
-            _write(path, data)
+            write_results(path, data)
             log(f"{sweep_name} {group}: {len(names)} policies, {time.perf_counter() - start:.0f} s")
-    return data
-
-
-def learning_curves(run_dirs: list[Path], out: Path) -> dict:
-    """The logged mean episode latency per iteration of each run, grouped by run label (learning_curves.json)."""
-    from vmjax import runner
-
-    curves: dict[str, dict] = {}
-    for run_dir in run_dirs:
-        configs = runner.configs_from_json(runner.read_saved_config(Path(run_dir)))
-        records = runner.read_metrics(Path(run_dir) / "metrics.jsonl")
-        curves.setdefault(runner.run_label(configs), {})[Path(run_dir).name] = {
-            "iteration": [int(r["iteration"]) for r in records],
-            "latency_s": [r.get("episode_total_latency_s") for r in records],
-            "wall_s": records[-1]["wall_s"] if records else None,
-        }
-    data = {"curves": curves}
-    _write(out / "learning_curves.json", data)
     return data
 
 
@@ -268,13 +248,9 @@ def main(argv=None) -> int:
     cal.add_argument("--seeds", type=int, default=3)
     cal.add_argument("--predictor", help="a trained trajectory predictor (predictor.msgpack) for the lstm row")
     cal.add_argument("--out", type=Path, default=OUT)
-    swp = sub.add_parser("sweep", help="the §7.1 parameter sweeps, vmapped over EnvParams")
-    swp.add_argument("run_dirs", nargs="*", type=Path, help="trained AvatarPremigration-v1 runs")
+    swp = sub.add_parser("sweep", help="the §7.1 parameter sweeps of the heuristics, vmapped over EnvParams")
     swp.add_argument("--episodes", type=int, default=100)
     swp.add_argument("--out", type=Path, default=OUT)
-    crv = sub.add_parser("curves", help="learning curves of trained runs -> learning_curves.json")
-    crv.add_argument("run_dirs", nargs="+", type=Path)
-    crv.add_argument("--out", type=Path, default=OUT)
     rep = sub.add_parser("report", help="print the calibration and sweep tables (markdown) from the JSON")
     rep.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -282,9 +258,6 @@ def main(argv=None) -> int:
         for name, render in (("calibration.json", calibration_markdown), ("sweeps.json", sweeps_markdown)):
             if (args.out / name).exists():
                 print(render(_read(args.out / name)) + "\n")
-        return 0
-    if args.command == "curves":
-        learning_curves(args.run_dirs, args.out)
         return 0
     if args.episodes < 2:
         parser.error("--episodes must be >= 2 (the tables report a spread over episodes)")
@@ -294,7 +267,7 @@ def main(argv=None) -> int:
             parser.error("--seeds must be >= 1")
         calibrate(args.out, args.episodes, args.seeds, args.predictor)
     else:
-        sweep(args.run_dirs, args.out, args.episodes)
+        sweep([heuristic_group()], args.out, args.episodes)
     return 0
 
 

@@ -5,8 +5,8 @@
 #   bash experiments/avatar_premigration_v1.sh [RUNS_DIR] [ALGOS] [SEEDS]
 #
 # Resumable: a finished run is skipped, a cut-off one continues from its checkpoint (`vmjax train --resume`).
-# Runs go one after another (the seeds of one learner are interleaved with its forecast ablation, so a partial
-# queue still compares like with like). The LSTM predictor is trained by the first run that needs it and
+# Runs go one after another, seed by seed (every learner with and without the forecast for seed 0, then seed 1,
+# ...), so a partial queue still compares like with like. The LSTM predictor is trained by the first run that needs it and
 # reused by the others (--run.predictor_path). Then: vmjax evaluate RUNS_DIR/* (3 x 100 held-out episodes).
 set -euo pipefail
 RUNS=${1:-runs/avatar_premigration_v1}
@@ -16,13 +16,13 @@ VMJAX=${VMJAX:-vmjax}
 ITERATIONS=${ITERATIONS:-500}
 mkdir -p "$RUNS"
 PREDICTOR="$RUNS/hybrid_mappo-lstm-s0/predictor.msgpack"
-for algo in $ALGOS; do
-  case $algo in
-    hybrid_mappo) lr=(--agent.actor_lr 1e-4 --agent.critic_lr 1e-4) ;;
-    mappo_ddpg) lr=(--agent.actor_d_lr 1e-4 --agent.critic_d_lr 1e-4) ;;
-    *) echo "unknown algo $algo" >&2; exit 2 ;;
-  esac
-  for seed in $SEEDS; do
+for seed in $SEEDS; do
+  for algo in $ALGOS; do
+    case $algo in
+      hybrid_mappo) lr=(--agent.actor_lr 1e-4 --agent.critic_lr 1e-4) ;;
+      mappo_ddpg) lr=(--agent.actor_d_lr 1e-4 --agent.critic_d_lr 1e-4) ;;
+      *) echo "unknown algo $algo" >&2; exit 2 ;;
+    esac
     for forecast in lstm none; do
       dir="$RUNS/$algo-$forecast-s$seed"
       if [ -f "$dir/checkpoint.msgpack" ]; then

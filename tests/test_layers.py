@@ -132,7 +132,7 @@ def test_baselines_import_no_cli_runner_or_registry(forbidden):
             names = (
                 [a.name for a in node.names]
                 if isinstance(node, ast.Import)
-                else [node.module or ""]
+                else [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
                 if isinstance(node, ast.ImportFrom)
                 else []
             )

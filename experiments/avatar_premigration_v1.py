@@ -1,0 +1,85 @@
+"""The paper's experiments on AvatarPremigration-v1 with trained runs (on top of the runner, like bench).
+
+    bash experiments/avatar_premigration_v1.sh                      # train: 2 learners x 2 forecasts x 3 seeds
+    vmjax evaluate runs/avatar_premigration_v1/* --out docs/results/avatar_premigration_v1/evaluation
+    python -m experiments.avatar_premigration_v1 curves runs/avatar_premigration_v1/*
+    python -m experiments.avatar_premigration_v1 sweep runs/avatar_premigration_v1/*
+    python -m experiments.avatar_premigration_v1 predictor runs/avatar_premigration_v1/hybrid_mappo-lstm-s0
+
+`curves` writes learning_curves.json (the logged episode latency per iteration, by run label); `sweep` adds the
+trained policies (and the heuristics, when missing) to sweeps.json, each sweep one compiled vmap over
+`EnvParams` (the policies trained at the default ranges, not retrained per point); `predictor` copies the
+trajectory LSTM's held-out table (predictor_metrics.json) next to them. Everything goes to
+docs/results/avatar_premigration_v1 unless --out says otherwise, atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from baselines import avatar_premigration_study as study
+from vmjax import runner
+
+
+def learning_curves(run_dirs: list[Path], out: Path) -> dict:
+    """The logged mean episode latency per iteration of each run, grouped by run label."""
+    curves: dict[str, dict] = {}
+    for run_dir in run_dirs:
+        configs = runner.configs_from_json(runner.read_saved_config(Path(run_dir)))
+        records = runner.read_metrics(Path(run_dir) / "metrics.jsonl")
+        curves.setdefault(runner.run_label(configs), {})[Path(run_dir).name] = {
+            "iteration": [int(r["iteration"]) for r in records],
+            "latency_s": [r.get("episode_total_latency_s") for r in records],
+            "wall_s": records[-1]["wall_s"] if records else None,
+        }
+    data = {"curves": curves}
+    study.write_results(out / "learning_curves.json", data)
+    return data
+
+
+def trained_groups(run_dirs: list[Path]) -> list:
+    """One sweep group per run: its own env (forecast) and params (predictor), its deterministic policy."""
+    groups = []
+    for run_dir in run_dirs:
+        configs, env, params, trainer, state = runner.load_run(Path(run_dir))
+        label = f"{runner.run_label(configs)} [{Path(run_dir).name}]"
+        groups.append((str(run_dir), env, params, {label: trainer.make_eval_policy(state)}))
+    return groups
+
+
+def predictor_table(run_dir: Path, out: Path) -> dict:
+    """The LSTM's held-out metrics (normalised units and metres) and the constant-velocity reference."""
+    metrics = json.loads((Path(run_dir) / "predictor_metrics.json").read_text())
+    config = runner.read_saved_config(Path(run_dir))["predictor"]
+    data = {
+        "run": Path(run_dir).name,
+        "predictor_config": config,
+        "heldout_lstm": metrics["heldout_lstm"],
+        "heldout_constant_velocity": metrics["heldout_constant_velocity"],
+        "train_wall_s": metrics["train_wall_s"],
+    }
+    study.write_results(out / "predictor.json", data)
+    return data
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.avatar_premigration_v1", description=__doc__)
+    parser.add_argument("command", choices=("curves", "sweep", "predictor"))
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="trained AvatarPremigration-v1 run folders")
+    parser.add_argument("--episodes", type=int, default=100, help="held-out episodes per sweep point")
+    parser.add_argument("--out", type=Path, default=study.OUT)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.command == "curves":
+        learning_curves(args.run_dirs, args.out)
+    elif args.command == "sweep":
+        study.sweep([study.heuristic_group(), *trained_groups(args.run_dirs)], args.out, args.episodes)
+    else:
+        predictor_table(args.run_dirs[0], args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
