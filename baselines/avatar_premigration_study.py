@@ -158,9 +158,11 @@ def make_sweep_evaluator(env, policies: list, episodes: int):
 
 
 def heuristic_group(env_id: str = "AvatarPremigration-v1"):
-    """(name, env, params, policies) of every heuristic on `env_id`, a group for `sweep`."""
+    """(name, env, params, policies) of every heuristic and the per-slot best-response oracle on `env_id`, a group
+    for `sweep`."""
     env = vmjax.make(env_id)
-    return "heuristics", env, env.default_params, {n: make(env) for n, make in heuristics.POLICIES.items()}
+    makers = {**heuristics.POLICIES, "oracle_best_response": heuristics.ORACLES["oracle_best_response"]}
+    return "heuristics", env, env.default_params, {n: make(env) for n, make in makers.items()}
 
 
 def sweep(groups: list, out: Path, episodes: int, log=print) -> dict:

@@ -11,6 +11,7 @@ import pytest
 
 import vmjax
 from baselines import avatar_premigration as heuristics
+from baselines import avatar_premigration_study as study
 from vmjax import net
 from vmjax.envs import avatar_premigration as ap
 
@@ -165,10 +166,10 @@ def test_v1_defaults_and_v0_unchanged():
 def test_v1_step_uses_the_contended_latency():
     env = vmjax.make("AvatarPremigration-v1")
     params = env.default_params
-    _, state = env.reset(jax.random.key(3), params)
+    _, state = jax.jit(env.reset)(jax.random.key(3), params)
     ctx = env.slot_context(state, params)
     action = {"target": ctx.serving, "fraction": jnp.zeros(env.num_agents)}
-    _, _, reward, _, _, info = env.step(jax.random.key(4), state, action, params)
+    _, _, reward, _, _, info = jax.jit(env.step)(jax.random.key(4), state, action, params)
     wait = ap.same_slot_wait_cycles(ctx, ctx.serving, jnp.zeros(env.num_agents), params)
     expected = ap.slot_latency(ctx, ctx.serving, jnp.zeros(env.num_agents), params, same_slot_wait=wait)
     np.testing.assert_allclose(-reward, expected["total_latency_s"], rtol=1e-6)
@@ -246,3 +247,27 @@ def test_oracle_best_response_is_a_best_response(small_v1):
 def test_oracle_objective_is_checked():
     with pytest.raises(ValueError, match="objective"):
         heuristics.make_oracle_policy(vmjax.make("AvatarPremigration-v1"), objective="social")
+
+
+# ---------------------------------------------------------------- the sweeps
+def test_swept_params_set_every_rsu_to_the_value():
+    params = vmjax.make("AvatarPremigration-v1").default_params
+    stacked = study.swept_params(params, "rsu_gpu_hz", 1e9, (10.0, 30.0))
+    np.testing.assert_allclose(stacked.rsu_gpu_hz_low, [10e9, 30e9])
+    np.testing.assert_allclose(stacked.rsu_gpu_hz_high, [10e9, 30e9])
+    np.testing.assert_allclose(stacked.cloud_gpu_hz_low, [50e9, 50e9])  # the rest as usual
+    sized = study.swept_params(params, "task_bits", MB, (100.0,))
+    np.testing.assert_allclose(sized.task_bits_low, [100 * MB])
+    np.testing.assert_allclose(sized.workload_per_vehicle_cycles, [50e9])  # kappa = D f = 100 MB * 0.5 Gcycles/MB
+
+
+def test_a_sweep_point_is_the_evaluation_at_those_params():
+    env = vmjax.make("AvatarPremigration-v1", num_vehicles=3, num_rsus=3, max_steps=3, num_background_vehicles=2)
+    policies = [heuristics.make_no_premigration_policy(env), heuristics.make_lighter_neighbour_policy(env)]
+    stacked = study.swept_params(env.default_params, "rsu_gpu_hz", 1e9, (10.0, 30.0))
+    swept = np.asarray(study.make_sweep_evaluator(env, policies, 2)(jax.random.key(0), 1, stacked))
+    point = jax.tree_util.tree_map(lambda x: x[1], stacked)
+    alone = study.make_sweep_evaluator(env, policies, 2)
+    single = jax.tree_util.tree_map(lambda x: x[None], point)
+    np.testing.assert_allclose(swept[1], np.asarray(alone(jax.random.key(0), 1, single))[0], rtol=1e-6)
+    assert swept[0].mean() > swept[1].mean()  # slower RSUs, longer latency
