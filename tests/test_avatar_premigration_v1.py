@@ -147,6 +147,18 @@ def test_unknown_downlink_is_rejected(params):
         vmjax.make("AvatarPremigration-v1", contention="fifo")
 
 
+# ---------------------------------------------------------------- the forecast with background vehicles
+def test_forecast_counts_background_vehicles_at_their_load():
+    # eq. (18) on the true next positions: agents at kappa = 75 Gcycles, background vehicles at kappa_bg = 5
+    env = vmjax.make("AvatarPremigration-v1", workload_forecast="coverage_oracle", num_background_vehicles=5)
+    p = env.default_params
+    _, state = jax.jit(env.reset)(jax.random.key(7), p)
+    future = np.asarray(state.trace.positions_m[env.config.history_slots + 1])  # p(t+1) of all 15 vehicles
+    inside = np.linalg.norm(future[:, None] - np.asarray(p.rsu_xy_m)[None], axis=-1) <= 300.0
+    expected = 75e9 * inside[:10].sum(axis=0) + 5e9 * inside[10:].sum(axis=0)
+    np.testing.assert_allclose(env.forecast(state, p), expected, rtol=1e-6)
+
+
 # ---------------------------------------------------------------- the registered v1
 def test_v1_defaults_and_v0_unchanged():
     v0, v1 = vmjax.make("AvatarPremigration-v0"), vmjax.make("AvatarPremigration-v1")
@@ -159,7 +171,13 @@ def test_v1_defaults_and_v0_unchanged():
     assert v1.name == "AvatarPremigration-v1" and v0.name == "AvatarPremigration-v0"
     assert v1.obs_dim == v0.obs_dim
     # v1 with the three switches off is v0's config
-    off = vmjax.make("AvatarPremigration-v1", contention="none", downlink="direct", num_background_vehicles=0)
+    off = vmjax.make(
+        "AvatarPremigration-v1",
+        contention="none",
+        downlink="direct",
+        num_background_vehicles=0,
+        forecast_background_at_kappa_bg=False,
+    )
     assert dataclasses.asdict(off.config) == dataclasses.asdict(v0.config)
 
 

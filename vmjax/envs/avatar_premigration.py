@@ -60,6 +60,8 @@ class AvatarPremigrationConfig:
     # "none" (§2.8: start-of-slot L(t) only) | "processor_sharing" (v1, `same_slot_wait_cycles`)
     downlink: Literal["direct", "relay"] = "direct"  # results of the pre-migrated part: "direct" (eq. 3, target
     # RSU -> vehicle over the air) | "relay" (v1: target -> wired link -> serving RSU -> vehicle)
+    forecast_background_at_kappa_bg: bool = False  # eq. (18) counts a background vehicle at kappa_bg, the load it
+    # brings (§2.8 W^bg), instead of kappa (v1); False: every vehicle at kappa (v0)
     obs_prev_fraction: bool = False  # append the previous alpha to the observation [C option]
     obs_serving_onehot: bool = False  # append a one-hot of the serving RSU [C option]
     rsu_order: Literal["index", "distance"] = "index"  # how agents name RSUs in the observation and action: "index"
@@ -93,11 +95,12 @@ class AvatarPremigrationV1Config(AvatarPremigrationConfig):
     measured, are in docs/avatar_premigration.md, "v0 -> v1"): same-slot contention (paper §III-C: a
     pre-migrated task is "processed after the other avatar tasks in the current RSU"), results relayed over the
     wired network ("via the vehicular network"), and the spec's background-load option (§7.1: 40 vehicles of
-    kappa_bg = 5 Gcycles per slot) for hot spots."""
+    kappa_bg = 5 Gcycles per slot) for hot spots, counted at kappa_bg in the eq. (18) forecast."""
 
     contention: Literal["none", "processor_sharing"] = "processor_sharing"
     downlink: Literal["direct", "relay"] = "relay"
     num_background_vehicles: int = 40
+    forecast_background_at_kappa_bg: bool = True
 
 
 # ====================================================================== parameters (pytree, vmappable)
@@ -522,16 +525,12 @@ class AvatarPremigration(Environment):
         forecast = None
         if c.workload_forecast == "coverage_oracle":  # eq. (18) with the true p(t+1), all vehicles counted
             future = positions[c.history_slots + 1 : c.history_slots + 1 + c.max_steps]
-            forecast = params.workload_per_vehicle_cycles * coverage_counts(
-                future, params.rsu_xy_m, params.coverage_radius_m
-            )
+            forecast = self.forecast_workload_cycles(future, params)
         elif c.workload_forecast == "lstm":  # eq. (18) with p^(t+1) of the LSTM (§4.4), all vehicles counted
             self._check_predictor(params)
             # one batched call: the window of slots t+1 .. t+history (ending at p(t)) predicts p(t+1), t < T_max
             future = predict.predict_trajectory_m(params.predictor, positions[1 : c.history_slots + c.max_steps])
-            forecast = params.workload_per_vehicle_cycles * coverage_counts(
-                future, params.rsu_xy_m, params.coverage_radius_m
-            )
+            forecast = self.forecast_workload_cycles(future, params)
         state = EnvState(
             t=jnp.int32(0),
             trace=trace,
@@ -543,6 +542,16 @@ class AvatarPremigration(Environment):
             forecast_cycles=forecast,
         )
         return self.observation(state, params), state
+
+    def forecast_workload_cycles(self, future_m, params: EnvParams) -> jax.Array:
+        """Eq. (18): L^_m = kappa N^_m from positions [..., N + N_bg, 2] (agents first) -> [..., M]. With
+        forecast_background_at_kappa_bg, the background vehicles count at kappa_bg, the load they bring."""
+        count = lambda xy: coverage_counts(xy, params.rsu_xy_m, params.coverage_radius_m)
+        if not self.config.forecast_background_at_kappa_bg:
+            return params.workload_per_vehicle_cycles * count(future_m)
+        n = self.num_agents
+        agents, background = count(future_m[..., :n, :]), count(future_m[..., n:, :])
+        return params.workload_per_vehicle_cycles * agents + params.background_cycles_per_vehicle * background
 
     def sample_rsus(self, key, params: EnvParams) -> RsuState:
         """Heterogeneous RSUs and cloud, drawn from the §7.1 ranges."""
