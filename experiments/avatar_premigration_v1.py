@@ -5,6 +5,7 @@
     python -m experiments.avatar_premigration_v1 curves runs/avatar_premigration_v1/*
     python -m experiments.avatar_premigration_v1 sweep runs/avatar_premigration_v1/*
     python -m experiments.avatar_premigration_v1 predictor runs/avatar_premigration_v1/hybrid_mappo-lstm-s0
+    python -m experiments.avatar_premigration_v1 table                # the method comparison, as markdown
 
 `curves` writes learning_curves.json (the logged episode latency per iteration, by run label); `sweep` adds the
 trained policies (and the heuristics, when missing) to sweeps.json, each sweep one compiled vmap over
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+import numpy as np
 
 from baselines import avatar_premigration_study as study
 from vmjax import runner
@@ -64,13 +67,37 @@ def predictor_table(run_dir: Path, out: Path) -> dict:
     return data
 
 
+def method_table(evaluation: dict) -> str:
+    """The method comparison as markdown: a trained learner's runs (labels "<label> [<folder>]") pooled into one
+    row, mean over training seeds ± their standard deviation; heuristics ± the spread over held-out seeds."""
+    groups: dict[str, list[float]] = {}
+    for name, result in evaluation["results"].items():
+        groups.setdefault(name.split(" [")[0] if "run_dir" in result else name, []).append(result["latency_s"])
+    rows = []
+    for name, values in groups.items():
+        result = evaluation["results"].get(name)
+        if result is not None and "run_dir" not in result:  # a heuristic: one value, spread over held-out seeds
+            rows.append((values[0], name, f"{result['latency_s_seed_std']:.2f} over held-out seeds", ""))
+        else:
+            spread = f"{np.std(values, ddof=1):.2f} over {len(values)} training seeds" if len(values) > 1 else "1 seed"
+            rows.append((float(np.mean(values)), name, spread, ", ".join(f"{v:.2f}" for v in values)))
+    lines = ["| policy | mean latency (s) | spread | per training seed |", "|---|---|---|---|"]
+    lines += [f"| {name} | {mean:.2f} | {spread} | {seeds} |" for mean, name, spread, seeds in sorted(rows)]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.avatar_premigration_v1", description=__doc__)
-    parser.add_argument("command", choices=("curves", "sweep", "predictor"))
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="trained AvatarPremigration-v1 run folders")
+    parser.add_argument("command", choices=("curves", "sweep", "predictor", "table"))
+    parser.add_argument("run_dirs", nargs="*", type=Path, help="trained AvatarPremigration-v1 run folders")
     parser.add_argument("--episodes", type=int, default=100, help="held-out episodes per sweep point")
     parser.add_argument("--out", type=Path, default=study.OUT)
     args = parser.parse_args(argv)
+    if args.command == "table":  # the method comparison of evaluation/evaluation.json, as markdown
+        print(method_table(json.loads((args.out / "evaluation" / "evaluation.json").read_text())))
+        return 0
+    if not args.run_dirs:
+        parser.error(f"{args.command} needs at least one run folder")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.command == "curves":
         learning_curves(args.run_dirs, args.out)

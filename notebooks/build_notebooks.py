@@ -785,8 +785,10 @@ def load(name):
     return json.loads(path.read_text()) if path.exists() else None
 
 calibration, evaluation = load("calibration.json"), load("evaluation/evaluation.json")
-curves, sweeps = load("learning_curves.json"), load("sweeps.json")
-for name, data in (("calibration", calibration), ("evaluation", evaluation), ("curves", curves), ("sweeps", sweeps)):
+curves, sweeps, predictor = load("learning_curves.json"), load("sweeps.json"), load("predictor.json")
+loaded = {"calibration": calibration, "evaluation": evaluation, "curves": curves, "sweeps": sweeps,
+          "predictor": predictor}
+for name, data in loaded.items():
     print(f"{name}: {data['machine'] if data else 'not produced yet'}")""",
     ),
     (
@@ -864,6 +866,24 @@ ones trained at the default ranges (not retrained per point).""",
     fig.tight_layout()
     plt.show()
     display(Markdown(study.sweeps_markdown(sweeps)))""",
+    ),
+    (
+        "markdown",
+        """## 4. The trajectory LSTM (§4.6 metrics on held-out trajectories)
+
+Normalised units are the spec's min-max box of the map; metres alongside. The reference is constant velocity.""",
+    ),
+    (
+        "code",
+        """if predictor:
+    rows = ["| predictor | MSE | R2 | MAE | MedAE | RMSE (m) |", "|---|---|---|---|---|---|"]
+    for name in ("heldout_lstm", "heldout_constant_velocity"):
+        m = predictor[name]
+        rows.append(f"| {name[8:]} | {m['mse']:.2e} | {m['r2']:.4f} | {m['mae']:.4f} | {m['medae']:.4f} | "
+                    f"{m['rmse_m']:.1f} |")
+    config = predictor["predictor_config"]
+    display(Markdown("\n".join(rows) + f"\n\nLSTM({config['hidden_size']}), {config['epochs']} epochs, "
+                     f"trained in {predictor['train_wall_s']:.0f} s on {predictor['machine']}"))""",
     ),
 ]
 
