@@ -882,7 +882,7 @@ Normalised units are the spec's min-max box of the map; metres alongside. The re
         rows.append(f"| {name[8:]} | {m['mse']:.2e} | {m['r2']:.4f} | {m['mae']:.4f} | {m['medae']:.4f} | "
                     f"{m['rmse_m']:.1f} |")
     config = predictor["predictor_config"]
-    display(Markdown("\n".join(rows) + f"\n\nLSTM({config['hidden_size']}), {config['epochs']} epochs, "
+    display(Markdown("\\n".join(rows) + f"\\n\\nLSTM({config['hidden_size']}), {config['epochs']} epochs, "
                      f"trained in {predictor['train_wall_s']:.0f} s on {predictor['machine']}"))""",
     ),
 ]
