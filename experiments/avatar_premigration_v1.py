@@ -86,6 +86,29 @@ def method_table(evaluation: dict) -> str:
     return "\n".join(lines)
 
 
+def convergence_iteration(latency: list, share: float = 0.9, window: int = 10) -> int:
+    """The first iteration at which the latency, smoothed over `window` iterations, has made `share` of its
+    improvement from the first window to the last one (the learning curves' convergence speed)."""
+    series = np.array([np.nan if v is None else v for v in latency], dtype=float)
+    smooth = np.array([np.nanmean(series[max(0, i - window + 1) : i + 1]) for i in range(len(series))])
+    start, end = smooth[window - 1], smooth[-1]
+    reached = np.nonzero(start - smooth >= share * (start - end))[0]
+    return int(reached[reached >= window - 1][0]) + 1
+
+
+def curves_table(data: dict, tail: int = 20) -> str:
+    """Per run label: the last `tail` iterations' mean latency and the iteration that reached 90% of the
+    improvement, each as mean ± std over training seeds."""
+    lines = ["| learner | final training latency (s, last 20 iterations) | iterations to 90% of the improvement |"]
+    lines.append("|---|---|---|")
+    for label, runs in sorted(data["curves"].items()):
+        final = [float(np.nanmean(np.array(r["latency_s"][-tail:], dtype=float))) for r in runs.values()]
+        speed = [convergence_iteration(r["latency_s"]) for r in runs.values()]
+        spread = lambda v, digits: f" ± {np.std(v, ddof=1):.{digits}f}" if len(v) > 1 else " (1 seed)"
+        lines.append(f"| {label} | {np.mean(final):.2f}{spread(final, 2)} | {np.mean(speed):.0f}{spread(speed, 0)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.avatar_premigration_v1", description=__doc__)
     parser.add_argument("command", choices=("curves", "sweep", "predictor", "table"))
@@ -95,6 +118,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "table":  # the method comparison of evaluation/evaluation.json, as markdown
         print(method_table(json.loads((args.out / "evaluation" / "evaluation.json").read_text())))
+        if (args.out / "learning_curves.json").exists():
+            print("\n" + curves_table(json.loads((args.out / "learning_curves.json").read_text())))
         return 0
     if not args.run_dirs:
         parser.error(f"{args.command} needs at least one run folder")

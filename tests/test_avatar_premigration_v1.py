@@ -289,3 +289,11 @@ def test_a_sweep_point_is_the_evaluation_at_those_params():
     single = jax.tree_util.tree_map(lambda x: x[None], point)
     np.testing.assert_allclose(swept[1], np.asarray(alone(jax.random.key(0), 1, single))[0], rtol=1e-6)
     assert swept[0].mean() > swept[1].mean()  # slower RSUs, longer latency
+
+
+def test_convergence_iteration_hand_computed():
+    from experiments.avatar_premigration_v1 import convergence_iteration
+
+    # 10 iterations at 10 s then 10 at 5 s: the 10-iteration mean first reaches 10 - 0.9 * 5 = 5.5 s at iteration 19
+    assert convergence_iteration([10.0] * 10 + [5.0] * 10) == 19
+    assert convergence_iteration([10.0] * 10 + [None] + [5.0] * 10) == 20  # iterations without an episode are skipped
