@@ -3,6 +3,7 @@ switch against hand-computed numbers, the registration, and the v1 references (t
 the per-slot oracles)."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -297,3 +298,18 @@ def test_convergence_iteration_hand_computed():
     # 10 iterations at 10 s then 10 at 5 s: the 10-iteration mean first reaches 10 - 0.9 * 5 = 5.5 s at iteration 19
     assert convergence_iteration([10.0] * 10 + [5.0] * 10) == 19
     assert convergence_iteration([10.0] * 10 + [None] + [5.0] * 10) == 20  # iterations without an episode are skipped
+
+
+def test_v1_trains_and_evaluates_from_the_command_line(tmp_path):
+    from vmjax import cli
+
+    run_dir = tmp_path / "v1"
+    tiny = "--env.num_vehicles 3 --env.num_rsus 3 --env.max_steps 6 --env.num_background_vehicles 4".split()
+    tiny += "--env.workload_forecast none --agent.num_envs 2 --agent.num_steps 6 --agent.num_iterations 1".split()
+    cli.main(["train", "--env", "AvatarPremigration-v1", "--run.run_dir", str(run_dir), *tiny])
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["run"]["env"] == "AvatarPremigration-v1" and saved["env"]["contention"] == "processor_sharing"
+    cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "1"])
+    results = json.loads((run_dir / "evaluation.json").read_text())["results"]
+    assert {"Hybrid-MAPPO w/o pred.", "greedy_oracle", "greedy_observed", "oracle_best_response"} <= set(results)
+    assert results["oracle_team"]["latency_s"] > 0
