@@ -858,8 +858,12 @@ ones trained at the default ranges (not retrained per point).""",
     panels = sweeps["results"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
     for ax, (name, rows) in zip(axes[0], panels.items()):
-        for policy, r in sorted(rows["policies"].items()):
-            ax.plot(rows["values"], r["latency_s"], marker="o", label=policy)
+        pooled = {}  # a learner's training seeds ("<label> [<run folder>]") pooled into their mean
+        for policy, r in rows["policies"].items():
+            pooled.setdefault(policy.split(" [")[0], []).append(r["latency_s"])
+        for policy, series in sorted(pooled.items()):
+            label = policy if len(series) == 1 else f"{policy} ({len(series)} seeds)"
+            ax.plot(rows["values"], np.mean(series, axis=0), marker="o", label=label)
         ax.set_xlabel(name)
         ax.set_ylabel("mean latency (s)")
     axes[0][0].legend(fontsize=6)
