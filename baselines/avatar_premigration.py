@@ -153,7 +153,8 @@ def prior_context(env: AvatarPremigration, state, params) -> SlotContext:
     return true.replace(
         velocity_mps=jnp.zeros((n, 2)),
         stay_time_s=0.5 * (stay[0] + stay[1]),
-        uplink_share=jnp.ones(n) if not env.config.share_uplink_bandwidth else true.uplink_share,
+        # the vehicles sharing the uplink are not observed: the expected count, 1 + (N - 1) / M, when shared
+        uplink_share=jnp.full(n, 1.0 + (n - 1) / m if env.config.share_uplink_bandwidth else 1.0),
         task_input_bits=jnp.full(n, mid(params.task_input_bits_low, params.task_input_bits_high)),
         task_bits=jnp.full(n, mid(params.task_bits_low, params.task_bits_high)),
         fading=None,

@@ -25,7 +25,7 @@ import numpy as np
 
 import vmjax
 from baselines import avatar_premigration as heuristics
-from baselines.evaluate import _summarize, make_policy_evaluator, summarize_episodes
+from baselines.evaluate import make_policy_evaluator, policy_episodes, summarize_episodes
 from vmjax import net, predict
 from vmjax.core import io
 from vmjax.core.machine import machine_summary
@@ -147,14 +147,10 @@ def swept_params(params, field: str, scale: float, values) -> object:
 
 
 def make_sweep_evaluator(env, policies: list, episodes: int):
-    """jit(vmap over stacked EnvParams) of (key, policy index, params) -> mean latency per episode [episodes]."""
-
-    def run(key, index, params):
-        policy = lambda k, state, p: jax.lax.switch(index, policies, k, state, p)
-        per_step = vmjax.core.rollout(env, policy, key, params, episodes, env.config.max_steps, _summarize)
-        return jnp.mean(per_step["latency_s"], axis=0)
-
-    return jax.jit(jax.vmap(run, in_axes=(None, None, 0)))
+    """jit(vmap over stacked EnvParams) of (key, policy index, params) -> mean latency per episode [episodes]
+    (`baselines.evaluate.policy_episodes`)."""
+    run = policy_episodes(env, policies, episodes)
+    return jax.jit(jax.vmap(lambda key, index, params: run(key, index, params)["latency_s"], in_axes=(None, None, 0)))
 
 
 def heuristic_group(env_id: str = "AvatarPremigration-v1"):

@@ -43,21 +43,26 @@ def _summarize(reward, info):
     return out
 
 
-def make_policy_evaluator(env, policies, params, num_episodes: int):
-    """One jitted function (key, policy_index) -> per-episode metrics [num_episodes] of `policies[index]`.
+def policy_episodes(env, policies, num_episodes: int):
+    """(key, policy_index, params) -> per-episode metrics [num_episodes] of `policies[index]`, not jitted: the
+    policies sit behind one `lax.switch`, so the env and rollout compile once for all of them; each call runs
+    exactly one episode per world. `make_policy_evaluator` jits it, the sweeps vmap it over `params`."""
 
-    The policies sit behind one `lax.switch`, so the env and rollout compile once for all of them; each
-    call runs exactly one episode per world.
-    """
-
-    def run(key, index):
+    def run(key, index, params):
         policy = lambda k, state, p: jax.lax.switch(index, policies, k, state, p)
         per_step = vmjax.core.rollout(env, policy, key, params, num_episodes, env.config.max_steps, _summarize)
         episodes = {name: jnp.mean(v, axis=0) for name, v in per_step.items()}
         episodes["workload_violations"] = jnp.sum(per_step["workload_violations"], axis=0)
         return episodes
 
-    return jax.jit(run)
+    return run
+
+
+def make_policy_evaluator(env, policies, params, num_episodes: int):
+    """One jitted function (key, policy_index) -> per-episode metrics [num_episodes] of `policies[index]` in
+    `params` (`policy_episodes`)."""
+    run = policy_episodes(env, policies, num_episodes)
+    return jax.jit(lambda key, index: run(key, index, params))
 
 
 def summarize_episodes(episodes: dict[str, np.ndarray]) -> dict[str, float]:

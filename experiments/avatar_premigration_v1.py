@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=study.OUT)
     args = parser.parse_args(argv)
     if args.command == "table":  # the method comparison of evaluation/evaluation.json, as markdown
+        if not (args.out / "evaluation" / "evaluation.json").is_file():
+            parser.error(f"no {args.out / 'evaluation' / 'evaluation.json'}: run vmjax evaluate ... --out first")
         print(method_table(json.loads((args.out / "evaluation" / "evaluation.json").read_text())))
         if (args.out / "learning_curves.json").exists():
             print("\n" + curves_table(json.loads((args.out / "learning_curves.json").read_text())))
