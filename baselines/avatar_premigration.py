@@ -13,6 +13,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from baselines import oracles
 from vmjax import net
 from vmjax.envs.avatar_premigration import AvatarPremigration, RsuState, SlotContext, next_rsu_ahead, slot_latency
 
@@ -206,28 +207,18 @@ def make_oracle_policy(env: AvatarPremigration, objective: str = "own", rounds: 
     minimises, given the others' current actions, their own latency (objective="own": iterated best response)
     or the slot's total latency (objective="team": coordinate descent, never worse than where it starts).
     Myopic: the next slots' queues do not count."""
-    if objective not in ("own", "team"):
-        raise ValueError(f'objective must be "own" or "team", got {objective!r}')
+    oracles.check_objective(objective)
     targets, fractions = _candidates(env, num_fractions)
     n = env.num_agents
 
     def policy(key, state, params):
         ctx = env.slot_context(state, params)
         allowed = env.rsu_mask(state, params)[:, targets]  # [N, M F]
-
-        def improve(step, action):
-            v = step % n
-            target, fraction = action
-
-            def score(t, a):
-                latency = env.slot_latency(ctx, target.at[v].set(t), fraction.at[v].set(a), params)["total_latency_s"]
-                return latency[v] if objective == "own" else jnp.sum(latency)
-
-            scores = jnp.where(allowed[v], jax.vmap(score)(targets, fractions), jnp.inf)
-            best = jnp.argmin(scores)
-            return target.at[v].set(targets[best]), fraction.at[v].set(fractions[best])
-
-        target, fraction = jax.lax.fori_loop(0, rounds * n, improve, (ctx.serving, jnp.zeros(n)))
+        latency = lambda action: env.slot_latency(ctx, action[0], action[1], params)["total_latency_s"]
+        start = (ctx.serving, jnp.zeros(n))
+        target, fraction = oracles.best_response_rounds(
+            latency, (targets, fractions), start, n, rounds, objective, allowed
+        )
         return _action(env, state, params, target, fraction)
 
     return policy

@@ -32,9 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from baselines import oracles
+from vmjax import net
 from vmjax.core.rollout import StatefulPolicy, stateless
 from vmjax.core.wrappers import VecEnv
-from vmjax.envs.twin_split import TwinSplit
+from vmjax.envs.twin_split import TwinSplit, requested_cycles, slot_outcome
 from vmjax.mobility.banks import build_trace_banks
 
 
@@ -90,9 +92,8 @@ def make_random_migration(env: TwinSplit, num_nearest: int = 3):
 
 
 def available_workload(env: TwinSplit, state, params):
-    """Available workload share of every RSU [E] as the agents observe it (eq. 21, `TwinSplit.observation`)."""
-    used = state.prev_agent_cycles + env.generated_cycles(state, params)
-    return jnp.clip(1.0 - (state.util + used / params.max_workload_cycles), 0.0, 1.0)
+    """Available workload share of every RSU [E] as the agents observe it (eq. 21, `TwinSplit.available_workload`)."""
+    return env.available_workload(state, params)
 
 
 def make_greedy_least_loaded(env: TwinSplit, fraction: float = 0.5):
@@ -141,6 +142,101 @@ def make_greedy_balanced(env: TwinSplit, fraction: float = 0.5):
     return policy
 
 
+LOAD_INFORMATION = ("requested", "previous", "none")
+
+
+def make_greedy_informed(env: TwinSplit, load_information: str = "requested"):
+    """Sequential greedy with texture re-use [C], for the value of information of the RSU loads: vehicles choose
+    one after the other (index order); each estimates its processing time, eqs. (4), (6), (8)-(10), with its own
+    task, f_v, textures (I_v, phi_v), the RSUs' C_e and the migration time, for staying and for pre-migrating the
+    env's alpha to every other RSU, and takes the fastest (ties: lowest index). The load ahead of it at RSU e is
+    the background (u_e(t) L^max and the generated vehicles) plus what the earlier vehicles chose in this slot plus
+    the later vehicles' work as if they stay, estimated from `load_information`: "requested" slot t's requests
+    (`requested_cycles`, what TwinSplit-v1's eq. (21) shows); "previous" persistence, the agents' load of slot t-1
+    (what v0's eq. (21) shows); "none" no load at all (not even the background or the earlier vehicles' choices).
+    Each vehicle takes its own stay work out of the estimate in turn. Uplink and downlink are left out."""
+    if load_information not in LOAD_INFORMATION:
+        raise ValueError(f"load_information must be one of {LOAD_INFORMATION}, got {load_information!r}")
+    e = env.num_rsus
+
+    def policy(key, state, params):
+        ctx = env.slot_context(state, params)
+        f, task = ctx.cycles_per_bit, ctx.task_bits
+        alpha = params.alpha
+        stay_cycles = f * net.reuse_discounted_bits(task, ctx.prev_local_bits, ctx.same_serving, params.texture_reuse)
+        background = ctx.util * params.max_workload_cycles + ctx.generated_cycles
+        if load_information == "requested":
+            stay_load = requested_cycles(ctx, params)
+        elif load_information == "previous":
+            stay_load = state.prev_agent_cycles
+        else:
+            background, stay_load = jnp.zeros(e), jnp.zeros(e)
+        targets = jnp.arange(e)
+
+        def choose(carry, vehicle):
+            added, pending = carry
+            serving = ctx.serving[vehicle]
+            # the later vehicles' work as if they stay: the estimate less this vehicle's own
+            pending = jnp.maximum(pending - jax.nn.one_hot(serving, e) * stay_cycles[vehicle], 0.0)
+            load = background + added + pending
+            migrates = targets != serving
+            premigrated = jnp.where(migrates, alpha * task[vehicle], 0.0)  # [E] candidates
+            local = task[vehicle] - premigrated
+            stable = (targets == ctx.prev_target[vehicle]) & ctx.has_previous
+            xi_local = net.reuse_discounted_bits(
+                local, ctx.prev_local_bits[vehicle], ctx.same_serving[vehicle], params.texture_reuse
+            )
+            xi_remote = net.reuse_discounted_bits(
+                premigrated, ctx.prev_premigrated_bits[vehicle], stable, params.texture_reuse
+            )
+            local_s = net.compute_latency_s(load[serving], f[vehicle] * xi_local, ctx.gpu_hz[serving])
+            migration_s = net.transfer_latency_s(premigrated, params.backhaul_bps[serving])
+            remote_s = net.compute_latency_s(load, f[vehicle] * xi_remote, ctx.gpu_hz)
+            time_s = net.split_processing_latency_s(local_s, migration_s, jnp.where(migrates, remote_s, 0.0))
+            target = jnp.argmin(time_s)
+            chosen = jax.nn.one_hot(serving, e) * f[vehicle] * xi_local[target] + jax.nn.one_hot(target, e) * jnp.where(
+                migrates[target], f[vehicle] * xi_remote[target], 0.0
+            )
+            added = added + (chosen if load_information != "none" else 0.0)
+            return (added, pending), target
+
+        _, target = jax.lax.scan(choose, (jnp.zeros(e), stay_load), jnp.arange(env.num_agents))
+        return _action(target, jnp.where(target == ctx.serving, 0.0, alpha))
+
+    return policy
+
+
+ORACLE_METRICS = {"latency": "total_latency_s", "qoe": "qoe"}
+
+
+def make_oracle_policy(env: TwinSplit, objective: str = "own", metric: str = "latency", rounds: int = 3):
+    """Per-slot oracle [C]: the whole slot known (positions, task sizes, f_v, C_e, the background load and the
+    other vehicles' choices). Starting from no pre-migration, the vehicles take turns (`rounds` passes, in index
+    order) choosing the action of the agents' own action space (the RSU, at the env's alpha or alpha levels) that
+    minimises their own cost given the others' current actions (objective="own": iterated best response) or the
+    slot's total cost (objective="team": coordinate descent, never worse than no pre-migration). The cost is
+    T^total (metric="latency", eq. 11) or -QoE (metric="qoe", eq. 15). Myopic: texture re-use in the next slot
+    (mu, eqs. 4 and 8) does not count."""
+    if metric not in ORACLE_METRICS:
+        raise ValueError(f"metric must be one of {sorted(ORACLE_METRICS)}, got {metric!r}")
+    oracles.check_objective(objective)
+    sign = 1.0 if metric == "latency" else -1.0
+
+    def policy(key, state, params):
+        ctx = env.slot_context(state, params)
+
+        def cost(action):
+            target, alpha = env.parse_action(action, params)
+            return sign * slot_outcome(ctx, target, alpha, params, env.config.downlink_power)[ORACLE_METRICS[metric]]
+
+        start = ctx.serving * env.num_levels  # the serving RSU: no pre-migration at any level
+        candidates = jnp.arange(env.num_actions, dtype=jnp.int32)
+        action = oracles.best_response_rounds(cost, candidates, start, env.num_agents, rounds, objective)
+        return _action(*env.parse_action(action, params))
+
+    return policy
+
+
 POLICIES: dict[str, Callable[[TwinSplit], Callable]] = {
     "full_migration": make_full_migration,
     "no_premigration": make_no_premigration,
@@ -149,6 +245,19 @@ POLICIES: dict[str, Callable[[TwinSplit], Callable]] = {
     "greedy_balanced": make_greedy_balanced,
 }
 """Every heuristic of TwinSplit-v0 by name (per-world `policy(key, state, params) -> dict action`)."""
+
+ORACLES: dict[str, Callable[[TwinSplit], Callable]] = {
+    "oracle_latency": make_oracle_policy,
+    "oracle_qoe": lambda env: make_oracle_policy(env, metric="qoe"),
+    "oracle_team_latency": lambda env: make_oracle_policy(env, objective="team"),
+}
+"""Per-slot oracles (the whole slot and the others' choices known): the gap a policy could win."""
+
+INFORMATION: dict[str, Callable[[TwinSplit], Callable]] = {
+    f"greedy_{source}_load": (lambda source: lambda env: make_greedy_informed(env, source))(source)
+    for source in LOAD_INFORMATION
+}
+"""The value of information of the RSU loads: one greedy rule, three load estimates (`make_greedy_informed`)."""
 
 
 def heuristic_policies(env: TwinSplit) -> dict[str, StatefulPolicy]:
@@ -223,7 +332,8 @@ def rollout_raw(env: TwinSplit, policies: Sequence[StatefulPolicy], params, key,
     return jax.lax.scan(body, (env_state, policy_state), keys)[1]
 
 
-def _evaluate(env, policies, params, key, index, num_episodes):
+def evaluate_episodes(env, policies, params, key, index, num_episodes):
+    """Per-episode metrics {name: [num_episodes]} of `policies[index]` (traceable: params may be traced)."""
     raw = rollout_raw(env, policies, params, key, index, num_episodes)
     mean = lambda x: jnp.mean(x.astype(jnp.float32), axis=(0, 2))
     out = {name: mean(raw[k]) for name, k in STEP_METRICS.items()}
@@ -252,7 +362,7 @@ def make_policy_evaluator(env: TwinSplit, policies: Sequence[StatefulPolicy], pa
             "policy(key, state, params) functions (wrapped with vmjax.core.rollout.stateless)"
         )
     env.validate_params(params)
-    return jax.jit(lambda key, index: _evaluate(env, policies, params, key, index, num_episodes))
+    return jax.jit(lambda key, index: evaluate_episodes(env, policies, params, key, index, num_episodes))
 
 
 def gpu_capacity_sweep(
@@ -280,7 +390,7 @@ def gpu_capacity_sweep(
     if not isinstance(policies, Mapping):
         policies = dict(enumerate(policies))
     fns = list(policies.values())
-    one = lambda k, i, c: _evaluate(env, fns, params.replace(gpu_hz_nominal=c), k, i, num_episodes)
+    one = lambda k, i, c: evaluate_episodes(env, fns, params.replace(gpu_hz_nominal=c), k, i, num_episodes)
     run = jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
     return {name: jax.device_get(run(key, i, jnp.asarray(capacities))) for i, name in enumerate(policies)}
 

@@ -4,12 +4,20 @@ from vmjax.core.registry import register
 from vmjax.envs.avatar_premigration import AvatarPremigration, AvatarPremigrationV1
 from vmjax.envs.cross_reality_privacy import CrossRealityPrivacy
 from vmjax.envs.twin_routing import TwinRouting
-from vmjax.envs.twin_split import TwinSplit
+from vmjax.envs.twin_split import TwinSplit, TwinSplitV1
 
 register("AvatarPremigration-v0", AvatarPremigration)
 register("AvatarPremigration-v1", AvatarPremigrationV1)
 register("CrossRealityPrivacy-v0", CrossRealityPrivacy)
 register("TwinRouting-v0", TwinRouting)
 register("TwinSplit-v0", TwinSplit)
+register("TwinSplit-v1", TwinSplitV1)
 
-__all__ = ["AvatarPremigration", "AvatarPremigrationV1", "CrossRealityPrivacy", "TwinRouting", "TwinSplit"]
+__all__ = [
+    "AvatarPremigration",
+    "AvatarPremigrationV1",
+    "CrossRealityPrivacy",
+    "TwinRouting",
+    "TwinSplit",
+    "TwinSplitV1",
+]

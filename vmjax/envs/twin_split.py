@@ -85,6 +85,8 @@ class TwinSplitConfig:
     downlink_power: Literal["vehicle", "rsu"] = "vehicle"  # "vehicle": p_v in (C4) as the paper [P] | "rsu":
     # EnvParams.rsu_tx_power_w
     num_background_vehicles: int = 0  # N_bg load-only generated vehicles, "with generated vehicles" (50) [R §7.3]
+    observed_load: Literal["previous", "requested"] = "previous"  # L_E in eq. (21): "previous" the agents' load
+    # of slot t-1 [R §10-A6] | "requested" the work requested at each RSU in slot t (every task as if it stays) [C]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic fallback mobility
 
     def __post_init__(self):
@@ -99,6 +101,17 @@ class TwinSplitConfig:
         validation.check_bool_fields(self)
         if not isinstance(self.alpha_levels, tuple) or not all(0.0 < float(a) <= 1.0 for a in self.alpha_levels):
             raise ValueError(f"{owner}.alpha_levels must be a tuple of fractions in (0, 1], got {self.alpha_levels!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TwinSplitV1Config(TwinSplitConfig):
+    """TwinSplit-v1: v0 with an observation that can say "stay" and sees slot t's requests (the reasons, measured,
+    are in docs/twin_split.md, "v0 -> v1"): the extended observation (position, RSU distances, serving RSU, task
+    size) and L_E(t) as the work requested at each RSU in slot t (eq. 21 indexes it by t; the serving RSU has the
+    requests before the pre-migration decision). The load and BER defaults are in `TwinSplitV1.default_params`."""
+
+    obs_mode: Literal["faithful", "extended"] = "extended"
+    observed_load: Literal["previous", "requested"] = "requested"
 
 
 def grid_backhaul_bps(num_rsus: int, base_bps: float = 500e6) -> np.ndarray:
@@ -333,6 +346,13 @@ def slot_outcome(ctx: SlotContext, target, alpha, params: EnvParams, downlink_po
     }
 
 
+def requested_cycles(ctx: SlotContext, params: EnvParams) -> jax.Array:
+    """The work requested at each RSU in slot t if every vehicle stays: sum over the vehicles it serves of
+    f_v xi_{v,e}(t) with D^L = D^task, eq. (4) with texture re-use [E] (cycles)."""
+    stay_bits = net.reuse_discounted_bits(ctx.task_bits, ctx.prev_local_bits, ctx.same_serving, params.texture_reuse)
+    return jax.ops.segment_sum(ctx.cycles_per_bit * stay_bits, ctx.serving, num_segments=ctx.distance_m.shape[1])
+
+
 def next_utilisation(key, util, util_mean, hour_weight, params: EnvParams):
     """u_e(t+1) = clip(rho u + (1 - rho) u-bar w(h) / max w + sigma zeta, 0, u_max) (§2.7 [R])."""
     zeta = fastrand.normal(key, util.shape)
@@ -343,11 +363,14 @@ def next_utilisation(key, util, util_mean, hour_weight, params: EnvParams):
 
 # ====================================================================== the environment
 class TwinSplit(Environment):
-    params_class = EnvParams
     """Spec 004 scenario; `TwinSplit(**config)` or `vmjax.make("TwinSplit-v0", **config)`."""
 
+    params_class = EnvParams
+    env_id = "TwinSplit-v0"
+    config_class: type = TwinSplitConfig
+
     def __init__(self, **config):
-        self.config = validation.config_from_kwargs(TwinSplitConfig, "TwinSplit-v0", config)
+        self.config = validation.config_from_kwargs(self.config_class, self.env_id, config)
         c = self.config
         self.num_agents, self.num_rsus = c.num_vehicles, c.num_rsus
         self.num_levels = max(len(c.alpha_levels), 1)
@@ -359,7 +382,7 @@ class TwinSplit(Environment):
 
     @property
     def name(self) -> str:
-        return "TwinSplit-v0"
+        return self.env_id
 
     @property
     def default_params(self) -> EnvParams:
@@ -500,13 +523,24 @@ class TwinSplit(Environment):
             generated_cycles=self.generated_cycles(state, params),
         )
 
+    def available_workload(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """L_E of eq. (21), the available workload share of every RSU [E]: clip(1 - (u_e(t) L^max + agents' load
+        + n_bg,e(t) c_bg) / L^max, 0, 1), the agents' load being sum_v c_{v,e}(t-1) (observed_load="previous")
+        or slot t's `requested_cycles` ("requested")."""
+        if self.config.observed_load == "previous":
+            agent_cycles = state.prev_agent_cycles
+        else:
+            agent_cycles = requested_cycles(self.slot_context(state, params), params)
+        used = agent_cycles + self.generated_cycles(state, params)
+        return jnp.clip(1.0 - (state.util + used / params.max_workload_cycles), 0.0, 1.0)
+
     def observation(self, state: EnvState, params: EnvParams) -> jax.Array:
         """o_v(t), eq. (21) with the slot t-1 values [R §5]: [a_v(t-1)/(E-1), available workload of every RSU
         clip(1 - (u_e(t) L^max + sum_v c_{v,e}(t-1)) / L^max, 0, 1), eps, phi, chi, T^total / T_norm]. With
-        generated vehicles their current load n_bg,e(t) c_bg counts as background too [C]."""
+        generated vehicles their current load n_bg,e(t) c_bg counts as background too [C]. With
+        observed_load="requested" the agents' term is slot t's `requested_cycles` instead of c(t-1) [C]."""
         v, e = self.num_agents, self.num_rsus
-        used = state.prev_agent_cycles + self.generated_cycles(state, params)
-        available = jnp.clip(1.0 - (state.util + used / params.max_workload_cycles), 0.0, 1.0)
+        available = self.available_workload(state, params)
         parts = [
             (state.prev_target / (e - 1))[:, None],
             jnp.broadcast_to(available, (v, e)),
@@ -615,3 +649,27 @@ class TwinSplit(Environment):
             "workload_violations": violations,
         }
         return self.observation(next_state, params), next_state, reward, terminated, truncated, info
+
+
+class TwinSplitV1(TwinSplit):
+    """TwinSplit-v1: `TwinSplitV1Config` (extended observation, slot t's requested load) and a world whose load
+    is driven by the vehicles' own VT tasks, with a bit-error scale at which pre-migrating can pay (docs/
+    twin_split.md, "v0 -> v1"). Every v0 field still applies. `vmjax.make("TwinSplit-v1", **config)`."""
+
+    env_id = "TwinSplit-v1"
+    config_class = TwinSplitV1Config
+
+    @property
+    def default_params(self) -> EnvParams:
+        return super().default_params.replace(**V1_PARAMS)
+
+
+V1_PARAMS = {
+    "util_mean_low": 0.02,  # u-bar_e ~ U[0.02, 0.06]: a background of a few percent of L^max (v0: U[0.2, 0.4])
+    "util_mean_high": 0.06,
+    "util_init_low": 0.01,  # u_e(1) ~ U[0.01, 0.06] (v0: U[0.1, 0.4])
+    "util_init_high": 0.06,
+    "util_noise_std": 0.005,  # sigma_u scaled with the mean (v0: 0.03 on a mean of 0.3)
+    "ber_scale_per_mbit": 0.002,  # tau: a co-located 10 Mbit part adds ~2% BER (v0: 0.02, ~18%)
+}
+"""TwinSplit-v1's parameter defaults that differ from v0's (`EnvParams` fields)."""
