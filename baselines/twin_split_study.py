@@ -1,6 +1,7 @@
 """TwinSplit v0 -> v1 calibration: what a policy could win, before any training (spec 004, issue "TwinSplit-v1").
 
     python -m baselines.twin_split_study calibrate [--out docs/results/twin_split_v1] [--episodes 100 --seeds 3]
+    python -m baselines.twin_split_study fidelity [--out ...]        # EST-TG's spec §4.10 checks
     python -m baselines.twin_split_study report [--out ...]          # the docs' tables, as markdown
 
 `calibrate` evaluates every heuristic, the value-of-information greedy rules and the per-slot oracles on each
@@ -132,6 +133,37 @@ def calibrate(out: Path, episodes: int, seeds: int, log=print) -> dict:
     return data
 
 
+def est_tg_fidelity(out: Path, seed: int = 0, num_trips: int = 2000, log=print) -> dict:
+    """Spec §4.10 on the scenario's city (bank seed 0): EST-TG's and uniform random trips' metrics against the
+    cleaned ground truth resampled at 30 s, plus the ground truth's own trip ratio and radial speeds."""
+    banks = mobility.build_trace_banks(seed, 16, 101)
+    box = (0.0, 0.0, 5000.0, 5000.0)
+    points, trip = mobility.resample_trips(*mobility.clean_gps(banks.ground_truth, box))
+    real_xy, real_hours, real_speed = mobility.real_points(points, trip)
+    trip = np.asarray(trip)
+    first = np.concatenate([[True], trip[1:] != trip[:-1]])
+    same = ~first[1:]
+    segment_speed = np.linalg.norm(np.diff(points.xy_m, axis=0), axis=-1)[same] / np.diff(points.time_s)[same]
+    rows = {
+        "EST-TG": mobility.generate_est_tg(jax.random.key(1), banks.model, num_trips),
+        "uniform random trips": mobility.generate_naive(
+            jax.random.key(1), np.asarray(banks.model.kde.box_m), num_trips, float(np.mean(real_speed))
+        ),
+    }
+    data = {name: mobility.fidelity_report(banks.graph, real_xy, real_hours, real_speed, t) for name, t in rows.items()}
+    centre, periphery = mobility.radial_mean_speeds(points.xy_m[:-1][same], segment_speed, (2500.0, 2500.0))
+    data["ground truth"] = {
+        "rush_to_early_trip_ratio": mobility.rush_to_early_trip_ratio(real_hours[first]),
+        "centre_speed_mps": centre,
+        "periphery_speed_mps": periphery,
+    }
+    data = {"seed": seed, "num_trips": num_trips, "reports": data}
+    write_results(out / "est_tg_fidelity.json", data)
+    for name, report in data["reports"].items():
+        log(name, {k: round(v, 3) for k, v in report.items()})
+    return data
+
+
 def gap(results: dict, name: str, metric: str) -> list[float]:
     """Improvement over no pre-migration, % per capacity (positive = better; QoE is negative, higher is better)."""
     ref = np.asarray(results[REFERENCE][metric]["mean"])
@@ -216,13 +248,15 @@ def information_markdown(data: dict, attempt: str = "v1") -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
-    parser.add_argument("command", choices=("calibrate", "report"))
+    parser.add_argument("command", choices=("calibrate", "fidelity", "report"))
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args(argv)
     if args.command == "calibrate":
         calibrate(args.out, args.episodes, args.seeds)
+    elif args.command == "fidelity":
+        est_tg_fidelity(args.out)
     else:
         data = _read(args.out / "calibration.json")
         if not data:

@@ -411,8 +411,8 @@ real_xy, real_hours, real_speed = mobility.real_points(*mobility.resample_trips(
 trips = mobility.generate_est_tg(jax.random.key(1), banks.model, num_trips)
 naive = mobility.generate_naive(jax.random.key(1), np.asarray(banks.model.kde.box_m), num_trips, float(np.mean(real_speed)))
 rows = {name: mobility.fidelity_report(banks.graph, real_xy, real_hours, real_speed, t) for name, t in (("EST-TG", trips), ("uniform random trips", naive))}
-lines = ["| generator | spatial JSD | hourly JSD | speed W1 (m/s) | on-road ratio |", "|---|---|---|---|---|"]
-lines += [f"| {n} | {r['spatial_jsd']:.3f} | {r['hourly_jsd']:.3f} | {r['speed_w1_mps']:.2f} | {r['on_road_ratio']:.3f} |" for n, r in rows.items()]
+lines = ["| generator | spatial JSD | hourly JSD | speed W1 (m/s) | on-road ratio | trips 8-9 h / 3-4 h | speed r < 1 km / r > 2 km (m/s) |", "|---|---|---|---|---|---|---|"]
+lines += [f"| {n} | {r['spatial_jsd']:.3f} | {r['hourly_jsd']:.3f} | {r['speed_w1_mps']:.2f} | {r['on_road_ratio']:.3f} | {r['rush_to_early_trip_ratio']:.1f} | {r['centre_speed_mps']:.1f} / {r['periphery_speed_mps']:.1f} |" for n, r in rows.items()]
 display(Markdown("\\n".join(lines) + f"\\n\\nbanks built in {banks_wall:.0f} s; lower is better except the on-road ratio"))
 
 gen_xy, gen_hours, _ = mobility.trip_points(trips)
@@ -423,8 +423,8 @@ for ax, (title, xy) in zip(axes[:2], (("ground truth (resampled 30 s)", real_xy)
     ax.imshow(mobility.occupancy_histogram(xy, hist_box, 32).T, origin="lower", cmap="magma",
               extent=(hist_box[0], hist_box[2], hist_box[1], hist_box[3]))
     ax.set_title(f"{title}: point density"); ax.set_xlabel("x (m)"); ax.set_ylabel("y (m)")
-axes[2].plot(mobility.hourly_profile(real_hours), marker="o", label="ground truth")
-axes[2].plot(mobility.hourly_profile(gen_hours), marker="s", label="EST-TG")
+axes[2].plot(mobility.hourly_share(real_hours), marker="o", label="ground truth")
+axes[2].plot(mobility.hourly_share(gen_hours), marker="s", label="EST-TG")
 axes[2].set_xlabel("hour of day"); axes[2].set_ylabel("share of points"); axes[2].legend(); axes[2].grid(alpha=0.3)
 plt.tight_layout(); plt.show()
 fidelity = rows""",

@@ -164,3 +164,14 @@ def test_trips_per_hour_adds_up():
     share = np.full(24, 1 / 24)
     n = trips_per_hour(share, 100)
     assert n.sum() == 100 and n.max() - n.min() <= 1
+
+
+def test_trip_ratio_radial_speeds_and_hourly_share_hand_computed():
+    from vmjax.mobility import hourly_share, radial_mean_speeds, rush_to_early_trip_ratio
+
+    assert rush_to_early_trip_ratio([8, 8, 8, 8, 3, 5, 32]) == 5.0  # hour 32 is 8 h of the next day
+    assert rush_to_early_trip_ratio([8, 9]) == float("inf")
+    # segments starting 500 m, 1500 m (neither group) and 2500 m from the centre
+    xy = np.array([[2500.0 + 500.0, 2500.0], [2500.0, 2500.0 + 1500.0], [2500.0 - 2500.0, 2500.0]])
+    assert radial_mean_speeds(xy, [5.0, 99.0, 10.0], (2500.0, 2500.0)) == (5.0, 10.0)
+    np.testing.assert_allclose(hourly_share([1, 1, 2, 25], num_hours=24)[:3], [0.0, 0.75, 0.25])
