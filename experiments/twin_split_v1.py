@@ -77,6 +77,7 @@ def train(out: Path, iterations: int, episodes: int, seeds: tuple[int, ...], pla
         iterations=iterations, num_envs=32, training_seeds=list(seeds), held_out_episodes=episodes, held_out_seeds=3
     )
     data["threshold_change_nats"] = AGENT_DEFAULTS["threshold_change_nats"]
+    data["threshold_decay_nats"] = AGENT_DEFAULTS["threshold_decay_nats"]
     groups = data.setdefault("groups", {})
     env = vmjax.make("TwinSplit-v1")
     base = env.default_params
@@ -114,15 +115,119 @@ def train(out: Path, iterations: int, episodes: int, seeds: tuple[int, ...], pla
     return data
 
 
+MODE_LABELS = {"split": "MSRL (Split)", "local_edge": "Local-Edge", "local": "Local-Model"}
+REFERENCES = (
+    "no_premigration",
+    "full_migration",
+    "random_migration",
+    "greedy_requested_load",
+    "oracle_latency",
+    "oracle_qoe",
+)
+
+
+def _cells(result: dict) -> list[str]:
+    """latency, QoE, BER, server calls and parameters per call of a learner's group entry (± training seeds)."""
+    pm = lambda m, scale=1.0, digits=3: (
+        f"{scale * result[m]['mean']:.{digits}f} ± {scale * result[m]['seed_std']:.{digits}f}"
+    )
+    return [
+        pm("latency_s"),
+        pm("qoe"),
+        pm("ber", 100.0, 2),
+        pm("use_server", 100.0, 1),
+        f"{result['params_used']['mean']:.0f}",
+    ]
+
+
+def method_table(data: dict) -> str:
+    """Per (bank, capacity) group: the learners (mean ± std over training seeds) and the references (± std over
+    the held-out seeds), on the same held-out worlds."""
+    lines = [
+        "| group | method | latency (s) | QoE | BER (%) | server calls (%) | params per call |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, group in data["groups"].items():
+        for mode, label in MODE_LABELS.items():
+            if mode in group:
+                lines.append(f"| {name} | {label} | " + " | ".join(_cells(group[mode])) + " |")
+        for ref in REFERENCES:
+            r = group.get("heuristics", {}).get(ref)
+            if r is None:
+                continue
+            lat, qoe, ber = (r[m]["mean"][0] for m in ("latency_s", "qoe", "ber"))
+            lines.append(
+                f"| {name} | {ref} | {lat:.3f} ± {r['latency_s']['seed_std'][0]:.3f} | {qoe:.3f} | {100 * ber:.2f} | – | – |"
+            )
+    return "\n".join(lines)
+
+
+def capacity_table(data: dict, bank: str = "real") -> str:
+    """Latency against C_nom with the learners retrained at each capacity, and the references."""
+    groups = {float(n.split("/")[1][:-3]): g for n, g in data["groups"].items() if n.startswith(bank + "/")}
+    caps = sorted(groups)
+    lines = ["| method | " + " | ".join(f"{c:.0f} GHz" for c in caps) + " |", "|---|" + "---|" * len(caps)]
+    for mode, label in MODE_LABELS.items():
+        cells = [
+            f"{groups[c][mode]['latency_s']['mean']:.3f} ± {groups[c][mode]['latency_s']['seed_std']:.3f}"
+            if mode in groups[c]
+            else "–"
+            for c in caps
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        used = [f"{groups[c][mode]['params_used']['mean']:.0f}" if mode in groups[c] else "–" for c in caps]
+        lines.append(f"| {label}: params per call | " + " | ".join(used) + " |")
+    for ref in REFERENCES:
+        cells = [
+            f"{groups[c]['heuristics'][ref]['latency_s']['mean'][0]:.3f}" if "heuristics" in groups[c] else "–"
+            for c in caps
+        ]
+        lines.append(f"| {ref} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def convergence_table(data: dict) -> str:
+    """Per group and learner: the iteration at which the training latency (smoothed) made 90% of its improvement,
+    mean ± std over training seeds, and the final server-use fraction and threshold in training."""
+    from experiments.avatar_premigration_v1 import convergence_iteration
+
+    lines = [
+        "| group | method | iterations to 90% of the improvement | final training latency (s) | final server use in training (%) | final Thr (nats) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, group in data["groups"].items():
+        for mode, label in MODE_LABELS.items():
+            if mode not in group:
+                continue
+            curves = group[mode]["curves"]
+            if len(curves["episode_total_latency_s"][0]) < 3:
+                continue
+            speed = [CURVE_EVERY * convergence_iteration(c, window=3) for c in curves["episode_total_latency_s"]]
+            final = [c[-1] for c in curves["episode_total_latency_s"]]
+            use = [100 * c[-1] for c in curves["server_use_fraction"]]
+            thr = [c[-1] for c in curves["mean_threshold_nats"]]
+            lines.append(
+                f"| {name} | {label} | {np.mean(speed):.0f} ± {np.std(speed, ddof=1):.0f} | {np.mean(final):.3f} | "
+                f"{np.mean(use):.1f} | {np.mean(thr):.3f} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
-    parser.add_argument("command", choices=("train",))
+    parser.add_argument("command", choices=("train", "table"))
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
-    train(args.out, args.iterations, args.episodes, tuple(args.seeds))
+    if args.command == "train":
+        train(args.out, args.iterations, args.episodes, tuple(args.seeds))
+        return 0
+    data = _read(args.out / "training.json")
+    if not data.get("groups"):
+        parser.error(f"no {args.out / 'training.json'}: run `train` first")
+    print(method_table(data), capacity_table(data), convergence_table(data), sep="\n\n")
     return 0
 
 

@@ -320,3 +320,20 @@ def test_bad_config_values_raise_errors_naming_the_field():
         with pytest.raises(ValueError, match=field):
             msrl.MsrlConfig(**kwargs)
     assert msrl.MsrlConfig(threshold_change_nats=-1e-5).threshold_change_nats < 0  # Ch < 0 is an option (§6.3)
+
+
+def test_threshold_decay_lowers_thr_on_client_calls_and_tracks_the_entropy():
+    # constant-low entropy 0.3: no server call, Thr falls by the decay per call: 0.7 - 0.01 k, until it reaches 0.3;
+    # then raw flips on and off around it and Thr settles near the entropy
+    rule = msrl.SwitchRule(0.01, 0.05, LN4, 100, "split", 0.01)
+    use, thr, _ = _script([0.3] * 60, rule, window=1)
+    np.testing.assert_allclose(thr[:39], 0.7 - 0.01 * np.arange(1, 40), atol=1e-5)
+    assert not use[:40].any() and use[40:].any()
+    assert np.all(np.abs(thr[40:] - 0.3) <= 0.011)
+    # with decay = 2 Ch the share of server calls at the equilibrium is decay / (Ch + decay) = 2/3
+    rule = msrl.SwitchRule(0.01, 0.05, LN4, 100, "split", 0.02)
+    entropies = np.random.default_rng(0).uniform(0.2, 1.2, 3000).astype(np.float32)
+    use, _, _ = _script(entropies, rule, window=1)
+    assert abs(use[1000:].mean() - 2 / 3) < 0.02
+    with pytest.raises(ValueError, match="threshold_decay_nats"):
+        msrl.MsrlConfig(threshold_decay_nats=-1e-6)

@@ -14,8 +14,8 @@ Pieces (spec sections):
 * Switch (§6.3-6.4): per (world, agent) `SwitchState` in the trainer state, shape [num_envs, V], carried
   across episodes and iterations (env resets do not touch it). Each actor call pushes the client-head entropy
   H (nats, under theta_old) into a ring buffer of W, raw = mean(H) > Thr, pushes raw into a ring buffer of M,
-  use_server = raw or (flips in the window >= N_sw), and Thr <- clip(Thr + Ch use_server, Thr_min, ln|A|)
-  (eq. 23). `mode="local"` forces use_server = 0, `"local_edge"` forces 1 (the baselines of §6.4).
+  use_server = raw or (flips in the window >= N_sw), and Thr <- clip(Thr + Ch use_server - decay (1 - use_server),
+  Thr_min, ln|A|) (eq. 23; decay = `threshold_decay_nats`, 0 in the spec's reading). `mode="local"` forces use_server = 0, `"local_edge"` forces 1 (the baselines of §6.4).
 * Rollout (Alg. 1 lines 3-10): the action is sampled from the head in use (server logits overwrite the
   client's). Stored: use_server, log pi_old of the used head and of the client head, pi_used(.|o), all
   agents' actions, and the observations (s(t) is their concat, §5: `Transition.world_state`).
@@ -80,6 +80,8 @@ class MsrlConfig:
     reward_scale: float = 1.0  # train on reward x this (the raw reward is logged)
     threshold0_nats: float = 0.7  # Thr^0 of eq. (23) [P]
     threshold_change_nats: float = 1e-5  # Ch: Thr moves by Ch per server call, eq. (23) [R]; < 0 allowed
+    threshold_decay_nats: float = 0.0  # Thr falls by this per client-only call [C]; 0 = eq. (23) as the spec reads it.
+    # With Ch > 0 Thr then tracks the client entropy; the share of server calls settles near decay / (Ch + decay)
     threshold_min_nats: float = 0.05  # Thr clip range [Thr_min, Thr_max] [R]
     threshold_max_nats: float | None = None  # None: ln|A| [R]
     entropy_window: int = 10  # W: client-head entropies averaged (§6.3) [R]
@@ -119,6 +121,7 @@ class MsrlConfig:
         ):
             validation.check_positive(owner, name, getattr(self, name))
         validation.check_non_negative(owner, "ent_coef", self.ent_coef)
+        validation.check_non_negative(owner, "threshold_decay_nats", self.threshold_decay_nats)
         validation.check_finite(owner, "threshold_change_nats", self.threshold_change_nats)
         validation.check_finite(owner, "threshold0_nats", self.threshold0_nats)
         if self.threshold_max_nats is not None:
@@ -213,11 +216,19 @@ class SwitchRule(NamedTuple):
     threshold_max_nats: float
     num_switches: int  # N_sw
     mode: str = "split"
+    threshold_decay_nats: float = 0.0  # Thr falls by this per client-only call
 
 
 def make_switch_rule(config: MsrlConfig, num_actions: int) -> SwitchRule:
     high = math.log(num_actions) if config.threshold_max_nats is None else config.threshold_max_nats
-    return SwitchRule(config.threshold_change_nats, config.threshold_min_nats, high, config.num_switches, config.mode)
+    return SwitchRule(
+        config.threshold_change_nats,
+        config.threshold_min_nats,
+        high,
+        config.num_switches,
+        config.mode,
+        config.threshold_decay_nats,
+    )
 
 
 def init_switch_state(threshold_nats: jax.Array, entropy_window: int, decision_window: int) -> SwitchState:
@@ -265,7 +276,8 @@ def count_flips(decisions: jax.Array, num_calls: jax.Array) -> jax.Array:
 def switch_step(state: SwitchState, entropy: jax.Array, rule: SwitchRule) -> tuple[jax.Array, SwitchState]:
     """One actor call of every agent (§6.4): push H, raw = mean(H) > Thr, push raw, n_sw = flips in the
     window, use_server = raw or n_sw >= N_sw (forced 0 / 1 by the local / local_edge modes), then
-    Thr <- clip(Thr + Ch use_server, Thr_min, Thr_max) (eq. 23). Returns (use_server bool [...], state)."""
+    Thr <- clip(Thr + Ch use_server - decay (1 - use_server), Thr_min, Thr_max) (eq. 23, decay = 0 in the
+    spec's reading). Returns (use_server bool [...], state)."""
     calls = state.num_calls
     ent_buf = ring_push(state.entropy_nats, calls, entropy.astype(jnp.float32))
     mean_h = buffer_mean(ent_buf, jnp.minimum(calls + 1, ent_buf.shape[-1]))
@@ -278,7 +290,9 @@ def switch_step(state: SwitchState, entropy: jax.Array, rule: SwitchRule) -> tup
     elif rule.mode == "local_edge":
         use_server = jnp.ones_like(raw)
     threshold = jnp.clip(
-        state.threshold_nats + rule.threshold_change_nats * use_server, rule.threshold_min_nats, rule.threshold_max_nats
+        state.threshold_nats + rule.threshold_change_nats * use_server - rule.threshold_decay_nats * ~use_server,
+        rule.threshold_min_nats,
+        rule.threshold_max_nats,
     )
     new_state = SwitchState(threshold, ent_buf, dec_buf, calls + 1, state.server_calls + use_server.astype(jnp.int32))
     return use_server, new_state
