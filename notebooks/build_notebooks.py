@@ -892,11 +892,148 @@ Normalised units are the spec's min-max box of the map; metres alongside. The re
 ]
 
 
+TWIN_SPLIT_V1_CELLS = [
+    (
+        "markdown",
+        """# TwinSplit-v1: what a policy could win, and MSRL's experiments at the spec's budget
+
+TwinSplit-v1 is v0 (the literal reading of spec 004) with a background of a few percent of L^max, so the RSU load is
+the vehicles' own VT work; a bit-error scale tau of 0.002 per Mbit; the extended observation, which has the serving RSU
+(an agent can say "stay"); and L_E(t) as the work requested at each RSU in slot t. docs/twin_split.md gives the
+v0 -> v1 table and the reasons. This notebook only reads and plots the JSON that these commands wrote (each JSON
+names its machine):
+
+- `python -m baselines.twin_split_study calibrate`: every heuristic, the value-of-information greedy and the
+  per-slot oracles on every calibration attempt, both trajectory banks, 40 / 60 / 80 GHz, 3 x 100 held-out
+  episodes (`calibration.json`);
+- `python -m experiments.twin_split_v1 train`: Split / Local-Edge / Local-Model, 3 seeds each at the spec's budget,
+  for each (bank, capacity) group, evaluated on the same held-out worlds (`training.json`);
+- `python -m baselines.twin_split_study fidelity`: EST-TG's spec §4.10 checks (`est_tg_fidelity.json`).""",
+    ),
+    (
+        "code",
+        """import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from baselines import twin_split_study as study
+from experiments import twin_split_v1 as experiment
+
+RESULTS = Path("../docs/results/twin_split_v1")
+if not RESULTS.exists():  # run from the repository root (the test suite)
+    RESULTS = Path("docs/results/twin_split_v1")
+def load(name):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+calibration, training, fidelity = load("calibration.json"), load("training.json"), load("est_tg_fidelity.json")
+for name, data in {"calibration": calibration, "training": training, "fidelity": fidelity}.items():
+    print(f"{name}: {data['machine'] if data else 'not produced yet'}")""",
+    ),
+    (
+        "markdown",
+        """## 1. Before any training: the oracle gap, v0 and v1 side by side
+
+Gains over no pre-migration (every task at its serving RSU) on the held-out worlds; the oracles know the whole
+slot and the other vehicles' choices, and look one slot ahead only.""",
+    ),
+    (
+        "code",
+        """if calibration:
+    display(Markdown(study.gap_markdown(calibration)))
+    caps = calibration["capacities_ghz"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for ax, metric, label in ((axes[0], "latency_s", "latency (s)"), (axes[1], "qoe", "QoE")):
+        for attempt, style in (("v0", "--"), ("v1", "-")):
+            results = calibration["attempts"][attempt]["real"]
+            for name in ("no_premigration", "oracle_latency", "oracle_qoe", "greedy_requested_load", "random_migration"):
+                ax.plot(caps, results[name][metric]["mean"], style, marker="o", label=f"{attempt} {name}")
+        ax.set_xlabel("C_nom (GHz)")
+        ax.set_ylabel(f"mean {label} per vehicle-slot")
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    plt.show()
+    display(Markdown("### Value of information: the RSU loads\\n\\n" + study.information_markdown(calibration)))""",
+    ),
+    (
+        "markdown",
+        """## 2. MSRL, Local-Edge and Local-Model on v1 (spec budget: 1000 iterations x 32 worlds x 100 slots)
+
+The method comparison per (bank, capacity) group on 3 x 100 held-out episodes (the same worlds for every policy;
+± is the spread over the 3 training seeds for the learners, over the held-out seeds for the references), the
+capacity sweep with the learners retrained at each capacity, and the learning curves.""",
+    ),
+    (
+        "code",
+        """if training and training.get("groups"):
+    display(Markdown(experiment.method_table(training)))
+    display(Markdown(experiment.capacity_table(training)))
+    display(Markdown(experiment.convergence_table(training)))
+    groups = training["groups"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for name, group in groups.items():
+        for mode, label in experiment.MODE_LABELS.items():
+            if mode not in group:
+                continue
+            curves = np.asarray(group[mode]["curves"]["episode_total_latency_s"])
+            iterations = experiment.CURVE_EVERY * np.arange(1, curves.shape[1] + 1)
+            line, = axes[0].plot(iterations, curves.mean(0), label=f"{name} {label}")
+            axes[0].fill_between(iterations, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.2)
+            use = np.asarray(group[mode]["curves"]["server_use_fraction"])
+            axes[1].plot(iterations, 100 * use.mean(0), color=line.get_color(), label=f"{name} {label}")
+    axes[0].set_xlabel("iteration"); axes[0].set_ylabel("training episode latency (s)")
+    axes[1].set_xlabel("iteration"); axes[1].set_ylabel("server calls in training (%)")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    plt.show()
+    sweep = {float(n.split("/")[1][:-3]): g for n, g in groups.items() if n.startswith("real/")}
+    if len(sweep) > 1:
+        caps = sorted(sweep)
+        fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+        for mode, label in experiment.MODE_LABELS.items():
+            points = [c for c in caps if mode in sweep[c]]
+            if points:
+                axes[0].errorbar(points, [sweep[c][mode]["latency_s"]["mean"] for c in points],
+                                 [sweep[c][mode]["latency_s"]["seed_std"] for c in points], marker="o", label=label)
+                axes[1].plot(points, [sweep[c][mode]["params_used"]["mean"] for c in points], marker="o", label=label)
+        for ref in ("no_premigration", "oracle_latency", "random_migration"):
+            points = [c for c in caps if "heuristics" in sweep[c]]
+            axes[0].plot(points, [sweep[c]["heuristics"][ref]["latency_s"]["mean"][0] for c in points], "--", marker="s", label=ref)
+        axes[0].set_xlabel("C_nom (GHz)"); axes[0].set_ylabel("latency (s)"); axes[0].legend(fontsize=7)
+        axes[1].set_xlabel("C_nom (GHz)"); axes[1].set_ylabel("parameters used per actor call")
+        fig.tight_layout()
+        plt.show()""",
+    ),
+    (
+        "markdown",
+        """## 3. EST-TG's spec §4.10 checks
+
+2,000 generated trips against the cleaned ground truth of the scenario's city (bank seed 0).""",
+    ),
+    (
+        "code",
+        """if fidelity:
+    rows = ["| trips | spatial JSD | hourly JSD | speed W1 (m/s) | on-road | trips 8-9 h / 3-4 h | speed r < 1 km / r > 2 km (m/s) |",
+            "|---|---|---|---|---|---|---|"]
+    for name, r in fidelity["reports"].items():
+        cell = lambda key, fmt: format(r[key], fmt) if key in r else ""
+        rows.append(f"| {name} | {cell('spatial_jsd', '.3f')} | {cell('hourly_jsd', '.3f')} | {cell('speed_w1_mps', '.2f')} | "
+                    f"{cell('on_road_ratio', '.3f')} | {r['rush_to_early_trip_ratio']:.1f} | "
+                    f"{r['centre_speed_mps']:.1f} / {r['periphery_speed_mps']:.1f} |")
+    display(Markdown("\\n".join(rows)))""",
+    ),
+]
+
+
 NOTEBOOKS = {
     "avatar_premigration.ipynb": AVATAR_CELLS,
     "avatar_premigration_v1.ipynb": AVATAR_V1_CELLS,
     "twin_routing.ipynb": TWIN_CELLS,
     "twin_split.ipynb": TWIN_SPLIT_CELLS,
+    "twin_split_v1.ipynb": TWIN_SPLIT_V1_CELLS,
     "cross_reality_privacy.ipynb": PRIVACY_CELLS,
 }
 
