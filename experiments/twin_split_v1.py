@@ -76,8 +76,7 @@ def train(out: Path, iterations: int, episodes: int, seeds: tuple[int, ...], pla
     data.update(
         iterations=iterations, num_envs=32, training_seeds=list(seeds), held_out_episodes=episodes, held_out_seeds=3
     )
-    data["threshold_change_nats"] = AGENT_DEFAULTS["threshold_change_nats"]
-    data["threshold_decay_nats"] = AGENT_DEFAULTS["threshold_decay_nats"]
+    data["agent_defaults"] = AGENT_DEFAULTS  # the MsrlConfig fields the v1 scenario sets
     groups = data.setdefault("groups", {})
     env = vmjax.make("TwinSplit-v1")
     base = env.default_params

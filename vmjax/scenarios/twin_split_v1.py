@@ -17,10 +17,17 @@ SCENARIO = dataclasses.replace(
     env_config=TwinSplitV1Config,
     run_dir="runs/twin_split_v1",
     # the spec's budget (§6.10: 1000 iterations x 32 worlds x 100 slots) and a switching threshold that also falls on
-    # client-only calls, so it tracks the client's entropy and the server keeps 2/3 of the calls (the paper's 25%
-    # fewer parameters than Local-Edge, spec §6.9): docs/twin_split.md, "MSRL's switching threshold"
+    # client-only calls, with a floor below a trained client's entropy, so it tracks that entropy and the server keeps
+    # about 2/3 of the calls (the paper's 25% fewer parameters than Local-Edge, spec §6.9): docs/twin_split.md,
+    # "MSRL's switching threshold"
     defaults={
-        "agent": {"num_envs": 32, "num_iterations": 1000, "threshold_change_nats": 1e-5, "threshold_decay_nats": 2e-5}
+        "agent": {
+            "num_envs": 32,
+            "num_iterations": 1000,
+            "threshold_change_nats": 1e-5,
+            "threshold_decay_nats": 2e-5,
+            "threshold_min_nats": 1e-4,
+        }
     },
     evaluation=dataclasses.replace(
         v0.SCENARIO.evaluation, policies={**heuristics.POLICIES, **heuristics.INFORMATION, **heuristics.ORACLES}
