@@ -40,6 +40,13 @@ def worked_state(env_id="TwinSplit-v1", positions=WORKED_POS, util=0.2, **config
     return env, params, state
 
 
+def with_bank(env, params, tracks=8, seed=0):
+    """`params` with a small random trace bank (T + 1 slots): reset replays it instead of generating mobility."""
+    rng = np.random.default_rng(seed)
+    positions = rng.uniform(0.0, env.config.map_size_m, (env.config.max_steps + 1, tracks, 2)).astype(np.float32)
+    return params.replace(trace_bank=Trace.create(jnp.asarray(positions)))
+
+
 # ---------------------------------------------------------------- the requested-load observation
 def test_requested_load_hand_computed():
     env, params, state = worked_state()
@@ -79,7 +86,7 @@ def test_v1_defaults_and_v0_unchanged():
 def test_v1_with_v0_settings_steps_like_v0():
     v0 = vmjax.make("TwinSplit-v0", num_vehicles=3, max_steps=4)
     v1 = vmjax.make("TwinSplit-v1", num_vehicles=3, max_steps=4, obs_mode="faithful", observed_load="previous")
-    params = v0.default_params
+    params = with_bank(v0, v0.default_params)
     key = jax.random.key(5)
     obs0, s0 = v0.reset(key, params)
     obs1, s1 = v1.reset(key, params)
@@ -92,7 +99,7 @@ def test_v1_with_v0_settings_steps_like_v0():
 
 def test_v1_jit_vmap_and_determinism():
     env = vmjax.make("TwinSplit-v1", num_vehicles=4, max_steps=5)
-    params = env.default_params
+    params = with_bank(env, env.default_params)
     keys = jax.random.split(jax.random.key(0), 3)
     obs, states = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
     assert obs.shape == (3, 4, env.obs_dim) and env.obs_dim == 3 * 4 + 8
@@ -130,7 +137,7 @@ def test_greedy_with_and_without_load_information():
 @pytest.fixture(scope="module")
 def small_v1():
     env = vmjax.make("TwinSplit-v1", num_vehicles=5, max_steps=4)
-    params = env.default_params
+    params = with_bank(env, env.default_params, seed=1)
     _, state = env.reset(jax.random.key(11), params)
     return env, params, state
 
