@@ -917,7 +917,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
 from baselines import twin_split_study as study
 from experiments import twin_split_v1 as experiment
