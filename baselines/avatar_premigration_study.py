@@ -25,13 +25,10 @@ import numpy as np
 
 import vmjax
 from baselines import avatar_premigration as heuristics
-from baselines.evaluate import make_policy_evaluator, policy_episodes, summarize_episodes
+from baselines.evaluate import FIRST_SEED, make_policy_evaluator, policy_episodes, summarize_episodes, write_results
 from vmjax import net, predict
-from vmjax.core import io
-from vmjax.core.machine import machine_summary
 
 OUT = Path("docs/results/avatar_premigration_v1")
-FIRST_SEED = 10_000  # the first held-out seed of `vmjax evaluate`
 
 # (name, env id, config, what changes and why); the last one is AvatarPremigration-v1 itself
 ATTEMPTS = (
@@ -91,12 +88,6 @@ def evaluate_policies(env, params, policies: dict, episodes: int, seeds: int) ->
         pooled["wall_s"] = time.perf_counter() - start
         out[name] = pooled
     return out
-
-
-def write_results(path: Path, data: dict) -> None:
-    """`data` with the machine, written atomically."""
-    data["machine"] = machine_summary()
-    io.atomic_write_json(path, data)
 
 
 def _read(path: Path) -> dict:

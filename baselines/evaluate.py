@@ -33,6 +33,18 @@ EPISODE_METRICS = {
     "cloud_share": "cloud_share",
     "queue_fill": "queue_fill",
 }
+FIRST_SEED = 10_000  # the first held-out seed of `vmjax evaluate`
+
+
+def write_results(path, data: dict) -> None:
+    """`data` with the machine, written atomically (the studies' and experiments' JSON)."""
+    from vmjax.core import io
+    from vmjax.core.machine import machine_summary
+
+    data["machine"] = machine_summary()
+    io.atomic_write_json(path, data)
+
+
 SATURATED_FILL = 0.9  # an RSU queue at or above this share of L^max counts as saturated
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 import vmjax
 from baselines import twin_split as heuristics
-from baselines.avatar_premigration_study import FIRST_SEED, write_results
+from baselines.evaluate import FIRST_SEED, write_results
 from vmjax import mobility
 from vmjax.core.rollout import stateless
 from vmjax.envs.twin_split import V1_PARAMS

@@ -26,7 +26,8 @@ import numpy as np
 import vmjax
 from baselines import twin_split as heuristics
 from baselines import twin_split_study as study
-from baselines.avatar_premigration_study import FIRST_SEED, write_results
+from baselines.evaluate import FIRST_SEED, write_results
+from experiments.curves import convergence_iteration
 from vmjax import scenarios
 from vmjax.agents import msrl
 
@@ -188,8 +189,6 @@ def capacity_table(data: dict, bank: str = "real") -> str:
 def convergence_table(data: dict) -> str:
     """Per group and learner: the iteration at which the training latency (smoothed) made 90% of its improvement,
     mean ± std over training seeds, and the final server-use fraction and threshold in training."""
-    from experiments.avatar_premigration_v1 import convergence_iteration
-
     lines = [
         "| group | method | iterations to 90% of the improvement | final training latency (s) | final server use in training (%) | final Thr (nats) |",
         "|---|---|---|---|---|---|",

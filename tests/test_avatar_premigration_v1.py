@@ -293,7 +293,7 @@ def test_a_sweep_point_is_the_evaluation_at_those_params():
 
 
 def test_convergence_iteration_hand_computed():
-    from experiments.avatar_premigration_v1 import convergence_iteration
+    from experiments.curves import convergence_iteration
 
     # 10 iterations at 10 s then 10 at 5 s: the 10-iteration mean first reaches 10 - 0.9 * 5 = 5.5 s at iteration 19
     assert convergence_iteration([10.0] * 10 + [5.0] * 10) == 19
