@@ -8,7 +8,7 @@ presence only, so Greedy's "closest" may be out of range or overloaded (§8.1).
 `make_policy_evaluator` gives the §8.2 evaluation metrics per held-out episode; `server_count_sweep`
 evaluates with a share of the RSUs switched off, all shares in one vmapped, once-compiled rollout.
 
-    python -m baselines.twin_routing --calibrate     # §3.3 (A) z-score constants for the default config
+    python -m baselines.twin_routing --calibrate [--env TwinRouting-v1]   # §3.3 (A) z-score constants, default config
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import vmjax
+from baselines import oracles
 from baselines.evaluate import summarize_episodes
 from vmjax.core import Wrapper, rollout
 from vmjax.envs.twin_routing import (
@@ -59,11 +61,78 @@ def make_greedy_policy(env: TwinRouting, explore_prob: float = 0.1):
     return policy
 
 
+def make_stay_policy(env: TwinRouting):
+    """Doing nothing [C]: keep the twin on its current host while the mask allows it, else the nearest selectable
+    RSU/UAV (the satellite when none): the reference a routing decision has to beat."""
+
+    def policy(key, state, params):
+        ctx = env.slot_context(state, params)
+        mask = env.action_mask(state, params)
+        stays = mask[jnp.arange(env.num_agents), ctx.host]
+        return jnp.where(stays, ctx.host, env.nearest_selectable(ctx, mask)).astype(jnp.int32)
+
+    return policy
+
+
+def make_least_loaded_policy(env: TwinRouting):
+    """Least loaded [C]: the selectable RSU/UAV with the smallest estimated load after the vehicle's own increment,
+    S^o_m + Delta S_{v,m} (what the observation and the mask see: the env's `workload_forecast` decides how good
+    that estimate is), the satellite when no RSU/UAV is selectable. The value-of-information instrument: one rule,
+    the forecasts of `INFORMATION`."""
+
+    def policy(key, state, params):
+        ctx = env.slot_context(state, params)
+        mask = env.action_mask(state, params)
+        load = env.estimated_load_bits(ctx)[None, :] + env.load_increment_bits(ctx, params)
+        ground = mask & ~env.is_sat
+        best = jnp.argmin(jnp.where(ground, load, jnp.inf), axis=-1)
+        return jnp.where(jnp.any(ground, axis=-1), best, env.nearest_selectable(ctx, mask)).astype(jnp.int32)
+
+    return policy
+
+
+def make_oracle_policy(env: TwinRouting, objective: str = "own", rounds: int = 3):
+    """Per-slot oracle [C]: the whole slot known (the true background B(t), the caches, every position and the
+    other vehicles' choices). From the nearest selectable server, the vehicles take turns (`rounds` passes) choosing
+    the present server that minimises their own reward cost, the bracket of eq. (22) with this slot's statistics
+    (objective="own": iterated best response), or the sum over vehicles ("team"). Myopic: the queue it leaves for
+    the next slot does not count. Not restricted by the mask (it knows what the mask estimates)."""
+    oracles.check_objective(objective)
+    candidates = jnp.arange(env.num_servers, dtype=jnp.int32)
+
+    def policy(key, state, params):
+        ctx = env.slot_context(state, params)
+        mask = env.action_mask(state, params)
+        mean, std = env.norm_moments(state, params)
+
+        def cost(server):
+            out = env.slot_latency(ctx, server, params)
+            loads = out.pop("server_loads_bits")
+            return jnp.where(ctx.active, env.reward_terms(ctx, server, out, loads, mean, std, params)["cost"], 0.0)
+
+        allowed = jnp.broadcast_to(ctx.present, (env.num_agents, env.num_servers))
+        allowed = jnp.where(ctx.active[:, None], allowed, mask)  # an inactive vehicle keeps its no-op
+        start = env.nearest_selectable(ctx, mask)
+        return oracles.best_response_rounds(cost, candidates, start, env.num_agents, rounds, objective, allowed)
+
+    return policy
+
+
 POLICIES: dict[str, Callable[[TwinRouting], Callable]] = {
     "greedy": make_greedy_policy,
     "random": make_random_policy,
 }
 """Every heuristic for TwinRouting-v0 by name."""
+
+REFERENCES: dict[str, Callable[[TwinRouting], Callable]] = {
+    "stay": make_stay_policy,
+    "nearest": lambda env: make_greedy_policy(env, explore_prob=0.0),
+    "least_loaded": make_least_loaded_policy,
+    "oracle": make_oracle_policy,
+    "oracle_team": lambda env: make_oracle_policy(env, objective="team"),
+}
+"""TwinRouting-v1's calibration references (docs/twin_routing.md, "v0 -> v1"): doing nothing, the nearest server,
+the least-loaded rule (whose estimate is the env's `workload_forecast`) and the per-slot oracles."""
 
 
 def calibrate(env: TwinRouting, params=None, key=None, num_episodes: int = 64) -> NormStats:
@@ -206,10 +275,11 @@ def main(argv=None) -> int:
         help="print the norm stats of the default config",
     )
     parser.add_argument("--parameter-set", default="calibrated", choices=("calibrated", "literal"))
+    parser.add_argument("--env", default="TwinRouting-v0", choices=("TwinRouting-v0", "TwinRouting-v1"))
     parser.add_argument("--episodes", type=int, default=64)
     args = parser.parse_args(argv)
     if args.calibrate:
-        env = TwinRouting(parameter_set=args.parameter_set)
+        env = vmjax.make(args.env, parameter_set=args.parameter_set)
         print(calibrate(env, num_episodes=args.episodes))
     return 0
 

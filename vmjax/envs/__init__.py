@@ -3,13 +3,14 @@
 from vmjax.core.registry import register
 from vmjax.envs.avatar_premigration import AvatarPremigration, AvatarPremigrationV1
 from vmjax.envs.cross_reality_privacy import CrossRealityPrivacy
-from vmjax.envs.twin_routing import TwinRouting
+from vmjax.envs.twin_routing import TwinRouting, TwinRoutingV1
 from vmjax.envs.twin_split import TwinSplit, TwinSplitV1
 
 register("AvatarPremigration-v0", AvatarPremigration)
 register("AvatarPremigration-v1", AvatarPremigrationV1)
 register("CrossRealityPrivacy-v0", CrossRealityPrivacy)
 register("TwinRouting-v0", TwinRouting)
+register("TwinRouting-v1", TwinRoutingV1)
 register("TwinSplit-v0", TwinSplit)
 register("TwinSplit-v1", TwinSplitV1)
 
@@ -18,6 +19,7 @@ __all__ = [
     "AvatarPremigrationV1",
     "CrossRealityPrivacy",
     "TwinRouting",
+    "TwinRoutingV1",
     "TwinSplit",
     "TwinSplitV1",
 ]

@@ -109,6 +109,8 @@ class TwinRoutingConfig:
     # S_v, §5.3)
     # | "realised" (what the vehicle would add: S_v + J S^mig when counted)
     overflow_adds_sat_comm: bool = False  # overflow: add S_v / R^SAT twice (§2.7 option)
+    out_of_range_link: Literal["channel", "satellite_relay"] = "channel"  # a host beyond D^max: "channel" (the Friis
+    # rate of eqs. 4-5 extrapolated, v0) | "satellite_relay" (up and down through the satellite at R^SAT, v1 [C])
     sat_prop_delay: bool = False  # satellite hosts add 2 h_sat / c per slot (§2.5 option)
     rayleigh_fading: bool = False  # |g|^2 ~ Exp(1) per link per slot (§2.3 option)
     ofdma_split: bool = False  # B / k_m among the k_m vehicles on server m (§2.4 option)
@@ -230,6 +232,8 @@ class EnvParams:
     norm_stats: NormStats = NormStats()
     trace: mobility.Trace | None = None  # replayed vehicle trajectories [T_ep + 1, V, 2] instead of synthetic
     workload_predictor: Any = None  # vmjax.predict WorkloadPredictor for workload_forecast="predictor"
+    flow_table: jax.Array | None = None  # [T_table, N] vehicles per RSU and slot (a traffic CSV, e.g. the SUMO counts
+    # of data/traffic/), replayed from a random row of each episode instead of the synthetic flow (`load_flow_table`)
     # geometry [P] / [REC]
     earth_radius_m: float = 6_371_393.0  # R_E [P]
     uav_altitude_m: float = 50.0  # h_u [P]
@@ -496,11 +500,14 @@ def _server_kinds(num_rsus: int, num_uavs: int):
 
 # ====================================================================== the environment
 class TwinRouting(Environment):
-    params_class = EnvParams
     """Spec 002 scenario; `TwinRouting(**config)` or `vmjax.make("TwinRouting-v0", **config)`."""
 
+    params_class = EnvParams
+    env_id = "TwinRouting-v0"
+    config_class: type = TwinRoutingConfig
+
     def __init__(self, **config):
-        self.config = validation.config_from_kwargs(TwinRoutingConfig, "TwinRouting-v0", config)
+        self.config = validation.config_from_kwargs(self.config_class, self.env_id, config)
         c = self.config
         self.num_agents = c.num_vehicles
         self.num_rsus = c.num_rsus
@@ -523,7 +530,7 @@ class TwinRouting(Environment):
 
     @property
     def name(self) -> str:
-        return "TwinRouting-v0"
+        return self.env_id
 
     @property
     def default_params(self) -> EnvParams:
@@ -576,6 +583,8 @@ class TwinRouting(Environment):
         mobility.validate_params(params.mobility)
         if params.trace is not None:
             self._check_trace(params.trace)
+        if params.flow_table is not None:
+            self._check_flow_table(params.flow_table)
         self._check_predictor(params)
 
     def _check_trace(self, trace) -> None:
@@ -587,6 +596,18 @@ class TwinRouting(Environment):
             raise ValueError(
                 f"EnvParams.trace.positions_m must have shape [max_steps + 1, num_vehicles, 2] = {want}, got {tuple(trace.positions_m.shape)}"
             )
+
+    def _check_flow_table(self, table) -> None:
+        c = self.config
+        shape = tuple(np.shape(table))
+        rows = c.max_steps + c.load_history_slots + 1
+        if len(shape) != 2 or shape[1] != c.num_rsus or shape[0] < rows:
+            raise ValueError(
+                f"EnvParams.flow_table must have shape [T_table >= max_steps + load_history_slots + 1 = {rows}, "
+                f"num_rsus={c.num_rsus}] (vehicles per RSU and slot), got {shape}"
+            )
+        validation.check_finite("EnvParams", "flow_table", table)
+        validation.check_non_negative("EnvParams", "flow_table", table)
 
     def _check_predictor(self, params: EnvParams) -> None:
         """workload_forecast="predictor" needs `EnvParams.workload_predictor` (static checks, also at trace time)."""
@@ -637,6 +658,10 @@ class TwinRouting(Environment):
     def flow_vehicles(self, offset, phase, noise, t, params: EnvParams):
         """Synthetic traffic flow c_m(t) of the RSUs (§4.1 [REC]): base (1 + 0.6 sin(2 pi t / T_day - phi_m)
         + 0.3 sin(4 pi t / T_day)) + AR(1) noise, clipped >= 0."""
+        if params.flow_table is not None:  # replayed counts: row (offset + t) mod T_table
+            table = jnp.asarray(params.flow_table, jnp.float32)
+            row = jnp.mod(jnp.floor(offset).astype(jnp.int32) + jnp.asarray(t, jnp.int32), table.shape[0])
+            return table[row]
         tau = 2.0 * math.pi * (jnp.asarray(t, jnp.float32) + offset) / params.flow_period_slots
         daily = params.flow_daily_amplitude * jnp.sin(tau - phase) + params.flow_half_daily_amplitude * jnp.sin(
             2.0 * tau
@@ -656,7 +681,7 @@ class TwinRouting(Environment):
         validation.check_int_at_least("background_load_series", "num_slots", num_slots, 1)
         probe = self
         if self.config.workload_forecast == "predictor":  # the reset's forecast must not need the predictor
-            probe = TwinRouting(**{**dataclasses.asdict(self.config), "workload_forecast": "persistence"})
+            probe = type(self)(**{**dataclasses.asdict(self.config), "workload_forecast": "persistence"})
         k_reset, k_steps = jax.random.split(key)
         _, state = probe.reset_env(k_reset, params)
 
@@ -739,7 +764,8 @@ class TwinRouting(Environment):
         leave = jnp.where(exiting, fastrand.randint(k_leave, (u,), 1, max(c.max_steps, 2)), NEVER).astype(jnp.int32)
         # background flow: time of day, per-RSU phase, AR(1) noise from its stationary law, pre-rolled W slots
         k_off, k_phi, k_noise = jax.random.split(k_flow, 3)
-        offset = fastrand.uniform(k_off, (), 0.0, 1.0) * params.flow_period_slots
+        period = params.flow_period_slots if params.flow_table is None else np.shape(params.flow_table)[0]
+        offset = fastrand.uniform(k_off, (), 0.0, 1.0) * period
         flow_phase = fastrand.uniform(k_phi, (self.num_rsus,), 0.0, 2.0 * math.pi)
         rho = params.flow_ar_coeff
         sigma = params.flow_noise_frac * params.flow_mean_vehicles
@@ -992,13 +1018,14 @@ class TwinRouting(Environment):
         down_bps = net.link_rate_bps(
             distance, params.downlink_bandwidth_hz / share, params.server_tx_power_w, params.noise_power_w, **channel
         )
-        up_bps = jnp.where(on_sat, params.sat_rate_bps, up_bps)  # eqs. (6)-(7)
-        down_bps = jnp.where(on_sat, params.sat_rate_bps, down_bps)
+        out_of_range = (distance > self.server_range_m(params)[server]) & ~on_sat
+        via_sat = on_sat | (out_of_range & (c.out_of_range_link == "satellite_relay"))
+        up_bps = jnp.where(via_sat, params.sat_rate_bps, up_bps)  # eqs. (6)-(7); v1: out of range -> relayed
+        down_bps = jnp.where(via_sat, params.sat_rate_bps, down_bps)
         uplink = net.transfer_latency_s(params.data_bits, up_bps)
         downlink = net.transfer_latency_s(params.data_bits, down_bps)
         cache = self.server_cache_bits(params)[server]
         overflow = (load > cache) & ~on_sat
-        out_of_range = (distance > self.server_range_m(params)[server]) & ~on_sat
         compute = computing_latency_s(
             load, params.data_bits, self.server_cpu_hz(params)[server], overflow, on_sat, params, c.use_satellite
         )
@@ -1051,6 +1078,26 @@ class TwinRouting(Environment):
         std = prior_std * jnp.maximum(run.std, params.norm_min_std_frac)
         return jnp.where(warm, mean, prior_mean), jnp.where(warm, std, prior_std)
 
+    def reward_terms(self, ctx: SlotContext, server, out: dict, loads, mean, std, params: EnvParams) -> dict:
+        """The bracket of eq. (22) (or eq. 21 with `reward_form="weighted_sum"`) per vehicle [V] for the outcome
+        `out` / `loads` of `slot_latency`, z-scored with (mean [3], std [3]) of `norm_moments`: "cost" (the
+        reward is -cost for an active vehicle), its z-scores, the load term and the workload variance (16b)."""
+        c = self.config
+        ground = ctx.present & (~jnp.asarray(self.is_sat) | c.var_include_sat)
+        variance = masked_variance(loads, ground)  # eq. (16b) objective O_V
+        load_term = out["load_bits"] if c.reward_load == "realised" else self.estimated_load_bits(ctx)[server]
+        z_latency = zscore(out["total_latency_s"], mean[0], std[0])
+        z_load = zscore(load_term, mean[1], std[1])
+        balance = z_load if c.reward_form == "shaped" else zscore(variance, mean[2], std[2])
+        cost = reward_cost(z_latency, balance, out["failure"], out["migrated"], params)
+        return {
+            "cost": cost,
+            "z_latency": z_latency,
+            "z_load": z_load,
+            "load_term_bits": load_term,
+            "variance_bits2": variance,
+        }
+
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         c = self.config
         action = self.parse_action(action)
@@ -1063,19 +1110,13 @@ class TwinRouting(Environment):
         out = self.slot_latency(ctx, server, params, fading)
         loads = out.pop("server_loads_bits")
         act = ctx.active
-        ground = ctx.present & (~jnp.asarray(self.is_sat) | c.var_include_sat)
-        variance = masked_variance(loads, ground)  # eq. (16b) objective O_V
-
         # reward, eqs. (21)-(22), with the statistics from before this slot's update
         mean, std = self.norm_moments(state, params)
-        estimated = self.estimated_load_bits(ctx)
-        load_term = out["load_bits"] if c.reward_load == "realised" else estimated[server]
-        z_latency = zscore(out["total_latency_s"], mean[0], std[0])
-        z_load = zscore(load_term, mean[1], std[1])
-        z_variance = zscore(variance, mean[2], std[2])
-        balance = z_load if c.reward_form == "shaped" else z_variance
-        cost = reward_cost(z_latency, balance, out["failure"], out["migrated"], params)
-        reward = jnp.where(act, -cost, 0.0)
+        terms = self.reward_terms(ctx, server, out, loads, mean, std, params)
+        variance, load_term, z_latency, z_load = (
+            terms[k] for k in ("variance_bits2", "load_term_bits", "z_latency", "z_load")
+        )
+        reward = jnp.where(act, -terms["cost"], 0.0)
         num_active = jnp.sum(act.astype(jnp.float32))
         if c.team_reward:
             reward = jnp.where(act, jnp.sum(reward) / jnp.maximum(num_active, 1.0), 0.0)
@@ -1144,6 +1185,48 @@ class TwinRouting(Environment):
         """The statistics the next z-scores use, as a `NormStats` in SI units."""
         mean, std = self.norm_moments(state, params)
         return NormStats(mean[0], std[0], mean[1], std[1], mean[2], std[2])
+
+
+# ====================================================================== TwinRouting-v1
+@dataclasses.dataclass(frozen=True)
+class TwinRoutingV1Config(TwinRoutingConfig):
+    """TwinRouting-v1: v0 with infeasible hosts that cost and a mask that tests what the realised load adds (the
+    reasons, measured, are in docs/twin_routing.md, "v0 -> v1"): an overflowing twin computed on the satellite
+    also pays the satellite's up- and downlink (spec §2.7 option), a host beyond D^max is reached through the
+    satellite, and the mask's Delta S is S_v + J S^mig, what eq. (8) adds. The load defaults are in
+    `TwinRoutingV1.default_params`."""
+
+    mask_increment: Literal["spec", "realised"] = "realised"
+    overflow_adds_sat_comm: bool = True
+    out_of_range_link: Literal["channel", "satellite_relay"] = "satellite_relay"
+
+
+class TwinRoutingV1(TwinRouting):
+    """TwinRouting-v1: `TwinRoutingV1Config` and a background load that reaches the caches' capacity at its daily
+    peak, with ramps inside an episode and small noise (`V1_PARAMS`). Every v0 field still applies.
+    `vmjax.make("TwinRouting-v1", **config)`."""
+
+    env_id = "TwinRouting-v1"
+    config_class = TwinRoutingV1Config
+
+    @property
+    def default_params(self) -> EnvParams:
+        params = super().default_params.replace(**V1_PARAMS)
+        if self.config.parameter_set == "calibrated":
+            params = params.replace(norm_stats=V1_NORM_STATS)
+        return params
+
+
+# §3.3 (A) constants of the default v1 config (`python -m baselines.twin_routing --calibrate --env TwinRouting-v1`:
+# Greedy + Random with the mask, 64 episodes each, seed 0); recompute them for other configs.
+V1_NORM_STATS = NormStats(0.8633, 1.773, 1.902e9, 5.195e9, 5.031e17, 5.404e17)
+
+V1_PARAMS: dict = {
+    "flow_daily_amplitude": 0.92,  # peak B = 1.1 kappa at a mean of 0.5 kappa (spec §7.2; v0: 0.6, peak 0.9 kappa)
+    "flow_half_daily_amplitude": 0.46,  # the half-daily term keeps its ratio to the daily one (v0: 0.3)
+    "flow_noise_frac": 0.02,  # AR(1) innovation 2% of the mean flow, small against the daily ramps (v0: 0.1)
+}
+"""TwinRouting-v1's parameter defaults that differ from v0's (`EnvParams` fields)."""
 
 
 # ====================================================================== calibration, §3.3 (A)

@@ -1,0 +1,205 @@
+"""TwinRouting v0 -> v1 calibration: what a policy could win, before any training (spec 002, issue "TwinRouting-v1").
+
+    python -m baselines.twin_routing_study calibrate [--out docs/results/twin_routing_v1] [--episodes 100 --seeds 3]
+    python -m baselines.twin_routing_study report [--out ...]          # the docs' tables, as markdown
+
+`calibrate` evaluates, on each calibration attempt (v0, then each v1 change added in turn):
+- the references of `baselines.twin_routing.REFERENCES` (doing nothing, the nearest server, the least-loaded rule,
+  the per-slot oracles) and the spec's Greedy and Random, with the mask;
+- the value of information: the least-loaded rule and Greedy under the three workload estimates of the env
+  (`workload_forecast` = "oracle": the true B(t); "persistence": B(t - 1); "none": the cached work only);
+- Greedy and Random without the mask (the mask ablation);
+- the background load's one-step predictability (`predictability`): persistence's error against the best linear
+  forecast from the 6-slot window, and how close the caches come to capacity.
+Every policy of an attempt meets the same held-out worlds (PRNGKey(10000 + s), as `vmjax evaluate`), and its reward
+uses one set of z-score statistics per attempt (Greedy and Random with the mask and the persistence forecast, §3.3
+A). The JSON is written atomically after every attempt; attempts already written are skipped (a killed run
+resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import vmjax
+from baselines import twin_routing as heuristics
+from baselines.evaluate import FIRST_SEED, summarize_episodes, write_results
+from vmjax.envs.twin_routing import V1_PARAMS
+
+OUT = Path("docs/results/twin_routing_v1")
+FORECASTS = ("oracle", "persistence", "none")
+METRICS = ("reward", "latency_s", "failure_rate", "packet_loss", "migration_share", "satellite_share")
+REFERENCE = "stay"  # doing nothing: the twin stays on its host while the mask allows it
+
+# (name, env id, config, EnvParams changes, what changes and why); the last one is TwinRouting-v1 itself
+ATTEMPTS = (
+    ("v0", "TwinRouting-v0", {}, {}, "the literal reading with the calibrated parameter set (spec §7, §11)"),
+    (
+        "v1 costs",
+        "TwinRouting-v1",
+        {},
+        {},
+        "an overflow pays the satellite's links, an out-of-range host is reached through the satellite, the mask "
+        "tests S_v + J S^mig",
+    ),
+    ("v1", "TwinRouting-v1", {}, V1_PARAMS, "TwinRouting-v1: a background load that reaches capacity at its peak"),
+)
+
+
+def _norm_stats(env, params, episodes: int):
+    """§3.3 (A) statistics of this world (Greedy + Random, mask on, the env's forecast)."""
+    return heuristics.calibrate(env, params, jax.random.key(7919), episodes)
+
+
+def evaluate_policies(env, params, policies: dict, episodes: int, seeds: int) -> dict:
+    """{name: summary} of each policy on `seeds` x `episodes` held-out worlds (the same for every policy)."""
+    makers = list(policies.values())
+    evaluator = heuristics.make_policy_evaluator(env, [make(env) for make in makers], params, episodes)
+    results = {}
+    for index, name in enumerate(policies):
+        per_seed = [jax.device_get(evaluator(jax.random.PRNGKey(FIRST_SEED + s), index)) for s in range(seeds)]
+        episodes_all = {k: np.concatenate([np.asarray(p[k]) for p in per_seed]) for k in per_seed[0]}
+        summary = summarize_episodes(episodes_all)
+        summary["seed_means"] = {m: [float(np.mean(p[m])) for p in per_seed] for m in METRICS}
+        results[name] = summary
+    return results
+
+
+def predictability(env, params, worlds: int = 64, slots: int = 600, window: int = 6) -> dict:
+    """The background load's one-step error (bits, RSUs and UAVs of `worlds` simulated series of `slots`): RMSE of
+    persistence (B(t - 1)) and of the least-squares linear forecast from the `window` previous slots (fitted on
+    the same data: an upper bound on what a linear model learns), relative to the series' std; and the mean and
+    99th percentile of B over L^max."""
+    keys = jax.random.split(jax.random.key(123), worlds)
+    series = jax.jit(jax.vmap(lambda k: env.background_load_series(k, params, slots)))(keys)
+    ground = np.asarray(series)[:, :, : env.num_rsus + env.num_uavs]  # [W, T, N + U]
+    x = np.moveaxis(ground, 2, 1).reshape(-1, slots).astype(np.float64)  # one row per (world, server)
+    x = x[x.std(axis=1) > 0]
+    lags = np.stack([x[:, k : slots - window + k] for k in range(window)], axis=-1).reshape(-1, window)
+    target = x[:, window:].reshape(-1)
+    design = np.concatenate([lags, np.ones((len(lags), 1))], axis=1)
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    rmse = lambda e: float(np.sqrt(np.mean(e**2)))
+    scale = float(np.std(target))
+    persistence = rmse(target - lags[:, -1])
+    linear = rmse(target - design @ coef)
+    cache = float(params.edge_cache_bits)
+    return {
+        "persistence_rmse_mb": persistence / 8e6,
+        "linear_rmse_mb": linear / 8e6,
+        "linear_gain": 1.0 - linear / persistence,
+        "series_std_mb": scale / 8e6,
+        "mean_over_cache": float(target.mean()) / cache,
+        "p99_over_cache": float(np.percentile(target, 99)) / cache,
+    }
+
+
+def evaluate_attempt(env_id: str, config: dict, overrides: dict, episodes: int, seeds: int, log=print) -> dict:
+    """Every reference, the value of information and the mask ablation on one world (see the module docstring)."""
+    base = vmjax.make(env_id, **config)
+    params = base.default_params.replace(**overrides)
+    start = time.perf_counter()
+    params = params.replace(norm_stats=_norm_stats(base, params, 64))
+    row = {
+        "norm_stats": {f.name: float(getattr(params.norm_stats, f.name)) for f in dataclasses.fields(params.norm_stats)}
+    }
+    row["predictability"] = predictability(base, params)
+    policies = {**heuristics.REFERENCES, **heuristics.POLICIES}
+    row["policies"] = evaluate_policies(base, params, policies, episodes, seeds)
+    information = {}
+    for forecast in ("oracle", "none"):
+        env = vmjax.make(env_id, **{**config, "workload_forecast": forecast})
+        keep = {k: heuristics.POLICIES.get(k) or heuristics.REFERENCES[k] for k in ("least_loaded", "greedy")}
+        information[forecast] = evaluate_policies(env, params, keep, episodes, seeds)
+    information["persistence"] = {k: row["policies"][k] for k in ("least_loaded", "greedy")}
+    row["information"] = information
+    unmasked = vmjax.make(env_id, **{**config, "use_mask": False})
+    row["no_mask"] = evaluate_policies(unmasked, params, heuristics.POLICIES, episodes, seeds)
+    row["wall_s"] = time.perf_counter() - start
+    log(f"  {env_id} {overrides}: {row['wall_s']:.0f} s")
+    return row
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def calibrate(out: Path, episodes: int, seeds: int, attempts=ATTEMPTS, log=print) -> dict:
+    path = out / "calibration.json"
+    data = _read(path)
+    data.update(held_out_episodes=episodes, held_out_seeds=seeds, first_seed=FIRST_SEED)
+    data.setdefault("attempts", {})
+    for name, env_id, config, overrides, reason in attempts:
+        if name in data["attempts"]:
+            continue
+        log(f"attempt {name}: {reason}")
+        row = evaluate_attempt(env_id, config, overrides, episodes, seeds, log)
+        row.update(env_id=env_id, config=config, overrides=overrides, reason=reason)
+        data["attempts"][name] = row
+        write_results(path, data)
+    return data
+
+
+def gap(policies: dict, name: str, metric: str = "reward") -> float:
+    """Relative improvement of `name` over doing nothing on `metric` (reward: higher is better; else lower)."""
+    ref, value = policies[REFERENCE][metric], policies[name][metric]
+    return (value - ref) / abs(ref) if metric == "reward" else (ref - value) / abs(ref)
+
+
+def _fmt(summary: dict, metric: str) -> str:
+    value = summary[metric]
+    return f"{100 * value:.2f}%" if metric in ("failure_rate", "packet_loss", "migration_share") else f"{value:.4g}"
+
+
+def calibration_markdown(data: dict) -> str:
+    """One row per (attempt, policy): reward, latency, failure rate."""
+    lines = [
+        "| attempt | policy | reward | latency (s) | failures | migrations | on satellite |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in data["attempts"].items():
+        for policy, summary in row["policies"].items():
+            cells = [
+                _fmt(summary, m) for m in ("reward", "latency_s", "failure_rate", "migration_share", "satellite_share")
+            ]
+            lines.append(f"| {name} | {policy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def information_markdown(data: dict) -> str:
+    lines = ["| attempt | rule | oracle forecast | persistence | none |", "|---|---|---|---|---|"]
+    for name, row in data["attempts"].items():
+        for rule in ("least_loaded", "greedy"):
+            cells = []
+            for forecast in FORECASTS:
+                s = row["information"][forecast][rule]
+                cells.append(f"{s['reward']:.3f} ({100 * s['failure_rate']:.2f}% fail, {s['latency_s']:.3f} s)")
+            lines.append(f"| {name} | {rule} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("calibrate", "report"))
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.command == "calibrate":
+        calibrate(args.out, args.episodes, args.seeds)
+    data = _read(args.out / "calibration.json")
+    print(calibration_markdown(data))
+    print()
+    print(information_markdown(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""TwinRouting-v1: infeasible hosts that cost (overflow and out-of-range links through the satellite), the mask's
+increment equal to what the realised load adds, the replayed flow table, the v1 load defaults, and the calibration
+references (stay, least loaded, the per-slot oracle) against hand-built slots."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import vmjax
+from baselines import twin_routing as heuristics
+from tests.test_twin_routing import HAND, MB, WORKED, hand_ctx
+from vmjax.envs import twin_routing as tr
+
+SMALL = dict(num_vehicles=3, num_rsus=6, num_uavs=2, max_steps=8, city_size_m=2000.0)
+
+
+@pytest.fixture(scope="module")
+def hand():
+    env = vmjax.make("TwinRouting-v1", **HAND)
+    return {"env": env, "params": env.default_params, "latency": jax.jit(env.slot_latency), "mask": jax.jit(env._mask)}
+
+
+def test_v1_is_registered_with_its_defaults():
+    env = vmjax.make("TwinRouting-v1")
+    assert env.name == "TwinRouting-v1" and isinstance(env.config, tr.TwinRoutingV1Config)
+    c = env.config
+    assert (c.mask_increment, c.overflow_adds_sat_comm, c.out_of_range_link) == ("realised", True, "satellite_relay")
+    v0 = vmjax.make("TwinRouting-v0")
+    assert v0.config.out_of_range_link == "channel" and v0.config.mask_increment == "spec"
+    p1, p0 = env.default_params, v0.default_params
+    for field, value in tr.V1_PARAMS.items():
+        assert float(getattr(p1, field)) == pytest.approx(value)
+    assert float(p0.flow_mean_vehicles) == 30.0  # v0 unchanged
+    assert float(p1.channel_gain_coeff) == float(p0.channel_gain_coeff)  # the calibrated radio of v0
+
+
+def test_out_of_range_host_is_reached_through_the_satellite(hand):
+    """Vehicle 0 is 1300 m from RSU 0 (range 1200 m): up and down at R^SAT = 16 Mbit / 100 Mbit/s each, and xi = 1;
+    v0 extrapolates the Friis rate instead."""
+    dist = [[1300.0, 700.0, 1600.0, 550e3], [100.0, 100.0, 100.0, 550e3]]
+    p = hand["params"]
+    out = hand["latency"](hand_ctx(dist), jnp.array([0, 0], jnp.int32), p)
+    np.testing.assert_allclose(out["uplink_s"][0], 0.16, rtol=1e-6)
+    np.testing.assert_allclose(out["downlink_s"][0], 0.16, rtol=1e-6)
+    assert bool(out["out_of_range"][0]) and bool(out["failure"][0])
+    v0 = vmjax.make("TwinRouting-v0", **HAND)
+    old = jax.jit(v0.slot_latency)(hand_ctx(dist), jnp.array([0, 0], jnp.int32), p)
+    assert float(old["uplink_s"][0]) < 0.05  # the Friis rate extrapolated to 1300 m: milliseconds
+    # in range: the channel as in v0
+    inside = hand["latency"](hand_ctx(dist), jnp.array([1, 0], jnp.int32), p)
+    inside_v0 = jax.jit(v0.slot_latency)(hand_ctx(dist), jnp.array([1, 0], jnp.int32), p)
+    np.testing.assert_allclose(inside["uplink_s"][0], inside_v0["uplink_s"][0], rtol=1e-6)
+    assert float(inside["uplink_s"][0]) < 0.05 and not bool(inside["failure"][0])
+
+
+def test_overflow_pays_the_satellite_links(hand):
+    """B + Q = 250 MB at RSU 1, the twin moves in (+2 + 60 MB): 312 > 300 MB overflows; computed on the satellite
+    (2 MB x 1 cycle/bit / 80 GHz) and its up and down links are paid on top (2 x 0.16 s)."""
+    p = hand["params"]
+    over = hand["latency"](hand_ctx(WORKED, background_mb=(0, 250, 0, 0)), jnp.array([1, 0], jnp.int32), p)
+    assert bool(over["overloaded"][0]) and bool(over["failure"][0])
+    np.testing.assert_allclose(over["extra_s"][0], 0.32, rtol=1e-6)
+    np.testing.assert_allclose(over["compute_s"][0], 2 * MB * float(p.cycles_per_bit) / 80e9, rtol=1e-5)
+
+
+def test_mask_increment_is_what_the_realised_load_adds(hand):
+    """For every vehicle and server, the mask's Delta S equals S'_m with the vehicle on m minus S'_m without it
+    (eq. 8 with the migrated twin counted), for the current host, a new host and before the first placement."""
+    env, p = hand["env"], hand["params"]
+    for placed in ((True, True), (False, True)):
+        ctx = hand_ctx(WORKED, background_mb=(10, 20, 5, 40), host=(0, 1), placed=placed, active=(True, True))
+        increment = np.asarray(env.load_increment_bits(ctx, p))
+        for v in range(2):
+            other = 1 - v
+            without = ctx.replace(active=ctx.active.at[v].set(False))
+            for m in range(env.num_servers):
+                server = jnp.array([m, 0] if v == 0 else [1, m], jnp.int32)
+                with_v = env.slot_latency(ctx, server, p)["server_loads_bits"][m]
+                base = env.slot_latency(without, server, p)["server_loads_bits"][m]
+                assert float(with_v - base) == pytest.approx(increment[v, m], rel=1e-6), (placed, v, m, other)
+
+
+def test_flow_table_is_replayed_from_a_random_row():
+    env = vmjax.make("TwinRouting-v1", **SMALL)
+    rows = SMALL["max_steps"] + env.config.load_history_slots + 1 + 5
+    table = np.arange(rows * env.num_rsus, dtype=np.float32).reshape(rows, env.num_rsus) % 97
+    params = env.default_params.replace(flow_table=jnp.asarray(table))
+    env.validate_params(params)
+    _, state = jax.jit(env.reset)(jax.random.key(3), params)
+    start = int(np.floor(float(state.flow_offset_slots)))
+    assert 0 <= start < rows
+    for t in range(SMALL["max_steps"]):
+        flow = env.flow_vehicles(state.flow_offset_slots, state.flow_phase_rad, state.flow_noise, t, params)
+        np.testing.assert_array_equal(np.asarray(flow), table[(start + t) % rows])
+    # the reset's background is S_v x the table row of slot 0 at the RSUs; the history holds the rows before it
+    np.testing.assert_allclose(
+        np.asarray(state.background_bits[: env.num_rsus]), table[start] * float(params.data_bits), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(state.load_history_bits[-1, : env.num_rsus]),
+        table[(start - 1) % rows] * float(params.data_bits),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match="EnvParams.flow_table must have shape"):
+        env.validate_params(params.replace(flow_table=jnp.ones((5, env.num_rsus))))
+    with pytest.raises(ValueError, match="EnvParams.flow_table"):
+        env.validate_params(params.replace(flow_table=-jnp.ones((rows, env.num_rsus))))
+
+
+def test_references_on_a_rollout():
+    """Stay keeps the host while it is selectable; least loaded picks the smallest S^o + Delta S among the
+    selectable RSUs/UAVs; the team oracle's slot cost is never above the nearest server's (its start)."""
+    env = vmjax.make("TwinRouting-v1", **SMALL)
+    params = env.default_params
+    _, state = jax.jit(env.reset)(jax.random.key(0), params)
+    step = jax.jit(env.step)
+    stay, least = heuristics.make_stay_policy(env), heuristics.make_least_loaded_policy(env)
+    team = jax.jit(heuristics.make_oracle_policy(env, objective="team"))
+    nearest = heuristics.make_greedy_policy(env, explore_prob=0.0)
+    key = jax.random.key(1)
+    for t in range(4):
+        key, k = jax.random.split(key)
+        ctx = env.slot_context(state, params)
+        mask = np.asarray(env.action_mask(state, params))
+        a_stay = np.asarray(stay(k, state, params))
+        host = np.asarray(ctx.host)
+        for v in range(env.num_agents):
+            if mask[v, host[v]]:
+                assert a_stay[v] == host[v]
+        a_least = np.asarray(least(k, state, params))
+        load = np.asarray(env.estimated_load_bits(ctx))[None, :] + np.asarray(env.load_increment_bits(ctx, params))
+        ground = mask & ~env.is_sat
+        for v in range(env.num_agents):
+            if ground[v].any():
+                assert load[v, a_least[v]] == pytest.approx(load[v][ground[v]].min())
+        mean, std = env.norm_moments(state, params)
+
+        def slot_cost(server):
+            out = env.slot_latency(ctx, jnp.asarray(server, jnp.int32), params)
+            loads = out.pop("server_loads_bits")
+            cost = env.reward_terms(ctx, jnp.asarray(server), out, loads, mean, std, params)["cost"]
+            return float(jnp.sum(jnp.where(ctx.active, cost, 0.0)))
+
+        assert slot_cost(team(k, state, params)) <= slot_cost(nearest(k, state, params)) + 1e-5
+        _, state, *_ = step(k, state, jnp.asarray(a_least), params)
+
+
+def test_v1_rollout_is_jittable_and_deterministic():
+    env = vmjax.make("TwinRouting-v1", **SMALL)
+    params = env.default_params
+    policy = heuristics.make_oracle_policy(env)
+    from vmjax.core.rollout import rollout
+
+    run = jax.jit(lambda k: rollout(env, policy, k, params, 2, 6, lambda r, info: {"r": r, "f": info["failure"]}))
+    a, b = run(jax.random.key(5)), run(jax.random.key(5))
+    np.testing.assert_array_equal(np.asarray(a["r"]), np.asarray(b["r"]))
+    assert np.all(np.isfinite(np.asarray(a["r"])))
