@@ -198,7 +198,7 @@ def test_twin_routing_flags_are_checked():
     with pytest.raises(SystemExit, match="load_history_slots"):
         cli.main(["train", "--env", "TwinRouting-v0", "--predictor.window", "5"])
     with pytest.raises(SystemExit, match="--env must be one of"):
-        cli.main(["train", "--env", "TwinRouting-v1"])
+        cli.main(["train", "--env", "TwinRouting-v9"])
     parser = cli.make_parser("masac")
     text = parser._subparsers._group_actions[0].choices["train"].format_help()
     assert "--traffic.num_slots" in text and "--agent.tau" in text and "--env.use_mask" in text

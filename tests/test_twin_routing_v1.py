@@ -156,3 +156,26 @@ def test_v1_rollout_is_jittable_and_deterministic():
     a, b = run(jax.random.key(5)), run(jax.random.key(5))
     np.testing.assert_array_equal(np.asarray(a["r"]), np.asarray(b["r"]))
     assert np.all(np.isfinite(np.asarray(a["r"])))
+
+
+# ---------------------------------------------------------------- the command line
+def test_v1_trains_and_evaluates_from_the_command_line(tmp_path):
+    """`vmjax train --env TwinRouting-v1` (DM-MAPPO without workload information: the paper's "w/o pred.") and
+    `vmjax evaluate`, whose table holds the calibration references next to Greedy and Random."""
+    import json
+
+    from tests.test_cli import TINY_TWIN
+    from vmjax import cli
+
+    run_dir = tmp_path / "v1"
+    flags = [f if f != "TwinRouting-v0" else "TwinRouting-v1" for f in TINY_TWIN]
+    flags += ["--env.workload_forecast", "none", "--agent.num_iterations", "1"]
+    cli.main(["train", "--algo", "dm_mappo", "--run.run_dir", str(run_dir), *flags])
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["run"]["env"] == "TwinRouting-v1" and saved["env"]["out_of_range_link"] == "satellite_relay"
+    cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "1"])
+    results = json.loads((run_dir / "evaluation.json").read_text())["results"]
+    assert set(results) == {"DM-MAPPO w/o pred.", "greedy", "random", "stay", "nearest", "least_loaded", "oracle"} | {
+        "oracle_team"
+    }
+    assert all(0 <= r["packet_loss"] <= 1 for r in results.values())
