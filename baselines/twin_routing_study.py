@@ -1,6 +1,7 @@
 """TwinRouting v0 -> v1 calibration: what a policy could win, before any training (spec 002, issue "TwinRouting-v1").
 
     python -m baselines.twin_routing_study calibrate [--out docs/results/twin_routing_v1] [--episodes 100 --seeds 3]
+    python -m baselines.twin_routing_study predictors [--out ...]      # spec §4.4 predictor table on v1's traffic
     python -m baselines.twin_routing_study report [--out ...]          # the docs' tables, as markdown
 
 `calibrate` evaluates, on each calibration attempt (v0, then each v1 change added in turn):
@@ -127,6 +128,55 @@ def evaluate_attempt(env_id: str, config: dict, overrides: dict, episodes: int, 
     return row
 
 
+SUMO_CSV = Path("data/traffic/twin_routing_sumo.csv")  # per-RSU vehicle counts of a SUMO day (experiments/)
+
+
+def traffic_sources(num_slots: int = 2000) -> dict:
+    """{name: (series [T, S] in bits, description)}: TwinRouting-v1's own background load (`num_slots` slots of every
+    server, the series a run's predictor trains on) and, when shipped, the SUMO counts x S_v per RSU."""
+    env = vmjax.make("TwinRouting-v1")
+    params = env.default_params
+    series = jax.jit(env.background_load_series, static_argnums=2)(jax.random.key(1), params, num_slots)
+    sources = {"synthetic": (np.asarray(series), f"TwinRouting-v1 background load, {num_slots} slots")}
+    if SUMO_CSV.exists():
+        from vmjax import predict
+
+        counts = np.asarray(predict.load_traffic_csv(SUMO_CSV), np.float32)
+        sources["sumo"] = (counts * float(params.data_bits), f"{SUMO_CSV} x S_v ({counts.shape[0]} slots)")
+    return sources
+
+
+def compare_predictors(out: Path, epochs: int = 20, log=print) -> dict:
+    """Spec §4.4 on v1's traffic: the LSTM-Transformer (16-wide heads, the scenario's default), LSTM, GRU, CNN-LSTM,
+    CNN-GRU and persistence, one protocol, test split; one source at a time, resumable."""
+    from vmjax import predict
+
+    path = out / "predictors.json"
+    data = _read(path)
+    config = predict.WorkloadPredictorConfig(head_dim=16, epochs=epochs)
+    for name, (series, description) in traffic_sources().items():
+        if name in data:
+            continue
+        log(f"predictors on {description}")
+        rows = predict.compare_predictors(jax.random.key(2), series, config=config)
+        data[name] = {"source": description, "epochs": epochs, "rows": rows}
+        write_results(path, data)
+    return data
+
+
+def predictors_markdown(data: dict) -> str:
+    lines = ["| source | model | test RMSE (MB) | vs persistence | R2 | params |", "|---|---|---|---|---|---|"]
+    for name, block in data.items():
+        rows = block["rows"]
+        base = next(r for r in rows if r["kind"] == "persistence")["rmse"]
+        for r in rows:
+            lines.append(
+                f"| {name} | {r['model']} | {r['rmse'] / 8e6:.3f} | {100 * (r['rmse'] / base - 1):+.1f}% | "
+                f"{r['r2']:.3f} | {r['num_params']} |"
+            )
+    return "\n".join(lines)
+
+
 def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -187,13 +237,18 @@ def information_markdown(data: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("calibrate", "report"))
+    parser.add_argument("command", choices=("calibrate", "predictors", "report"))
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args(argv)
     if args.command == "calibrate":
         calibrate(args.out, args.episodes, args.seeds)
+    if args.command == "predictors":
+        compare_predictors(args.out)
+    if (args.out / "predictors.json").exists():
+        print(predictors_markdown(_read(args.out / "predictors.json")))
+        print()
     data = _read(args.out / "calibration.json")
     print(calibration_markdown(data))
     print()

@@ -179,3 +179,25 @@ def test_v1_trains_and_evaluates_from_the_command_line(tmp_path):
         "oracle_team"
     }
     assert all(0 <= r["packet_loss"] <= 1 for r in results.values())
+
+
+def test_traffic_replay_drives_the_env_from_a_csv(tmp_path):
+    """`--traffic.csv_path F --traffic.replay true`: the CSV's per-RSU counts become EnvParams.flow_table."""
+    from vmjax.scenarios import twin_routing as scenario
+
+    env = vmjax.make("TwinRouting-v1", **SMALL)
+    rows = SMALL["max_steps"] + env.config.load_history_slots + 1
+    path = tmp_path / "counts.csv"
+    header = "time," + ",".join(f"rsu_{i}" for i in range(env.num_rsus))
+    body = "\n".join(f"{30 * t}," + ",".join(str(t + i) for i in range(env.num_rsus)) for t in range(rows))
+    path.write_text(header + "\n" + body + "\n")
+    params = scenario.replayed_flow_table(
+        env, env.default_params, scenario.TrafficConfig(csv_path=str(path), replay=True)
+    )
+    np.testing.assert_array_equal(np.asarray(params.flow_table)[2], np.arange(env.num_rsus) + 2)
+    assert scenario.replayed_flow_table(env, params, scenario.TrafficConfig()) is params  # no replay: unchanged
+    with pytest.raises(ValueError, match="replay needs a csv_path"):
+        scenario.TrafficConfig(replay=True)
+    wide = vmjax.make("TwinRouting-v1", **{**SMALL, "num_rsus": 7})
+    with pytest.raises(ValueError, match="has 6 series but the env has 7 RSUs"):
+        scenario.replayed_flow_table(wide, wide.default_params, scenario.TrafficConfig(csv_path=str(path), replay=True))

@@ -44,9 +44,29 @@ class TrafficConfig:
 
     num_slots: int = 2000  # slots of the env's own simulated background load per server (288 slots = one day)
     csv_path: str = ""  # a traffic CSV (`vmjax.predict.load_traffic_csv`, one column per server) instead
+    replay: bool = False  # also drive the env's RSU flows with the CSV (one column per RSU, vehicles per slot), e.g.
+    # data/traffic/twin_routing_sumo.csv: EnvParams.flow_table, replayed from a random row of each episode
 
     def __post_init__(self):
         validation.check_int_at_least("TrafficConfig", "num_slots", self.num_slots, 20)
+        validation.check_bool_fields(self)
+        if self.replay and not self.csv_path:
+            raise ValueError("TrafficConfig.replay needs a csv_path (--traffic.csv_path): the flows to replay")
+
+
+def replayed_flow_table(env, params, traffic: TrafficConfig):
+    """`params` with the CSV's per-RSU counts as `EnvParams.flow_table` (`traffic.replay`), checked against the env."""
+    if not traffic.replay:
+        return params
+    counts = np.asarray(predict.load_traffic_csv(traffic.csv_path), np.float32)
+    if counts.shape[1] != env.num_rsus:
+        raise ValueError(
+            f"--traffic.replay: {traffic.csv_path} has {counts.shape[1]} series but the env has {env.num_rsus} RSUs: "
+            "give one column per RSU (vehicles per slot)"
+        )
+    params = params.replace(flow_table=jax.numpy.asarray(counts))
+    env.validate_params(params)
+    return params
 
 
 def load_traffic_series(env, params, configs: Configs) -> tuple[np.ndarray, str]:
@@ -137,6 +157,7 @@ def calibrated_norm_stats(env, params, run, run_dir: Path, log: Log, fingerprint
 def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
     """The workload predictor (with the learned forecast), then the run's reward statistics (`run.calibrate_norm`)."""
     run = configs["run"]
+    params = replayed_flow_table(env, params, configs["traffic"])
     sections, predictor_fields = ("env", "predictor", "traffic"), ("predictor_seed", "predictor_path")
     predictor_sha = ""
     if configs["env"].workload_forecast == LEARNED_FORECAST:
@@ -242,5 +263,6 @@ __all__ = [
     "label",
     "load_traffic_series",
     "prepare",
+    "replayed_flow_table",
     "train_workload_predictor",
 ]
