@@ -361,6 +361,20 @@ def simulate_day(
     return fcd
 
 
+def sumo_statistics(path) -> dict:
+    """The trip counts and means of a sumo `--statistic-output` file (vehicles, teleports, trip statistics)."""
+    root = ET.parse(path).getroot()
+    vehicles, teleports, trips = (root.find(tag) for tag in ("vehicles", "teleports", "vehicleTripStatistics"))
+    return dict(
+        trips_loaded=int(vehicles.get("loaded")),
+        trips_inserted=int(vehicles.get("inserted")),
+        teleports=int(teleports.get("total")),
+        mean_route_length_m=float(trips.get("routeLength")),
+        mean_trip_duration_s=float(trips.get("duration")),
+        mean_time_loss_s=float(trips.get("timeLoss")),
+    )
+
+
 def day_rows(fcd_path: Path, rsu_xy_m) -> np.ndarray:
     """One day's CSV rows [DAY_S / ROW_S, N] from a `simulate_day` FCD file."""
     counts = count_samples(iter_fcd(fcd_path), rsu_xy_m, WARMUP_S, DAY_S // SAMPLE_S, source=str(fcd_path))
@@ -396,6 +410,7 @@ def generate(seeds, peak_per_h: float, work_dir: Path, model: str = "meso", log=
                 seed=seed,
                 hourly_mean_count=[round(float(v), 2) for v in hourly],
                 max_cell_count=round(float(rows.max()), 2),
+                **sumo_statistics(work_dir / f"stats_{seed}.xml"),
                 simulation_s=round(t1 - t0, 1),
                 counting_s=round(t2 - t1, 1),
             )
