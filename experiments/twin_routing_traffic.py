@@ -1,19 +1,23 @@
 """Per-RSU vehicle counts for TwinRouting-v0 from a SUMO simulation of weekday traffic (issue 19).
 
     pip install -e '.[sumo]'
-    python -m experiments.twin_routing_traffic                  # 3 days, seeds 1 2 3 -> data/traffic/twin_routing_sumo.csv
-    python -m experiments.twin_routing_traffic --days 1 --out /tmp/day.csv --work-dir /tmp/sumo   # one day, files kept
+    python -m experiments.twin_routing_traffic            # 3 days (seeds 1 2 3) -> data/traffic/twin_routing_sumo.csv
+    python -m experiments.twin_routing_traffic --seeds 7 --out /tmp/day.csv --work-dir /tmp/sumo  # 1 day, files kept
 
 What it simulates (SUMO's `netgenerate`, `randomTrips.py` and `sumo`, all from the `eclipse-sumo` wheel):
 - the road network: a 17 x 17 grid of 2-lane streets 500 m apart (13.89 m/s, traffic lights at every crossing)
   over TwinRouting's 8 km x 8 km city map, SUMO's x/y equal to the map's metres (no offset: the net's
   netOffset is checked to be 0, 0);
 - the demand: trips of at least 2 km (straight line between their first and last edge), origins and
-  destinations drawn in proportion to edge length x a centre bonus (1 + 2 exp(-r^2 / 2 (2 km)^2), r the distance
+  destinations drawn in proportion to edge length x a centre bonus (1 + exp(-r^2 / 2 (2 km)^2), r the distance
   to the map centre: the centre is busier), inserted at a weekday rate (`demand_profile`, 15-min steps): low
   at night, a morning rush peaking at 08:00, a midday plateau and an evening rush peaking at 17:45;
-- every day its own simulation with its own randomTrips seed; each starts an hour before midnight
-  (`WARMUP_S`, the 23:00 rate) so the network is not empty at 00:00.
+- every day its own simulation with its own randomTrips and sumo seed; each starts an hour before midnight
+  (`WARMUP_S`, the 23:00 rate) so the network is not empty at 00:00;
+- the traffic model: SUMO's mesoscopic one by default (`--model meso`: queues on ~100-m edge segments with
+  traffic-light and right-of-way control at the junctions, positions interpolated along the segments), about 9x
+  faster than the microscopic one (`--model micro`), which holds ~20 % more vehicles at the same insertion
+  rate (slower trips: 59 against 50 per cell after an hour at 20,000 vehicles/h); the default rate is for meso.
 
 What it counts: every 30 s (FCD output, `--device.fcd.period 30`, x and y only), the vehicles in each RSU's cell:
 a vehicle belongs to its nearest RSU (`vmjax.net.city_rsu_positions(76, 8000, 0)`, the env's default city
