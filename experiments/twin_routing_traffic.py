@@ -392,8 +392,9 @@ def rsu_positions() -> np.ndarray:
     return np.asarray(net.city_rsu_positions(NUM_RSUS, CITY_SIZE_M, LAYOUT_SEED), np.float64)
 
 
-def generate(seeds, peak_per_h: float, work_dir: Path, model: str = "meso", log=print) -> tuple[np.ndarray, dict]:
+def generate(seeds, peak_per_h: float, work_dir: Path, model: str = "meso", log=None) -> tuple[np.ndarray, dict]:
     """All days' rows [len(seeds) * 288, N] and a summary dict (SUMO version, per-day stats, runtime)."""
+    log = log or (lambda text: print(text, flush=True))  # a day takes minutes: show each as it ends
     start = time.perf_counter()
     rsu_xy = rsu_positions()
     net_path = build_network(work_dir)
