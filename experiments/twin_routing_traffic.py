@@ -2,7 +2,7 @@
 
     pip install -e '.[sumo]'
     python -m experiments.twin_routing_traffic            # 3 days (seeds 1 2 3) -> data/traffic/twin_routing_sumo.csv
-    python -m experiments.twin_routing_traffic --seeds 7 --out /tmp/day.csv --work-dir /tmp/sumo  # 1 day, files kept
+    python -m experiments.twin_routing_traffic --seeds 7 --out day.csv --work-dir sumo_files  # 1 day, files kept
 
 What it simulates (SUMO's `netgenerate`, `randomTrips.py` and `sumo`, all from the `eclipse-sumo` wheel):
 - the road network: a 17 x 17 grid of 2-lane streets 500 m apart (13.89 m/s, traffic lights at every crossing)
