@@ -218,13 +218,22 @@ def calibration_markdown(data: dict) -> str:
 
 
 def sweeps_markdown(data: dict) -> str:
-    """One table per sweep: policies x sweep points, mean latency (s)."""
+    """One table per sweep: policies x sweep points, mean latency (s). A learner's training seeds (policies named
+    "<label> [<run folder>]") are pooled into one row: the mean over seeds ± their standard deviation."""
     out = []
     for sweep_name, rows in data["results"].items():
+        pooled: dict[str, list] = {}
+        for name, r in rows["policies"].items():
+            pooled.setdefault(name.split(" [")[0], []).append(r["latency_s"])
+        middle = len(rows["values"]) // 2
         lines = [f"| {sweep_name} | " + " | ".join(f"{v:g}" for v in rows["values"]) + " |"]
         lines.append("|---" * (len(rows["values"]) + 1) + "|")
-        for name, r in sorted(rows["policies"].items(), key=lambda kv: kv[1]["latency_s"][len(rows["values"]) // 2]):
-            lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in r["latency_s"]) + " |")
+        for name, series in sorted(pooled.items(), key=lambda kv: np.mean(kv[1], axis=0)[middle]):
+            series = np.asarray(series, dtype=float)
+            mean, label = series.mean(axis=0), name if len(series) == 1 else f"{name} ({len(series)} seeds)"
+            spread = series.std(axis=0, ddof=1) if len(series) > 1 else np.full(len(mean), np.nan)
+            cells = [f"{m:.2f}" if np.isnan(d) else f"{m:.2f} ± {d:.2f}" for m, d in zip(mean, spread)]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
 
