@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import vmjax
@@ -51,6 +52,13 @@ ATTEMPTS = (
         "tests S_v + J S^mig",
     ),
     ("v1", "TwinRouting-v1", {}, V1_PARAMS, "TwinRouting-v1: a background load that reaches capacity at its peak"),
+    (
+        "v1 SUMO",
+        "TwinRouting-v1",
+        {},
+        {"flow_table": "data/traffic/twin_routing_sumo.csv"},
+        "TwinRouting-v1 with the RSU flows replayed from the SUMO day (--traffic.replay)",
+    ),
 )
 
 
@@ -102,10 +110,20 @@ def predictability(env, params, worlds: int = 64, slots: int = 600, window: int 
     }
 
 
+def _resolve(overrides: dict) -> dict:
+    """EnvParams changes with a traffic CSV's path for `flow_table` read into its [T, N] counts."""
+    overrides = dict(overrides)
+    if isinstance(overrides.get("flow_table"), str):
+        from vmjax import predict
+
+        overrides["flow_table"] = jnp.asarray(predict.load_traffic_csv(overrides["flow_table"]), jnp.float32)
+    return overrides
+
+
 def evaluate_attempt(env_id: str, config: dict, overrides: dict, episodes: int, seeds: int, log=print) -> dict:
     """Every reference, the value of information and the mask ablation on one world (see the module docstring)."""
     base = vmjax.make(env_id, **config)
-    params = base.default_params.replace(**overrides)
+    params = base.default_params.replace(**_resolve(overrides))
     start = time.perf_counter()
     params = params.replace(norm_stats=_norm_stats(base, params, 64))
     row = {
