@@ -40,6 +40,7 @@ FORECASTS = ("oracle", "persistence", "none")
 METRICS = ("reward", "latency_s", "failure_rate", "packet_loss", "migration_share", "satellite_share")
 REFERENCE = "stay"  # doing nothing: the twin stays on its host while the mask allows it
 
+V0_FLOW = {"flow_daily_amplitude": 0.6, "flow_half_daily_amplitude": 0.3, "flow_noise_frac": 0.1}  # v0's load
 # (name, env id, config, EnvParams changes, what changes and why); the last one is TwinRouting-v1 itself
 ATTEMPTS = (
     ("v0", "TwinRouting-v0", {}, {}, "the literal reading with the calibrated parameter set (spec §7, §11)"),
@@ -47,7 +48,7 @@ ATTEMPTS = (
         "v1 costs",
         "TwinRouting-v1",
         {},
-        {},
+        V0_FLOW,
         "an overflow pays the satellite's links, an out-of-range host is reached through the satellite, the mask "
         "tests S_v + J S^mig",
     ),
@@ -221,35 +222,52 @@ def gap(policies: dict, name: str, metric: str = "reward") -> float:
     return (value - ref) / abs(ref) if metric == "reward" else (ref - value) / abs(ref)
 
 
-def _fmt(summary: dict, metric: str) -> str:
-    value = summary[metric]
-    return f"{100 * value:.2f}%" if metric in ("failure_rate", "packet_loss", "migration_share") else f"{value:.4g}"
+POLICY_ORDER = ("stay", "nearest", "least_loaded", "oracle", "oracle_team", "greedy", "random")
+
+
+def _attempts(data: dict) -> list:
+    """The attempts in `ATTEMPTS` order (then any others)."""
+    order = [a[0] for a in ATTEMPTS]
+    return sorted(data["attempts"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
 
 
 def calibration_markdown(data: dict) -> str:
-    """One row per (attempt, policy): reward, latency, failure rate."""
+    """One row per (attempt, policy): reward (± std over the held-out seeds), latency, failures, migrations, the
+    gain over doing nothing; then Greedy and Random without the mask."""
     lines = [
-        "| attempt | policy | reward | latency (s) | failures | migrations | on satellite |",
+        "| attempt | policy | reward | vs stay | latency (s) | failures | migrations |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, row in data["attempts"].items():
-        for policy, summary in row["policies"].items():
-            cells = [
-                _fmt(summary, m) for m in ("reward", "latency_s", "failure_rate", "migration_share", "satellite_share")
-            ]
-            lines.append(f"| {name} | {policy} | " + " | ".join(cells) + " |")
+    for name, row in _attempts(data):
+        for policy in POLICY_ORDER:
+            summary = row["policies"][policy]
+            spread = np.std(summary["seed_means"]["reward"], ddof=1)
+            lines.append(
+                f"| {name} | {policy} | {summary['reward']:.3f} ± {spread:.3f} | "
+                f"{100 * gap(row['policies'], policy):+.1f}% | {summary['latency_s']:.4f} | "
+                f"{100 * summary['failure_rate']:.3f}% | {100 * summary['migration_share']:.1f}% |"
+            )
+        for policy, summary in row["no_mask"].items():
+            lines.append(
+                f"| {name} | {policy} w/o mask | {summary['reward']:.3f} | | {summary['latency_s']:.4f} | "
+                f"{100 * summary['failure_rate']:.2f}% | {100 * summary['migration_share']:.1f}% |"
+            )
     return "\n".join(lines)
 
 
 def information_markdown(data: dict) -> str:
-    lines = ["| attempt | rule | oracle forecast | persistence | none |", "|---|---|---|---|---|"]
-    for name, row in data["attempts"].items():
+    lines = [
+        "| attempt | rule | oracle forecast | persistence | none | one-step error of persistence (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in _attempts(data):
+        error = row["predictability"]["persistence_rmse_mb"]
         for rule in ("least_loaded", "greedy"):
             cells = []
             for forecast in FORECASTS:
                 s = row["information"][forecast][rule]
-                cells.append(f"{s['reward']:.3f} ({100 * s['failure_rate']:.2f}% fail, {s['latency_s']:.3f} s)")
-            lines.append(f"| {name} | {rule} | " + " | ".join(cells) + " |")
+                cells.append(f"{s['reward']:.3f} ({100 * s['failure_rate']:.2f}% failures)")
+            lines.append(f"| {name} | {rule} | " + " | ".join(cells) + f" | {error:.1f} |")
     return "\n".join(lines)
 
 
