@@ -170,9 +170,11 @@ def test_v1_trains_and_evaluates_from_the_command_line(tmp_path):
     run_dir = tmp_path / "v1"
     flags = [f if f != "TwinRouting-v0" else "TwinRouting-v1" for f in TINY_TWIN]
     flags += ["--env.workload_forecast", "none", "--agent.num_iterations", "1"]
+    flags += ["--traffic.replay", "false", "--traffic.csv_path", ""]  # the synthetic flow (6 RSUs, not the SUMO 76)
     cli.main(["train", "--algo", "dm_mappo", "--run.run_dir", str(run_dir), *flags])
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["run"]["env"] == "TwinRouting-v1" and saved["env"]["out_of_range_link"] == "satellite_relay"
+    assert saved["traffic"] == {"num_slots": 2000, "csv_path": "", "replay": False}
     cli.main(["evaluate", str(run_dir), "--episodes", "2", "--seeds", "1"])
     results = json.loads((run_dir / "evaluation.json").read_text())["results"]
     assert set(results) == {"DM-MAPPO w/o pred.", "greedy", "random", "stay", "nearest", "least_loaded", "oracle"} | {
@@ -182,8 +184,16 @@ def test_v1_trains_and_evaluates_from_the_command_line(tmp_path):
 
 
 def test_traffic_replay_drives_the_env_from_a_csv(tmp_path):
-    """`--traffic.csv_path F --traffic.replay true`: the CSV's per-RSU counts become EnvParams.flow_table."""
+    """`--traffic.csv_path F --traffic.replay true`: the CSV's per-RSU counts become EnvParams.flow_table; the v1
+    scenario replays the shipped SUMO day by default, and it fits the default env."""
+    from vmjax import runner
     from vmjax.scenarios import twin_routing as scenario
+
+    configs = runner.build_configs({"run.env": "TwinRouting-v1"})
+    assert configs["traffic"].replay and configs["env"].forecast_units == "flow"
+    full = vmjax.make("TwinRouting-v1")
+    sumo = scenario.replayed_flow_table(full, full.default_params, configs["traffic"])
+    assert sumo.flow_table.shape == (864, 76)
 
     env = vmjax.make("TwinRouting-v1", **SMALL)
     rows = SMALL["max_steps"] + env.config.load_history_slots + 1

@@ -24,13 +24,24 @@ def label(configs: Configs) -> str:
     return name + ("" if env.use_mask else " w/o mask")
 
 
+SUMO_TRAFFIC = "data/traffic/twin_routing_sumo.csv"  # per-RSU counts of 3 SUMO weekdays (experiments/)
+
 SCENARIO = dataclasses.replace(
     v0.SCENARIO,
     env_id="TwinRouting-v1",
     env_config=TwinRoutingV1Config,
     run_dir="runs/twin_routing_v1",
     label=label,
+    # the SUMO day drives the RSU flows and trains the predictor (counts: flow units, one scaler for 76 series):
+    # the world where the per-slot oracle and an oracle forecast win clearly (docs/twin_routing.md, "v0 -> v1");
+    # `--traffic.replay false` gives the synthetic §4.1 flow
+    defaults={
+        **v0.SCENARIO.defaults,
+        "env": {"workload_forecast": v0.LEARNED_FORECAST, "forecast_units": "flow"},
+        "predictor": {**v0.SCENARIO.defaults["predictor"], "per_series_scaling": False},
+        "traffic": {"csv_path": SUMO_TRAFFIC, "replay": True},
+    },
     evaluation=dataclasses.replace(v0.SCENARIO.evaluation, policies={**heuristics.POLICIES, **heuristics.REFERENCES}),
 )
 
-__all__ = ["SCENARIO", "label"]
+__all__ = ["SCENARIO", "SUMO_TRAFFIC", "label"]
