@@ -174,7 +174,7 @@ def compare_predictors(out: Path, epochs: int = 20, log=print) -> dict:
     data = _read(path)
     config = predict.WorkloadPredictorConfig(head_dim=16, epochs=epochs)
     for name, (series, description) in traffic_sources().items():
-        if name in data:
+        if isinstance(data.get(name), dict):
             continue
         log(f"predictors on {description}")
         rows = predict.compare_predictors(jax.random.key(2), series, config=config)
@@ -186,6 +186,8 @@ def compare_predictors(out: Path, epochs: int = 20, log=print) -> dict:
 def predictors_markdown(data: dict) -> str:
     lines = ["| source | model | test RMSE (MB) | vs persistence | R2 | params |", "|---|---|---|---|---|---|"]
     for name, block in data.items():
+        if not isinstance(block, dict):  # "machine"
+            continue
         rows = block["rows"]
         base = next(r for r in rows if r["kind"] == "persistence")["rmse"]
         for r in rows:
