@@ -380,14 +380,54 @@ class SlotContext:
 def ground_distance_m(a_xy_m, b_xy_m, earth_radius_m, config: TwinRoutingConfig):
     """R_E eta between points [..., 2] (metres from the map origin, broadcasting), eqs. (1')-(2) on the
     spherical coordinates of the positions (`net.xy_to_latlon_offset_deg`); `distance_model="planar"`:
-    the Euclidean distance (§2.1 [REC, optional]); `haversine_variant="printed"`: the paper's eq. (1)."""
+    the Euclidean distance (§2.1 [REC, optional]); `haversine_variant="printed"`: the paper's eq. (1).
+    `ground_points` then `points_distance_m`: the per-point work is done once per point of a broadcast."""
+    a = ground_points(a_xy_m, earth_radius_m, config)
+    b = ground_points(b_xy_m, earth_radius_m, config)
+    return points_distance_m(a, b, earth_radius_m, config)
+
+
+def ground_points(xy_m, earth_radius_m, config: TwinRoutingConfig):
+    """The per-point part of `ground_distance_m` for points [..., 2]: their `net.SpherePoints` [...] (latitude
+    and longitude offsets, cosine of the latitude; eq. 1'), or the positions themselves for "planar"."""
     if config.distance_model == "planar":
-        return net.planar_distance_m(a_xy_m, b_xy_m)
-    lat_a, lon_a = net.xy_to_latlon_offset_deg(a_xy_m, config.origin_lat_deg, earth_radius_m)
-    lat_b, lon_b = net.xy_to_latlon_offset_deg(b_xy_m, config.origin_lat_deg, earth_radius_m)
-    return net.haversine_distance_m(
-        lat_a, lon_a, lat_b, lon_b, earth_radius_m, config.haversine_variant, config.origin_lat_deg
-    )
+        return jnp.asarray(xy_m, jnp.float32)
+    return net.sphere_points(xy_m, config.origin_lat_deg, earth_radius_m, config.haversine_variant)
+
+
+def points_distance_m(a, b, earth_radius_m, config: TwinRoutingConfig):
+    """R_E eta of eqs. (1')-(2) between `ground_points` (broadcasting): the per-pair part of
+    `ground_distance_m`."""
+    if config.distance_model == "planar":
+        return net.planar_distance_m(a, b)
+    return net.haversine_points_m(a, b, earth_radius_m, config.haversine_variant)
+
+
+def points_order_key(a, b, config: TwinRoutingConfig):
+    """A quantity that grows with `points_distance_m(a, b)` (broadcasting), for nearest-point searches: the
+    haversine a of eq. (1') (eta = 2 arcsin(sqrt(a)) without the arcsine), or the squared planar distance."""
+    if config.distance_model == "planar":
+        diff = a - b
+        return diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1]
+    return net.haversine_hav(a, b, config.haversine_variant)
+
+
+def rows_by_loop(fn, rows):
+    """`jax.vmap(fn)(rows)` computed as a loop over the rows (`lax.map`): one row per iteration, written into
+    a table that every user then reads. As one fused expression, XLA's CPU backend copied a pair table such
+    as the [V, M] distances into every loop that reads it (the observation, the mask, the nearest-server
+    searches), and inside the observation's concatenation evaluated it with a branch per element (~5x
+    slower); it fuses nothing across a loop boundary. Same values as the vmap."""
+    return jax.lax.map(fn, rows)
+
+
+def first_argmin(x):
+    """`jnp.argmin(x, axis=-1)` for x without NaN (the first index of the minimum), as a minimum and a minimum
+    over the indices that reach it: XLA's CPU backend compiles argmin's paired reduction to a scalar loop
+    (~5x slower than these two)."""
+    n = x.shape[-1]
+    lowest = jnp.min(x, axis=-1, keepdims=True)
+    return jnp.min(jnp.where(x == lowest, jnp.arange(n, dtype=jnp.int32), n), axis=-1)
 
 
 def channel_constants(params: EnvParams) -> dict:
@@ -638,9 +678,9 @@ class TwinRouting(Environment):
         """Synthetic traffic flow c_m(t) of the RSUs (§4.1 [REC]): base (1 + 0.6 sin(2 pi t / T_day - phi_m)
         + 0.3 sin(4 pi t / T_day)) + AR(1) noise, clipped >= 0."""
         tau = 2.0 * math.pi * (jnp.asarray(t, jnp.float32) + offset) / params.flow_period_slots
-        daily = params.flow_daily_amplitude * jnp.sin(tau - phase) + params.flow_half_daily_amplitude * jnp.sin(
-            2.0 * tau
-        )
+        daily = params.flow_daily_amplitude * net.sin_poly(
+            tau - phase
+        ) + params.flow_half_daily_amplitude * net.sin_poly(2.0 * tau)
         return jnp.maximum(params.flow_mean_vehicles * (1.0 + daily) + noise, 0.0)
 
     def next_flow_noise(self, key, noise, params: EnvParams):
@@ -677,12 +717,19 @@ class TwinRouting(Environment):
         c = self.config
         rsu_present = params.rsu_present
         rsu_flow = jnp.where(rsu_present, flow, 0.0)
-        d = ground_distance_m(uav_xy[:, None, :], params.rsu_xy_m[None, :, :], params.earth_radius_m, c)
-        nearest = jnp.argmin(jnp.where(rsu_present[None, :], d, jnp.inf), axis=-1)
+        nearest = self.nearest_rsu(uav_xy, params)
         uav_flow = jnp.where(uav_present, params.uav_flow_share * rsu_flow[nearest], 0.0)
         mean_flow = jnp.sum(rsu_flow) / jnp.maximum(jnp.sum(rsu_present), 1)
         sat_flow = params.sat_flow_factor * mean_flow * float(c.use_satellite)
         return params.data_bits * jnp.concatenate([rsu_flow, uav_flow, sat_flow[None]])
+
+    def nearest_rsu(self, xy_m, params: EnvParams) -> jax.Array:
+        """The nearest present RSU [P] of each point [P, 2] (eq. 1' distances; ties: the lowest index), ranked by
+        `points_order_key` (the haversine a: no arcsine per pair)."""
+        c = self.config
+        rsus = ground_points(params.rsu_xy_m, params.earth_radius_m, c)
+        key = rows_by_loop(lambda xy: points_order_key(ground_points(xy, params.earth_radius_m, c), rsus, c), xy_m)
+        return first_argmin(jnp.where(params.rsu_present[None, :], key, jnp.inf))
 
     def forecast(self, history, background, present, params: EnvParams):
         """S^pre_m(t) [M] from the history B(t-W..t-1) [W, M] (oldest first) and the true B(t) [M]."""
@@ -799,12 +846,15 @@ class TwinRouting(Environment):
         position = state.trace.position_at(jnp.minimum(t, c.max_steps))
         uav_xy, uav_present = self.uav_positions(state, params, t)
         server_xy = jnp.concatenate([params.rsu_xy_m, uav_xy, jnp.zeros((1, 2), jnp.float32)])
-        height = jnp.concatenate(
-            [jnp.zeros(self.num_rsus), jnp.full((self.num_uavs,), params.uav_altitude_m), jnp.zeros(1)]
-        ).astype(jnp.float32)
-        ground = ground_distance_m(position[:, None, :], server_xy[None, :, :], params.earth_radius_m, c)
-        distance = net.distance_with_height_m(ground, height)  # eq. (2): slant distance to UAVs
-        distance = jnp.where(self.is_sat, params.sat_altitude_m, jnp.maximum(distance, params.min_distance_m))
+        height = jnp.where(self.is_uav, jnp.asarray(params.uav_altitude_m, jnp.float32), 0.0)
+        servers = ground_points(server_xy, params.earth_radius_m, c)  # per server once, then per pair
+
+        def distances(xy):  # one vehicle's D_{v,m} [M], eq. (2): slant distance to UAVs, the satellite's altitude
+            ground = points_distance_m(ground_points(xy, params.earth_radius_m, c), servers, params.earth_radius_m, c)
+            distance = net.distance_with_height_m(ground, height)
+            return jnp.where(self.is_sat, params.sat_altitude_m, jnp.maximum(distance, params.min_distance_m))
+
+        distance = rows_by_loop(distances, position)
         return SlotContext(
             distance_m=distance,
             server_xy_m=server_xy,
@@ -854,7 +904,7 @@ class TwinRouting(Environment):
     def _nearest_present(self, ctx: SlotContext) -> jax.Array:
         """The nearest present RSU/UAV of each vehicle [V] (the no-satellite fallback, §8.2 #2)."""
         candidates = ctx.present & ~self.is_sat
-        return jnp.argmin(jnp.where(candidates[None, :], ctx.distance_m, jnp.inf), axis=-1).astype(jnp.int32)
+        return first_argmin(jnp.where(candidates[None, :], ctx.distance_m, jnp.inf))
 
     def fallback_server(self, ctx: SlotContext) -> jax.Array:
         """[V]: the satellite when it is available, else the nearest present RSU/UAV: what an invalid action
@@ -896,8 +946,9 @@ class TwinRouting(Environment):
     def nearest_selectable(self, ctx: SlotContext, mask) -> jax.Array:
         """Nearest selectable RSU/UAV, else the satellite/fallback [V] (initial host; Greedy's choice)."""
         ground = mask & ~self.is_sat
-        best = jnp.argmin(jnp.where(ground, ctx.distance_m, jnp.inf), axis=-1).astype(jnp.int32)
-        other = jnp.where(mask[:, self.satellite], self.satellite, jnp.argmax(mask, axis=-1)).astype(jnp.int32)
+        best = first_argmin(jnp.where(ground, ctx.distance_m, jnp.inf))
+        first = first_argmin(~mask)  # the first selectable server (argmax of the mask)
+        other = jnp.where(mask[:, self.satellite], self.satellite, first).astype(jnp.int32)
         return jnp.where(jnp.any(ground, axis=-1), best, other)
 
     def observation(self, state: EnvState, params: EnvParams) -> jax.Array:
