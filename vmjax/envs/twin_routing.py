@@ -374,6 +374,7 @@ class SlotContext:
     host: jax.Array  # [V] m_v^{t-1}
     placed: jax.Array  # [V] bool
     active: jax.Array  # [V] bool
+    server_points: Any = None  # `ground_points` of server_xy_m [M] (None: computed from server_xy_m when needed)
 
 
 # ====================================================================== the equations
@@ -405,11 +406,12 @@ def points_distance_m(a, b, earth_radius_m, config: TwinRoutingConfig):
 
 def points_order_key(a, b, config: TwinRoutingConfig):
     """A quantity that grows with `points_distance_m(a, b)` (broadcasting), for nearest-point searches: the
-    haversine a of eq. (1') (eta = 2 arcsin(sqrt(a)) without the arcsine), or the squared planar distance."""
+    haversine a of eq. (1') (eta = 2 arcsin(sqrt(a)) without the arcsine, nor its clip and exact zero), or the
+    squared planar distance."""
     if config.distance_model == "planar":
         diff = a - b
         return diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1]
-    return net.haversine_hav(a, b, config.haversine_variant)
+    return net.haversine_hav(a, b, config.haversine_variant, ordering_only=True)
 
 
 def rows_by_loop(fn, rows):
@@ -421,10 +423,14 @@ def rows_by_loop(fn, rows):
     return jax.lax.map(fn, rows)
 
 
+_UNROLLED_RSUS = 128  # `TwinRouting.nearest_rsu` scans up to this many RSUs unrolled
+
+
 def first_argmin(x):
-    """`jnp.argmin(x, axis=-1)` for x without NaN (the first index of the minimum), as a minimum and a minimum
-    over the indices that reach it: XLA's CPU backend compiles argmin's paired reduction to a scalar loop
-    (~5x slower than these two)."""
+    """`jnp.argmin(x, axis=-1)` of a materialised x without NaN (the first index of the minimum), as a minimum
+    and a minimum over the indices that reach it: XLA's CPU backend compiles argmin's paired reduction to a
+    scalar loop (~5x slower than these two). x must be one stored array (an argument, a loop's output), not an
+    expression XLA may fuse into both reductions and round differently in each."""
     n = x.shape[-1]
     lowest = jnp.min(x, axis=-1, keepdims=True)
     return jnp.min(jnp.where(x == lowest, jnp.arange(n, dtype=jnp.int32), n), axis=-1)
@@ -725,11 +731,26 @@ class TwinRouting(Environment):
 
     def nearest_rsu(self, xy_m, params: EnvParams) -> jax.Array:
         """The nearest present RSU [P] of each point [P, 2] (eq. 1' distances; ties: the lowest index), ranked by
-        `points_order_key` (the haversine a: no arcsine per pair)."""
+        `points_order_key` (the haversine a: no arcsine per pair). One point at a time (`rows_by_loop`), the
+        RSUs scanned in order within it: each pair's key is computed once, and the scan vectorises over the
+        worlds of a batch (a reduction over the RSUs compiles to a scalar loop on XLA's CPU backend)."""
         c = self.config
         rsus = ground_points(params.rsu_xy_m, params.earth_radius_m, c)
-        key = rows_by_loop(lambda xy: points_order_key(ground_points(xy, params.earth_radius_m, c), rsus, c), xy_m)
-        return first_argmin(jnp.where(params.rsu_present[None, :], key, jnp.inf))
+        if self.num_rsus > _UNROLLED_RSUS:  # a table and its argmin: the scan below would unroll too far
+            key = rows_by_loop(lambda xy: points_order_key(ground_points(xy, params.earth_radius_m, c), rsus, c), xy_m)
+            return first_argmin(jnp.where(params.rsu_present[None, :], key, jnp.inf))
+
+        def nearest(xy):
+            point = ground_points(xy, params.earth_radius_m, c)
+            best, index = jnp.float32(jnp.inf), jnp.int32(0)
+            for n in range(self.num_rsus):  # a strictly smaller key wins: argmin's first index on ties
+                rsu = jax.tree.map(lambda x: x[n], rsus)
+                key = jnp.where(params.rsu_present[n], points_order_key(point, rsu, c), jnp.inf)
+                better = key < best
+                best, index = jnp.where(better, key, best), jnp.where(better, n, index)
+            return index
+
+        return rows_by_loop(nearest, xy_m)
 
     def forecast(self, history, background, present, params: EnvParams):
         """S^pre_m(t) [M] from the history B(t-W..t-1) [W, M] (oldest first) and the true B(t) [M]."""
@@ -866,6 +887,7 @@ class TwinRouting(Environment):
             host=state.host,
             placed=state.placed,
             active=self.vehicle_active(state, t),
+            server_points=servers,
         )
 
     def server_range_m(self, params: EnvParams) -> jax.Array:
@@ -947,8 +969,7 @@ class TwinRouting(Environment):
         """Nearest selectable RSU/UAV, else the satellite/fallback [V] (initial host; Greedy's choice)."""
         ground = mask & ~self.is_sat
         best = first_argmin(jnp.where(ground, ctx.distance_m, jnp.inf))
-        first = first_argmin(~mask)  # the first selectable server (argmax of the mask)
-        other = jnp.where(mask[:, self.satellite], self.satellite, first).astype(jnp.int32)
+        other = jnp.where(mask[:, self.satellite], self.satellite, jnp.argmax(mask, axis=-1)).astype(jnp.int32)
         return jnp.where(jnp.any(ground, axis=-1), best, other)
 
     def observation(self, state: EnvState, params: EnvParams) -> jax.Array:
@@ -1008,7 +1029,10 @@ class TwinRouting(Environment):
     def migration_rate_bps(self, ctx: SlotContext, source, target, params: EnvParams) -> jax.Array:
         """R^mig between servers [V], eq. (11): D^mig from the same haversine with the altitude difference as
         the vertical offset, clamped >= 1 m [REC]; R^SAT when either end is the satellite."""
-        ground = ground_distance_m(ctx.server_xy_m[source], ctx.server_xy_m[target], params.earth_radius_m, self.config)
+        c, radius = self.config, params.earth_radius_m
+        points = ctx.server_points if ctx.server_points is not None else ground_points(ctx.server_xy_m, radius, c)
+        pick = lambda index: jax.tree.map(lambda x: x[index], points)
+        ground = points_distance_m(pick(source), pick(target), radius, c)
         dz = ctx.server_height_m[source] - ctx.server_height_m[target]
         distance = jnp.maximum(net.distance_with_height_m(ground, dz), params.min_distance_m)
         rate = net.link_rate_bps(

@@ -181,14 +181,15 @@ def _sin_of_difference(sin_a, cos_a, sin_b, cos_b, a, b):
     return jnp.where(a == b, 0.0, sin_a * cos_b - cos_a * sin_b)
 
 
-def haversine_hav(p1: SpherePoints, p2: SpherePoints, variant: str = "standard"):
+def haversine_hav(p1: SpherePoints, p2: SpherePoints, variant: str = "standard", ordering_only: bool = False):
     """The haversine a in [0, 1] of the central angle between `SpherePoints` (broadcasting), eq. (1') of spec
     002, a = sin^2(dlat / 2) + cos(lat1) cos(lat2) sin^2(dlon / 2), or the printed eq. (1) (`variant="printed"`:
     sin^2(dlon) + cos cos sin^2(dlat)); the sines of the differences by `_sin_of_difference` (a few operations
     per pair, no trigonometric function). eta = 2 arcsin(sqrt(a)) grows with a, so a orders pairs by distance
-    as eta does."""
-    s_lat = _sin_of_difference(p1.sin_lat, p1.cos_lat, p2.sin_lat, p2.cos_lat, p1.lat_deg, p2.lat_deg)
-    s_lon = _sin_of_difference(p1.sin_lon, p1.cos_lon, p2.sin_lon, p2.cos_lon, p1.lon_deg, p2.lon_deg)
+    as eta does; `ordering_only=True` keeps just that (no exact 0 for coincident points, no clip to [0, 1])."""
+    diff = _sin_of_difference if not ordering_only else lambda sa, ca, sb, cb, a, b: sa * cb - ca * sb
+    s_lat = diff(p1.sin_lat, p1.cos_lat, p2.sin_lat, p2.cos_lat, p1.lat_deg, p2.lat_deg)
+    s_lon = diff(p1.sin_lon, p1.cos_lon, p2.sin_lon, p2.cos_lon, p1.lon_deg, p2.lon_deg)
     cos_cos = p1.cos_abs_lat * p2.cos_abs_lat
     if variant == "standard":
         a = s_lat * s_lat + cos_cos * (s_lon * s_lon)
@@ -196,7 +197,7 @@ def haversine_hav(p1: SpherePoints, p2: SpherePoints, variant: str = "standard")
         a = s_lon * s_lon + cos_cos * (s_lat * s_lat)
     else:
         raise ValueError(f"variant must be 'standard' or 'printed', got {variant!r}")
-    return jnp.clip(a, 0.0, 1.0)
+    return a if ordering_only else jnp.clip(a, 0.0, 1.0)
 
 
 def central_angle_from_hav_rad(a):
