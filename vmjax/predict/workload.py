@@ -364,17 +364,19 @@ def _lstm_sequence(lstm: dict, x: jax.Array) -> list[jax.Array]:
     """Eq. (17) over windows x [B, T] (one feature per step): the hidden states h_1..h_T [B, d_h] of `nn.RNN`
     of the model's `OptimizedLSTMCell` (zero initial state, linear cell update), unrolled; the first step skips
     the products with the zero state (0 @ K_h = 0, f * c_0 = 0: the same values)."""
-    gates = ("i", "f", "g", "o")
+    gates = ("i", "f", "o", "g")  # the three sigmoid gates side by side: one element-wise pass over them
     kernel_h = jnp.concatenate([lstm[f"h{g}"]["kernel"] for g in gates], axis=-1)  # [d_h, 4 d_h]
     bias_h = jnp.concatenate([lstm[f"h{g}"]["bias"] for g in gates], axis=-1)
     kernel_i = jnp.concatenate([lstm[f"i{g}"]["kernel"] for g in gates], axis=-1)  # [1, 4 d_h]
+    d_h = kernel_h.shape[0]
     hidden = []
     h = c = None
     for t in range(x.shape[-1]):
         z = (bias_h if h is None else jnp.dot(h, kernel_h) + bias_h) + jnp.dot(x[:, t : t + 1], kernel_i)
-        z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
-        i, g, o = sigmoid_via_tanh(z_i), jnp.tanh(z_g), sigmoid_via_tanh(z_o)
-        c = i * g if c is None else sigmoid_via_tanh(z_f) * c + i * g
+        sig = sigmoid_via_tanh(z[:, : 3 * d_h])
+        i, f, o = sig[:, :d_h], sig[:, d_h : 2 * d_h], sig[:, 2 * d_h :]
+        g = jnp.tanh(z[:, 3 * d_h :])
+        c = i * g if c is None else f * c + i * g
         h = o * jnp.tanh(c)
         hidden.append(h)
     return hidden
@@ -423,8 +425,7 @@ def _fused_lstm_transformer(params: dict, config: WorkloadPredictorConfig, x: ja
     products of weights (`_fused_attention_weights`): ~5x fewer FLOPs per window (no keys and values of the
     earlier steps, no projection of their LSTM states)."""
     window = x.shape[-1]
-    hidden = _lstm_sequence(params["lstm"], x)  # T x [B, d_h]
-    h_seq = jnp.stack(hidden, axis=1)  # [B, T, d_h]
+    hidden = _lstm_sequence(params["lstm"], x)  # T x [B, d_h], never stacked (a copy of every state)
     h_last = hidden[-1]
     fused = _fused_attention_weights(params, config, window)
     heads, d_h = config.num_heads, config.hidden_size
@@ -435,11 +436,11 @@ def _fused_lstm_transformer(params: dict, config: WorkloadPredictorConfig, x: ja
     else:
         g = jnp.dot(h_last, fused["g"]) + fused["e"]
     g = g.reshape(-1, heads, d_h)  # [B, H, d_h]: score_hj = g_h . h_j (+ constants over j)
-    scores = jnp.einsum("bhp,btp->bht", g, h_seq)  # [B, H, T]
+    scores = jnp.stack([jnp.einsum("bhp,bp->bh", g, h) for h in hidden], axis=-1)  # [B, H, T]
     if config.positional_embedding:
         scores = scores + jnp.einsum("bm,mht->bht", x_last, fused["pos_scores"]) + fused["pos_q"]
     weights = jax.nn.softmax(scores, axis=-1)
-    pooled = jnp.einsum("bht,btp->bhp", weights, h_seq)  # [B, H, d_h]
+    pooled = sum(weights[:, :, t, None] * h[:, None, :] for t, h in enumerate(hidden))  # [B, H, d_h]
     attention = jnp.dot(pooled.reshape(-1, heads * d_h), fused["values"]) + fused["bias"]
     if config.positional_embedding:
         attention = attention + jnp.einsum("bht,htn->bn", weights, fused["pos_values"])
