@@ -8,20 +8,29 @@ tolerance; the discrete outcomes (chosen server, flags) exactly.
 
 The reference file was written by `python -m tests.test_twin_routing_speed --record` on the code before the
 optimisation (commit 9443c32); rerunning it on later code only re-records that code.
+
+The pieces are also checked on their own against slow references kept here: the polynomial sine / cosine /
+arcsine and the per-point haversine against NumPy and `net.haversine_distance_m`, the UAV nearest-RSU scan
+against an argmin over all distances, `first_argmin` and `rows_by_loop` against their JAX equivalents, and the
+fused LSTM-Transformer inference against the flax module.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import vmjax
 from baselines.twin_routing import make_random_policy
-from vmjax import predict
+from vmjax import net, predict
+from vmjax.envs import twin_routing as tr
+from vmjax.predict import workload
 
 REFERENCE = Path(__file__).parent / "data" / "twin_routing_reference.npz"
 NUM_WORLDS, NUM_STEPS, DEFAULT_STEPS = 2, 14, 10  # the default layout's observations are large: fewer slots
@@ -157,6 +166,104 @@ def test_rollout_equals_reference(name, reference):
             np.testing.assert_allclose(value, want, rtol=1e-5, atol=atol, err_msg=f"{name}/{key}")
         else:
             np.testing.assert_array_equal(value, want, err_msg=f"{name}/{key}")
+
+
+# ---------------------------------------------------------------- the pieces against slow references
+def test_polynomial_trigonometry_matches_numpy():
+    x = np.concatenate([np.linspace(-math.pi / 2, math.pi / 2, 20001), np.geomspace(1e-9, 1.5, 2001)]).astype(
+        np.float32
+    )
+    ulp = lambda v: np.spacing(np.abs(v).astype(np.float32)).astype(np.float64)
+    x64 = x.astype(np.float64)
+    for fn, ref in ((net.sin_poly, np.sin), (net.cos_poly, np.cos)):  # a few ulp; ~1e-7 near cos's zero
+        err = np.abs(np.asarray(jax.jit(fn)(x), np.float64) - ref(x64))
+        assert np.all(err <= np.maximum(4.0 * ulp(ref(x64)), 1e-7)), fn.__name__
+    wide = np.linspace(-40.0, 40.0, 20001).astype(np.float32)  # beyond +-pi/2: reduced, absolute error ~1e-7
+    np.testing.assert_allclose(np.asarray(jax.jit(net.sin_poly)(wide)), np.sin(wide.astype(np.float64)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(jax.jit(net.cos_poly)(wide)), np.cos(wide.astype(np.float64)), atol=1e-6)
+    unit = np.concatenate([np.linspace(0.0, 1.0, 20001), np.geomspace(1e-10, 1.0, 2001)]).astype(np.float32)
+    want = np.arcsin(unit.astype(np.float64))
+    err = np.abs(np.asarray(jax.jit(net.arcsin_poly)(unit), np.float64) - want)
+    assert np.max(err / np.maximum(ulp(want), 1e-45)) <= 4.0
+
+
+@pytest.mark.parametrize("variant", ["standard", "printed"])
+def test_haversine_per_point_matches_the_pairwise_formula(variant):
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-2000.0, 20000.0, (300, 2)).astype(np.float32)
+    b = rng.uniform(-2000.0, 20000.0, (40, 2)).astype(np.float32)
+    b[:3] = a[:3]  # coincident points: exactly 0
+    r, lat0 = 6_371_393.0, 39.9
+
+    def reference(a, b):
+        la, lo = net.xy_to_latlon_offset_deg(a[:, None], lat0, r)
+        lb, lob = net.xy_to_latlon_offset_deg(b[None], lat0, r)
+        return net.haversine_distance_m(la, lo, lb, lob, r, variant, lat0)
+
+    def fast(a, b):
+        pa, pb = net.sphere_points(a[:, None], lat0, r, variant), net.sphere_points(b[None], lat0, r, variant)
+        return net.haversine_points_m(pa, pb, r, variant)
+
+    want, got = np.asarray(jax.jit(reference)(a, b)), np.asarray(jax.jit(fast)(a, b))
+    assert np.all(got[np.arange(3), np.arange(3)] == 0.0)
+    # both carry the float32 rounding of the offsets (~mm on a 20 km map): equal to that
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=0.03)
+    config = tr.TwinRoutingConfig(haversine_variant=variant, origin_lat_deg=lat0)
+    np.testing.assert_allclose(
+        np.asarray(tr.ground_distance_m(a[:, None], b[None], r, config)), got, rtol=2e-5, atol=1e-3
+    )
+
+
+@pytest.mark.parametrize("config", [dict(), dict(num_rsus=130, num_uavs=3), dict(distance_model="planar")])
+def test_nearest_rsu_is_the_argmin_of_the_distances(config):
+    env = vmjax.make("TwinRouting-v0", **config)
+    params = env.default_params
+    present = np.ones(env.num_rsus, bool)
+    present[[3, 7]] = False
+    params = params.replace(rsu_present=jnp.asarray(present))
+    xy = jax.random.uniform(jax.random.key(0), (64, 2), minval=-500.0, maxval=env.road_grid.extent_m[0] + 500.0)
+    xy = xy.at[0].set(params.rsu_xy_m[3])  # on an absent RSU
+    d = tr.ground_distance_m(xy[:, None], params.rsu_xy_m[None], params.earth_radius_m, env.config)
+    want = jnp.argmin(jnp.where(params.rsu_present[None, :], d, jnp.inf), axis=-1)
+    got = jax.jit(env.nearest_rsu)(xy, params)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    nobody = params.replace(rsu_present=jnp.zeros(env.num_rsus, bool))  # no present RSU: index 0, as argmin
+    np.testing.assert_array_equal(np.asarray(jax.jit(env.nearest_rsu)(xy[:4], nobody)), 0)
+
+
+def test_first_argmin_and_rows_by_loop():
+    x = jnp.array([[3.0, 1.0, 1.0, 2.0], [jnp.inf, jnp.inf, jnp.inf, jnp.inf], [0.0, 5.0, -1.0, -1.0]])
+    np.testing.assert_array_equal(np.asarray(tr.first_argmin(x)), np.asarray(jnp.argmin(x, axis=-1)))
+    rows = jax.random.normal(jax.random.key(1), (5, 7))
+    fn = lambda r: jnp.cumsum(r) * r[0]
+    np.testing.assert_array_equal(np.asarray(tr.rows_by_loop(fn, rows)), np.asarray(jax.vmap(fn)(rows)))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        predict.WorkloadPredictorConfig(),
+        SMALL_PREDICTOR,
+        predict.WorkloadPredictorConfig(positional_embedding=True, causal_attention=True, ffn_activation="gelu"),
+        predict.WorkloadPredictorConfig(window=3, hidden_size=12, num_heads=3, head_dim=5, model_dim=10),
+    ],
+)
+def test_fused_lstm_transformer_matches_the_flax_module(config):
+    predictor = predict.init_workload_predictor(jax.random.key(2), config)
+    x = jax.random.uniform(jax.random.key(3), (512, config.window), minval=-0.3, maxval=1.4)
+    want = predictor.model.apply({"params": predictor.params}, x[..., None])[:, 0]
+    got = jax.jit(lambda p, x: workload._fused_lstm_transformer(p.params, p.config, x))(predictor, x)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+    history = jax.random.uniform(jax.random.key(4), (2, config.window, 9), minval=0.0, maxval=50.0)
+    scaled = predict.init_workload_predictor(jax.random.key(2), config, 5.0, 40.0)
+    x = jnp.swapaxes((history - 5.0) / 35.0, -1, -2).reshape(-1, config.window, 1)
+    flax_loads = 5.0 + scaled.model.apply({"params": scaled.params}, x)[:, 0].reshape(2, 9) * 35.0
+    np.testing.assert_allclose(
+        np.asarray(predict.predict_next_load(scaled, history)),
+        np.maximum(np.asarray(flax_loads), 0.0),
+        rtol=1e-5,
+        atol=1e-4,
+    )
 
 
 if __name__ == "__main__":

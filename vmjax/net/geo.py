@@ -121,9 +121,9 @@ def sin_poly(x):
 
 
 def cos_poly(x):
-    """cos(x) for float32 x: `_reduce_half_pi`, then the even Taylor polynomial of degree 16. Within ~1 ulp of
-    `jnp.cos` for |x| < pi/2 (any latitude); absolute error below ~3e-7 elsewhere. XLA's CPU backend fuses a
-    per-point cosine into the pair loops that broadcast it, evaluating it once per pair: this one is cheap."""
+    """cos(x) for float32 x: `_reduce_half_pi`, then the even Taylor polynomial of degree 16. Within a few ulp of
+    `jnp.cos` for |x| < pi/2 away from its zeros (any latitude short of the poles); absolute error below ~1e-7
+    near them (the rounding of x itself) and ~3e-7 beyond pi/2."""
     r, flip = _reduce_half_pi(x)
     p = _horner(_COS_TAYLOR, r * r)
     return jnp.where(flip, -p, p)
