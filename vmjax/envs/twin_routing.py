@@ -396,12 +396,13 @@ def ground_points(xy_m, earth_radius_m, config: TwinRoutingConfig):
     return net.sphere_points(xy_m, config.origin_lat_deg, earth_radius_m, config.haversine_variant)
 
 
-def points_distance_m(a, b, earth_radius_m, config: TwinRoutingConfig):
+def points_distance_m(a, b, earth_radius_m, config: TwinRoutingConfig, exact_zero: bool = True):
     """R_E eta of eqs. (1')-(2) between `ground_points` (broadcasting): the per-pair part of
-    `ground_distance_m`."""
+    `ground_distance_m`. `exact_zero=False`: coincident points may come out ~1e-4 m apart (fine below the
+    1 m clamp of the slot's distances; a few operations fewer per pair)."""
     if config.distance_model == "planar":
         return net.planar_distance_m(a, b)
-    return net.haversine_points_m(a, b, earth_radius_m, config.haversine_variant)
+    return net.haversine_points_m(a, b, earth_radius_m, config.haversine_variant, exact_zero)
 
 
 def points_order_key(a, b, config: TwinRoutingConfig):
@@ -412,6 +413,20 @@ def points_order_key(a, b, config: TwinRoutingConfig):
         diff = a - b
         return diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1]
     return net.haversine_hav(a, b, config.haversine_variant, ordering_only=True)
+
+
+def order_factors(points, config: TwinRoutingConfig):
+    """(a, b, c, d) of `ground_points` [...]: `points_order_key(p, q)` = (a_p b_q - b_p a_q)^2 + (c_p d_q - d_p c_q)^2
+    up to float32 rounding. The haversine a = sin^2(dlat/2) + cos cos sin^2(dlon/2) (eq. 1') with the sines of
+    the differences from per-point sines and cosines and sqrt(cos(lat)) folded into the longitude terms (the
+    latitude terms for the printed eq. 1); planar: (x, 1, y, 1), the squared distance."""
+    if config.distance_model == "planar":
+        one = jnp.ones_like(points[..., 0])
+        return points[..., 0], one, points[..., 1], one
+    w = jnp.sqrt(points.cos_abs_lat)
+    if config.haversine_variant == "standard":
+        return points.sin_lat, points.cos_lat, w * points.sin_lon, w * points.cos_lon
+    return w * points.sin_lat, w * points.cos_lat, points.sin_lon, points.cos_lon
 
 
 def rows_by_loop(fn, rows):
@@ -731,21 +746,24 @@ class TwinRouting(Environment):
 
     def nearest_rsu(self, xy_m, params: EnvParams) -> jax.Array:
         """The nearest present RSU [P] of each point [P, 2] (eq. 1' distances; ties: the lowest index), ranked by
-        `points_order_key` (the haversine a: no arcsine per pair). One point at a time (`rows_by_loop`), the
-        RSUs scanned in order within it: each pair's key is computed once, and the scan vectorises over the
-        worlds of a batch (a reduction over the RSUs compiles to a scalar loop on XLA's CPU backend)."""
+        the haversine a (`points_order_key`: no arcsine per pair). One point at a time (`rows_by_loop`), the
+        RSUs scanned in order within it: each pair's key is computed once, in ~10 operations
+        (`order_factors`), and the scan vectorises over the worlds of a batch (a reduction over the RSUs
+        compiles to a scalar loop on XLA's CPU backend)."""
         c = self.config
         rsus = ground_points(params.rsu_xy_m, params.earth_radius_m, c)
         if self.num_rsus > _UNROLLED_RSUS:  # a table and its argmin: the scan below would unroll too far
             key = rows_by_loop(lambda xy: points_order_key(ground_points(xy, params.earth_radius_m, c), rsus, c), xy_m)
             return first_argmin(jnp.where(params.rsu_present[None, :], key, jnp.inf))
+        rsu_a, rsu_b, rsu_c, rsu_d = order_factors(rsus, c)
+        rsu_a = jnp.where(params.rsu_present, rsu_a, jnp.nan)  # an absent RSU's key is NaN: never smaller
 
         def nearest(xy):
-            point = ground_points(xy, params.earth_radius_m, c)
+            a, b, c_, d = order_factors(ground_points(xy, params.earth_radius_m, c), c)
             best, index = jnp.float32(jnp.inf), jnp.int32(0)
             for n in range(self.num_rsus):  # a strictly smaller key wins: argmin's first index on ties
-                rsu = jax.tree.map(lambda x: x[n], rsus)
-                key = jnp.where(params.rsu_present[n], points_order_key(point, rsu, c), jnp.inf)
+                u, v = a * rsu_b[n] - b * rsu_a[n], c_ * rsu_d[n] - d * rsu_c[n]
+                key = u * u + v * v
                 better = key < best
                 best, index = jnp.where(better, key, best), jnp.where(better, n, index)
             return index
@@ -871,7 +889,8 @@ class TwinRouting(Environment):
         servers = ground_points(server_xy, params.earth_radius_m, c)  # per server once, then per pair
 
         def distances(xy):  # one vehicle's D_{v,m} [M], eq. (2): slant distance to UAVs, the satellite's altitude
-            ground = points_distance_m(ground_points(xy, params.earth_radius_m, c), servers, params.earth_radius_m, c)
+            point = ground_points(xy, params.earth_radius_m, c)
+            ground = points_distance_m(point, servers, params.earth_radius_m, c, exact_zero=False)  # clamped below
             distance = net.distance_with_height_m(ground, height)
             return jnp.where(self.is_sat, params.sat_altitude_m, jnp.maximum(distance, params.min_distance_m))
 

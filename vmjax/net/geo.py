@@ -181,13 +181,17 @@ def _sin_of_difference(sin_a, cos_a, sin_b, cos_b, a, b):
     return jnp.where(a == b, 0.0, sin_a * cos_b - cos_a * sin_b)
 
 
-def haversine_hav(p1: SpherePoints, p2: SpherePoints, variant: str = "standard", ordering_only: bool = False):
+def haversine_hav(
+    p1: SpherePoints, p2: SpherePoints, variant: str = "standard", ordering_only: bool = False, exact_zero: bool = True
+):
     """The haversine a in [0, 1] of the central angle between `SpherePoints` (broadcasting), eq. (1') of spec
     002, a = sin^2(dlat / 2) + cos(lat1) cos(lat2) sin^2(dlon / 2), or the printed eq. (1) (`variant="printed"`:
     sin^2(dlon) + cos cos sin^2(dlat)); the sines of the differences by `_sin_of_difference` (a few operations
     per pair, no trigonometric function). eta = 2 arcsin(sqrt(a)) grows with a, so a orders pairs by distance
-    as eta does; `ordering_only=True` keeps just that (no exact 0 for coincident points, no clip to [0, 1])."""
-    diff = _sin_of_difference if not ordering_only else lambda sa, ca, sb, cb, a, b: sa * cb - ca * sb
+    as eta does; `ordering_only=True` keeps just that (no exact 0 for coincident points, no clip to [0, 1]).
+    `exact_zero=False`: coincident points may get a ~1e-20 residual instead of 0 (a few operations fewer)."""
+    exact = exact_zero and not ordering_only
+    diff = _sin_of_difference if exact else lambda sa, ca, sb, cb, a, b: sa * cb - ca * sb
     s_lat = diff(p1.sin_lat, p1.cos_lat, p2.sin_lat, p2.cos_lat, p1.lat_deg, p2.lat_deg)
     s_lon = diff(p1.sin_lon, p1.cos_lon, p2.sin_lon, p2.cos_lon, p1.lon_deg, p2.lon_deg)
     cos_cos = p1.cos_abs_lat * p2.cos_abs_lat
@@ -205,10 +209,13 @@ def central_angle_from_hav_rad(a):
     return 2.0 * arcsin_poly(_safe_sqrt(a))
 
 
-def haversine_points_m(p1: SpherePoints, p2: SpherePoints, radius_m=EARTH_RADIUS_M, variant: str = "standard"):
+def haversine_points_m(
+    p1: SpherePoints, p2: SpherePoints, radius_m=EARTH_RADIUS_M, variant: str = "standard", exact_zero: bool = True
+):
     """R eta between `SpherePoints` of the same `variant` (broadcasting): `haversine_distance_m` with the
-    trigonometry done once per point (equal to it within ~1 mm, its float32 rounding on a map)."""
-    return radius_m * central_angle_from_hav_rad(haversine_hav(p1, p2, variant))
+    trigonometry done once per point (equal to it within ~1 mm, its float32 rounding on a map). `exact_zero`:
+    see `haversine_hav` (without it, coincident points are ~1e-4 m apart)."""
+    return radius_m * central_angle_from_hav_rad(haversine_hav(p1, p2, variant, exact_zero=exact_zero))
 
 
 def xy_to_latlon_offset_deg(xy_m, origin_lat_deg, radius_m=EARTH_RADIUS_M):
