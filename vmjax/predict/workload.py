@@ -15,7 +15,9 @@
                            70/10/20 split, MSE, Adam + clip 1.0, early stopping on validation MSE (best kept),
                            the loop of `training.fit`
     inference      §4.3    `predict_next_load` (one step, jittable; what an env calls), `predict_load_series`
-                           (every slot of a series at once: the precomputed S^pre table of §4.3)
+                           (every slot of a series at once: the precomputed S^pre table of §4.3); the
+                           LSTM-Transformer with last-step pooling runs fused (`_fused_lstm_transformer`:
+                           the last query's attention folded into products of weights, ~5x fewer FLOPs)
     metrics        §4.5    `workload_metrics`: RMSE, MAE, error rate (WAPE %), R^2 on the raw scale, RMSE and
                            MAE also on the normalised scale; `compare_predictors` puts every model in one table
 
@@ -336,7 +338,7 @@ def predict_next_load(predictor: WorkloadPredictor, history: jax.Array) -> jax.A
     """Next-slot load [..., S] from the last `window` slots of every series, `history` [..., window, S]
     (oldest first, raw units); predictions come back in the same units (clipped at 0 when
     `config.nonnegative`). Deterministic (no dropout), pure, jittable and vmappable; the series are folded
-    into the batch of the shared univariate model. ValueError (at trace time) on a wrong window or a
+    into the batch of the shared univariate model (run fused for the LSTM-Transformer, `_apply_model`). ValueError (at trace time) on a wrong window or a
     series count that does not match a per-series scaler."""
     history = jnp.asarray(history, jnp.float32)
     window = predictor.window
