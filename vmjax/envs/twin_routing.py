@@ -437,12 +437,21 @@ def order_factors(points, config: TwinRoutingConfig):
 
 
 def rows_by_loop(fn, rows):
-    """`jax.vmap(fn)(rows)` computed as a loop over the rows (`lax.map`): one row per iteration, written into
-    a table that every user then reads. As one fused expression, XLA's CPU backend copied a pair table such
-    as the [V, M] distances into every loop that reads it (the observation, the mask, the nearest-server
+    """`jax.vmap(fn)(rows)` computed as a loop over the rows: one row per iteration, written in place into a
+    table that every user then reads. As one fused expression, XLA's CPU backend copied a pair table such as
+    the [V, M] distances into every loop that reads it (the observation, the mask, the nearest-server
     searches), and inside the observation's concatenation evaluated it with a branch per element (~5x
-    slower); it fuses nothing across a loop boundary. Same values as the vmap."""
-    return jax.lax.map(fn, rows)
+    slower); it fuses nothing across a loop boundary. A `fori_loop` updating the table rather than
+    `lax.map` (a scan): under `vmap` the scan's stacked rows would come out row-major and need a transpose.
+    Same values as the vmap."""
+    count = jax.tree.leaves(rows)[0].shape[0]
+    row = lambda i: jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), rows)
+    table = jax.tree.map(lambda leaf: jnp.zeros((count,) + leaf.shape, leaf.dtype), jax.eval_shape(fn, row(0)))
+
+    def write(i, table):
+        return jax.tree.map(lambda t, r: jax.lax.dynamic_update_index_in_dim(t, r, i, 0), table, fn(row(i)))
+
+    return jax.lax.fori_loop(0, count, write, table)
 
 
 _UNROLLED_RSUS = 128  # `TwinRouting.nearest_rsu` scans up to this many RSUs unrolled
