@@ -141,30 +141,40 @@ def measure_world_step_ratio(
     """A TwinRouting-v0 world-step (the default config) over an AvatarPremigration-v0 one (`REFERENCE_CONFIG`,
     part 1's env), at `worlds` worlds, both timed as part 1 times vmjax: a jitted rollout of `steps` VecEnv steps
     from a reset state with a fixed random action per world, auto-resets inside (two episode ends per world
-    in the full run), `bench.common.make_env_rollout`. Both AOT-compiled first, one warm-up run each, then
-    `repeats` timed runs of each in alternation (the two see the same machine load), medians."""
+    in the full run), `bench.common.make_env_rollout`; once summing the reward only (`ratio`, part 1's
+    convention: the compiler drops the observation) and once summing the observation too (`ratio_observed`:
+    what a learner pays). All four AOT-compiled first, one warm-up run each, then `repeats` timed runs of
+    each in alternation (they see the same machine load), medians."""
     programs = {}
     for name, env_id, config, n_steps in (
         ("twin_routing", ENV_ID, {}, steps),
         ("reference", REFERENCE_ID, REFERENCE_CONFIG, reference_steps),
     ):
         env = vmjax.make(env_id, **config)
-        reset, run = make_env_rollout(env, worlds, n_steps)
-        state, actions = reset(jax.random.key(0))
-        args = (state, actions, jax.random.key(1))
-        compiled, compile_s = compile_aot(run, args)
-        jax.block_until_ready(compiled(*args))  # warm-up, excluded
-        programs[name] = {"compiled": compiled, "args": args, "steps": n_steps, "compile_s": compile_s, "runs_s": []}
+        for observe in (False, True):
+            reset, run = make_env_rollout(env, worlds, n_steps, observe=observe)
+            state, actions = reset(jax.random.key(0))
+            args = (state, actions, jax.random.key(1))
+            compiled, compile_s = compile_aot(run, args)
+            jax.block_until_ready(compiled(*args))  # warm-up, excluded
+            programs[(name, observe)] = {
+                "env_id": env_id,
+                "compiled": compiled,
+                "args": args,
+                "steps": n_steps,
+                "compile_s": compile_s,
+                "runs_s": [],
+            }
     for _ in range(repeats):
         for program in programs.values():
             start = time.perf_counter()
             jax.block_until_ready(program["compiled"](*program["args"]))
             program["runs_s"].append(time.perf_counter() - start)
     out = {"worlds": worlds, "repeats": repeats}
-    for name, program in programs.items():
+    for (name, observe), program in programs.items():
         run_s = median(program["runs_s"])
-        out[name] = {
-            "env_id": ENV_ID if name == "twin_routing" else REFERENCE_ID,
+        out[name + ("_observed" if observe else "")] = {
+            "env_id": program["env_id"],
             "steps": program["steps"],
             "compile_s": program["compile_s"],
             "runs_s": program["runs_s"],
@@ -172,6 +182,7 @@ def measure_world_step_ratio(
             "world_step_s": run_s / (program["steps"] * worlds),
         }
     out["ratio"] = out["twin_routing"]["world_step_s"] / out["reference"]["world_step_s"]
+    out["ratio_observed"] = out["twin_routing_observed"]["world_step_s"] / out["reference_observed"]["world_step_s"]
     return out
 
 
@@ -259,11 +270,12 @@ def bench_twin_routing(
         "world_step_ratio": ratios,
         "ratio_target": {
             "description": f"{ENV_ID} world-step / {REFERENCE_ID} world-step at {RATIO_TARGET_WORLDS} worlds "
-            "(fixed random actions, measured in alternation in one process)",
+            "(fixed random actions, measured in alternation in one process; the larger of the ratios without and "
+            "with the observation)",
             "required_max": RATIO_TARGET,
             "worlds": RATIO_TARGET_WORLDS,
-            "measured": None if at_target is None else at_target["ratio"],
-            "met": None if at_target is None else at_target["ratio"] <= RATIO_TARGET,
+            "measured": None if at_target is None else max(at_target["ratio"], at_target["ratio_observed"]),
+            "met": None if at_target is None else max(at_target["ratio"], at_target["ratio_observed"]) <= RATIO_TARGET,
         },
         "method": {
             "timed": "a jitted loop of VecEnv steps from a reset state (lax.fori_loop, the step count an "
@@ -286,7 +298,9 @@ def bench_twin_routing(
             "as part 1 times vmjax: a jitted rollout of VecEnv steps with a fixed random action per world, "
             f"auto-resets inside ({ratio_steps} and {reference_steps} steps), AOT-compiled, one warm-up run, "
             f"then {repeats} timed runs of each in alternation, medians; world_step_s = run_s / (steps x "
-            "worlds); ratio = TwinRouting / AvatarPremigration. policy_rollout_ratio: the persistence row's "
+            "worlds); ratio = TwinRouting / AvatarPremigration with the reward summed (the compiler drops the "
+            "observation, part 1's convention); ratio_observed: the same with every step's observation summed "
+            "too (what a learner pays). policy_rollout_ratio: the persistence row's "
             "world-step (masked random policy, observation summed) over the same AvatarPremigration one",
         },
     }
@@ -331,15 +345,17 @@ def render_table(section: dict) -> str:
         lines += [
             "",
             f"| worlds | {ENV_ID} µs per world-step | {ref} µs per world-step | ratio | "
-            "masked-random-policy rollout µs per world-step | its ratio |",
-            "|---|---|---|---|---|---|",
+            "with the observation: µs | ratio | masked-random-policy rollout µs per world-step | its ratio |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in section["world_step_ratio"]:
             policy, policy_ratio = r["policy_rollout_world_step_s"], r["policy_rollout_ratio"]
             policy_us = "–" if policy is None else f"{policy * 1e6:,.2f}"
             lines.append(
                 f"| {r['worlds']} | {r['twin_routing']['world_step_s'] * 1e6:,.2f} | "
-                f"{r['reference']['world_step_s'] * 1e6:,.2f} | {r['ratio']:,.2f}x | {policy_us} | "
+                f"{r['reference']['world_step_s'] * 1e6:,.2f} | {r['ratio']:,.2f}x | "
+                f"{r['twin_routing_observed']['world_step_s'] * 1e6:,.2f} vs "
+                f"{r['reference_observed']['world_step_s'] * 1e6:,.2f} | {r['ratio_observed']:,.2f}x | {policy_us} | "
                 f"{format_times(policy_ratio)} |"
             )
         target = section["ratio_target"]

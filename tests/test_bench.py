@@ -224,9 +224,13 @@ def test_twin_routing_quick_run(twin_quick):
     (ratio,) = result["world_step_ratio"]
     assert ratio["worlds"] == 1 and ratio["repeats"] == 1
     for name, steps in (("twin_routing", twin.QUICK["ratio_steps"]), ("reference", twin.QUICK["reference_steps"])):
-        part = ratio[name]
-        assert part["steps"] == steps and len(part["runs_s"]) == 1 and _positive(part["compile_s"])
-        assert _close(part["world_step_s"], part["run_s"] / steps)
+        for part in (ratio[name], ratio[name + "_observed"]):
+            assert part["steps"] == steps and len(part["runs_s"]) == 1 and _positive(part["compile_s"])
+            assert _close(part["world_step_s"], part["run_s"] / steps)
+    assert _close(
+        ratio["ratio_observed"],
+        ratio["twin_routing_observed"]["world_step_s"] / ratio["reference_observed"]["world_step_s"],
+    )
     assert _close(ratio["ratio"], ratio["twin_routing"]["world_step_s"] / ratio["reference"]["world_step_s"])
     assert ratio["policy_rollout_ratio"] is None  # no persistence row in this run
     target = result["ratio_target"]
