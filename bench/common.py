@@ -196,9 +196,11 @@ def compiled_memory(compiled, num_worlds: int) -> dict | None:
 
 
 # ====================================================================== env rollouts
-def make_env_rollout(env, num_worlds: int, num_steps: int):
+def make_env_rollout(env, num_worlds: int, num_steps: int, observe: bool = False):
     """(reset, run): jitted `key -> (state, actions)` and `(state, actions, key) -> summed reward` that runs
-    `num_steps` steps in `num_worlds` worlds with a fixed random action per world."""
+    `num_steps` steps in `num_worlds` worlds with a fixed random action per world. With `observe` the sum also
+    takes every step's observation, so the compiler cannot drop it (what a learner pays); without, only the
+    reward's share of the step runs (part 1's convention)."""
     vec = vmjax.VecEnv(env, num_worlds)
     params = env.default_params
 
@@ -210,8 +212,11 @@ def make_env_rollout(env, num_worlds: int, num_steps: int):
     def run(state, actions, key):
         def body(carry, k):
             state, total = carry
-            _, state, reward, *_ = vec.step(k, state, actions, params)
-            return (state, total + jnp.sum(reward)), None
+            obs, state, reward, *_ = vec.step(k, state, actions, params)
+            total = total + jnp.sum(reward)
+            if observe:
+                total = total + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(obs))
+            return (state, total), None
 
         (_, total), _ = jax.lax.scan(body, (state, jnp.float32(0.0)), jax.random.split(key, num_steps))
         return total

@@ -16,7 +16,9 @@ What is measured (bench/README.md has the details):
 5. the machine (CPU model and cores, or the accelerator);
 6. env throughput of TwinRouting-v0 (the default config: 5 vehicles, 76 RSUs, 10 UAVs, a satellite) under a
    masked uniform random policy, with the persistence forecast and with the in-rollout workload predictor
-   (bench/twin_routing_throughput.py; no reference: absolute env and agent steps/s; `--skip-twin-routing`).
+   (bench/twin_routing_throughput.py; no reference: absolute env and agent steps/s; `--skip-twin-routing`),
+   and its world-step as a ratio to an AvatarPremigration-v0 one (part 1's env) at `--twin-ratio-worlds`
+   (1024), both timed in alternation in this process (target: <= 5x).
 
 Timing rules (ANCHORS.md): AOT-compile first and report compile time apart; `block_until_ready`; a warm-up
 run excluded; the median of repeated runs.
@@ -104,6 +106,7 @@ FULL = {
     "scale_rsus": [5, 20, 80],
     "twin_worlds": [1, 64, 1024, 4096],
     "twin_max_rollout_s": 60.0,
+    "twin_ratio_worlds": [1024],
 }
 QUICK = {
     **FULL,
@@ -125,6 +128,7 @@ QUICK = {
     "scale_vehicles": [10],
     "scale_rsus": [5],
     "twin_worlds": [1, 4],
+    "twin_ratio_worlds": [4],
 }
 LARGE_TRAIN_WORLDS = 256  # from here on: chunks of one iteration, `train_large_repeats` / `torch_large_iterations`
 
@@ -621,7 +625,8 @@ def bench_scaling(opts, cache: dict) -> dict:
 # ====================================================================== TwinRouting-v0
 def bench_twin_routing(opts) -> dict:
     """Part 6: TwinRouting-v0 env throughput (bench/twin_routing_throughput.py), both forecasts at
-    `--twin-worlds`; its steps come from that module's full or --quick settings, the repeats from `--repeats`."""
+    `--twin-worlds`, and the world-step ratio to AvatarPremigration-v0 at `--twin-ratio-worlds`; its steps come
+    from that module's full or --quick settings, the repeats from `--repeats`."""
     preset = twin.QUICK if opts.quick else twin.FULL
     return twin.bench_twin_routing(
         opts.twin_worlds,
@@ -632,6 +637,9 @@ def bench_twin_routing(opts) -> dict:
         opts.twin_max_rollout_s,
         preset["long_run_s"],
         preset["long_repeats"],
+        ratio_worlds=opts.twin_ratio_worlds,
+        ratio_steps=preset["ratio_steps"],
+        reference_steps=preset["reference_steps"],
     )
 
 
@@ -655,6 +663,22 @@ def evaluate_targets(result: dict) -> list[dict]:
                 "applies_to": "cpu",
                 "met": None if measured is None else measured >= TARGETS[name],
                 "note": "" if row is not None else f"{TARGET_WORLDS} worlds not in this run",
+            }
+        )
+    twin_section = result.get("twin_routing")
+    ratio_target = None if twin_section is None else twin_section.get("ratio_target")
+    if ratio_target is not None:
+        targets.append(
+            {
+                "name": "twin_routing_world_step_vs_avatar",
+                "description": ratio_target["description"],
+                "required": ratio_target["required_max"],
+                "measured": ratio_target["measured"],
+                "applies_to": "any",
+                "met": ratio_target["met"],
+                "note": ""
+                if ratio_target["measured"] is not None
+                else f"{ratio_target['worlds']} worlds not in this run",
             }
         )
     train = result.get("train")
@@ -887,6 +911,8 @@ def render_tables(result: dict) -> str:
     for t in result["targets"]:
         measured = format_rate(t["measured"]) if t["name"] == "gpu_env_steps_per_s" else format_times(t["measured"])
         required = format_rate(t["required"]) if t["name"] == "gpu_env_steps_per_s" else f">= {t['required']:g}x"
+        if t["name"] == "twin_routing_world_step_vs_avatar":
+            required = f"<= {t['required']:g}x"
         met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
         rows.append([t["description"], required, measured, met + (f" ({t['note']})" if t["note"] else "")])
     out.append(markdown_table(["target", "required", "measured", "met"], rows))
@@ -1004,6 +1030,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-twin-routing", action="store_true", help="do not run the TwinRouting-v0 env part")
     parser.add_argument("--twin-worlds", nargs="+", help="TwinRouting-v0 world counts (1 64 1024 4096)", **ints)
     parser.add_argument(
+        "--twin-ratio-worlds",
+        nargs="*",
+        help="world counts of TwinRouting-v0's world-step ratio to AvatarPremigration-v0 (1024; none: skip)",
+        **ints,
+    )
+    parser.add_argument(
         "--twin-max-rollout-s",
         type=float,
         default=None,
@@ -1017,7 +1049,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     fill_unset(args, QUICK if args.quick else FULL)
-    require_positive(parser, args, ("worlds", "train_worlds", "scale_vehicles", "scale_rsus", "twin_worlds"))
+    require_positive(
+        parser, args, ("worlds", "train_worlds", "scale_vehicles", "scale_rsus", "twin_worlds", "twin_ratio_worlds")
+    )
     return args
 
 

@@ -22,7 +22,8 @@ def twin_quick(tmp_path_factory):
     """The TwinRouting-v0 part on its own, --quick at 1 world, the in-rollout predictor: 130 steps (one
     auto-reset)."""
     out = tmp_path_factory.mktemp("twin") / "twin.json"
-    argv = ["--quick", "--worlds", "1", "--repeats", "1", "--forecasts", "predictor", "--out", str(out)]
+    argv = ["--quick", "--worlds", "1", "--repeats", "1", "--forecasts", "predictor", "--ratio-worlds", "1"]
+    argv += ["--out", str(out)]
     assert twin.main(argv) == 0
     return out, json.loads(out.read_text())
 
@@ -159,7 +160,9 @@ def test_skip_options_and_bad_arguments(tmp_path):
     assert not full.skip_twin_routing and full.twin_worlds == [1, 64, 1024, 4096]
     assert harness.parse_args(["--skip-twin-routing"]).skip_twin_routing
     assert twin.parse_args([]).worlds == [1, 64, 1024, 4096] and twin.parse_args([]).steps == 240
-    for bad in (["--worlds", "0"], ["--max-rollout-s", "-1"], ["--forecasts", "oracle"]):
+    assert full.twin_ratio_worlds == [1024] and twin.parse_args([]).ratio_worlds == [1024]
+    assert twin.parse_args(["--ratio-worlds"]).ratio_worlds == []  # none: the ratio is skipped
+    for bad in (["--worlds", "0"], ["--max-rollout-s", "-1"], ["--forecasts", "oracle"], ["--ratio-worlds", "0"]):
         with pytest.raises(SystemExit):
             twin.parse_args(bad)
 
@@ -216,6 +219,23 @@ def test_twin_routing_quick_run(twin_quick):
     assert _positive(split["env_steps_per_s"]) and _close(split["env_steps_per_s"], 1 / split["step_s"])
     assert row["peak_bytes_per_world"] is None or _positive(row["peak_bytes_per_world"])
     assert "| predictor | 1 |" in twin.render_table(result)
+    # the world-step ratio to AvatarPremigration-v0 (part 1's env), both timed in this run
+    assert result["reference"] == {"env_id": "AvatarPremigration-v0", "config": twin.REFERENCE_CONFIG}
+    (ratio,) = result["world_step_ratio"]
+    assert ratio["worlds"] == 1 and ratio["repeats"] == 1
+    for name, steps in (("twin_routing", twin.QUICK["ratio_steps"]), ("reference", twin.QUICK["reference_steps"])):
+        for part in (ratio[name], ratio[name + "_observed"]):
+            assert part["steps"] == steps and len(part["runs_s"]) == 1 and _positive(part["compile_s"])
+            assert _close(part["world_step_s"], part["run_s"] / steps)
+    assert _close(
+        ratio["ratio_observed"],
+        ratio["twin_routing_observed"]["world_step_s"] / ratio["reference_observed"]["world_step_s"],
+    )
+    assert _close(ratio["ratio"], ratio["twin_routing"]["world_step_s"] / ratio["reference"]["world_step_s"])
+    assert ratio["policy_rollout_ratio"] is None  # no persistence row in this run
+    target = result["ratio_target"]
+    assert target["required_max"] == 5.0 and target["worlds"] == 1024 and target["met"] is None
+    assert "AvatarPremigration-v0 µs per world-step" in twin.render_table(result)
 
 
 def test_twin_routing_rows_per_forecast(monkeypatch):
@@ -270,4 +290,7 @@ def test_twin_routing_long_runs_get_fewer_repeats():
 def test_harness_includes_the_twin_routing_section(quick_run, twin_quick):
     _, result = quick_run
     assert result["options"]["skip_twin_routing"] is False and result["options"]["twin_worlds"] == [1]
+    assert result["options"]["twin_ratio_worlds"] == harness.QUICK["twin_ratio_worlds"]
     assert result["twin_routing"]["rows"] == twin_quick[1]["rows"]
+    (target,) = [t for t in result["targets"] if t["name"] == "twin_routing_world_step_vs_avatar"]
+    assert target["required"] == 5.0 and target["met"] is None and target["measured"] is None  # 1024 not run

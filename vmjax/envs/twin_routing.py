@@ -28,6 +28,13 @@ even when `use_satellite=False`, always absent then, so every ablation keeps the
 Positions are metres east/north of a map origin at latitude `origin_lat_deg`; distances are the haversine
 on those positions' spherical coordinates (§2.1, eq. 1') with the UAV altitude added (eq. 2).
 
+Cost (issue 19): the haversine is split into per-point work (`ground_points`: the trigonometry, once per
+point) and per-pair work (`points_distance_m`: a few products, a polynomial arcsine); the [V, M] distances and
+the UAVs' nearest-RSU search run as loops over vehicles / UAVs (`rows_by_loop`: computed once, vectorised over
+the worlds of a batch, where XLA's CPU backend would otherwise copy a fused pair table into each of its
+users). `tests/test_twin_routing_speed.py` holds the rollouts of the implementation before that, which this
+one reproduces to float32 tolerance.
+
 Bracketed tags in docstrings refer to the spec ([P] paper, [REC] the spec's recommendation, [C] chosen
 here where the spec is silent).
 """
@@ -378,20 +385,90 @@ class SlotContext:
     host: jax.Array  # [V] m_v^{t-1}
     placed: jax.Array  # [V] bool
     active: jax.Array  # [V] bool
+    server_points: Any = None  # `ground_points` of server_xy_m [M] (None: computed from server_xy_m when needed)
 
 
 # ====================================================================== the equations
 def ground_distance_m(a_xy_m, b_xy_m, earth_radius_m, config: TwinRoutingConfig):
     """R_E eta between points [..., 2] (metres from the map origin, broadcasting), eqs. (1')-(2) on the
     spherical coordinates of the positions (`net.xy_to_latlon_offset_deg`); `distance_model="planar"`:
-    the Euclidean distance (§2.1 [REC, optional]); `haversine_variant="printed"`: the paper's eq. (1)."""
+    the Euclidean distance (§2.1 [REC, optional]); `haversine_variant="printed"`: the paper's eq. (1).
+    `ground_points` then `points_distance_m`: the per-point work is done once per point of a broadcast."""
+    a = ground_points(a_xy_m, earth_radius_m, config)
+    b = ground_points(b_xy_m, earth_radius_m, config)
+    return points_distance_m(a, b, earth_radius_m, config)
+
+
+def ground_points(xy_m, earth_radius_m, config: TwinRoutingConfig):
+    """The per-point part of `ground_distance_m` for points [..., 2]: their `net.SpherePoints` [...] (latitude
+    and longitude offsets, cosine of the latitude; eq. 1'), or the positions themselves for "planar"."""
     if config.distance_model == "planar":
-        return net.planar_distance_m(a_xy_m, b_xy_m)
-    lat_a, lon_a = net.xy_to_latlon_offset_deg(a_xy_m, config.origin_lat_deg, earth_radius_m)
-    lat_b, lon_b = net.xy_to_latlon_offset_deg(b_xy_m, config.origin_lat_deg, earth_radius_m)
-    return net.haversine_distance_m(
-        lat_a, lon_a, lat_b, lon_b, earth_radius_m, config.haversine_variant, config.origin_lat_deg
-    )
+        return jnp.asarray(xy_m, jnp.float32)
+    return net.sphere_points(xy_m, config.origin_lat_deg, earth_radius_m, config.haversine_variant)
+
+
+def points_distance_m(a, b, earth_radius_m, config: TwinRoutingConfig, exact_zero: bool = True):
+    """R_E eta of eqs. (1')-(2) between `ground_points` (broadcasting): the per-pair part of
+    `ground_distance_m`. `exact_zero=False`: coincident points may come out ~1e-4 m apart (fine below the
+    1 m clamp of the slot's distances; a few operations fewer per pair)."""
+    if config.distance_model == "planar":
+        return net.planar_distance_m(a, b)
+    return net.haversine_points_m(a, b, earth_radius_m, config.haversine_variant, exact_zero)
+
+
+def points_order_key(a, b, config: TwinRoutingConfig):
+    """A quantity that grows with `points_distance_m(a, b)` (broadcasting), for nearest-point searches: the
+    haversine a of eq. (1') (eta = 2 arcsin(sqrt(a)) without the arcsine, nor its clip and exact zero), or the
+    squared planar distance."""
+    if config.distance_model == "planar":
+        diff = a - b
+        return diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1]
+    return net.haversine_hav(a, b, config.haversine_variant, ordering_only=True)
+
+
+def order_factors(points, config: TwinRoutingConfig):
+    """(a, b, c, d) of `ground_points` [...]: `points_order_key(p, q)` = (a_p b_q - b_p a_q)^2 + (c_p d_q - d_p c_q)^2
+    up to float32 rounding. The haversine a = sin^2(dlat/2) + cos cos sin^2(dlon/2) (eq. 1') with the sines of
+    the differences from per-point sines and cosines and sqrt(cos(lat)) folded into the longitude terms (the
+    latitude terms for the printed eq. 1); planar: (x, 1, y, 1), the squared distance."""
+    if config.distance_model == "planar":
+        one = jnp.ones_like(points[..., 0])
+        return points[..., 0], one, points[..., 1], one
+    w = jnp.sqrt(points.cos_abs_lat)
+    if config.haversine_variant == "standard":
+        return points.sin_lat, points.cos_lat, w * points.sin_lon, w * points.cos_lon
+    return w * points.sin_lat, w * points.cos_lat, points.sin_lon, points.cos_lon
+
+
+def rows_by_loop(fn, rows):
+    """`jax.vmap(fn)(rows)` computed as a loop over the rows: one row per iteration, written in place into a
+    table that every user then reads. As one fused expression, XLA's CPU backend copied a pair table such as
+    the [V, M] distances into every loop that reads it (the observation, the mask, the nearest-server
+    searches), and inside the observation's concatenation evaluated it with a branch per element (~5x
+    slower); it fuses nothing across a loop boundary. A `fori_loop` updating the table rather than
+    `lax.map` (a scan): under `vmap` the scan's stacked rows would come out row-major and need a transpose.
+    Same values as the vmap."""
+    count = jax.tree.leaves(rows)[0].shape[0]
+    row = lambda i: jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), rows)
+    table = jax.tree.map(lambda leaf: jnp.zeros((count,) + leaf.shape, leaf.dtype), jax.eval_shape(fn, row(0)))
+
+    def write(i, table):
+        return jax.tree.map(lambda t, r: jax.lax.dynamic_update_index_in_dim(t, r, i, 0), table, fn(row(i)))
+
+    return jax.lax.fori_loop(0, count, write, table)
+
+
+_UNROLLED_RSUS = 128  # `TwinRouting.nearest_rsu` scans up to this many RSUs unrolled
+
+
+def first_argmin(x):
+    """`jnp.argmin(x, axis=-1)` of a materialised x without NaN (the first index of the minimum), as a minimum
+    and a minimum over the indices that reach it: XLA's CPU backend compiles argmin's paired reduction to a
+    scalar loop (~5x slower than these two). x must be one stored array (an argument, a loop's output), not an
+    expression XLA may fuse into both reductions and round differently in each."""
+    n = x.shape[-1]
+    lowest = jnp.min(x, axis=-1, keepdims=True)
+    return jnp.min(jnp.where(x == lowest, jnp.arange(n, dtype=jnp.int32), n), axis=-1)
 
 
 def channel_constants(params: EnvParams) -> dict:
@@ -663,9 +740,8 @@ class TwinRouting(Environment):
             row = jnp.mod(jnp.floor(offset).astype(jnp.int32) + jnp.asarray(t, jnp.int32), table.shape[0])
             return table[row]
         tau = 2.0 * math.pi * (jnp.asarray(t, jnp.float32) + offset) / params.flow_period_slots
-        daily = params.flow_daily_amplitude * jnp.sin(tau - phase) + params.flow_half_daily_amplitude * jnp.sin(
-            2.0 * tau
-        )
+        sin = net.sin_poly  # jnp.sin within 1 ulp, ~7x cheaper on XLA's CPU backend
+        daily = params.flow_daily_amplitude * sin(tau - phase) + params.flow_half_daily_amplitude * sin(2.0 * tau)
         return jnp.maximum(params.flow_mean_vehicles * (1.0 + daily) + noise, 0.0)
 
     def next_flow_noise(self, key, noise, params: EnvParams):
@@ -702,12 +778,37 @@ class TwinRouting(Environment):
         c = self.config
         rsu_present = params.rsu_present
         rsu_flow = jnp.where(rsu_present, flow, 0.0)
-        d = ground_distance_m(uav_xy[:, None, :], params.rsu_xy_m[None, :, :], params.earth_radius_m, c)
-        nearest = jnp.argmin(jnp.where(rsu_present[None, :], d, jnp.inf), axis=-1)
+        nearest = self.nearest_rsu(uav_xy, params)
         uav_flow = jnp.where(uav_present, params.uav_flow_share * rsu_flow[nearest], 0.0)
         mean_flow = jnp.sum(rsu_flow) / jnp.maximum(jnp.sum(rsu_present), 1)
         sat_flow = params.sat_flow_factor * mean_flow * float(c.use_satellite)
         return params.data_bits * jnp.concatenate([rsu_flow, uav_flow, sat_flow[None]])
+
+    def nearest_rsu(self, xy_m, params: EnvParams) -> jax.Array:
+        """The nearest present RSU [P] of each point [P, 2] (eq. 1' distances; ties: the lowest index), ranked by
+        the haversine a (`points_order_key`: no arcsine per pair). One point at a time (`rows_by_loop`), the
+        RSUs scanned in order within it: each pair's key is computed once, in ~10 operations
+        (`order_factors`), and the scan vectorises over the worlds of a batch (a reduction over the RSUs
+        compiles to a scalar loop on XLA's CPU backend)."""
+        c = self.config
+        rsus = ground_points(params.rsu_xy_m, params.earth_radius_m, c)
+        if self.num_rsus > _UNROLLED_RSUS:  # a table and its argmin: the scan below would unroll too far
+            key = rows_by_loop(lambda xy: points_order_key(ground_points(xy, params.earth_radius_m, c), rsus, c), xy_m)
+            return first_argmin(jnp.where(params.rsu_present[None, :], key, jnp.inf))
+        rsu_a, rsu_b, rsu_c, rsu_d = order_factors(rsus, c)
+        rsu_a = jnp.where(params.rsu_present, rsu_a, jnp.nan)  # an absent RSU's key is NaN: never smaller
+
+        def nearest(xy):
+            a, b, c_, d = order_factors(ground_points(xy, params.earth_radius_m, c), c)
+            best, index = jnp.float32(jnp.inf), jnp.int32(0)
+            for n in range(self.num_rsus):  # a strictly smaller key wins: argmin's first index on ties
+                u, v = a * rsu_b[n] - b * rsu_a[n], c_ * rsu_d[n] - d * rsu_c[n]
+                key = u * u + v * v
+                better = key < best
+                best, index = jnp.where(better, key, best), jnp.where(better, n, index)
+            return index
+
+        return rows_by_loop(nearest, xy_m)
 
     def forecast(self, history, background, present, params: EnvParams):
         """S^pre_m(t) [M] from the history B(t-W..t-1) [W, M] (oldest first) and the true B(t) [M]."""
@@ -825,12 +926,16 @@ class TwinRouting(Environment):
         position = state.trace.position_at(jnp.minimum(t, c.max_steps))
         uav_xy, uav_present = self.uav_positions(state, params, t)
         server_xy = jnp.concatenate([params.rsu_xy_m, uav_xy, jnp.zeros((1, 2), jnp.float32)])
-        height = jnp.concatenate(
-            [jnp.zeros(self.num_rsus), jnp.full((self.num_uavs,), params.uav_altitude_m), jnp.zeros(1)]
-        ).astype(jnp.float32)
-        ground = ground_distance_m(position[:, None, :], server_xy[None, :, :], params.earth_radius_m, c)
-        distance = net.distance_with_height_m(ground, height)  # eq. (2): slant distance to UAVs
-        distance = jnp.where(self.is_sat, params.sat_altitude_m, jnp.maximum(distance, params.min_distance_m))
+        height = jnp.where(self.is_uav, jnp.asarray(params.uav_altitude_m, jnp.float32), 0.0)
+        servers = ground_points(server_xy, params.earth_radius_m, c)  # per server once, then per pair
+
+        def distances(xy):  # one vehicle's D_{v,m} [M], eq. (2): slant distance to UAVs, the satellite's altitude
+            point = ground_points(xy, params.earth_radius_m, c)
+            ground = points_distance_m(point, servers, params.earth_radius_m, c, exact_zero=False)  # clamped below
+            distance = net.distance_with_height_m(ground, height)
+            return jnp.where(self.is_sat, params.sat_altitude_m, jnp.maximum(distance, params.min_distance_m))
+
+        distance = rows_by_loop(distances, position)
         return SlotContext(
             distance_m=distance,
             server_xy_m=server_xy,
@@ -842,6 +947,7 @@ class TwinRouting(Environment):
             host=state.host,
             placed=state.placed,
             active=self.vehicle_active(state, t),
+            server_points=servers,
         )
 
     def server_range_m(self, params: EnvParams) -> jax.Array:
@@ -880,7 +986,7 @@ class TwinRouting(Environment):
     def _nearest_present(self, ctx: SlotContext) -> jax.Array:
         """The nearest present RSU/UAV of each vehicle [V] (the no-satellite fallback, §8.2 #2)."""
         candidates = ctx.present & ~self.is_sat
-        return jnp.argmin(jnp.where(candidates[None, :], ctx.distance_m, jnp.inf), axis=-1).astype(jnp.int32)
+        return first_argmin(jnp.where(candidates[None, :], ctx.distance_m, jnp.inf))
 
     def fallback_server(self, ctx: SlotContext) -> jax.Array:
         """[V]: the satellite when it is available, else the nearest present RSU/UAV: what an invalid action
@@ -922,7 +1028,7 @@ class TwinRouting(Environment):
     def nearest_selectable(self, ctx: SlotContext, mask) -> jax.Array:
         """Nearest selectable RSU/UAV, else the satellite/fallback [V] (initial host; Greedy's choice)."""
         ground = mask & ~self.is_sat
-        best = jnp.argmin(jnp.where(ground, ctx.distance_m, jnp.inf), axis=-1).astype(jnp.int32)
+        best = first_argmin(jnp.where(ground, ctx.distance_m, jnp.inf))
         other = jnp.where(mask[:, self.satellite], self.satellite, jnp.argmax(mask, axis=-1)).astype(jnp.int32)
         return jnp.where(jnp.any(ground, axis=-1), best, other)
 
@@ -983,7 +1089,10 @@ class TwinRouting(Environment):
     def migration_rate_bps(self, ctx: SlotContext, source, target, params: EnvParams) -> jax.Array:
         """R^mig between servers [V], eq. (11): D^mig from the same haversine with the altitude difference as
         the vertical offset, clamped >= 1 m [REC]; R^SAT when either end is the satellite."""
-        ground = ground_distance_m(ctx.server_xy_m[source], ctx.server_xy_m[target], params.earth_radius_m, self.config)
+        c, radius = self.config, params.earth_radius_m
+        points = ctx.server_points if ctx.server_points is not None else ground_points(ctx.server_xy_m, radius, c)
+        pick = lambda index: jax.tree.map(lambda x: x[index], points)
+        ground = points_distance_m(pick(source), pick(target), radius, c)
         dz = ctx.server_height_m[source] - ctx.server_height_m[target]
         distance = jnp.maximum(net.distance_with_height_m(ground, dz), params.min_distance_m)
         rate = net.link_rate_bps(

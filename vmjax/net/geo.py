@@ -6,8 +6,10 @@ Inputs are float32 arrays that broadcast; the last axis of a position holds (x, 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 EARTH_RADIUS_M = 6.371e6
 """Mean Earth radius used by spec 000 (R = 6371 km); spec 002 uses 6 371 393 m (pass it explicitly)."""
@@ -82,6 +84,138 @@ def haversine_distance_m(
     """Great-circle distance R * eta (spec 002 eq. 2 for RSUs, spec 000 eq. 7); see
     `haversine_central_angle_rad` for origin-relative inputs."""
     return radius_m * haversine_central_angle_rad(lat1_deg, lon1_deg, lat2_deg, lon2_deg, variant, origin_lat_deg)
+
+
+# ---------------------------------------------------------------- the haversine, per point then per pair
+# XLA's CPU backend evaluates jnp.sin / jnp.cos ~7x and jnp.arcsin ~20x slower than a short polynomial (range
+# reduction included), and fuses per-point work into the pair loops that broadcast it (once per pair).
+_SIN_TAYLOR = tuple(float((-1) ** k / math.factorial(2 * k + 1)) for k in range(8))  # x^1 .. x^15
+_COS_TAYLOR = tuple(float((-1) ** k / math.factorial(2 * k)) for k in range(9))  # x^0 .. x^16
+_TWO_PI_HI = float(np.float32(2.0 * math.pi))  # Cody-Waite split of 2 pi: hi + lo = 2 pi to ~1e-15
+_TWO_PI_LO = 2.0 * math.pi - _TWO_PI_HI
+
+
+def _reduce_half_pi(x):
+    """(r, flip): r in [-pi/2, pi/2] with sin(x) = sin(r), and cos(x) = -cos(r) where flip, else cos(r) (x - 2 pi k
+    with 2 pi split in two, then the reflection r -> +-pi - r)."""
+    x = jnp.asarray(x, jnp.float32)
+    k = jnp.round(x * (1.0 / (2.0 * math.pi)))
+    r = (x - k * _TWO_PI_HI) - k * _TWO_PI_LO  # in [-pi, pi]
+    flip = jnp.abs(r) > 0.5 * math.pi
+    return jnp.where(r > 0.5 * math.pi, math.pi - r, jnp.where(r < -0.5 * math.pi, -math.pi - r, r)), flip
+
+
+def _horner(coefficients, z):
+    p = coefficients[-1]
+    for c in coefficients[-2::-1]:
+        p = p * z + c
+    return p
+
+
+def sin_poly(x):
+    """sin(x) for float32 x: `_reduce_half_pi`, then the odd Taylor polynomial of degree 15 (truncation < 1e-10
+    on [-pi/2, pi/2]). Within 1 ulp of `jnp.sin` for |x| <= pi/2 (the haversine's half-angles on any map);
+    beyond, the absolute error stays below ~3e-7 (the rounding of x itself near multiples of pi)."""
+    r, _ = _reduce_half_pi(x)
+    return r * _horner(_SIN_TAYLOR, r * r)
+
+
+def cos_poly(x):
+    """cos(x) for float32 x: `_reduce_half_pi`, then the even Taylor polynomial of degree 16. Within a few ulp of
+    `jnp.cos` for |x| < pi/2 away from its zeros (any latitude short of the poles); absolute error below ~1e-7
+    near them (the rounding of x itself) and ~3e-7 beyond pi/2."""
+    r, flip = _reduce_half_pi(x)
+    p = _horner(_COS_TAYLOR, r * r)
+    return jnp.where(flip, -p, p)
+
+
+def arcsin_poly(x):
+    """arcsin(x) for float32 x in [0, 1] (the Cephes single-precision `asinf` polynomial; x > 1/2 through
+    arcsin(x) = pi/2 - 2 arcsin(sqrt((1 - x) / 2))): within ~2 ulp of `jnp.arcsin`."""
+    x = jnp.asarray(x, jnp.float32)
+    big = x > 0.5
+    z = jnp.where(big, 0.5 * (1.0 - x), x * x)
+    s = jnp.where(big, jnp.sqrt(jnp.maximum(z, 0.0)), x)
+    p = (((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z + 1.6666752422e-1
+    r = s + s * z * p
+    return jnp.where(big, 0.5 * math.pi - 2.0 * r, r)
+
+
+class SpherePoints(NamedTuple):
+    """Points as the haversine needs them, computed once per point (`sphere_points`) and shared by every pair
+    they are in (`haversine_hav`): their latitude / longitude offsets from a map origin in degrees
+    (`xy_to_latlon_offset_deg`), sine and cosine of k times the offsets in radians (k = 1/2 for the standard
+    haversine, 1 for the printed eq. 1) and the cosine of the absolute latitude."""
+
+    lat_deg: jnp.ndarray  # [...] latitude offset from the origin
+    lon_deg: jnp.ndarray  # [...] longitude offset from the origin
+    sin_lat: jnp.ndarray  # [...] sin(k lat), lat in radians
+    cos_lat: jnp.ndarray  # [...] cos(k lat)
+    sin_lon: jnp.ndarray  # [...] sin(k lon)
+    cos_lon: jnp.ndarray  # [...] cos(k lon)
+    cos_abs_lat: jnp.ndarray  # [...] cos(origin latitude + lat)
+
+
+def sphere_points(xy_m, origin_lat_deg, radius_m=EARTH_RADIUS_M, variant: str = "standard") -> SpherePoints:
+    """Metres east/north of a map origin [..., 2] -> `SpherePoints` [...] for `haversine_hav` with the same
+    `variant` (the per-point part of `haversine_central_angle_rad`; `sin_poly` / `cos_poly`)."""
+    if variant not in ("standard", "printed"):
+        raise ValueError(f"variant must be 'standard' or 'printed', got {variant!r}")
+    lat, lon = xy_to_latlon_offset_deg(xy_m, origin_lat_deg, radius_m)
+    k = (math.pi / 180.0) * (0.5 if variant == "standard" else 1.0)
+    return SpherePoints(
+        lat,
+        lon,
+        sin_poly(lat * k),
+        cos_poly(lat * k),
+        sin_poly(lon * k),
+        cos_poly(lon * k),
+        cos_poly((lat + origin_lat_deg) * (math.pi / 180.0)),
+    )
+
+
+def _sin_of_difference(sin_a, cos_a, sin_b, cos_b, a, b):
+    """sin(x_a - x_b) = sin x_a cos x_b - cos x_a sin x_b from per-point values, exactly 0 where a == b (the
+    offsets the angles come from). The products cancel for near points: the absolute error, ~1e-10 rad
+    (~1 mm) on a map of 20 km, is that of the offsets' own float32 rounding."""
+    return jnp.where(a == b, 0.0, sin_a * cos_b - cos_a * sin_b)
+
+
+def haversine_hav(
+    p1: SpherePoints, p2: SpherePoints, variant: str = "standard", ordering_only: bool = False, exact_zero: bool = True
+):
+    """The haversine a in [0, 1] of the central angle between `SpherePoints` (broadcasting), eq. (1') of spec
+    002, a = sin^2(dlat / 2) + cos(lat1) cos(lat2) sin^2(dlon / 2), or the printed eq. (1) (`variant="printed"`:
+    sin^2(dlon) + cos cos sin^2(dlat)); the sines of the differences by `_sin_of_difference` (a few operations
+    per pair, no trigonometric function). eta = 2 arcsin(sqrt(a)) grows with a, so a orders pairs by distance
+    as eta does; `ordering_only=True` keeps just that (no exact 0 for coincident points, no clip to [0, 1]).
+    `exact_zero=False`: coincident points may get a ~1e-20 residual instead of 0 (a few operations fewer)."""
+    exact = exact_zero and not ordering_only
+    diff = _sin_of_difference if exact else lambda sa, ca, sb, cb, a, b: sa * cb - ca * sb
+    s_lat = diff(p1.sin_lat, p1.cos_lat, p2.sin_lat, p2.cos_lat, p1.lat_deg, p2.lat_deg)
+    s_lon = diff(p1.sin_lon, p1.cos_lon, p2.sin_lon, p2.cos_lon, p1.lon_deg, p2.lon_deg)
+    cos_cos = p1.cos_abs_lat * p2.cos_abs_lat
+    if variant == "standard":
+        a = s_lat * s_lat + cos_cos * (s_lon * s_lon)
+    elif variant == "printed":
+        a = s_lon * s_lon + cos_cos * (s_lat * s_lat)
+    else:
+        raise ValueError(f"variant must be 'standard' or 'printed', got {variant!r}")
+    return a if ordering_only else jnp.clip(a, 0.0, 1.0)
+
+
+def central_angle_from_hav_rad(a):
+    """eta = 2 arcsin(sqrt(a)) of eq. (1') from the haversine a in [0, 1] (`haversine_hav`), with `arcsin_poly`."""
+    return 2.0 * arcsin_poly(_safe_sqrt(a))
+
+
+def haversine_points_m(
+    p1: SpherePoints, p2: SpherePoints, radius_m=EARTH_RADIUS_M, variant: str = "standard", exact_zero: bool = True
+):
+    """R eta between `SpherePoints` of the same `variant` (broadcasting): `haversine_distance_m` with the
+    trigonometry done once per point (equal to it within ~1 mm, its float32 rounding on a map). `exact_zero`:
+    see `haversine_hav` (without it, coincident points are ~1e-4 m apart)."""
+    return radius_m * central_angle_from_hav_rad(haversine_hav(p1, p2, variant, exact_zero=exact_zero))
 
 
 def xy_to_latlon_offset_deg(xy_m, origin_lat_deg, radius_m=EARTH_RADIUS_M):
