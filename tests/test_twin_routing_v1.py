@@ -192,6 +192,12 @@ def test_traffic_replay_drives_the_env_from_a_csv(tmp_path):
     full = vmjax.make("TwinRouting-v1")
     sumo = scenario.replayed_flow_table(full, full.default_params, configs["traffic"])
     assert sumo.flow_table.shape == (864, 76)
+    learned = vmjax.make("TwinRouting-v1", workload_forecast="predictor")  # the scenario's default: the predictor
+    assert learned.default_params.workload_predictor is None  # is trained after the table is set (`prepare`)
+    assert scenario.replayed_flow_table(learned, learned.default_params, configs["traffic"]).flow_table.shape == (
+        864,
+        76,
+    )
 
     env = vmjax.make("TwinRouting-v1", **SMALL)
     rows = SMALL["max_steps"] + env.config.load_history_slots + 1

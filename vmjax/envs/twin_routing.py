@@ -661,7 +661,7 @@ class TwinRouting(Environment):
         if params.trace is not None:
             self._check_trace(params.trace)
         if params.flow_table is not None:
-            self._check_flow_table(params.flow_table)
+            self.check_flow_table(params.flow_table)
         self._check_predictor(params)
 
     def _check_trace(self, trace) -> None:
@@ -674,7 +674,7 @@ class TwinRouting(Environment):
                 f"EnvParams.trace.positions_m must have shape [max_steps + 1, num_vehicles, 2] = {want}, got {tuple(trace.positions_m.shape)}"
             )
 
-    def _check_flow_table(self, table) -> None:
+    def check_flow_table(self, table) -> None:
         c = self.config
         shape = tuple(np.shape(table))
         rows = c.max_steps + c.load_history_slots + 1

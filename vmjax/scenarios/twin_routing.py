@@ -55,7 +55,8 @@ class TrafficConfig:
 
 
 def replayed_flow_table(env, params, traffic: TrafficConfig):
-    """`params` with the CSV's per-RSU counts as `EnvParams.flow_table` (`traffic.replay`), checked against the env."""
+    """`params` with the CSV's per-RSU counts as `EnvParams.flow_table` (`traffic.replay`), checked against the env
+    (the table only: the workload predictor, when the forecast needs one, is set after this)."""
     if not traffic.replay:
         return params
     counts = np.asarray(predict.load_traffic_csv(traffic.csv_path), np.float32)
@@ -65,7 +66,7 @@ def replayed_flow_table(env, params, traffic: TrafficConfig):
             "give one column per RSU (vehicles per slot)"
         )
     params = params.replace(flow_table=jax.numpy.asarray(counts))
-    env.validate_params(params)
+    env.check_flow_table(params.flow_table)
     return params
 
 

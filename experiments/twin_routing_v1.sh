@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The paper's learners on TwinRouting-v1 at the spec's budget (spec 002 §6.4: 2e6 agent-steps = 16 worlds x
+# 120 slots x 5 vehicles x 209 iterations -> 210), each with the workload predictor, without workload
+# information ("w/o pred.": --env.workload_forecast none) and without the mask, 3 training seeds each.
+#
+#   bash experiments/twin_routing_v1.sh [RUNS_DIR] [ALGOS] [SEEDS]
+#
+# Resumable: a finished run is skipped, a cut-off one continues from its checkpoint (`vmjax train --resume`).
+# Runs go seed by seed (every learner and variant for seed 0, then seed 1, ...), so a partial queue still
+# compares like with like. The LSTM-Transformer is trained on the SUMO day by the first run that needs it and
+# reused by the others (--run.predictor_path). Then: python -m experiments.twin_routing_v1 evaluate RUNS_DIR/*.
+set -euo pipefail
+RUNS=${1:-runs/twin_routing_v1}
+ALGOS=${2:-"dm_mappo masac"}
+SEEDS=${3:-"0 1 2"}
+VMJAX=${VMJAX:-vmjax}
+ITERATIONS=${ITERATIONS:-210}
+mkdir -p "$RUNS"
+PREDICTOR="$RUNS/dm_mappo-predictor-s0/predictor.msgpack"
+for seed in $SEEDS; do
+  for algo in $ALGOS; do
+    for variant in predictor none nomask; do
+      dir="$RUNS/$algo-$variant-s$seed"
+      if [ -f "$dir/checkpoint.msgpack" ]; then
+        $VMJAX train --resume --run.run_dir "$dir" >>"$dir/train.log" 2>&1
+        continue
+      fi
+      case $variant in
+        predictor) extra=(--env.workload_forecast predictor) ;;
+        none) extra=(--env.workload_forecast none) ;;
+        nomask) extra=(--env.workload_forecast predictor --env.use_mask false) ;;
+      esac
+      if [ "$variant" != none ] && [ -f "$PREDICTOR" ] && [ "$dir" != "$(dirname "$PREDICTOR")" ]; then
+        extra+=(--run.predictor_path "$PREDICTOR")
+      fi
+      mkdir -p "$dir"
+      $VMJAX train --env TwinRouting-v1 --algo "$algo" --run.seed "$seed" --run.run_dir "$dir" \
+        --agent.num_iterations "$ITERATIONS" "${extra[@]}" >>"$dir/train.log" 2>&1
+    done
+  done
+done
