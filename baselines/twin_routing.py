@@ -176,8 +176,9 @@ def _raw_info(reward, info):
     return dict({key: info[key] for key in keys}, reward=reward)
 
 
-def _evaluate(env, policies, params, key, index, num_episodes):
-    """Per-episode metrics [E] of `policies[index]` over the first episode of each world."""
+def evaluate_episodes(env, policies, params, key, index, num_episodes):
+    """Per-episode metrics [E] of `policies[index]` over the first episode of each world (not jitted: `params`
+    may be traced, e.g. vmapped over a sweep)."""
     policy = lambda k, state, p: jax.lax.switch(index, policies, k, state, p)
     steps = env.config.max_steps
     raw = rollout(_EpisodeEnd(env), policy, key, params, num_episodes, steps, _raw_info)
@@ -208,7 +209,7 @@ def make_policy_evaluator(env: TwinRouting, policies: Sequence[Callable], params
     vehicles active at least once; `workload_variance_bits2`, eq. (16b): the mean over slots.
     """
     policies = list(policies)
-    return jax.jit(lambda key, index: _evaluate(env, policies, params, key, index, num_episodes))
+    return jax.jit(lambda key, index: evaluate_episodes(env, policies, params, key, index, num_episodes))
 
 
 def rsu_subset_masks(num_rsus: int, fractions: Sequence[float], seed: int) -> np.ndarray:
@@ -247,7 +248,7 @@ def server_count_sweep(
     fns = list(policies.values())
 
     def run(key, index, present):
-        one = lambda m: _evaluate(env, fns, params.replace(rsu_present=m), key, index, num_episodes)
+        one = lambda m: evaluate_episodes(env, fns, params.replace(rsu_present=m), key, index, num_episodes)
         return jax.vmap(one)(present)
 
     run = jax.jit(run)

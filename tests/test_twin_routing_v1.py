@@ -180,6 +180,39 @@ def test_v1_trains_from_the_command_line(tmp_path):
     policies = scenarios.get("TwinRouting-v1").evaluation.policies
     assert set(policies) == {"greedy", "random", "stay", "nearest", "least_loaded", "oracle", "oracle_team"}
 
+    # the study on trained runs (experiments/twin_routing_v1.py): the method table of the run's setting with
+    # Greedy and Random with and without the mask, the S^mig / S_v sweeps, the curves; resumable
+    from experiments import twin_routing_v1 as study
+
+    out = tmp_path / "study"
+    setting = study.setting_of(runner.resume_configs(run_dir, {}))
+    assert setting != "default" and "num_rsus=6" in setting and "replay=False" in setting
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.json").write_text((run_dir / "config.json").read_text())
+    data = study.evaluate([run_dir, tmp_path / "unfinished"], out, episodes=2, seeds=2, log=lambda *_: None)
+    result = data["settings"][setting]
+    assert list(result["runs"]) == ["v1"] and result["heuristics_forecast"] == "none"
+    assert set(result["heuristics"]) == {"Greedy", "Random", "Greedy w/o mask", "Random w/o mask"}
+    run = result["runs"]["v1"]
+    assert (
+        run["label"] == "DM-MAPPO w/o pred." and run["iteration"] == 1 and len(run["per_held_out_seed"]["reward"]) == 2
+    )
+    assert all(np.isfinite(run[m]) for m in study.METRICS)
+    assert run["latency_s"] == pytest.approx(np.mean(run["per_held_out_seed"]["latency_s"]))
+    table = study.method_table(data, setting)
+    assert "| DM-MAPPO w/o pred. (1 seeds) |" in table and "| Greedy w/o mask |" in table
+    stamp = (out / "evaluation.json").stat().st_mtime_ns
+    study.evaluate([run_dir], out, episodes=2, seeds=2, log=lambda *_: None)  # already evaluated: skipped
+    assert (out / "evaluation.json").stat().st_mtime_ns == stamp
+    sweeps = study.sweep([run_dir], out, episodes=2, seeds=1, setting=setting, log=lambda *_: None)
+    assert set(sweeps["results"]) == {"v1", "greedy"}
+    for field, (_, values) in study.SWEEPS.items():
+        assert len(sweeps["results"]["v1"][field]["latency_s"]) == len(values)
+        assert "| DM-MAPPO w/o pred. |" in study.sweep_table(sweeps, field)
+    curves = study.learning_curves([run_dir], out)
+    assert list(curves["curves"]) == [f"{setting} | DM-MAPPO w/o pred."]
+    assert study.main(["table", "--out", str(out)]) == 0
+
 
 def test_traffic_replay_drives_the_env_from_a_csv(tmp_path):
     """`--traffic.csv_path F --traffic.replay true`: the CSV's per-RSU counts become EnvParams.flow_table; the v1
