@@ -11,8 +11,9 @@ mask: the default world, or an ablation such as `use_uavs=false`) and evaluates,
 `vmjax evaluate` (PRNGKey(10000 + s), the same for every policy):
 - every run's deterministic policy under its own env (its forecast, its mask), pooled by run label into mean ± std
   over training seeds;
-- Greedy and Random (spec §8.1) with and without the mask, in the same setting, with the forecast of the
-  setting's first run with the mask (the learned one when a run has it: the estimate their mask tests).
+- Greedy and Random (spec §8.1) with and without the mask, and the calibration's references with it (doing
+  nothing, the least-loaded rule, the per-slot oracle), in the same setting, with the forecast of the setting's
+  first run with the mask (the learned one when a run has it: the estimate the mask and least-loaded use).
 Every row of a setting scores its reward with one set of z-score constants (§3.3 A: those calibrated by the
 setting's first run with the mask), so rewards compare within a setting; latency, migration latency, packet loss
 and the workload variance do not depend on them. Results go to evaluation.json after every run (atomically); a
@@ -53,7 +54,15 @@ METRICS = (
     "migration_share",
     "satellite_share",
 )
-HEURISTICS = ("greedy", "random")
+HEURISTICS = ("greedy", "random")  # spec §8.1, with and without the mask
+REFERENCES = ("stay", "least_loaded", "oracle")  # the calibration's references (baselines.twin_routing), with it
+LABELS = {
+    "greedy": "Greedy",
+    "random": "Random",
+    "stay": "stay (no migration)",
+    "least_loaded": "least loaded",
+    "oracle": "per-slot oracle",
+}
 MB = 8e6
 SWEEPS = {
     "migration_bits": ("S^mig (MB)", [40 * MB, 60 * MB, 80 * MB, 100 * MB, 120 * MB]),
@@ -126,44 +135,49 @@ def evaluate(run_dirs: list[Path], out: Path, episodes: int = 100, seeds: int = 
         iteration = json.loads((run_dir / "checkpoint.json").read_text())["iteration"]
         configs, env, params, trainer, state = runner.load_run(run_dir)
         setting = settings.setdefault(setting_of(configs), {"runs": {}, "heuristics": {}})
-        if setting["runs"].get(run_dir.name, {}).get("iteration") == iteration:
+        evaluated = setting["runs"].get(run_dir.name, {}).get("iteration") == iteration
+        if evaluated and setting["heuristics"]:
             continue
         if "norm_stats" not in setting:  # the first run with the mask fixes the setting's reward constants
             if not configs["env"].use_mask:
                 log(f"{run_dir}: waits for a run with the mask in its setting")
                 continue
             setting["norm_stats"] = dataclasses.asdict(params.norm_stats)
-        norm = type(params.norm_stats)(**setting["norm_stats"])
-        params = params.replace(norm_stats=norm)
-        (per_seed,) = evaluate_policies(env, params, [trainer.make_eval_policy(state)], episodes, seeds)
-        setting["runs"][run_dir.name] = {
-            "label": runner.run_label(configs),
-            "seed": configs["run"].seed,
-            "iteration": iteration,
-            "train_wall_s": json.loads((run_dir / "checkpoint.json").read_text()).get("train_wall_s"),
-            "per_held_out_seed": per_seed,
-            **{m: float(np.mean(v)) for m, v in per_seed.items()},
-        }
-        write_results(path, data)
-        log(f"{run_dir.name}: latency {setting['runs'][run_dir.name]['latency_s']:.4f} s")
+        params = params.replace(norm_stats=type(params.norm_stats)(**setting["norm_stats"]))
+        if not evaluated:
+            (per_seed,) = evaluate_policies(env, params, [trainer.make_eval_policy(state)], episodes, seeds)
+            setting["runs"][run_dir.name] = {
+                "label": runner.run_label(configs),
+                "seed": configs["run"].seed,
+                "iteration": iteration,
+                "train_wall_s": json.loads((run_dir / "checkpoint.json").read_text()).get("train_wall_s"),
+                "per_held_out_seed": per_seed,
+                **{m: float(np.mean(v)) for m, v in per_seed.items()},
+            }
+            write_results(path, data)
+            log(f"{run_dir.name}: latency {setting['runs'][run_dir.name]['latency_s']:.4f} s")
         if configs["env"].use_mask and not setting["heuristics"]:
+            setting["heuristics"] = evaluate_heuristics(configs, params, episodes, seeds)
             setting["heuristics_forecast"] = configs["env"].workload_forecast
-            for use_mask in (True, False):
-                henv = _heuristic_env(configs, use_mask)
-                policies = [heuristics.POLICIES[name](henv) for name in HEURISTICS]
-                for name, per_seed in zip(HEURISTICS, evaluate_policies(henv, params, policies, episodes, seeds)):
-                    label = f"{heuristics_label(name)}{'' if use_mask else ' w/o mask'}"
-                    setting["heuristics"][label] = {
-                        "per_held_out_seed": per_seed,
-                        **{m: float(np.mean(v)) for m, v in per_seed.items()},
-                    }
             write_results(path, data)
             log(f"heuristics of setting {setting_of(configs)} evaluated")
     return data
 
 
-def heuristics_label(name: str) -> str:
-    return {"greedy": "Greedy", "random": "Random"}.get(name, name)
+def evaluate_heuristics(configs, params, episodes: int, seeds: int) -> dict:
+    """Greedy and Random with and without the mask, the references with it, in the run's world."""
+    makers = {**heuristics.POLICIES, **heuristics.REFERENCES}
+    results = {}
+    for use_mask in (True, False):
+        env = _heuristic_env(configs, use_mask)
+        names = HEURISTICS + (REFERENCES if use_mask else ())
+        policies = [makers[name](env) for name in names]
+        for name, per_seed in zip(names, evaluate_policies(env, params, policies, episodes, seeds)):
+            results[f"{LABELS[name]}{'' if use_mask else ' w/o mask'}"] = {
+                "per_held_out_seed": per_seed,
+                **{m: float(np.mean(v)) for m, v in per_seed.items()},
+            }
+    return results
 
 
 def pooled_rows(setting: dict) -> list[dict]:
@@ -194,7 +208,7 @@ def method_table(data: dict, setting: str = "default") -> str:
         ("latency (ms)", "latency_s", 1e3, 1),
         ("migration latency (ms)", "migration_s", 1e3, 1),
         ("packet loss (%)", "packet_loss", 100.0, 2),
-        ("workload variance (GB²)", "workload_variance_bits2", 1 / 64e18, 3),
+        ("workload variance (MB²)", "workload_variance_bits2", 1 / 64e12, 0),
         ("reward", "reward", 1.0, 3),
     )
     lines = [

@@ -8,13 +8,18 @@
 # Resumable: a finished run is skipped, a cut-off one continues from its checkpoint (`vmjax train --resume`).
 # Runs go seed by seed (every learner and variant for seed 0, then seed 1, ...), so a partial queue still
 # compares like with like. The LSTM-Transformer is trained on the SUMO day by the first run that needs it and
-# reused by the others (--run.predictor_path). Then: python -m experiments.twin_routing_v1 evaluate RUNS_DIR/*.
+# reused by the others (--run.predictor_path). Then the ablations of spec §8.2 (DM-MAPPO with the predictor, 3 seeds
+# each, every one a setting of its own, retrained and with its own reward constants and predictor): no UAVs, no
+# satellite, UAVs entering and leaving (7 vehicles, 2 departing late, 5 UAVs entering and 6 leaving), and the city
+# against the rural layout (68 RSUs over 20 km) on the synthetic §4.1 flow (the SUMO counts are the city's),
+# rural also without the satellite. Then: python -m experiments.twin_routing_v1 evaluate RUNS_DIR/*.
 set -euo pipefail
 RUNS=${1:-runs/twin_routing_v1}
 ALGOS=${2:-"dm_mappo masac"}
 SEEDS=${3:-"0 1 2"}
 VMJAX=${VMJAX:-vmjax}
 ITERATIONS=${ITERATIONS:-210}
+ABLATIONS=${ABLATIONS:-"no_uav no_sat dynamic city_synthetic rural rural_no_sat"}
 mkdir -p "$RUNS"
 PREDICTOR="$RUNS/dm_mappo-predictor-s0/predictor.msgpack"
 for seed in $SEEDS; do
@@ -37,5 +42,28 @@ for seed in $SEEDS; do
       $VMJAX train --env TwinRouting-v1 --algo "$algo" --run.seed "$seed" --run.run_dir "$dir" \
         --agent.num_iterations "$ITERATIONS" "${extra[@]}" >>"$dir/train.log" 2>&1
     done
+  done
+done
+SYNTHETIC=(--traffic.replay false --traffic.csv_path "")
+for seed in $SEEDS; do
+  for ablation in $ABLATIONS; do
+    dir="$RUNS/ablation-$ablation-s$seed"
+    if [ -f "$dir/checkpoint.msgpack" ]; then
+      $VMJAX train --resume --run.run_dir "$dir" >>"$dir/train.log" 2>&1
+      continue
+    fi
+    case $ablation in
+      no_uav) extra=(--env.use_uavs false) ;;
+      no_sat) extra=(--env.use_satellite false) ;;
+      dynamic) extra=(--env.num_vehicles 7 --env.num_late_vehicles 2 --env.num_uavs 11 --env.num_entering_uavs 5
+        --env.num_exiting_uavs 6) ;;
+      city_synthetic) extra=("${SYNTHETIC[@]}") ;;
+      rural) extra=(--env.layout rural --env.num_rsus 68 "${SYNTHETIC[@]}") ;;
+      rural_no_sat) extra=(--env.layout rural --env.num_rsus 68 --env.use_satellite false "${SYNTHETIC[@]}") ;;
+      *) echo "unknown ablation $ablation" >&2; exit 2 ;;
+    esac
+    mkdir -p "$dir"
+    $VMJAX train --env TwinRouting-v1 --algo dm_mappo --run.seed "$seed" --run.run_dir "$dir" \
+      --agent.num_iterations "$ITERATIONS" --env.workload_forecast predictor "${extra[@]}" >>"$dir/train.log" 2>&1
   done
 done

@@ -52,6 +52,11 @@ def test_out_of_range_host_is_reached_through_the_satellite(hand):
     inside_v0 = jax.jit(v0.slot_latency)(hand_ctx(dist), jnp.array([1, 0], jnp.int32), p)
     np.testing.assert_allclose(inside["uplink_s"][0], inside_v0["uplink_s"][0], rtol=1e-6)
     assert float(inside["uplink_s"][0]) < 0.05 and not bool(inside["failure"][0])
+    # without a satellite (the §8.2 ablation) nothing relays: the channel, as v0, and still a failure
+    no_sat = vmjax.make("TwinRouting-v1", **HAND, use_satellite=False)
+    alone = jax.jit(no_sat.slot_latency)(hand_ctx(dist), jnp.array([0, 0], jnp.int32), p)
+    np.testing.assert_allclose(alone["uplink_s"][0], old["uplink_s"][0], rtol=1e-6)
+    assert bool(alone["failure"][0])
 
 
 def test_overflow_pays_the_satellite_links(hand):
@@ -159,7 +164,7 @@ def test_v1_rollout_is_jittable_and_deterministic():
 
 
 # ---------------------------------------------------------------- the command line
-def test_v1_trains_from_the_command_line(tmp_path):
+def test_v1_trains_from_the_command_line(tmp_path, monkeypatch):
     """`vmjax train --env TwinRouting-v1` (DM-MAPPO without workload information: the paper's "w/o pred."); its
     `vmjax evaluate` table holds the calibration references next to Greedy and Random (they run through the same
     evaluator as v0's, tested in test_cli)."""
@@ -184,6 +189,7 @@ def test_v1_trains_from_the_command_line(tmp_path):
     # Greedy and Random with and without the mask, the S^mig / S_v sweeps, the curves; resumable
     from experiments import twin_routing_v1 as study
 
+    monkeypatch.setattr(study, "REFERENCES", ("stay",))  # the oracle's compile is long; the same code path
     out = tmp_path / "study"
     setting = study.setting_of(runner.resume_configs(run_dir, {}))
     assert setting != "default" and "num_rsus=6" in setting and "replay=False" in setting
@@ -192,7 +198,13 @@ def test_v1_trains_from_the_command_line(tmp_path):
     data = study.evaluate([run_dir, tmp_path / "unfinished"], out, episodes=2, seeds=2, log=lambda *_: None)
     result = data["settings"][setting]
     assert list(result["runs"]) == ["v1"] and result["heuristics_forecast"] == "none"
-    assert set(result["heuristics"]) == {"Greedy", "Random", "Greedy w/o mask", "Random w/o mask"}
+    assert set(result["heuristics"]) == {
+        "Greedy",
+        "Random",
+        "Greedy w/o mask",
+        "Random w/o mask",
+        "stay (no migration)",
+    }
     run = result["runs"]["v1"]
     assert (
         run["label"] == "DM-MAPPO w/o pred." and run["iteration"] == 1 and len(run["per_held_out_seed"]["reward"]) == 2

@@ -117,7 +117,8 @@ class TwinRoutingConfig:
     # | "realised" (what the vehicle would add: S_v + J S^mig when counted)
     overflow_adds_sat_comm: bool = False  # overflow: add S_v / R^SAT twice (§2.7 option)
     out_of_range_link: Literal["channel", "satellite_relay"] = "channel"  # a host beyond D^max: "channel" (the Friis
-    # rate of eqs. 4-5 extrapolated, v0) | "satellite_relay" (up and down through the satellite at R^SAT, v1 [C])
+    # rate of eqs. 4-5 extrapolated, v0) | "satellite_relay" (up and down through the satellite at R^SAT, v1 [C];
+    # without a satellite, `use_satellite=False`, the channel)
     sat_prop_delay: bool = False  # satellite hosts add 2 h_sat / c per slot (§2.5 option)
     rayleigh_fading: bool = False  # |g|^2 ~ Exp(1) per link per slot (§2.3 option)
     ofdma_split: bool = False  # B / k_m among the k_m vehicles on server m (§2.4 option)
@@ -1128,7 +1129,8 @@ class TwinRouting(Environment):
             distance, params.downlink_bandwidth_hz / share, params.server_tx_power_w, params.noise_power_w, **channel
         )
         out_of_range = (distance > self.server_range_m(params)[server]) & ~on_sat
-        via_sat = on_sat | (out_of_range & (c.out_of_range_link == "satellite_relay"))
+        relay = c.out_of_range_link == "satellite_relay" and c.use_satellite  # no satellite: the channel, as v0
+        via_sat = on_sat | (out_of_range & relay)
         up_bps = jnp.where(via_sat, params.sat_rate_bps, up_bps)  # eqs. (6)-(7); v1: out of range -> relayed
         down_bps = jnp.where(via_sat, params.sat_rate_bps, down_bps)
         uplink = net.transfer_latency_s(params.data_bits, up_bps)
