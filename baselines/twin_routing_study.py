@@ -68,8 +68,9 @@ def _norm_stats(env, params, episodes: int):
     return heuristics.calibrate(env, params, jax.random.key(7919), episodes)
 
 
-def evaluate_policies(env, params, policies: dict, episodes: int, seeds: int) -> dict:
-    """{name: summary} of each policy on `seeds` x `episodes` held-out worlds (the same for every policy)."""
+def evaluate_policies(env, params, policies: dict, episodes: int, seeds: int, metrics=METRICS) -> dict:
+    """{name: summary} of each policy (`policies`: name -> `make(env)`) on `seeds` x `episodes` held-out worlds
+    (the same for every policy, one compiled evaluator), with the per-seed means of `metrics`."""
     makers = list(policies.values())
     evaluator = heuristics.make_policy_evaluator(env, [make(env) for make in makers], params, episodes)
     results = {}
@@ -77,7 +78,7 @@ def evaluate_policies(env, params, policies: dict, episodes: int, seeds: int) ->
         per_seed = [jax.device_get(evaluator(jax.random.PRNGKey(FIRST_SEED + s), index)) for s in range(seeds)]
         episodes_all = {k: np.concatenate([np.asarray(p[k]) for p in per_seed]) for k in per_seed[0]}
         summary = summarize_episodes(episodes_all)
-        summary["seed_means"] = {m: [float(np.mean(p[m])) for p in per_seed] for m in METRICS}
+        summary["seed_means"] = {m: [float(np.mean(p[m])) for p in per_seed] for m in metrics}
         results[name] = summary
     return results
 

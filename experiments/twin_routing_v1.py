@@ -39,6 +39,7 @@ import numpy as np
 
 import vmjax
 from baselines import twin_routing as heuristics
+from baselines import twin_routing_study as calibration
 from baselines.evaluate import FIRST_SEED, write_results
 from experiments.curves import convergence_iteration
 from vmjax import runner
@@ -104,18 +105,11 @@ def setting_of(configs) -> str:
 
 
 def evaluate_policies(env, params, policies: list, episodes: int, seeds: int) -> list[dict[str, list[float]]]:
-    """Per policy, {metric: per-held-out-seed means} on the seeds' worlds (PRNGKey(FIRST_SEED + s)); the policies
-    share one compiled evaluator."""
-    evaluator = heuristics.make_policy_evaluator(env, policies, params, episodes)
-    out = []
-    for index in range(len(policies)):
-        per_seed: dict[str, list[float]] = {m: [] for m in METRICS}
-        for s in range(seeds):
-            result = jax.device_get(evaluator(jax.random.PRNGKey(FIRST_SEED + s), index))
-            for m in METRICS:
-                per_seed[m].append(float(np.mean(result[m])))
-        out.append(per_seed)
-    return out
+    """Per policy, {metric: per-held-out-seed means} on the seeds' worlds (PRNGKey(FIRST_SEED + s), as
+    `baselines.twin_routing_study.evaluate_policies`, one compiled evaluator)."""
+    makers = {str(i): (lambda _env, policy=policy: policy) for i, policy in enumerate(policies)}
+    results = calibration.evaluate_policies(env, params, makers, episodes, seeds, metrics=METRICS)
+    return [results[str(i)]["seed_means"] for i in range(len(policies))]
 
 
 def _heuristic_env(configs, use_mask: bool):

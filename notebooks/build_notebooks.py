@@ -1028,10 +1028,148 @@ capacity sweep with the learners retrained at each capacity, and the learning cu
 ]
 
 
+TWIN_ROUTING_V1_CELLS = [
+    (
+        "markdown",
+        """# TwinRouting-v1: what a policy could win, and DM-MAPPO's experiments at the spec's budget
+
+TwinRouting-v1 is v0 (the literal reading of spec 002) with infeasible hosts that cost (an overflow pays the
+satellite's links, an out-of-range host is reached through the satellite), the mask testing what the realised load
+adds, a background load that reaches the caches' capacity at its peak, and, in the scenario, the per-RSU vehicle
+counts of a SUMO weekday replayed as the RSU flows. docs/twin_routing.md ("v0 -> v1") gives the table of changes
+and the reasons. This notebook only reads and plots the JSON that these commands wrote (each JSON names its
+machine):
+
+- `python -m baselines.twin_routing_study calibrate`: the references, Greedy and Random on every calibration
+  attempt (v0 first), the value of information, the mask ablation (`calibration.json`);
+- `python -m baselines.twin_routing_study predictors`: the spec §4.4 predictor table on both traffic sources
+  (`predictors.json`);
+- `bash experiments/twin_routing_v1.sh`, then `python -m experiments.twin_routing_v1 evaluate|sweep|curves
+  runs/twin_routing_v1/*`: DM-MAPPO and MASAC with the predictor, without workload information and without the
+  mask, 3 seeds at the spec's budget, the ablations, the S^mig and S_v sweeps (`evaluation.json`, `sweeps.json`,
+  `learning_curves.json`).""",
+    ),
+    (
+        "code",
+        """import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from baselines import twin_routing_study as study
+from experiments import twin_routing_v1 as experiment
+
+RESULTS = Path("../docs/results/twin_routing_v1")
+if not RESULTS.exists():  # run from the repository root (the test suite)
+    RESULTS = Path("docs/results/twin_routing_v1")
+def load(name):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+calibration, predictors = load("calibration.json"), load("predictors.json")
+evaluation, sweeps, curves = load("evaluation.json"), load("sweeps.json"), load("learning_curves.json")
+for name, data in {"calibration": calibration, "predictors": predictors, "evaluation": evaluation,
+                   "sweeps": sweeps, "curves": curves}.items():
+    print(f"{name}: {data['machine'] if data else 'not produced yet'}")""",
+    ),
+    (
+        "markdown",
+        """## 1. Before any training: v0 and v1 side by side
+
+What each reference wins over doing nothing (the twin stays on its host), per calibration attempt, then the value
+of information (the least-loaded rule and Greedy with an oracle forecast, persistence and none) and the mask
+ablation. The same held-out worlds for every policy of an attempt.""",
+    ),
+    (
+        "code",
+        """if calibration:
+    display(Markdown(study.calibration_markdown(calibration)))
+    display(Markdown(study.information_markdown(calibration)))
+if predictors:
+    display(Markdown(study.predictors_markdown(predictors)))""",
+    ),
+    (
+        "markdown",
+        """## 2. The learners on v1 (spec budget: 210 iterations x 16 worlds x 120 slots = 2e6 agent-steps)
+
+Per setting (the default world, then each ablation), on 3 x 100 held-out episodes: the learners pooled over their
+training seeds (± their spread), Greedy and Random with and without the mask and the references (± the spread over
+held-out seeds). Rewards use one set of z-score constants per setting.""",
+    ),
+    (
+        "code",
+        """if evaluation:
+    for setting in evaluation["settings"]:
+        display(Markdown(f"### {setting}\\n\\n" + experiment.method_table(evaluation, setting)))
+    rows = experiment.pooled_rows(evaluation["settings"]["default"]) if "default" in evaluation["settings"] else []
+    if rows:
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+        for ax, metric, label, scale in ((axes[0], "latency_s", "latency (ms)", 1e3),
+                                         (axes[1], "packet_loss", "packet loss (%)", 100.0),
+                                         (axes[2], "reward", "reward", 1.0)):
+            values = [scale * r[metric] for r in rows]
+            errors = [0.0 if r[f"{metric}_std"] is None else scale * r[f"{metric}_std"] for r in rows]
+            ax.barh([r["label"] for r in rows], values, xerr=errors)
+            ax.set_xlabel(label)
+        axes[0].set_xscale("log")
+        fig.tight_layout()
+        plt.show()""",
+    ),
+    (
+        "markdown",
+        """## 3. The migration-size and generated-data sweeps (policies trained at 60 MB and 2 MB, not retrained)""",
+    ),
+    (
+        "code",
+        """if sweeps and sweeps.get("results"):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for ax, (field, (axis, values)) in zip(axes, experiment.SWEEPS.items()):
+        display(Markdown(f"latency (ms) across {axis}\\n\\n" + experiment.sweep_table(sweeps, field)))
+        display(Markdown(f"reward across {axis}\\n\\n" + experiment.sweep_table(sweeps, field, "reward", 1.0)))
+        by_label = {}
+        for result in sweeps["results"].values():
+            by_label.setdefault(result["label"], []).append(result[field]["reward"])
+        for label, runs in sorted(by_label.items()):
+            arr = np.array(runs)
+            ax.errorbar(np.array(values) / experiment.MB, arr.mean(0), arr.std(0), marker="o", label=label)
+        ax.set_xlabel(axis); ax.set_ylabel("reward per vehicle-slot")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    plt.show()""",
+    ),
+    (
+        "markdown",
+        """## 4. Learning curves (training episodes, mean over the 16 worlds of each iteration)""",
+    ),
+    (
+        "code",
+        """if curves and curves.get("curves"):
+    display(Markdown(experiment.curves_table(curves)))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for label, runs in sorted(curves["curves"].items()):
+        if not label.startswith("default"):
+            continue
+        latency = np.array([[np.nan if v is None else v for v in r["latency_s"]] for r in runs.values()], float)
+        failure = np.array([[np.nan if v is None else v for v in r["failure"]] for r in runs.values()], float)
+        n = min(map(len, latency))
+        line, = axes[0].plot(np.arange(1, n + 1), 1e3 * np.nanmean(latency[:, :n], 0), label=label.split(" | ")[1])
+        axes[1].plot(np.arange(1, n + 1), 100 * np.nanmean(failure[:, :n], 0), color=line.get_color())
+    axes[0].set_xlabel("iteration"); axes[0].set_ylabel("training episode latency (ms)"); axes[0].set_yscale("log")
+    axes[1].set_xlabel("iteration"); axes[1].set_ylabel("failed slots in training (%)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    plt.show()""",
+    ),
+]
+
+
 NOTEBOOKS = {
     "avatar_premigration.ipynb": AVATAR_CELLS,
     "avatar_premigration_v1.ipynb": AVATAR_V1_CELLS,
     "twin_routing.ipynb": TWIN_CELLS,
+    "twin_routing_v1.ipynb": TWIN_ROUTING_V1_CELLS,
     "twin_split.ipynb": TWIN_SPLIT_CELLS,
     "twin_split_v1.ipynb": TWIN_SPLIT_V1_CELLS,
     "cross_reality_privacy.ipynb": PRIVACY_CELLS,
