@@ -6,8 +6,9 @@
 #   bash experiments/twin_routing_v1.sh [RUNS_DIR] [ALGOS] [SEEDS]
 #
 # Resumable: a finished run is skipped, a cut-off one continues from its checkpoint (`vmjax train --resume`).
-# Runs go seed by seed (every learner and variant for seed 0, then seed 1, ...), so a partial queue still
-# compares like with like. The LSTM-Transformer is trained on the SUMO day by the first run that needs it and
+# Runs go learner by learner, seed by seed (every variant of DM-MAPPO for seed 0, then seed 1, ..., then MASAC), so
+# a partial queue still compares like with like, the paper's method first (a MASAC run takes ~8x a DM-MAPPO one on
+# the 2-core CPU). The LSTM-Transformer is trained on the SUMO day by the first run that needs it and
 # reused by the others (--run.predictor_path). Then the ablations of spec §8.2 (DM-MAPPO with the predictor, 3 seeds
 # each, every one a setting of its own, retrained and with its own reward constants and predictor): no UAVs, no
 # satellite, UAVs entering and leaving (7 vehicles, 2 departing late, 5 UAVs entering and 6 leaving), and the city
@@ -22,8 +23,8 @@ ITERATIONS=${ITERATIONS:-210}
 ABLATIONS=${ABLATIONS:-"no_uav no_sat dynamic city_synthetic rural rural_no_sat"}
 mkdir -p "$RUNS"
 PREDICTOR="$RUNS/dm_mappo-predictor-s0/predictor.msgpack"
-for seed in $SEEDS; do
-  for algo in $ALGOS; do
+for algo in $ALGOS; do
+  for seed in $SEEDS; do
     for variant in predictor none nomask; do
       dir="$RUNS/$algo-$variant-s$seed"
       if [ -f "$dir/checkpoint.msgpack" ]; then
