@@ -306,15 +306,16 @@ def sweep_table(data: dict, field: str, metric: str = "latency_s", scale: float 
 
 # ---------------------------------------------------------------------------------------------- curves
 def learning_curves(run_dirs: list[Path], out: Path) -> dict:
-    """The logged mean episode latency and failure rate per iteration of each run, by setting and run label."""
+    """The logged mean episode latency and failure rate per iteration of each run: {"curves": {setting: {run label:
+    {run folder: curves}}}}."""
     curves: dict[str, dict] = {}
     for run_dir in sorted(Path(d) for d in run_dirs):
         if not (run_dir / "metrics.jsonl").is_file():
             continue
         configs = runner.configs_from_json(runner.read_saved_config(run_dir))
         records = runner.read_metrics(run_dir / "metrics.jsonl")
-        key = f"{setting_of(configs)} | {runner.run_label(configs)}"
-        curves.setdefault(key, {})[run_dir.name] = {
+        by_label = curves.setdefault(setting_of(configs), {})
+        by_label.setdefault(runner.run_label(configs), {})[run_dir.name] = {
             "iteration": [int(r["iteration"]) for r in records],
             "latency_s": [r.get("episode_total_latency_s") for r in records],
             "failure": [r.get("episode_failure") for r in records],
@@ -326,15 +327,20 @@ def learning_curves(run_dirs: list[Path], out: Path) -> dict:
 
 
 def curves_table(data: dict, tail: int = 20) -> str:
+    """Per setting and learner (mean ± std over training seeds): the final training latency and the iteration at
+    which 90% of the improvement was reached."""
     lines = [
-        "| setting, learner | final training latency (ms, last 20 iterations) | iterations to 90% of the improvement |"
+        "| setting | learner | final training latency (ms, last 20 iterations) | iterations to 90% of the improvement |"
     ]
-    lines.append("|---|---|---|")
-    for label, runs in sorted(data["curves"].items()):
-        final = [1e3 * float(np.nanmean(np.array(r["latency_s"][-tail:], dtype=float))) for r in runs.values()]
-        speed = [convergence_iteration(r["latency_s"]) for r in runs.values()]
-        spread = lambda v, d: f" ± {np.std(v, ddof=1):.{d}f}" if len(v) > 1 else " (1 seed)"
-        lines.append(f"| {label} | {np.mean(final):.1f}{spread(final, 1)} | {np.mean(speed):.0f}{spread(speed, 0)} |")
+    lines.append("|---|---|---|---|")
+    spread = lambda v, d: f" ± {np.std(v, ddof=1):.{d}f}" if len(v) > 1 else " (1 seed)"
+    for setting, by_label in data["curves"].items():
+        for label, runs in sorted(by_label.items()):
+            final = [1e3 * float(np.nanmean(np.array(r["latency_s"][-tail:], dtype=float))) for r in runs.values()]
+            speed = [convergence_iteration(r["latency_s"]) for r in runs.values()]
+            lines.append(
+                f"| {setting} | {label} | {np.mean(final):.1f}{spread(final, 1)} | {np.mean(speed):.0f}{spread(speed, 0)} |"
+            )
     return "\n".join(lines)
 
 

@@ -1148,13 +1148,11 @@ held-out seeds). Rewards use one set of z-score constants per setting.""",
         """if curves and curves.get("curves"):
     display(Markdown(experiment.curves_table(curves)))
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-    for label, runs in sorted(curves["curves"].items()):
-        if not label.startswith("default"):
-            continue
+    for label, runs in sorted(curves["curves"].get("default", {}).items()):
         latency = np.array([[np.nan if v is None else v for v in r["latency_s"]] for r in runs.values()], float)
         failure = np.array([[np.nan if v is None else v for v in r["failure"]] for r in runs.values()], float)
         n = min(map(len, latency))
-        line, = axes[0].plot(np.arange(1, n + 1), 1e3 * np.nanmean(latency[:, :n], 0), label=label.split(" | ")[1])
+        line, = axes[0].plot(np.arange(1, n + 1), 1e3 * np.nanmean(latency[:, :n], 0), label=label)
         axes[1].plot(np.arange(1, n + 1), 100 * np.nanmean(failure[:, :n], 0), color=line.get_color())
     axes[0].set_xlabel("iteration"); axes[0].set_ylabel("training episode latency (ms)"); axes[0].set_yscale("log")
     axes[1].set_xlabel("iteration"); axes[1].set_ylabel("failed slots in training (%)")
