@@ -214,7 +214,8 @@ def method_table(data: dict, setting: str = "default") -> str:
         for _, m, scale, digits in columns:
             std = row[f"{m}_std"]
             cells.append(f"{scale * row[m]:.{digits}f}" + ("" if std is None else f" ± {scale * std:.{digits}f}"))
-        seeds = f" ({row['training_seeds']} seeds)" if row["kind"] == "learner" else ""
+        n = row["training_seeds"]
+        seeds = f" ({n} seed{'s' if n != 1 else ''})" if row["kind"] == "learner" else ""
         lines.append(f"| {row['label']}{seeds} | " + " | ".join(cells) + f" | {100 * row['satellite_share']:.1f} |")
     return "\n".join(lines)
 

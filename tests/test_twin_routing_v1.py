@@ -212,7 +212,7 @@ def test_v1_trains_from_the_command_line(tmp_path, monkeypatch):
     assert all(np.isfinite(run[m]) for m in study.METRICS)
     assert run["latency_s"] == pytest.approx(np.mean(run["per_held_out_seed"]["latency_s"]))
     table = study.method_table(data, setting)
-    assert "| DM-MAPPO w/o pred. (1 seeds) |" in table and "| Greedy w/o mask |" in table
+    assert "| DM-MAPPO w/o pred. (1 seed) |" in table and "| Greedy w/o mask |" in table
     stamp = (out / "evaluation.json").stat().st_mtime_ns
     study.evaluate([run_dir], out, episodes=2, seeds=2, log=lambda *_: None)  # already evaluated: skipped
     assert (out / "evaluation.json").stat().st_mtime_ns == stamp
