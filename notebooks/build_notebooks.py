@@ -1056,7 +1056,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
 from baselines import twin_routing_study as study
 from experiments import twin_routing_v1 as experiment
