@@ -15,6 +15,7 @@ def test_every_notebook_has_a_test_file():
         "avatar_premigration.ipynb": "test_notebook_avatar.py",
         "avatar_premigration_v1.ipynb": "test_notebook_avatar_v1.py",
         "twin_routing.ipynb": "test_notebook_twin_routing.py",
+        "twin_routing_v1.ipynb": "test_notebook_twin_routing_v1.py",
         "twin_split.ipynb": "test_notebook_twin_split.py",
         "twin_split_v1.ipynb": "test_notebook_twin_split_v1.py",
         "cross_reality_privacy.ipynb": "test_notebook_cross_reality_privacy.py",
