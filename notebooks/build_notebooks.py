@@ -452,7 +452,7 @@ train_wall = {}
 for name, variant in VARIANTS.items():
     done = RUNS / name / "checkpoint.json"
     if not done.exists():
-        runner.train(configs_for(*variant), log=lambda *_: None)
+        runner.train(configs_for(*variant), log=lambda *_: None, progress=False)
     else:
         print(f"{name}: already trained in {RUNS}, reused (delete the folder to train again)")
     train_wall[name] = json.loads(done.read_text())["train_wall_s"]

@@ -363,15 +363,16 @@ def check_resumed_configs(configs: Configs, saved: dict) -> None:
         )
 
 
-def train(configs: Configs, resume: bool = False, log=print) -> Path:
-    """Run (or continue) a training run; returns the run folder. The folder is locked for the whole run."""
+def train(configs: Configs, resume: bool = False, log=print, progress: bool = True) -> Path:
+    """Run (or continue) a training run; returns the run folder. The folder is locked for the whole run.
+    `progress=False` drops the per-chunk progress line on stderr (a notebook keeps it out of its outputs)."""
     run_dir = Path(configs["run"].run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
-        return _train_locked(configs, run_dir, resume, log)
+        return _train_locked(configs, run_dir, resume, log, progress)
 
 
-def _train_locked(configs: Configs, run_dir: Path, resume: bool, log) -> Path:
+def _train_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_shown: bool = True) -> Path:
     run = configs["run"]
     scenario = scenarios.get(run.env)
     ckpt_path = run_dir / CHECKPOINT
@@ -444,12 +445,14 @@ def _train_locked(configs: Configs, run_dir: Path, resume: bool, log) -> Path:
         checkpoint.save_checkpoint(ckpt_path, state, **info)
         io.atomic_write_json(run_dir / CHECKPOINT_SUMMARY, {**info, "checkpoint": CHECKPOINT})
         last = new[-1]
-        progress_line(
-            f"{_bar(done, total)} {done}/{total} it  {chunk * steps_per_iteration / elapsed:,.0f} env steps/s  "
-            f"return {_shown(last.get('episode_return'), 1)}  {headline.removeprefix('episode_')} "
-            f"{_shown(last.get(headline), 3)}  eta {(total - done) * elapsed / chunk:.0f} s"
-        )
-    progress_end()
+        if progress_shown:
+            progress_line(
+                f"{_bar(done, total)} {done}/{total} it  {chunk * steps_per_iteration / elapsed:,.0f} env steps/s  "
+                f"return {_shown(last.get('episode_return'), 1)}  {headline.removeprefix('episode_')} "
+                f"{_shown(last.get(headline), 3)}  eta {(total - done) * elapsed / chunk:.0f} s"
+            )
+    if progress_shown:
+        progress_end()
     sinks.close()
     from vmjax import report
 
