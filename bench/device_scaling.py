@@ -111,6 +111,7 @@ def rollout_row(rollout: dict, runs: list[float], total: float, worlds: int, ste
 def measure_devices(num_devices: int, worlds: int, steps: int, repeats: int) -> dict:
     """The row of one device count, measured in this process (which must see `num_devices` devices). With one
     device, the rollout without a mesh is timed too, in alternation with the 1-device mesh (`unsharded`)."""
+    load_before = os.getloadavg()[0]
     env = vmjax.make(ENV_ID, **ENV_CONFIG)
     meshes = [world_mesh(num_devices)] + ([None] if num_devices == 1 else [])
     rollouts = [compile_rollout(env, worlds, steps, mesh) for mesh in meshes]
@@ -126,6 +127,7 @@ def measure_devices(num_devices: int, worlds: int, steps: int, repeats: int) -> 
         "steps": steps,
         "repeats": repeats,
         **rows[0],
+        "load_average_1min": [load_before, os.getloadavg()[0]],  # the machine's load before and after (shared)
     }
     if num_devices == 1:
         row["unsharded"] = rows[1]
@@ -172,11 +174,16 @@ def combine_rounds(rounds: list[dict]) -> dict:
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:
-    """Each row's env steps/s as a ratio to the 1-device row (`vs_1_device`), that per device (`per_device`),
-    and its reward total's relative difference from the 1-device one (a sum over worlds across devices)."""
+    """Each row's env steps/s as a ratio to the 1-device row's of the same round (`vs_1_device_rounds`; rounds
+    run the counts one after another, so a round's two numbers saw nearly the same load) and the median of
+    those (`vs_1_device`), that per device (`per_device`), and its reward total's relative difference from the
+    1-device one (a sum over worlds across devices)."""
     base = next(row for row in rows if row["devices"] == 1)
     for row in rows:
-        row["vs_1_device"] = row["env_steps_per_s"] / base["env_steps_per_s"]
+        row["vs_1_device_rounds"] = [
+            r["env_steps_per_s"] / b["env_steps_per_s"] for r, b in zip(row["rounds"], base["rounds"])
+        ]
+        row["vs_1_device"] = median(row["vs_1_device_rounds"])
         row["per_device"] = row["vs_1_device"] / row["devices"]
         row["reward_total_rel_diff"] = abs(row["reward_total"] - base["reward_total"]) / max(
             abs(base["reward_total"]), 1e-30
@@ -199,11 +206,17 @@ def render_table(result: dict) -> str:
             str(r["worlds_per_device"]),
             format_rate(r["env_steps_per_s"]),
             format_times(r["vs_1_device"]),
+            f"{min(r['vs_1_device_rounds']):.2f}-{max(r['vs_1_device_rounds']):.2f}",
             f"{r['compile_s']:.1f}",
         ]
         for r in result["rows"]
     ]
-    lines.append(markdown_table(["devices", "worlds per device", "env steps/s", "vs 1 device", "compile s"], rows))
+    header = ["devices", "worlds per device", "env steps/s", "vs 1 device", "per round", "compile s"]
+    lines.append(markdown_table(header, rows))
+    lines.append(
+        f"\nMedians over {result['rounds']} round(s); vs 1 device: the median of each round's ratio to that round's "
+        "1-device run (per round: their range)."
+    )
     base = next(r for r in result["rows"] if r["devices"] == 1)
     if "unsharded" in base:
         lines.append(
