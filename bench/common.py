@@ -24,6 +24,7 @@ import vmjax
 from baselines import cross_reality_privacy as crp_baselines
 from vmjax.core.io import atomic_write_json
 from vmjax.core.rollout import rollout
+from vmjax.core.sharding import shard_worlds
 
 RESULTS_DIR = Path(__file__).parent / "results"
 
@@ -196,18 +197,20 @@ def compiled_memory(compiled, num_worlds: int) -> dict | None:
 
 
 # ====================================================================== env rollouts
-def make_env_rollout(env, num_worlds: int, num_steps: int, observe: bool = False):
+def make_env_rollout(env, num_worlds: int, num_steps: int, observe: bool = False, mesh=None):
     """(reset, run): jitted `key -> (state, actions)` and `(state, actions, key) -> summed reward` that runs
     `num_steps` steps in `num_worlds` worlds with a fixed random action per world. With `observe` the sum also
     takes every step's observation, so the compiler cannot drop it (what a learner pays); without, only the
-    reward's share of the step runs (part 1's convention)."""
-    vec = vmjax.VecEnv(env, num_worlds)
+    reward's share of the step runs (part 1's convention). With a `mesh` (`vmjax.core.sharding.world_mesh`) the
+    worlds, their state and their actions are split over its devices (`VecEnv`'s `mesh`); the summed reward is
+    then a sum across devices."""
+    vec = vmjax.VecEnv(env, num_worlds, mesh=mesh)
     params = env.default_params
 
     def reset(key):
         k_reset, k_action = jax.random.split(key)
         _, state = vec.reset(k_reset, params)
-        return state, jax.vmap(env.action_space(params).sample)(jax.random.split(k_action, num_worlds))
+        return state, shard_worlds(jax.vmap(env.action_space(params).sample)(vec.world_keys(k_action)), mesh)
 
     def run(state, actions, key):
         def body(carry, k):

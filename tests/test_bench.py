@@ -3,15 +3,22 @@ documented structure, its ratios are the quotients of its measured numbers, and 
 written where --out says. Tiny sizes; the PyTorch part runs only where PyTorch is installed.
 `python -m bench.twin_routing_throughput --quick` (TwinRouting-v0) likewise at 1 world with the predictor
 forecast (the costlier path; two forecasts would double its ~20 s of XLA compiles); the harness's run reuses
-that section instead of measuring it again, and the per-forecast bookkeeping is checked on stand-in rows."""
+that section instead of measuring it again, and the per-forecast bookkeeping is checked on stand-in rows.
+`python -m bench.device_scaling --quick` (sharded worlds on 1 and 2 forced host devices, one subprocess each)
+likewise, with its ratios and its options."""
 
 import importlib.util
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from bench import common, harness
+from bench import device_scaling as scaling
 from bench import twin_routing_throughput as twin
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -294,3 +301,64 @@ def test_harness_includes_the_twin_routing_section(quick_run, twin_quick):
     assert result["twin_routing"]["rows"] == twin_quick[1]["rows"]
     (target,) = [t for t in result["targets"] if t["name"] == "twin_routing_world_step_vs_avatar"]
     assert target["required"] == 5.0 and target["met"] is None and target["measured"] is None  # 1024 not run
+
+
+# ---------------------------------------------------------------- device scaling of sharded worlds
+@pytest.fixture(scope="module")
+def scaling_quick(tmp_path_factory):
+    """`python -m bench.device_scaling --quick`: 8 worlds on 1 and on 2 forced host devices, 5 steps."""
+    out = tmp_path_factory.mktemp("scaling") / "scaling.json"
+    assert scaling.main(["--quick", "--out", str(out)]) == 0
+    return out, json.loads(out.read_text())
+
+
+def test_device_scaling_quick_run(scaling_quick):
+    """The JSON's structure, rows measured in processes that saw their device counts, ratios from its numbers."""
+    out, result = scaling_quick
+    assert out.exists() and not list(out.parent.glob(".*.tmp"))
+    assert result["benchmark"] == "device_scaling" and result["env_id"] == "AvatarPremigration-v0"
+    assert result["quick"] is True and result["schema_version"] == scaling.SCHEMA_VERSION
+    assert result["machine"]["cpu_cores"] and _positive(result["wall_s"])
+    assert (result["worlds"], result["steps"], result["rounds"]) == (8, 5, 1)
+    one, two = result["rows"]
+    for row, devices in ((one, 1), (two, 2)):
+        assert (row["devices"], row["visible_devices"], row["worlds_per_device"]) == (devices, devices, 8 // devices)
+        assert row["sharded"] and len(row["rounds"]) == 1 and len(row["rounds"][0]["runs_s"]) == 1
+        for key in ("env_steps_per_s", "compile_s", "reset_compile_s", "run_s"):
+            assert _positive(row[key]), key
+        assert _close(row["env_steps_per_s"], 8 * 5 / row["rounds"][0]["run_s"])
+        assert _close(row["agent_steps_per_s"], 20 * row["env_steps_per_s"])
+        assert _close(row["vs_1_device"], row["env_steps_per_s"] / one["env_steps_per_s"])
+        assert _close(row["per_device"], row["vs_1_device"] / devices)
+        assert row["reward_total_rel_diff"] < 1e-5  # the same worlds: one sum over them, split or not
+    assert not one["unsharded"]["sharded"] and _positive(one["unsharded"]["env_steps_per_s"])
+    assert one["unsharded"]["reward_total"] == one["reward_total"]  # no mesh vs a 1-device mesh: bit-equal
+    assert _close(one["mesh_over_unsharded"], one["env_steps_per_s"] / one["unsharded"]["env_steps_per_s"])
+    text = scaling.render_table(result)
+    assert "| devices | worlds per device |" in text and "| 2 | 4 |" in text and "Without a mesh" in text
+
+
+def test_device_scaling_options():
+    opts = scaling.parse_args(["--devices", "2,4", "--worlds", "8"])
+    assert opts.devices == [1, 2, 4] and opts.worlds == 8 and opts.rounds == scaling.FULL["rounds"]
+    assert scaling.parse_args(["--devices", "1", "2", "8"]).devices == [1, 2, 8]
+    assert scaling.parse_args([]).devices == [1, 2, 4, 8] and scaling.parse_args([]).worlds == 1024
+    for bad in (["--devices", "3", "--worlds", "8"], ["--devices", "0"], ["--devices", "x"], ["--rounds", "0"]):
+        with pytest.raises(SystemExit):
+            scaling.parse_args(bad)
+
+
+def test_python_m_bench_devices_runs_the_device_scaling():
+    """`python -m bench --devices ...` is the device-scaling script (an indivisible world count stops it early)."""
+    root = Path(__file__).resolve().parents[1]
+    environ = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--devices", "1,3", "--worlds", "4"],
+        cwd=root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "must be divisible by every device count; not by [3]" in done.stderr
+    assert "python -m bench.device_scaling" in done.stderr

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from vmjax.core import spaces
 from vmjax.core.env import Environment
+from vmjax.core.sharding import shard_worlds
 from vmjax.core.wrappers import VecEnv
 
 Policy = Callable[[jax.Array, Any, Any], Any]
@@ -76,14 +77,17 @@ def rollout(
     num_envs: int,
     num_steps: int,
     summarize: Callable[[jax.Array, dict], Any] = agent_means,
+    mesh=None,
 ):
     """Reset `num_envs` worlds from `key` and run `policy` for `num_steps` steps (auto-reset included).
 
     The env's randomness comes from keys that do not depend on the policy, so two policies rolled out
     from the same key face the same worlds, trajectories and tasks (held-out episodes).
     Returns `summarize(reward, info)` stacked over steps, e.g. {name: [num_steps, num_envs]}.
+    With a `mesh` (`vmjax.core.sharding.world_mesh`) the worlds are split over its devices (`VecEnv`'s `mesh`);
+    the values are those of the unsharded rollout.
     """
-    return rollout_stateful(env, stateless(policy), key, params, num_envs, num_steps, summarize)
+    return rollout_stateful(env, stateless(policy), key, params, num_envs, num_steps, summarize, mesh)
 
 
 def rollout_stateful(
@@ -94,25 +98,42 @@ def rollout_stateful(
     num_envs: int,
     num_steps: int,
     summarize: Callable[[jax.Array, dict], Any] = agent_means,
+    mesh=None,
 ):
     """`rollout` for a `StatefulPolicy` (its state carried per world from step to step; policy init keys from
     fold_in(key, 1)); `rollout` is this with `stateless(policy)`. The env's keys do not depend on the policy, so
-    every policy meets the same worlds. Returns `summarize(reward, info)` stacked over steps."""
-    vec = VecEnv(env, num_envs)
+    every policy meets the same worlds. Returns `summarize(reward, info)` stacked over steps.
+
+    With a `mesh`, the env state, the policy state, the per-world keys and every summary leaf whose leading
+    axis is the world axis are split over the mesh's "worlds" axis (`num_envs` must be divisible by its size);
+    a summary that reduces over worlds is computed across devices (float32 rounding may then differ)."""
+    vec = VecEnv(env, num_envs, mesh=mesh)
     k_reset, k_env, k_policy = jax.random.split(key, 3)
     _, state = vec.reset(k_reset, params)
-    policy_state = jax.vmap(policy.init, in_axes=(0, None))(
-        jax.random.split(jax.random.fold_in(key, 1), num_envs), params
+    policy_state = shard_worlds(
+        jax.vmap(policy.init, in_axes=(0, None))(vec.world_keys(jax.random.fold_in(key, 1)), params), mesh
     )
 
     def body(carry, keys):
         state, policy_state = carry
         k_step, k_act = keys
         actions, policy_state, _ = jax.vmap(policy.act, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_act, num_envs), policy_state, state, params
+            vec.world_keys(k_act), policy_state, state, params
         )
         _, state, reward, _, _, info = vec.step(k_step, state, actions, params)
-        return (state, policy_state), summarize(reward, info)
+        return (state, shard_worlds(policy_state, mesh)), _shard_per_world(summarize(reward, info), num_envs, mesh)
 
     keys = (jax.random.split(k_env, num_steps), jax.random.split(k_policy, num_steps))
     return jax.lax.scan(body, (state, policy_state), keys)[1]
+
+
+def _shard_per_world(summary: Any, num_envs: int, mesh) -> Any:
+    """The leaves of a per-step summary whose leading axis is the world axis, split over `mesh`; the others
+    (reductions over worlds) as they are."""
+    if mesh is None:
+        return summary
+
+    def place(leaf):
+        return shard_worlds(leaf, mesh) if jnp.ndim(leaf) and jnp.shape(leaf)[0] == num_envs else leaf
+
+    return jax.tree.map(place, summary)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from vmjax.core.env import Environment, is_concrete
+from vmjax.core.sharding import check_mesh, check_world_count, shard_worlds
 
 PyTree = Any
 
@@ -159,14 +160,23 @@ class VecEnv:
     Same semantics as `jax.vmap(env.step)`, including auto-reset and `info["final_observation"]`, but
     the reset is computed under a batch-level `lax.cond` only on steps where some world finished. Params
     are shared by all worlds; for an ablation over params, `jax.vmap` a rollout over them.
+
+    With a `mesh` (`vmjax.core.sharding.world_mesh(num_devices=...)`), the world axis of every batched input
+    and output (per-world keys, state, actions, obs, reward, info) is split over the mesh's "worlds" axis
+    (`NamedSharding(mesh, PartitionSpec("worlds"))`, a sharding constraint inside `jit`, a `device_put`
+    outside): each device steps its share of the worlds, in the same one compiled program. The values are those
+    of the unsharded batch; `num_envs` must be divisible by the number of devices on that axis.
     """
 
-    def __init__(self, env: Environment, num_envs: int):
+    def __init__(self, env: Environment, num_envs: int, mesh=None):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"VecEnv.num_envs must be a positive integer, got {num_envs!r}")
+        if mesh is not None:
+            check_world_count(num_envs, check_mesh(mesh), field="VecEnv.num_envs")
         self.env = env
         self.num_envs = num_envs
         self.num_agents = env.num_agents
+        self.mesh = mesh
 
     @property
     def default_params(self):
@@ -178,23 +188,29 @@ class VecEnv:
             self.env.validate_params(params)
         return params
 
+    def _shard(self, tree):
+        """`tree` (batched over worlds) split over the mesh's world axis; as it is without a mesh."""
+        return shard_worlds(tree, self.mesh)
+
+    def world_keys(self, key: jax.Array) -> jax.Array:
+        """`num_envs` per-world keys from one key, sharded like the worlds."""
+        return self._shard(jax.random.split(key, self.num_envs))
+
     def reset(self, key: jax.Array, params=None):
         params = self._params(params)
-        keys = jax.random.split(key, self.num_envs)
-        return jax.vmap(self.env.reset_env, in_axes=(0, None))(keys, params)
+        return self._shard(jax.vmap(self.env.reset_env, in_axes=(0, None))(self.world_keys(key), params))
 
     def step(self, key: jax.Array, state, action, params=None):
         params = self._params(params)
+        state, action = self._shard((state, action))
         key_step, key_reset = jax.random.split(key)
-        keys_step = jax.random.split(key_step, self.num_envs)
-        obs_step, state_step, reward, terminated, truncated, info = jax.vmap(
-            self.env.step_env, in_axes=(0, 0, 0, None)
-        )(keys_step, state, action, params)
+        obs_step, state_step, reward, terminated, truncated, info = self._shard(
+            jax.vmap(self.env.step_env, in_axes=(0, 0, 0, None))(self.world_keys(key_step), state, action, params)
+        )
         done = jnp.logical_or(terminated, truncated)
 
         def reset_finished(_):
-            keys_reset = jax.random.split(key_reset, self.num_envs)
-            reset_out = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys_reset, params)
+            reset_out = self._shard(jax.vmap(self.env.reset_env, in_axes=(0, None))(self.world_keys(key_reset), params))
             merge = jax.vmap(self.env.merge_reset)
             # worlds that start together end together: then the mask is a constant and XLA drops the selects
             all_done = jnp.ones_like(done)
@@ -204,14 +220,14 @@ class VecEnv:
                 lambda: merge(done, reset_out, (obs_step, state_step)),
             )
 
-        obs, state = jax.lax.cond(jnp.any(done), reset_finished, lambda _: (obs_step, state_step), None)
+        obs, state = self._shard(jax.lax.cond(jnp.any(done), reset_finished, lambda _: (obs_step, state_step), None))
         info = dict(info, final_observation=obs_step)
         return obs, state, reward, terminated, truncated, info
 
     def action_mask(self, state, params=None):
         params = self.env.default_params if params is None else params
-        return jax.vmap(self.env.action_mask, in_axes=(0, None))(state, params)
+        return self._shard(jax.vmap(self.env.action_mask, in_axes=(0, None))(state, params))
 
     def world_state(self, state, params=None):
         params = self.env.default_params if params is None else params
-        return jax.vmap(self.env.world_state, in_axes=(0, None))(state, params)
+        return self._shard(jax.vmap(self.env.world_state, in_axes=(0, None))(state, params))
