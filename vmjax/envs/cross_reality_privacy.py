@@ -417,6 +417,15 @@ def gaussian_log_kernel(x_m, mean_m, std_m):
     return -(d[..., 0] ** 2 + d[..., 1] ** 2) / (2.0 * std_m**2)
 
 
+def mobility_prior_log_posterior(cand_m, reported_m, predicted_m, sigma_m, prior_std_m, log_lv):
+    """Eq. (4) over explicit candidates [M, K, 2] (metres): log_softmax_a(log Lp + log Lv + log prior) with
+    log Lp = -|l~ - p_a|^2 / (2 sigma^2) (reported_m [M, 2], sigma_m [M]), log prior = -|p_a - l_pred|^2 /
+    (2 sigma_P^2) (predicted_m [M, 2]) and log Lv [M, K] given. [M, K]."""
+    log_lp = gaussian_log_kernel(reported_m[:, None, :], cand_m, jnp.asarray(sigma_m)[:, None])
+    log_prior = gaussian_log_kernel(cand_m, predicted_m[:, None, :], prior_std_m)
+    return jax.nn.log_softmax(log_lp + log_lv + log_prior, axis=-1)
+
+
 def mobility_prior_entropy(
     true_m, reported_m, predicted_m, radius_deg, agent, rsu_deg, params: EnvParams, config: CrossRealityPrivacyConfig
 ):
@@ -437,10 +446,8 @@ def mobility_prior_entropy(
     cand_m = lattice_window_m(reported_m, params.lattice_spacing_m, config.candidate_grid)  # [M, K, 2]
     r_min_deg = params.sigma_min_ratio * params.r_max_deg
     sigma_m = radius_m(jnp.maximum(radius_deg, r_min_deg), params, lat0)  # [M]
-    log_lp = gaussian_log_kernel(reported_m[:, None, :], cand_m, sigma_m[:, None])
-    log_prior = gaussian_log_kernel(cand_m, predicted_m[:, None, :], params.prior_std_m)
     log_lv = placement_log_likelihood(to_offset_deg(cand_m, params, lat0), agent, rsu_deg, params, config)
-    log_post = jax.nn.log_softmax(log_lp + log_lv + log_prior, axis=-1)
+    log_post = mobility_prior_log_posterior(cand_m, reported_m, predicted_m, sigma_m, params.prior_std_m, log_lv)
     post = jnp.exp(log_post)
     mean_m = jnp.sum(post[..., None] * cand_m, axis=-2)
     error_m = jnp.sqrt(jnp.sum((mean_m - true_m) ** 2, axis=-1))
