@@ -3,6 +3,7 @@ the routine-mobility adversary's constants are fitted to, and the checks that th
 state-dependent policy, all without any learner.
 
     python -m baselines.cross_reality_privacy_v1_study [--worlds 200] [--out docs/results/cross_reality_privacy_v1]
+    python -m baselines.cross_reality_privacy_v1_study report     # the docs' tables from calibration.json
 
 (a) entropy (5) of zero perturbation and of Geo-I (eps = 13.5 / r_max, spec §7.1), both with the historical greedy
     server rule; the free constants (lattice spacing, prior width, window) are fitted to these two alone;
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import math
 import sys
 import time
@@ -44,6 +46,7 @@ from vmjax.envs import cross_reality_privacy as crp
 DEFAULT_OUT = Path("docs/results/cross_reality_privacy_v1")
 PAPER_ENTROPY_RANGE_BITS = (0.33, 0.74)  # the paper's entropies (spec §2.5 note): every method well under 1 bit
 STATE_BINS_M = (0.0, 25.0, 75.0, 150.0, 300.0, math.inf)  # the adversary's dead-reckoning offset |l_pred - l|
+PEAK_MARGIN = 0.05  # (b) an interior peak must beat both r = 0 and r = r_max by this much utility per AV-slot
 ORACLE_MARGIN = 0.1  # (c) passes when the oracle beats the best fixed radius by this much utility per AV-slot
 SERVER_MARGIN_S = 20.0  # (d) passes when a random server costs this much more latency than the greedy rule
 METRICS = ("utility", "entropy_bits", "qos_loss", "latency_s", "adversary_error_m", "prediction_offset_m")
@@ -101,17 +104,20 @@ def fixed_radius_rule(env, params, key, worlds: int, fractions) -> dict:
     return {name: [row[name] for row in rows] for name in METRICS[:4]}
 
 
-def server_latency(env, params, key, worlds: int) -> dict:
-    """(d): Geo-I's perturbation with the historical greedy server rule and with the fixed server rules."""
-    out = {"greedy": episode_means(env, heuristics.make_geo_i_stateful, params, key, worlds, SERVER_METRICS)}
-    for name, rule in heuristics.SERVER_RULES.items():
-        make = functools.partial(_geo_i_with, rule=rule)
-        out[name] = episode_means(env, make, params, key, worlds, SERVER_METRICS)
-    return out
+def _geo_i_with(rule):
+    return lambda env: heuristics.make_geo_i_server_policy(env, rule)
 
 
-def _geo_i_with(env, rule):
-    return heuristics.make_geo_i_server_policy(env, rule)
+SERVER_POLICIES = {"greedy": heuristics.make_geo_i_stateful} | {
+    name: _geo_i_with(rule) for name, rule in heuristics.SERVER_RULES.items()
+}
+SERVER_RULES = tuple(SERVER_POLICIES)
+
+
+def server_latency(env, params, key, worlds: int, rules: Sequence[str] = SERVER_RULES) -> dict:
+    """(d): Geo-I's perturbation with the historical greedy server rule ("greedy") and the fixed server rules of
+    `heuristics.SERVER_RULES`, the same perturbation draws for every rule."""
+    return {name: episode_means(env, SERVER_POLICIES[name], params, key, worlds, SERVER_METRICS) for name in rules}
 
 
 # ------------------------------------------------------------------------------------------- one-slot sweep
@@ -136,12 +142,20 @@ def slot_sweep(env, state, target, radii_deg, angles, params):
 def radius_sweep(env, params, key, worlds: int, study: StudyConfig) -> dict:
     """The states Geo-I (greedy server) visits, and at each slot the utility of every grid radius x angle with
     Geo-I's server choice: {"utility": [slots * worlds * M, R, A], "offset_m": [slots * worlds * M]} (NumPy)."""
+    sweep, offset = _radius_sweep(env, worlds, study.radius_steps, study.num_angles)(key, params)
+    sweep = np.moveaxis(np.asarray(sweep), -1, 2)  # [T, W, M, R, A]
+    return {"utility": sweep.reshape(-1, *sweep.shape[-2:]), "offset_m": np.asarray(offset).reshape(-1)}
+
+
+@functools.cache
+def _radius_sweep(env, worlds: int, radius_steps: int, num_angles: int):
     policy = heuristics.make_geo_i_stateful(env)
     vec = VecEnv(env, worlds)
-    radii = jnp.asarray(study.radius_fractions * params.r_max_deg, jnp.float32)
-    k_reset, k_env, k_policy = jax.random.split(key, 3)
+    fractions = np.arange(radius_steps + 1) / radius_steps
 
-    def run():
+    def run(key, params):
+        radii = jnp.asarray(fractions, jnp.float32) * params.r_max_deg
+        k_reset, k_env, k_policy = jax.random.split(key, 3)
         _, state = vec.reset(k_reset, params)
         policy_state = jax.vmap(policy.init, in_axes=(0, None))(
             jax.random.split(jax.random.fold_in(key, 1), worlds), params
@@ -153,7 +167,7 @@ def radius_sweep(env, params, key, worlds: int, study: StudyConfig) -> dict:
             actions, policy_state, _ = jax.vmap(policy.act, in_axes=(0, 0, 0, None))(
                 jax.random.split(k_act, worlds), policy_state, state, params
             )
-            angles = jax.vmap(lambda k: sweep_angles(k, (env.num_agents,), study.num_angles))(
+            angles = jax.vmap(lambda k: sweep_angles(k, (env.num_agents,), num_angles))(
                 jax.random.split(k_angle, worlds)
             )  # [W, A, M]
             sweep = jax.vmap(slot_sweep, in_axes=(None, 0, 0, None, 0, None))(
@@ -169,21 +183,27 @@ def radius_sweep(env, params, key, worlds: int, study: StudyConfig) -> dict:
         keys = tuple(jax.random.split(k, n) for k in (k_env, k_policy, jax.random.fold_in(key, 2)))
         return jax.lax.scan(body, (state, policy_state), keys)[1]
 
-    sweep, offset = jax.jit(run)()
-    sweep = np.moveaxis(np.asarray(sweep), -1, 2)  # [T, W, M, R, A]
-    return {"utility": sweep.reshape(-1, *sweep.shape[-2:]), "offset_m": np.asarray(offset).reshape(-1)}
+    return jax.jit(run)
+
+
+@functools.cache
+def make_env(env_id: str, **config):
+    """One env object per (id, config), so the study's compiled functions are reused across attempts."""
+    return vmjax.make(env_id, **config)
 
 
 # ------------------------------------------------------------------------------------------- (b), (c) from a sweep
-def peak(curve, fractions) -> dict:
-    """The best radius of a utility curve over the radius grid and whether it is interior (strictly better than
-    both r = 0 and r = r_max)."""
+def peak(curve, fractions, margin: float = PEAK_MARGIN) -> dict:
+    """The best radius of a utility curve over the radius grid, how far it is above the better end (r = 0 or
+    r = r_max), and whether it is interior: inside the grid and at least `margin` above both ends."""
     curve = np.asarray(curve)
     best = int(np.argmax(curve))
+    above = float(curve[best] - max(curve[0], curve[-1]))
     return {
         "best_fraction": float(fractions[best]),
         "best_utility": float(curve[best]),
-        "interior": bool(0 < best < len(curve) - 1 and curve[best] > max(curve[0], curve[-1])),
+        "above_ends": above,
+        "interior": bool(0 < best < len(curve) - 1 and above >= margin),
     }
 
 
@@ -244,7 +264,7 @@ def checks(entry: dict) -> dict:
 def evaluate_attempt(env_id: str, config: dict, changes: dict, study: StudyConfig, sweep: bool = True, log=print):
     """(a)-(d) for one setting of the constants (`sweep=False`: (a), the fixed-radius rule and (d) only, for v0,
     whose adversary has no dead reckoning)."""
-    env = vmjax.make(env_id, **config)
+    env = make_env(env_id, **config)
     params = env.default_params.replace(**changes)
     key = jax.random.PRNGKey(study.eval_seed)
     fractions = study.radius_fractions
@@ -285,7 +305,7 @@ def fit_prior_std(env_id: str, config: dict, changes: dict, study: StudyConfig, 
     """The fit of sigma_P: entropy of zero perturbation and of Geo-I for each prior width of `grid_m`; the fitted
     width is the largest one that keeps Geo-I within the paper's range and zero perturbation below it (the
     weakest routine-mobility adversary consistent with the paper's entropies)."""
-    env = vmjax.make(env_id, **config)
+    env = make_env(env_id, **config)
     key = jax.random.PRNGKey(study.eval_seed)
     rows = []
     for std_m in grid_m:
@@ -309,7 +329,7 @@ def calibrate(out: Path, study: StudyConfig, command: str, log=print) -> dict:
     """Every attempt, in order, into out/calibration.json (rewritten atomically after each): v0 as it is; v1 with
     the self-consistent prior; the prior-width fit; the server-latency scan over N; v1 with its defaults."""
     path = out / "calibration.json"
-    v1 = vmjax.make("CrossRealityPrivacy-v1")
+    v1 = make_env("CrossRealityPrivacy-v1")
     spacing_m = v1.default_params.lattice_spacing_m  # = r_max / 2 as metres (`spec_spacing_m`), rounded
     data = {
         "command": command,
@@ -318,7 +338,7 @@ def calibrate(out: Path, study: StudyConfig, command: str, log=print) -> dict:
         "study": dataclasses.asdict(study) | {"radius_fractions": study.radius_fractions.tolist()},
         "paper_entropy_range_bits": list(PAPER_ENTROPY_RANGE_BITS),
         "state_bins_m": [b if math.isfinite(b) else None for b in STATE_BINS_M],
-        "thresholds": {"oracle_margin": ORACLE_MARGIN, "server_margin_s": SERVER_MARGIN_S},
+        "thresholds": {"peak_margin": PEAK_MARGIN, "oracle_margin": ORACLE_MARGIN, "server_margin_s": SERVER_MARGIN_S},
         "spec_spacing_m": spacing_m,
         "attempts": {},
     }
@@ -352,8 +372,8 @@ def calibrate(out: Path, study: StudyConfig, command: str, log=print) -> dict:
     log("server latency against N")
     data["rsu_scan"] = {}
     for n in RSU_COUNTS:
-        env = vmjax.make("CrossRealityPrivacy-v1", num_rsus=n)
-        data["rsu_scan"][str(n)] = server_latency(env, env.default_params, key, study.worlds)
+        env = make_env("CrossRealityPrivacy-v1", **({} if n == v1.num_rsus else {"num_rsus": n}))
+        data["rsu_scan"][str(n)] = server_latency(env, env.default_params, key, study.worlds, ("greedy", "random"))
         log(f"  N = {n}: {_server_line(data['rsu_scan'][str(n)])}")
         write_results(path, data)
     defaults = v1.default_params
@@ -391,11 +411,86 @@ def write_results(path: Path, data: dict) -> None:
     io.atomic_write_json(path, data)
 
 
+# ------------------------------------------------------------------------------------------- report
+def _fmt(x, digits=3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def report(data: dict) -> str:
+    """The markdown tables of docs/cross_reality_privacy.md ("v0 -> v1") from calibration.json."""
+    fractions = data["study"]["radius_fractions"]
+    lines = ["Attempts ((a)-(d); utility (17) per AV-slot):", ""]
+    lines += [
+        "| attempt | sigma_P (m) | E zero (bit) | E Geo-I (bit) | best fixed r / r_max | its utility | above ends "
+        "| per-state best r / r_max (offset bins) | oracle over r: gain | oracle over r x angle | random - greedy "
+        "server (s) | checks |",
+        "|---" * 12 + "|",
+    ]
+    for name, a in data["attempts"].items():
+        ref, fixed, servers = a["references"], a["fixed_radius_peak"], a["servers"]
+        sigma = a.get("defaults", {}).get("prior_std_m", a["params"].get("prior_std_m"))
+        states = " / ".join(_fmt(row["best_fraction"], 1) for row in a.get("states", [])) or "–"
+        oracle = a.get("oracle", {})
+        gain, full = oracle.get("oracle_radius_gain"), oracle.get("oracle_radius_angle_utility")
+        extra = servers["random"]["latency_s"] - servers["greedy"]["latency_s"]
+        failed = [k for k, ok in a.get("checks", {}).items() if not ok]
+        verdict = ("fails " + ", ".join(failed)) if failed else ("passes" if "checks" in a else "–")
+        lines.append(
+            f"| {name} | {_fmt(sigma, 1) if isinstance(sigma, float) else '–'} | "
+            f"{_fmt(ref['zero_perturbation']['entropy_bits'])} | {_fmt(ref['geo_i']['entropy_bits'])} | "
+            f"{fixed['best_fraction']:.1f} | {fixed['best_utility']:.3f} | {fixed['above_ends']:.3f} | {states} | "
+            f"{_fmt(gain)} | {_fmt(full)} | {extra:.1f} | {verdict} |"
+        )
+    lines += [
+        "",
+        "Prior-width fit (lattice spacing and window of v1):",
+        "",
+        "| sigma_P (m) | E zero (bit) | E Geo-I (bit) |",
+    ]
+    lines.append("|---|---|---|")
+    for row in data["prior_fit"]["rows"]:
+        lines.append(f"| {row['prior_std_m']:.0f} | {row['zero_perturbation']:.3f} | {row['geo_i']:.3f} |")
+    lines += ["", f"fitted: sigma_P = {data['prior_fit']['fitted_prior_std_m']} m", ""]
+    v1 = data["attempts"].get("v1")
+    if v1:
+        lines += ["Utility (17) against the radius, v1 (one-slot, angle-averaged, states of Geo-I):", ""]
+        lines += ["| offset |l_pred - l| (m) | share | " + " | ".join(f"{f:.1f}" for f in fractions) + " | best |"]
+        lines.append("|---" * (len(fractions) + 3) + "|")
+        for row in v1["states"]:
+            low, high = row["offset_m"]
+            span = f"{low:.0f}-{high:.0f}" if high is not None else f">= {low:.0f}"
+            cells = " | ".join(_fmt(x, 2) for x in row["curve"]) if row["curve"] else " | ".join("–" for _ in fractions)
+            lines.append(f"| {span} | {row['share']:.2f} | {cells} | {_fmt(row['best_fraction'], 1)} |")
+        lines += ["", "The fixed-radius rule over whole episodes (uniform angle, greedy server):", ""]
+        lines += ["| | " + " | ".join(f"{f:.1f}" for f in fractions) + " |", "|---" * (len(fractions) + 1) + "|"]
+        for name in ("v0", "v1"):
+            rule = data["attempts"][name]["fixed_radius_rule"]
+            lines.append(f"| {name} utility | " + " | ".join(f"{x:.3f}" for x in rule["utility"]) + " |")
+            lines.append(f"| {name} entropy (bit) | " + " | ".join(f"{x:.2f}" for x in rule["entropy_bits"]) + " |")
+    lines += ["", "Server rules under Geo-I's perturbation (latency per AV-slot, s):", ""]
+    lines += ["| | greedy | random | connected | satellite |", "|---|---|---|---|---|"]
+    for name in ("v0", "v1"):
+        if name in data["attempts"]:
+            servers = data["attempts"][name]["servers"]
+            cells = " | ".join(f"{servers[r]['latency_s']:.1f}" for r in ("greedy", "random", "connected", "satellite"))
+            lines.append(f"| {name} | {cells} |")
+    for n, servers in data.get("rsu_scan", {}).items():
+        lines.append(
+            f"| v1, N = {n} | {servers['greedy']['latency_s']:.1f} | {servers['random']['latency_s']:.1f} | | |"
+        )
+    lines += ["", f"{data['command']}; {data['machine']}"]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", choices=("calibrate", "report"), default="calibrate")
     parser.add_argument("--worlds", type=int, default=StudyConfig.worlds)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    if args.command == "report":
+        print(report(json.loads((args.out / "calibration.json").read_text())))
+        return 0
     argv = sys.argv[1:] if argv is None else list(argv)
     command = " ".join(["python -m baselines.cross_reality_privacy_v1_study", *argv])
     calibrate(args.out, StudyConfig(worlds=args.worlds), command)

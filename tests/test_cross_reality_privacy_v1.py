@@ -3,7 +3,9 @@ oracle, its geometry helpers, the satellite relay and the observation by hand, `
 v1 with v0's config values = v0, each v1 switch changing only what it should, and the calibration study's
 summaries on hand-made sweeps."""
 
+import json
 import math
+from pathlib import Path
 
 import chex
 import jax
@@ -16,6 +18,7 @@ from baselines import cross_reality_privacy_v1_study as study
 from vmjax import net
 from vmjax.envs import cross_reality_privacy as crp
 from vmjax.mobility import Trace
+from vmjax.scenarios import cross_reality_privacy_v1 as scenario_v1
 
 MB = 8e6
 R_E = 6.371e6
@@ -281,8 +284,14 @@ def test_bad_config_names_the_field():
 # ---------------------------------------------------------------- the calibration study's summaries
 def test_study_peaks_states_oracle_and_checks_by_hand():
     fractions = np.array([0.0, 0.5, 1.0])
-    assert study.peak([0.0, 1.0, 0.5], fractions) == {"best_fraction": 0.5, "best_utility": 1.0, "interior": True}
+    assert study.peak([0.0, 1.0, 0.5], fractions) == {
+        "best_fraction": 0.5,
+        "best_utility": 1.0,
+        "above_ends": 0.5,
+        "interior": True,
+    }
     assert not study.peak([2.0, 1.0, 0.5], fractions)["interior"]
+    assert not study.peak([0.0, 1.0, 0.99], fractions)["interior"]  # a flat top: 0.01 above r_max (margin 0.05)
     # two states: near the prediction (offset 10 m) r = r_max pays, far from it (400 m) r = 0.5 r_max does;
     # utility [S, R, A] with 2 angles whose mean is the curve
     near, far = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 0.2])
@@ -297,3 +306,15 @@ def test_study_peaks_states_oracle_and_checks_by_hand():
     # the oracle picks r_max for the first state, 0.5 r_max for the second: (2 +- 0.1 + 1) / 2
     np.testing.assert_allclose(gap["oracle_radius_utility"] - gap["best_fixed_utility"], 0.4, atol=1e-6)
     np.testing.assert_allclose(gap["oracle_radius_angle_utility"], (2.1 + 1.0) / 2, atol=1e-6)
+
+
+def test_committed_calibration_matches_the_defaults():
+    """docs/results/cross_reality_privacy_v1/calibration.json was made with today's v1 defaults, every check of
+    the v1 attempt passes, and the scenario's best fixed radius is the one it measured."""
+    data = json.loads((Path(__file__).parents[1] / study.DEFAULT_OUT / "calibration.json").read_text())
+    v1, p = data["attempts"]["v1"], vmjax.make("CrossRealityPrivacy-v1").default_params
+    assert v1["defaults"] == {"lattice_spacing_m": p.lattice_spacing_m, "prior_std_m": p.prior_std_m}
+    assert v1["defaults_match_fit"] and data["prior_fit"]["fitted_prior_std_m"] == p.prior_std_m
+    assert all(v1["checks"].values()) and not data["attempts"]["self_consistent_prior"]["checks"]["c_oracle_room"]
+    assert v1["fixed_radius_peak"]["best_fraction"] == scenario_v1.BEST_FIXED_RADIUS_FRACTION
+    assert "best_fixed_radius" in scenario_v1.SCENARIO.evaluation.policies

@@ -187,7 +187,7 @@ class EnvParams:
     # the routine-mobility adversary (adversary="mobility_prior"; calibrated on zero perturbation and Geo-I,
     # docs/cross_reality_privacy.md "v0 -> v1")
     lattice_spacing_m: float = 55.6  # delta of its lattice, anchored to the map origin [C]
-    prior_std_m: float = 40.0  # sigma_P of its Gaussian prior around the dead-reckoned position [C]
+    prior_std_m: float = 50.0  # sigma_P of its Gaussian prior around the dead-reckoned position [C]
     # utility, eq. (17) [P]
     w_entropy: float = 1.0  # omega_E per bit
     w_latency_per_s: float = 0.02  # omega_L
