@@ -131,7 +131,8 @@ class CrossRealityPrivacyV1Config(CrossRealityPrivacyConfig):
     seconds (the reasons, measured, are in docs/cross_reality_privacy.md, "v0 -> v1")."""
 
     num_rsus: int = 160  # N: a base-station density of ~1.3 per km^2 in the 10 x 12.5 km urban core (v0: 20)
-    candidate_grid: int = 5  # the adversary's 5 x 5 lattice window: +- 2 delta covers +- r_max around the report
+    candidate_grid: int = 5  # the adversary's 5 x 5 lattice window: holds the cell of every location within r_max
+    # (= 2 delta) of the report
     adversary: Literal["grid", "mobility_prior"] = "mobility_prior"  # the routine-mobility adversary (§2.1)
     satellite_relay: bool = True  # an agent on S costs the RSU -> satellite relay of D^up, D^down
     observe_adversary: bool = True  # + the dead-reckoned prediction offset and the lattice cell position
