@@ -12,7 +12,8 @@ entropy of that posterior against service latency (eqs. 8-15) and QoS loss (eq. 
                                                       "perturbation": float32 [M, 2] raw (u_r, u_theta)}
                                                      mapped by `perturbation_from_raw` to r in [0, r_max] deg,
                                                      theta in [0, 2 pi) rad
-    privacy      eqs. (2)-(5)     `location_entropy` adversary posterior over K candidate points, entropy in bits
+    privacy      eqs. (2)-(5)     `location_entropy` adversary posterior over K candidate points, entropy in bits;
+                                  `mobility_prior_entropy` for the routine-mobility adversary (v1)
     latency      eqs. (8)-(15)    `slot_outcome`     uplink + backhaul + downlink + migration + computation (s)
     QoS, utility eqs. (16)-(17)   `slot_outcome`     Q = ln(1 + d(l, l~)), u = w_E E - w_L L - w_Q Q
     reward       eqs. (20)-(21)   `step_env`         per-AV summand of eq. (21) (reward="llm", default) or of
@@ -27,6 +28,11 @@ east/north of the map origin, the south-west corner `origin_lonlat_deg` of the m
 projection on the same sphere (`net.xy_to_latlon_offset_deg`); the perturbation adds degrees to those offsets
 as eq. (2) adds them to lon / lat, and distances are haversines of offsets (`net.haversine_distance_m` with the
 origin latitude), so float32 keeps sub-millimetre precision.
+
+CrossRealityPrivacy-v1 (`CrossRealityPrivacyV1Config`) switches to an adversary that knows routine mobility (a lattice
+window around the report, a Gaussian prior around the position dead-reckoned from the AV's previous reports, carried
+in the state; likelihood in metres), 160 RSUs and the satellite relay, and observes the adversary
+(docs/cross_reality_privacy.md, "v0 -> v1").
 
 Units: bits, seconds, metres, hertz, watts; perturbation radius in degrees, angles in radians; entropy in bits.
 Tags: [P] paper, [R] spec recommendation, [C] chosen here.
@@ -187,8 +193,9 @@ class EnvParams:
     placement_temperature_m: float = 100.0  # tau of the distance softmax over RSUs [R §2.5]
     # the routine-mobility adversary (adversary="mobility_prior"; calibrated on zero perturbation and Geo-I,
     # docs/cross_reality_privacy.md "v0 -> v1")
-    lattice_spacing_m: float = 55.6  # delta of its lattice, anchored to the map origin [C]
-    prior_std_m: float = 50.0  # sigma_P of its Gaussian prior around the dead-reckoned position [C]
+    lattice_spacing_m: float = 55.6  # delta of its lattice, anchored to the map origin: the spec's r_max / 2 as
+    # metres (55.597) [R §2.5]
+    prior_std_m: float = 50.0  # sigma_P of its Gaussian prior around the dead-reckoned position: fitted [C]
     # utility, eq. (17) [P]
     w_entropy: float = 1.0  # omega_E per bit
     w_latency_per_s: float = 0.02  # omega_L
