@@ -109,11 +109,15 @@ def _still_action(env, key, state, params, history, explore, num_nearest):
     return _action(env, params, greedy_servers(key, env, state, params, history, explore, num_nearest), zero, zero)
 
 
-def _max_radius_action(env, key, state, params, history, explore, num_nearest):
+def _fixed_radius_action(env, key, state, params, history, radius_fraction, explore, num_nearest):
     k_theta, k_srv = jax.random.split(key)
-    radius = jnp.full((env.num_agents,), params.r_max_deg)
+    radius = jnp.full((env.num_agents,), radius_fraction * params.r_max_deg)
     theta = jax.random.uniform(k_theta, (env.num_agents,), maxval=2.0 * math.pi)
     return _action(env, params, greedy_servers(k_srv, env, state, params, history, explore, num_nearest), radius, theta)
+
+
+def _max_radius_action(env, key, state, params, history, explore, num_nearest):
+    return _fixed_radius_action(env, key, state, params, history, 1.0, explore, num_nearest)
 
 
 def make_geo_i_policy(
@@ -173,6 +177,54 @@ def make_max_perturbation_stateful(
         env,
         lambda key, state, params, history: _max_radius_action(env, key, state, params, history, explore, num_nearest),
     )
+
+
+def make_fixed_radius_stateful(
+    env: crp.CrossRealityPrivacy, radius_fraction: float, explore: float = 0.1, num_nearest: int = 5
+) -> StatefulPolicy:
+    """Reference: r = radius_fraction r_max with a uniform angle every slot, and the historical greedy server rule
+    (radius_fraction = 1: `make_max_perturbation_stateful`)."""
+    return _stateful(
+        env,
+        lambda key, state, params, history: _fixed_radius_action(
+            env, key, state, params, history, radius_fraction, explore, num_nearest
+        ),
+    )
+
+
+def random_servers(key, env: crp.CrossRealityPrivacy, state, params):
+    """A uniform pick among all N + 1 servers for every AV (a bad server rule, for reference)."""
+    return jax.random.randint(key, (env.num_agents,), 0, env.num_servers).astype(jnp.int32)
+
+
+def connected_servers(key, env: crp.CrossRealityPrivacy, state, params):
+    """The connected server k_m^t: no backhaul, a migration at every handover."""
+    return state.connected
+
+
+def satellite_servers(key, env: crp.CrossRealityPrivacy, state, params):
+    """The LEO satellite S for every AV (its placement carries no position information, §2.5)."""
+    return jnp.full((env.num_agents,), env.num_rsus, jnp.int32)
+
+
+SERVER_RULES = {"random": random_servers, "connected": connected_servers, "satellite": satellite_servers}
+"""Fixed server rules by name: rule(key, env, env_state, env_params) -> agent servers [M]."""
+
+
+def make_geo_i_server_policy(
+    env: crp.CrossRealityPrivacy, servers, epsilon_times_rmax: float = GEO_I_EPSILON_TIMES_RMAX
+):
+    """Geo-I's perturbation with another server rule (`SERVER_RULES`), stateless: the same perturbation draws as
+    Geo-I for the same key, so server rules compare under the same perturbation."""
+
+    def policy(key, state, params):
+        k_lap, k_srv = jax.random.split(key)
+        radius, theta = sample_planar_laplace(
+            k_lap, (env.num_agents,), epsilon_times_rmax / params.r_max_deg, params.r_max_deg
+        )
+        return _action(env, params, servers(k_srv, env, state, params), radius, theta)
+
+    return policy
 
 
 def make_no_perturbation_stateful(

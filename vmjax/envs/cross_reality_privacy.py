@@ -12,7 +12,8 @@ entropy of that posterior against service latency (eqs. 8-15) and QoS loss (eq. 
                                                       "perturbation": float32 [M, 2] raw (u_r, u_theta)}
                                                      mapped by `perturbation_from_raw` to r in [0, r_max] deg,
                                                      theta in [0, 2 pi) rad
-    privacy      eqs. (2)-(5)     `location_entropy` adversary posterior over K candidate points, entropy in bits
+    privacy      eqs. (2)-(5)     `location_entropy` adversary posterior over K candidate points, entropy in bits;
+                                  `mobility_prior_entropy` for the routine-mobility adversary (v1)
     latency      eqs. (8)-(15)    `slot_outcome`     uplink + backhaul + downlink + migration + computation (s)
     QoS, utility eqs. (16)-(17)   `slot_outcome`     Q = ln(1 + d(l, l~)), u = w_E E - w_L L - w_Q Q
     reward       eqs. (20)-(21)   `step_env`         per-AV summand of eq. (21) (reward="llm", default) or of
@@ -27,6 +28,11 @@ east/north of the map origin, the south-west corner `origin_lonlat_deg` of the m
 projection on the same sphere (`net.xy_to_latlon_offset_deg`); the perturbation adds degrees to those offsets
 as eq. (2) adds them to lon / lat, and distances are haversines of offsets (`net.haversine_distance_m` with the
 origin latitude), so float32 keeps sub-millimetre precision.
+
+CrossRealityPrivacy-v1 (`CrossRealityPrivacyV1Config`) switches to an adversary that knows routine mobility (a lattice
+window around the report, a Gaussian prior around the position dead-reckoned from the AV's previous reports, carried
+in the state; likelihood in metres), 160 RSUs and the satellite relay, and observes the adversary
+(docs/cross_reality_privacy.md, "v0 -> v1").
 
 Units: bits, seconds, metres, hertz, watts; perturbation radius in degrees, angles in radians; entropy in bits.
 Tags: [P] paper, [R] spec recommendation, [C] chosen here.
@@ -59,7 +65,8 @@ class CrossRealityPrivacyConfig:
     num_vehicles: int = 5  # M [P]
     num_rsus: int = 20  # N [R A2]
     max_steps: int = 50  # T slots per episode, time-limit truncation only [R A5]
-    candidate_grid: int = 3  # odd g: the adversary's g x g candidate grid, K = g^2 [R §2.5]
+    candidate_grid: int = 3  # odd g: the adversary's g x g candidate grid (adversary="grid") or lattice window
+    # ("mobility_prior"), K = g^2 [R §2.5]
     hop_neighbours: int = 4  # RSU graph: each RSU joined to its 4 nearest, symmetrised, BFS hops [R A8]
     map_extent_m: tuple[float, float] = (19_000.0, 22_000.0)  # ~0.2 deg x 0.2 deg at 31.2 N [R §6.1]
     core_extent_m: tuple[float, float] = (10_000.0, 12_500.0)  # urban core holding the RSUs [R §6.1]
@@ -75,6 +82,14 @@ class CrossRealityPrivacyConfig:
     alpha_gate: bool = False  # eq. (21) bonus w5 alpha literal [R B2] | gated as w5 alpha r / r_max
     rayleigh_fading: bool = False  # h multiplied by |g|^2 ~ Exp(1) per AV and slot [R A12 option]
     action_squash: Literal["clip", "tanh"] = "clip"  # raw -> (r, theta): "clip" then affine [R B6] | "tanh" then affine
+    adversary: Literal["grid", "mobility_prior"] = "grid"  # eqs. (3)-(5): "grid" = the §2.5 [R] model (candidates
+    # centred on the true location, uniform prior, likelihood in degrees) | "mobility_prior": the routine-mobility
+    # adversary of §2.1 (`mobility_prior_entropy`: a map-anchored lattice window around the report, a Gaussian
+    # prior around the position dead-reckoned from the AV's previous reports, likelihood in metres)
+    satellite_relay: bool = False  # an agent on the satellite S while connected to an RSU: the RSU relays D^up and
+    # D^down over the satellite link (D^up / R^up_sat + D^down / R^down_sat, in backhaul_s) | False: free, as [R A7]
+    observe_adversary: bool = False  # append the adversary's dead-reckoned prediction offset (in prior widths) and
+    # the AV's position in its lattice cell to the observation (needs adversary="mobility_prior")
     slot_s: float = 60.0  # Delta t of the mobility [R A5]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic mobility
 
@@ -104,6 +119,8 @@ class CrossRealityPrivacyConfig:
         validation.check_positive(owner, "slot_s", self.slot_s)
         validation.check_literal_fields(self)
         validation.check_bool_fields(self)
+        if self.observe_adversary and self.adversary != "mobility_prior":
+            raise ValueError(f"{owner}.observe_adversary needs adversary='mobility_prior', got {self.adversary!r}")
 
     @property
     def origin_lat_deg(self) -> float:
@@ -112,6 +129,19 @@ class CrossRealityPrivacyConfig:
     @property
     def haversine_variant(self) -> str:
         return "standard" if self.distance == "haversine" else "printed"
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossRealityPrivacyV1Config(CrossRealityPrivacyConfig):
+    """CrossRealityPrivacy-v1: v0 with an adversary that knows routine mobility and a server choice worth tens of
+    seconds (the reasons, measured, are in docs/cross_reality_privacy.md, "v0 -> v1")."""
+
+    num_rsus: int = 160  # N: a base-station density of ~1.3 per km^2 in the 10 x 12.5 km urban core (v0: 20)
+    candidate_grid: int = 5  # the adversary's 5 x 5 lattice window: holds the cell of every location within r_max
+    # (= 2 delta) of the report
+    adversary: Literal["grid", "mobility_prior"] = "mobility_prior"  # the routine-mobility adversary (§2.1)
+    satellite_relay: bool = True  # an agent on S costs the RSU -> satellite relay of D^up, D^down
+    observe_adversary: bool = True  # + the dead-reckoned prediction offset and the lattice cell position
 
 
 # ====================================================================== parameters (pytree, vmappable)
@@ -161,6 +191,11 @@ class EnvParams:
     candidate_spacing_ratio: float = 0.5  # delta = ratio r_max (degrees) [R §2.5]
     sigma_min_ratio: float = 0.05  # sigma = max(r, ratio r_max) [R §2.5]
     placement_temperature_m: float = 100.0  # tau of the distance softmax over RSUs [R §2.5]
+    # the routine-mobility adversary (adversary="mobility_prior"; calibrated on zero perturbation and Geo-I,
+    # docs/cross_reality_privacy.md "v0 -> v1")
+    lattice_spacing_m: float = 55.6  # delta of its lattice, anchored to the map origin: the spec's r_max / 2 as
+    # metres (55.597) [R §2.5]
+    prior_std_m: float = 50.0  # sigma_P of its Gaussian prior around the dead-reckoned position: fitted [C]
     # utility, eq. (17) [P]
     w_entropy: float = 1.0  # omega_E per bit
     w_latency_per_s: float = 0.02  # omega_L
@@ -198,6 +233,8 @@ _POSITIVE_FIELDS = (
     "candidate_spacing_ratio",
     "sigma_min_ratio",
     "placement_temperature_m",
+    "lattice_spacing_m",
+    "prior_std_m",
 )
 _NON_NEGATIVE_FIELDS = (
     "backhaul_per_hop_low_s",
@@ -242,6 +279,10 @@ class EnvState:
     cycles_per_bit: jax.Array  # [M] c^cpu_m
     rsu_cpu_hz: jax.Array  # [N] f_n
     draws: SlotDraws
+    # the AV's reports the routine-mobility adversary dead-reckons from (adversary="mobility_prior", else None):
+    # metres from the map origin [M, 2]; both l^0 at reset (the adversary knows where the AV starts)
+    last_report_m: jax.Array | None = None  # l~^{t-1}
+    previous_report_m: jax.Array | None = None  # l~^{t-2} (= l~^0 at t = 1: no velocity from one report)
 
 
 # ====================================================================== geometry and the adversary
@@ -303,6 +344,24 @@ def candidate_points(true_deg, params: EnvParams, grid: int):
     return true_deg[..., None, :] + delta * jnp.asarray(offsets)
 
 
+def placement_log_likelihood(cand_deg, agent, rsu_deg, params: EnvParams, config: CrossRealityPrivacyConfig):
+    """log Pr(l^ = l_e | p_a) of eq. (4) [R §2.5] for candidates [M, K, 2] (degree offsets) and agent servers
+    [M]: on RSU e the distance softmax over RSUs, -d(p_a, l_e)/tau - logsumexp_n(-d(p_a, l_n)/tau) with d in
+    metres (eqs. 6-7); on the satellite 0 (uninformative). [M, K]."""
+    n = rsu_deg.shape[0]
+    dist = geo_distance_m(cand_deg[:, :, None, :], rsu_deg[None, None, :, :], params, config)  # [M, K, N]
+    logits = -dist / params.placement_temperature_m
+    log_softmax = logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
+    on_rsu = agent < n
+    log_lv = jnp.take_along_axis(log_softmax, jnp.minimum(agent, n - 1)[:, None, None], axis=-1)[..., 0]
+    return jnp.where(on_rsu[:, None], log_lv, 0.0)
+
+
+def entropy_bits(log_post):
+    """Eq. (5): E = -sum_a Post(p_a) log2 Post(p_a) over the last axis, from a normalised log-posterior."""
+    return -jnp.sum(jnp.exp(log_post) * log_post, axis=-1) / math.log(2.0)
+
+
 def location_entropy(
     true_deg, reported_deg, radius_deg, agent, rsu_deg, params: EnvParams, config: CrossRealityPrivacyConfig
 ):
@@ -312,26 +371,95 @@ def location_entropy(
     log Post(p_a) = log Lp + log Lv + log prior - logsumexp (eqs. 3-4, conditional independence) [R §2.5]:
       Lp: product of two 1-D Gaussians centred on p_a at the reported point, sigma = max(r, sigma_min):
           log Lp = -|l~ - p_a|^2 / (2 sigma^2)  (degrees; the normalising constants cancel);
-      Lv: agent on RSU e: distance softmax over RSUs, log Lv = -d(p_a, l_e)/tau - logsumexp_n(-d(p_a, l_n)/tau),
-          d in metres (eqs. 6-7); agent on the satellite: Lv = 1 (uninformative);
+      Lv: `placement_log_likelihood`;
       prior: uniform 1/K.
     Returns (entropy in bits [M], attacker confidence max_a Post [M], posterior [M, K]).
     """
-    n = rsu_deg.shape[0]
     cand = candidate_points(true_deg, params, config.candidate_grid)  # [M, K, 2]
     sigma = jnp.maximum(radius_deg, params.sigma_min_ratio * params.r_max_deg)  # [M]
     diff = reported_deg[:, None, :] - cand
     log_lp = -(diff[..., 0] ** 2 + diff[..., 1] ** 2) / (2.0 * sigma[:, None] ** 2)  # [M, K]
-    dist = geo_distance_m(cand[:, :, None, :], rsu_deg[None, None, :, :], params, config)  # [M, K, N]
-    logits = -dist / params.placement_temperature_m
-    log_softmax = logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
-    on_rsu = agent < n
-    log_lv = jnp.take_along_axis(log_softmax, jnp.minimum(agent, n - 1)[:, None, None], axis=-1)[..., 0]
-    log_lv = jnp.where(on_rsu[:, None], log_lv, 0.0)
+    log_lv = placement_log_likelihood(cand, agent, rsu_deg, params, config)
     log_post = jax.nn.log_softmax(log_lp + log_lv, axis=-1)  # the uniform prior cancels
     post = jnp.exp(log_post)
-    entropy_bits = -jnp.sum(post * log_post, axis=-1) / math.log(2.0)  # eq. (5)
-    return entropy_bits, jnp.max(post, axis=-1), post
+    return entropy_bits(log_post), jnp.max(post, axis=-1), post
+
+
+# ---------------------------------------------------------------------- the routine-mobility adversary (v1)
+def offset_to_xy_m(offset_deg, params: EnvParams, origin_lat_deg: float):
+    """(d lon, d lat) degree offsets [..., 2] -> metres east/north of the map origin [..., 2]: the local
+    equirectangular projection `net.latlon_offset_to_xy_m` (the inverse of `to_offset_deg`)."""
+    return net.latlon_offset_to_xy_m(offset_deg[..., 1], offset_deg[..., 0], origin_lat_deg, params.earth_radius_m)
+
+
+def radius_m(radius_deg, params: EnvParams, origin_lat_deg: float):
+    """A perturbation radius in degrees as metres: the north-south length of r degrees of latitude, R (pi/180) r
+    (`net.latlon_offset_to_xy_m`; r_max = 0.001 deg -> 111.19 m)."""
+    radius_deg = jnp.asarray(radius_deg, jnp.float32)
+    return net.latlon_offset_to_xy_m(radius_deg, jnp.zeros_like(radius_deg), origin_lat_deg, params.earth_radius_m)[
+        ..., 1
+    ]
+
+
+def dead_reckoned_m(last_report_m, previous_report_m):
+    """The adversary's prediction of l^t by constant-velocity dead reckoning from the AV's last two reports
+    (spec §2.5 prior option): l~^{t-1} + (l~^{t-1} - l~^{t-2}), metres [..., 2]."""
+    return 2.0 * last_report_m - previous_report_m
+
+
+def lattice_window_m(reported_m, spacing_m, window: int):
+    """The candidate set of the routine-mobility adversary: the window x window points of the lattice
+    delta (i, j) (i, j integers; anchored to the map origin, fixed in metres) centred on the lattice point
+    nearest the report. reported_m [..., 2] -> [..., K, 2], K = window^2, i-major."""
+    half = (window - 1) // 2
+    steps = np.arange(-half, half + 1, dtype=np.float32)
+    offsets = np.stack(np.meshgrid(steps, steps, indexing="ij"), axis=-1).reshape(-1, 2)  # [K, 2] (i, j)
+    centre = jnp.round(reported_m / spacing_m)  # lattice indices of the nearest point
+    return (centre[..., None, :] + jnp.asarray(offsets)) * spacing_m
+
+
+def gaussian_log_kernel(x_m, mean_m, std_m):
+    """log of an isotropic 2-D Gaussian density up to its constant: -|x - mean|^2 / (2 std^2), over the last axis
+    (metres; broadcasting)."""
+    d = x_m - mean_m
+    return -(d[..., 0] ** 2 + d[..., 1] ** 2) / (2.0 * std_m**2)
+
+
+def mobility_prior_log_posterior(cand_m, reported_m, predicted_m, sigma_m, prior_std_m, log_lv):
+    """Eq. (4) over explicit candidates [M, K, 2] (metres): log_softmax_a(log Lp + log Lv + log prior) with
+    log Lp = -|l~ - p_a|^2 / (2 sigma^2) (reported_m [M, 2], sigma_m [M]), log prior = -|p_a - l_pred|^2 /
+    (2 sigma_P^2) (predicted_m [M, 2]) and log Lv [M, K] given. [M, K]."""
+    log_lp = gaussian_log_kernel(reported_m[:, None, :], cand_m, jnp.asarray(sigma_m)[:, None])
+    log_prior = gaussian_log_kernel(cand_m, predicted_m[:, None, :], prior_std_m)
+    return jax.nn.log_softmax(log_lp + log_lv + log_prior, axis=-1)
+
+
+def mobility_prior_entropy(
+    true_m, reported_m, predicted_m, radius_deg, agent, rsu_deg, params: EnvParams, config: CrossRealityPrivacyConfig
+):
+    """Eqs. (3)-(5) for the adversary that knows routine mobility (spec §2.1 threat model, §2.5 prior option),
+    everything in metres from the map origin (true_m, reported_m, predicted_m [M, 2]; radius_deg, agent [M];
+    rsu_deg [N, 2] degree offsets):
+
+      candidates  p_a: `lattice_window_m` around the report (g x g, g = candidate_grid, spacing delta);
+      Lp          log Pr(l~ | p_a) = -|l~ - p_a|^2 / (2 sigma^2), sigma = max(r, sigma_min_ratio r_max) as metres
+                  (`radius_m`): the adversary knows the perturbation intensity, as in §2.5;
+      Lv          `placement_log_likelihood` (the agent server);
+      prior       log Pr(p_a) = -|p_a - l_pred|^2 / (2 sigma_P^2), l_pred = `dead_reckoned_m` of the reports;
+      posterior   log_softmax_a(log Lp + log Lv + log prior) (eq. 4), entropy eq. (5) in bits.
+
+    Returns (entropy in bits [M], attacker confidence max_a Post [M], posterior [M, K], adversary error [M]:
+    the distance in metres from the posterior mean to the true location)."""
+    lat0 = config.origin_lat_deg
+    cand_m = lattice_window_m(reported_m, params.lattice_spacing_m, config.candidate_grid)  # [M, K, 2]
+    r_min_deg = params.sigma_min_ratio * params.r_max_deg
+    sigma_m = radius_m(jnp.maximum(radius_deg, r_min_deg), params, lat0)  # [M]
+    log_lv = placement_log_likelihood(to_offset_deg(cand_m, params, lat0), agent, rsu_deg, params, config)
+    log_post = mobility_prior_log_posterior(cand_m, reported_m, predicted_m, sigma_m, params.prior_std_m, log_lv)
+    post = jnp.exp(log_post)
+    mean_m = jnp.sum(post[..., None] * cand_m, axis=-2)
+    error_m = jnp.sqrt(jnp.sum((mean_m - true_m) ** 2, axis=-1))
+    return entropy_bits(log_post), jnp.max(post, axis=-1), post, error_m
 
 
 def qos_loss_max(params: EnvParams, config: CrossRealityPrivacyConfig):
@@ -372,14 +500,29 @@ def slot_outcome(
     rsu_cpu_hz,
     params: EnvParams,
     config: CrossRealityPrivacyConfig,
+    predicted_m=None,
 ):
     """Everything of one slot for the hybrid action (r, theta, e) given the true positions (offsets, [M, 2]),
-    the connected servers k [M] and the previous agent servers e^{t-1} [M] (0..N-1 RSUs, N satellite).
+    the connected servers k [M] and the previous agent servers e^{t-1} [M] (0..N-1 RSUs, N satellite);
+    `predicted_m` [M, 2] is the routine-mobility adversary's dead-reckoned position (adversary="mobility_prior").
     Returns a dict of per-AV arrays [M] (eqs. 2-17, 21)."""
     n = params.rsu_xy_m.shape[0]
     servers = server_offsets_deg(params, config)  # [N + 1, 2]
     reported = perturb(true_deg, radius_deg, theta_rad)  # eq. (2)
-    entropy, confidence, _ = location_entropy(true_deg, reported, radius_deg, agent, servers[:n], params, config)
+    adversary = {}
+    if config.adversary == "grid":
+        entropy, confidence, _ = location_entropy(true_deg, reported, radius_deg, agent, servers[:n], params, config)
+    else:
+        lat0 = config.origin_lat_deg
+        true_m, reported_m = offset_to_xy_m(true_deg, params, lat0), offset_to_xy_m(reported, params, lat0)
+        entropy, confidence, _, error_m = mobility_prior_entropy(
+            true_m, reported_m, predicted_m, radius_deg, agent, servers[:n], params, config
+        )
+        adversary = {
+            "reported_m": reported_m,
+            "adversary_error_m": error_m,
+            "prediction_offset_m": jnp.sqrt(jnp.sum((predicted_m - true_m) ** 2, axis=-1)),
+        }
     # communication, eqs. (8)-(12)
     k_rsu, e_rsu, prev_rsu = connected < n, agent < n, prev_agent < n
     k_i, e_i, prev_i = jnp.minimum(connected, n - 1), jnp.minimum(agent, n - 1), jnp.minimum(prev_agent, n - 1)
@@ -415,6 +558,11 @@ def slot_outcome(
         ),
         0.0,
     )
+    if config.satellite_relay and config.rate_link == "connected":  # the RSU k relays to the agent on S [C v1]
+        relay_s = net.transfer_latency_s(draws.up_bits, params.sat_uplink_bps) + net.transfer_latency_s(
+            draws.down_bits, params.sat_downlink_bps
+        )
+        backhaul_s = jnp.where(k_rsu & ~e_rsu, relay_s, backhaul_s)
     comm_s = uplink_s + backhaul_s + downlink_s  # eq. (12)
     # migration, eq. (13)
     migrated = agent != prev_agent
@@ -478,26 +626,29 @@ def slot_outcome(
         "server_distance_m": server_m,
         "alpha_rad": alpha,
         "reward_llm": reward_llm,
+        **adversary,
     }
 
 
 # ====================================================================== the environment
 class CrossRealityPrivacy(Environment):
-    params_class = EnvParams
     """Spec 000 scenario; `CrossRealityPrivacy(**config)` or `vmjax.make("CrossRealityPrivacy-v0", **config)`."""
 
-    obs_dim = 10
+    params_class = EnvParams
+    env_id = "CrossRealityPrivacy-v0"
+    config_class: type = CrossRealityPrivacyConfig
 
     def __init__(self, **config):
-        self.config = validation.config_from_kwargs(CrossRealityPrivacyConfig, "CrossRealityPrivacy-v0", config)
+        self.config = validation.config_from_kwargs(self.config_class, self.env_id, config)
         c = self.config
         self.num_agents, self.num_rsus = c.num_vehicles, c.num_rsus
         self.num_servers = c.num_rsus + 1  # index N = the satellite
+        self.obs_dim = 14 if c.observe_adversary else 10
         self.road_grid = mobility.urban_grid(c.map_extent_m, c.core_extent_m, 500.0, 2000.0, (3.0,))
 
     @property
     def name(self) -> str:
-        return "CrossRealityPrivacy-v0"
+        return self.env_id
 
     @property
     def default_params(self) -> EnvParams:
@@ -554,9 +705,10 @@ class CrossRealityPrivacy(Environment):
     def observation_space(self, params=None) -> spaces.Box:
         high = np.full((self.num_agents, self.obs_dim), np.inf, np.float32)
         high[:, 2:4] = 1.0
-        high[:, 8:] = 1.0
+        high[:, 8:10] = 1.0
+        high[:, 12:14] = 0.5  # the position in the lattice cell (observe_adversary)
         low = -high
-        low[:, 8:] = 0.0
+        low[:, 8:10] = 0.0
         return spaces.Box(low, high, (self.num_agents, self.obs_dim))
 
     # ------------------------------------------------------------------ reset
@@ -585,6 +737,9 @@ class CrossRealityPrivacy(Environment):
             rsu_cpu_hz=fastrand.uniform(k_f, (n,), params.rsu_cpu_low_hz, params.rsu_cpu_high_hz),
             draws=self.sample_slot_draws(k_draw, params),
         )
+        if c.adversary == "mobility_prior":  # the adversary knows where the AV starts (its routine)
+            start_m = trace.position_at(0)
+            state = state.replace(last_report_m=start_m, previous_report_m=start_m)
         return self.observation(state, params), state
 
     def sample_slot_draws(self, key, params: EnvParams) -> SlotDraws:
@@ -660,7 +815,21 @@ class CrossRealityPrivacy(Environment):
             (state.connected == n).astype(jnp.float32)[:, None],
             (state.prev_agent == n).astype(jnp.float32)[:, None],
         ]
+        if self.config.observe_adversary:
+            parts += list(self.adversary_features(state, params))
         return jnp.concatenate(parts, axis=-1).astype(jnp.float32)
+
+    def predicted_m(self, state: EnvState):
+        """The routine-mobility adversary's dead-reckoned position of every AV this slot, metres [M, 2]."""
+        return dead_reckoned_m(state.last_report_m, state.previous_report_m)
+
+    def adversary_features(self, state: EnvState, params: EnvParams):
+        """What an AV can know of the routine-mobility adversary (observe_adversary): its dead-reckoned prediction
+        offset (l_pred - l) / sigma_P [M, 2], and the AV's true position in its lattice cell, l / delta - round(l /
+        delta) in [-0.5, 0.5]^2 [M, 2] (the report's cell follows from it and the action)."""
+        position_m = state.trace.position_at(state.t)
+        cell = position_m / params.lattice_spacing_m
+        return (self.predicted_m(state) - position_m) / params.prior_std_m, cell - jnp.round(cell)
 
     def world_state(self, state: EnvState, params: EnvParams) -> jax.Array:
         """s_t = {s_m^t} (§4.1, one centralised critic): every AV's observation plus the AV's one-hot id."""
@@ -704,6 +873,7 @@ class CrossRealityPrivacy(Environment):
     def outcome(self, state: EnvState, action, params: EnvParams) -> dict:
         """The slot's per-AV metrics (eqs. 2-17, 21) for a parsed or raw action, without advancing the state."""
         agent, radius, theta = self.parse_action(action, params)
+        predicted = self.predicted_m(state) if self.config.adversary == "mobility_prior" else None
         true_deg = materialize(
             self.offsets_deg(state.trace.position_at(state.t), params)
         )  # computed once: reported - true is exactly 0 at r = 0
@@ -720,6 +890,7 @@ class CrossRealityPrivacy(Environment):
             state.rsu_cpu_hz,
             params,
             self.config,
+            predicted,
         )
         return dict(out, agent_server=agent, connected=state.connected)
 
@@ -734,6 +905,10 @@ class CrossRealityPrivacy(Environment):
             prev_agent=out["agent_server"],
             draws=self.sample_slot_draws(key, params),
         )
+        if c.adversary == "mobility_prior":  # the report joins the adversary's history
+            reported = out.pop("reported_m")
+            previous = jnp.where(state.t == 0, reported, state.last_report_m)
+            next_state = next_state.replace(last_report_m=reported, previous_report_m=previous)
         truncated = t_next >= c.max_steps
         terminated = jnp.array(False)  # time limit only [R A5]
         info = dict(
@@ -743,3 +918,12 @@ class CrossRealityPrivacy(Environment):
             migrations=jnp.sum(out["migrated"]),
         )
         return self.observation(next_state, params), next_state, reward, terminated, truncated, info
+
+
+class CrossRealityPrivacyV1(CrossRealityPrivacy):
+    """CrossRealityPrivacy-v1: `CrossRealityPrivacyV1Config` (the routine-mobility adversary, 160 RSUs, the
+    satellite relay, the adversary in the observation); every v0 field still applies, and v1 with v0's config
+    values steps exactly like v0. `vmjax.make("CrossRealityPrivacy-v1", **config)`."""
+
+    env_id = "CrossRealityPrivacy-v1"
+    config_class = CrossRealityPrivacyV1Config
