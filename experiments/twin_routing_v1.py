@@ -308,10 +308,10 @@ def sweep_table(data: dict, field: str, metric: str = "latency_s", scale: float 
 # ---------------------------------------------------------------------------------------------- curves
 def learning_curves(run_dirs: list[Path], out: Path) -> dict:
     """The logged mean episode latency and failure rate per iteration of each run: {"curves": {setting: {run label:
-    {run folder: curves}}}}."""
+    {run folder: curves}}}}; unfinished runs are left out, as in `evaluate`."""
     curves: dict[str, dict] = {}
     for run_dir in sorted(Path(d) for d in run_dirs):
-        if not (run_dir / "metrics.jsonl").is_file():
+        if not (run_dir / "metrics.jsonl").is_file() or not finished(run_dir):
             continue
         configs = runner.configs_from_json(runner.read_saved_config(run_dir))
         records = runner.read_metrics(run_dir / "metrics.jsonl")
