@@ -5,6 +5,8 @@
     state = trainer.init(key)
     state, metrics = trainer.run(state, num_iterations)   # jit-compiled lax.scan over `update`
     train = learner.make_train(env, config)                # = trainer.train: train(key) -> (state, metrics)
+    trainer = trainer.on_mesh(world_mesh(4))               # data parallel: worlds split over 4 devices
+    state = trainer.place(state)                           # ... the state on them (`state_shardings`)
 
 Also here: the trainer states shared by several learners (`TrainerState` of the on-policy learners,
 `OffPolicyTrainerState` of the replay-buffer learners), the environment set-up of a run (`vector_env`), the
