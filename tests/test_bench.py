@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench import common, harness
+from bench import data_parallel as dp
 from bench import device_scaling as scaling
 from bench import twin_routing_throughput as twin
 
@@ -346,6 +347,20 @@ def test_device_scaling_options():
     for bad in (["--devices", "3", "--worlds", "8"], ["--devices", "0"], ["--devices", "x"], ["--rounds", "0"]):
         with pytest.raises(SystemExit):
             scaling.parse_args(bad)
+
+
+def test_data_parallel_options_and_table():
+    """`python -m bench.data_parallel` (its runs: tests/test_data_parallel.py's checks, timed; not run here)."""
+    opts = dp.parse_args(["--learners", "masac,msrl", "--devices", "2"])
+    assert opts.learners == ["masac", "msrl"] and opts.devices == 2 and opts.iterations == 3
+    assert dp.parse_args([]).learners == list(dp.LEARNERS)
+    for bad in (["--learners", "ppo"], ["--devices", "1"], ["--repeats", "0"]):
+        with pytest.raises(SystemExit):
+            dp.parse_args(bad)
+    row = {"learner": "masac", "params": {"max_abs": 5e-8, "max_rel": 2e-6}, "compile_s": {"1": 3.0, "2": 4.0}}
+    row["run_s"] = {"1": 0.01, "2": 0.02}
+    text = dp.render_table({"options": {"devices": 2}, "rows": [row]})
+    assert "| masac | 5.0e-08 | 2.0e-06 | 3.0 / 4.0 | 0.0100 | 0.0200 |" in text
 
 
 def test_python_m_bench_devices_runs_the_device_scaling():

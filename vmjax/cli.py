@@ -126,7 +126,7 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --run.run_dir (the folder as given, wherever it was created) from its "
         "checkpoint; its saved config is used: only --agent.num_iterations (not for a config that anneals over "
-        "the total), --run.chunk_iterations and --run.log may change",
+        "the total), --run.chunk_iterations, --run.log and --run.num_devices may change",
     )
     train_parser.add_argument(
         "--env",

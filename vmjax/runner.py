@@ -39,6 +39,7 @@ from typing import Any, Literal
 import jax
 import numpy as np
 from flax import serialization
+from jax.sharding import Mesh
 
 from baselines.evaluate import summarize_episodes
 from vmjax import scenarios
@@ -46,6 +47,7 @@ from vmjax.agents import checkpoint
 from vmjax.agents.trainer import annealed_fields
 from vmjax.core import io, registry, validation
 from vmjax.core.machine import machine_summary
+from vmjax.core.sharding import world_mesh
 from vmjax.scenarios.base import Configs, progress_end, progress_line, to_python
 
 MetricsLog = Literal["jsonl", "tensorboard"]
@@ -67,6 +69,9 @@ class RunConfig:
     norm_episodes: int = 64  # episodes per policy of that calibration
     log: MetricsLog = "jsonl"  # metrics sinks: "jsonl" (metrics.jsonl) | "tensorboard" (metrics.jsonl and
     # TensorBoard event files in the run folder; needs `pip install 'vmjax[tensorboard]'`)
+    num_devices: int = 0  # local devices the training is data parallel over (the worlds split among them,
+    # the learner replicated, gradients summed across them); 0 = all local devices. Must divide agent.num_envs;
+    # may change on resume. On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N gives N devices
 
     def __post_init__(self):
         validation.check_choice("RunConfig", "env", self.env, tuple(scenarios.all_scenarios()))
@@ -81,9 +86,15 @@ class RunConfig:
         validation.check_int_at_least("RunConfig", "seed", self.seed, 0)
         validation.check_int_at_least("RunConfig", "predictor_seed", self.predictor_seed, 0)
         validation.check_int_at_least("RunConfig", "norm_episodes", self.norm_episodes, 2)
+        validation.check_int_at_least("RunConfig", "num_devices", self.num_devices, 0)
 
 
-RESUMABLE_OVERRIDES = {("agent", "num_iterations"), ("run", "chunk_iterations"), ("run", "log")}
+RESUMABLE_OVERRIDES = {
+    ("agent", "num_iterations"),
+    ("run", "chunk_iterations"),
+    ("run", "log"),
+    ("run", "num_devices"),
+}
 
 
 # ====================================================================== configs
@@ -188,6 +199,27 @@ def make_trainer(configs: Configs, env, params):
     run = configs["run"]
     scenario = scenarios.get(run.env)
     return scenario.learners[run.algo].make_trainer(env, configs["agent"], params, log_metrics=scenario.log_metrics)
+
+
+def training_mesh(configs: Configs, devices=None) -> Mesh | None:
+    """The mesh a run trains on: the first `run.num_devices` of `devices` (default: this process's local
+    devices; 0 = all of them), None for one device (no mesh: the program of a single-device run). A one-line
+    SystemExit naming --run.num_devices when there are fewer devices or they do not divide agent.num_envs."""
+    run, num_envs = configs["run"], configs["agent"].num_envs
+    devices = list(jax.local_devices() if devices is None else devices)
+    count = run.num_devices or len(devices)
+    if count > len(devices):
+        raise SystemExit(
+            f"--run.num_devices {count}: only {len(devices)} local device(s) are available (on a CPU, set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={count} before starting)"
+        )
+    if num_envs % count:
+        which = f"--run.num_devices {count}" if run.num_devices else f"the {count} local devices (--run.num_devices 0)"
+        raise SystemExit(
+            f"--agent.num_envs {num_envs} is not divisible by {which}: the worlds split evenly over the devices; "
+            "choose --run.num_devices to divide it"
+        )
+    return None if count == 1 else world_mesh(count, devices=devices)
 
 
 def read_metrics(path: Path, up_to_iteration: int | None = None) -> list[dict]:
@@ -381,6 +413,7 @@ def _train_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_s
             f"{run_dir} already holds a checkpoint: pass --resume to continue it, or another --run.run_dir"
         )
     progress, state_bytes = {"iteration": 0, "train_wall_s": 0.0}, b""
+    mesh = training_mesh(configs)  # before any preparation: a wrong device count fails at once
     if resume:
         check_resumed_configs(configs, read_saved_config(run_dir))
         if not ckpt_path.exists():
@@ -404,14 +437,15 @@ def _train_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_s
 
     env, params = build_env_and_params(configs, run_dir, log)
     agent = configs["agent"]
-    trainer = make_trainer(configs, env, params)
+    trainer = make_trainer(configs, env, params).on_mesh(mesh)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(run.seed))
     if resume:
-        state = restore_run_state(run_dir, state_bytes, state)
+        state = restore_run_state(run_dir, state_bytes, state)  # host arrays: any device count restores them
         log(
             f"resuming {run_dir} from iteration {done}"
             + (" (earlier checkpoint format)" if "legacy" in progress else "")
         )
+    state = trainer.place(state)  # on the mesh (worlds split, learner replicated); as it is on one device
     sinks = MetricsSinks(run_dir, run.log)
 
     total = agent.num_iterations
@@ -422,7 +456,7 @@ def _train_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_s
     headline = scenario.headline_metric
     log(
         f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, {variant}), "
-        f"{agent.num_envs} worlds, {total} iterations [{machine_summary()}]"
+        f"{agent.num_envs} worlds{_on_devices(mesh)}, {total} iterations [{machine_summary()}]"
     )
     while done < total:
         chunk = min(run.chunk_iterations, total - done)
@@ -468,6 +502,11 @@ def _train_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_s
         f"wrote {run_dir}/metrics.jsonl, learning_curve.png, {CHECKPOINT}"
     )
     return run_dir
+
+
+def _on_devices(mesh: Mesh | None) -> str:
+    """The " split over N devices" of a log line; "" on one device."""
+    return "" if mesh is None else f" split over {mesh.devices.size} devices"
 
 
 def _shown(value, digits: int) -> str:
@@ -602,4 +641,5 @@ __all__ = [
     "run_label",
     "sections_of",
     "train",
+    "training_mesh",
 ]

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vmjax.core.sharding import split_batch
+
 
 def gae(rewards, values, next_values, terminated, done, gamma: float, gae_lambda: float):
     """Generalized advantage estimation (spec 003 eqs. 28-31 [C] primary form).
@@ -160,6 +162,7 @@ def shuffled_minibatch_epochs(key, data, update_epochs: int, num_minibatches: in
     def epoch(carry, epoch_key):
         order = jax.random.permutation(epoch_key, size)
         shuffled = jax.tree.map(lambda x: x[order].reshape((num_minibatches, -1) + x.shape[1:]), data)
+        shuffled = split_batch(shuffled, axis=1)  # data parallel: each device's share of every minibatch
         return jax.lax.scan(gradient_step, carry, shuffled)
 
     return jax.lax.scan(epoch, carry, jax.random.split(key, update_epochs))

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from vmjax.core.sharding import split_batch
+
 PyTree = Any
 
 
@@ -49,7 +51,7 @@ def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> PyTr
     """`batch_size` transitions drawn uniformly (with replacement) among the filled slots. The filled slots are
     always 0..size-1 (writes start at 0 and wrap only once the buffer is full)."""
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
-    return jax.tree.map(lambda store: store[index], buffer.data)
+    return split_batch(jax.tree.map(lambda store: store[index], buffer.data))  # data parallel: a share per device
 
 
 def soft_update(target: PyTree, online: PyTree, tau: float) -> PyTree:

@@ -5,6 +5,8 @@
     state = trainer.init(key)
     state, metrics = trainer.run(state, num_iterations)   # jit-compiled lax.scan over `update`
     train = learner.make_train(env, config)                # = trainer.train: train(key) -> (state, metrics)
+    trainer = trainer.on_mesh(world_mesh(4))               # data parallel: worlds split over 4 devices
+    state = trainer.place(state)                           # ... the state on them (`state_shardings`)
 
 Also here: the trainer states shared by several learners (`TrainerState` of the on-policy learners,
 `OffPolicyTrainerState` of the replay-buffer learners), the environment set-up of a run (`vector_env`), the
@@ -21,10 +23,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vmjax.agents import ppo
 from vmjax.agents.replay import ReplayBuffer
 from vmjax.core.env import Environment, is_concrete
+from vmjax.core.sharding import check_mesh, check_world_count, num_world_shards, sharded_batches, world_sharding
 from vmjax.core.wrappers import LogWrapper, VecEnv
 
 PyTree = Any
@@ -70,11 +74,27 @@ class Trainer(NamedTuple):
     init: Callable[[jax.Array], Any]
     update: Callable[[Any], tuple[Any, dict]]
     run: Callable[[Any, int], tuple[Any, dict]]
+    mesh: Mesh | None = None  # the devices the worlds are split over (`on_mesh`); None: wherever JAX puts them
 
     def train(self, key):
         """The PureJaxRL entry point every learner's `make_train` returns: a fresh run of
         `config.num_iterations` iterations from `key` -> (final state, per-iteration metrics)."""
         return self.run(self.init(key), self.config.num_iterations)
+
+    def on_mesh(self, mesh: Mesh | None) -> Trainer:
+        """This trainer, data parallel over `mesh` (`vmjax.core.sharding.world_mesh`): `run` keeps every state
+        leaf on its `state_shardings` sharding (the worlds split over the mesh's "worlds" axis, the learner's
+        numbers replicated, a replay buffer split along its items), so each device steps and differentiates its
+        share of the worlds and XLA adds the cross-device sums. `mesh=None`: back to one device. ValueError
+        naming `num_envs` unless the worlds split evenly over the mesh."""
+        if mesh is not None:
+            check_world_count(self.config.num_envs, check_mesh(mesh), field="num_envs")
+        return self._replace(mesh=mesh, run=make_run(self.update, mesh))
+
+    def place(self, state):
+        """`state` on this trainer's mesh (`shard_state`); as it is without one. Use it on a fresh `init` or a
+        restored checkpoint before compiling `run` for it, so the program is compiled for the sharded layout."""
+        return shard_state(state, self.mesh)
 
     def make_eval_policy(self, params_or_state, deterministic: bool | None = None):
         """policy(key, env_state, env_params) -> action, for one world of the *unwrapped* env (the same
@@ -92,13 +112,86 @@ class Trainer(NamedTuple):
         return policy
 
 
-def make_run(update: Callable[[Any], tuple[Any, dict]]) -> Callable[[Any, int], tuple[Any, dict]]:
-    """run(state, num_iterations) -> (state, metrics stacked over iterations): `lax.scan` over `update`."""
+def make_run(update: Callable[[Any], tuple[Any, dict]], mesh: Mesh | None = None) -> Callable[[Any, int], tuple]:
+    """run(state, num_iterations) -> (state, metrics stacked over iterations): `lax.scan` over `update`. With a
+    `mesh`, the state is held on its `state_shardings` before the first and after every iteration (the scan's
+    carry keeps one layout; inside an iteration XLA's partitioner places the rest)."""
+
+    def place(state):
+        return shard_state(state, mesh)
 
     def run(state, num_iterations: int):
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_iterations)
+        def iteration(state, _):
+            state, metrics = update(state)
+            return place(state), metrics
+
+        with sharded_batches(mesh):  # the learners' minibatches and replay samples split over the mesh
+            return jax.lax.scan(iteration, place(state), None, length=num_iterations)
 
     return run
+
+
+# ---------------------------------------------------------------------- data parallel: the state on a mesh
+REPLICATED_FIELDS = ("params", "target_params", "opt_state", "key", "iteration")
+"""Trainer-state fields every device holds whole: the learner's numbers, updated by the same global means."""
+
+REPLAY_FIELDS = ("buffer",)
+"""Trainer-state fields that are a `ReplayBuffer`: split along their item axis (see `replay_shardings`)."""
+
+
+def replay_shardings(buffer: ReplayBuffer, mesh: Mesh) -> ReplayBuffer:
+    """The shardings of a replay buffer on `mesh`: its items split over the mesh's "worlds" axis (each device
+    stores capacity / devices of them) when the capacity divides evenly, else replicated; the write position
+    and the fill count replicated."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    split = buffer.capacity % num_world_shards(mesh) == 0
+    data = jax.tree.map(lambda _: world_sharding(mesh) if split else replicated, buffer.data)
+    return ReplayBuffer(data, replicated, replicated)
+
+
+def _world_leaf_shardings(name: str, value: PyTree, mesh: Mesh) -> PyTree:
+    """`world_sharding(mesh)` for every leaf of the state field `name` (batched over worlds); ValueError naming
+    the leaf when its leading axis does not split evenly over the mesh."""
+    shards = num_world_shards(mesh)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
+        shape = jnp.shape(leaf)
+        if not shape or shape[0] % shards:
+            raise ValueError(
+                f"trainer state field {name}{jax.tree_util.keystr(path)} of shape {shape} has no leading world "
+                f"axis divisible by the {shards} devices of the mesh (fields other than {REPLICATED_FIELDS} and "
+                f"{REPLAY_FIELDS} are per-world)"
+            )
+    return jax.tree.map(lambda _: world_sharding(mesh), value)
+
+
+def state_shardings(state, mesh: Mesh) -> PyTree:
+    """A pytree like `state` (a `TrainerState`, `OffPolicyTrainerState` or a learner's own state dataclass) whose
+    leaves are the `NamedSharding`s of a data-parallel run on `mesh`: `REPLICATED_FIELDS` replicated, a
+    `REPLAY_FIELDS` buffer by `replay_shardings`, every other field (env_state, obs, a learner's per-world
+    state such as MSRL's switch) split along its leading world axis over the mesh's "worlds" axis."""
+    replicated = NamedSharding(check_mesh(mesh), PartitionSpec())
+    shardings = {}
+    for field in dataclasses.fields(state):
+        value = getattr(state, field.name)
+        if field.name in REPLICATED_FIELDS:
+            shardings[field.name] = jax.tree.map(lambda _: replicated, value)
+        elif field.name in REPLAY_FIELDS:
+            shardings[field.name] = replay_shardings(value, mesh)
+        else:
+            shardings[field.name] = _world_leaf_shardings(field.name, value, mesh)
+    return state.replace(**shardings)
+
+
+def shard_state(state, mesh: Mesh | None):
+    """`state` with every leaf on its `state_shardings` sharding: `jax.device_put` outside `jit` (a fresh or
+    restored state moves to the devices), a sharding constraint inside. Values are unchanged; `mesh=None`
+    returns `state` as it is."""
+    if mesh is None:
+        return state
+    shardings = state_shardings(state, mesh)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(state)):
+        return jax.lax.with_sharding_constraint(state, shardings)
+    return jax.device_put(state, shardings)
 
 
 def assemble(
@@ -196,6 +289,11 @@ __all__ = [
     "iteration_metrics",
     "make_run",
     "make_train_for",
+    "REPLAY_FIELDS",
+    "REPLICATED_FIELDS",
+    "replay_shardings",
+    "shard_state",
+    "state_shardings",
     "vector_env",
 ]
 

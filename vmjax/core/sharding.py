@@ -15,8 +15,10 @@ which is how the tests and `python -m bench --devices 1,2,4` run it on one machi
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -134,6 +136,40 @@ def is_world_sharded(array: jax.Array, mesh: Mesh, axis: int = 0) -> bool:
     size = array.shape[axis] // num_world_shards(mesh)
     starts = sorted({shard.index[axis].start or 0 for shard in shards})
     return all(shard.data.shape[axis] == size for shard in shards) and starts == list(range(0, array.shape[axis], size))
+
+
+_BATCH_MESH: contextvars.ContextVar[Mesh | None] = contextvars.ContextVar("vmjax_batch_mesh", default=None)
+
+
+@contextlib.contextmanager
+def sharded_batches(mesh: Mesh | None) -> Iterator[None]:
+    """Within this block, `split_batch` splits traced batches over `mesh` (None: it changes nothing). The
+    trainer skeleton traces a data-parallel run inside it, so the learners' shared helpers (PPO minibatches,
+    replay samples) need no mesh argument."""
+    token = _BATCH_MESH.set(None if mesh is None else check_mesh(mesh))
+    try:
+        yield
+    finally:
+        _BATCH_MESH.reset(token)
+
+
+def split_batch(tree: PyTree, axis: int = 0) -> PyTree:
+    """`tree` with the sample axis `axis` of every leaf split over the "worlds" axis of the mesh of the enclosing
+    `sharded_batches` block (a sharding constraint: each device computes a loss on its share of the samples and
+    XLA sums the gradients across devices). Unchanged outside such a block, outside `jit`, or when a leaf's
+    `axis` does not split evenly (the partitioner then lays it out as it likes; the values are the same)."""
+    mesh = _BATCH_MESH.get()
+    if mesh is None or not _is_traced(tree):
+        return tree
+    shards = num_world_shards(mesh)
+
+    def split(leaf):
+        if np.ndim(leaf) <= axis or np.shape(leaf)[axis] % shards:
+            return leaf
+        spec = PartitionSpec(*([None] * axis), WORLD_AXIS)
+        return jax.lax.with_sharding_constraint(leaf, NamedSharding(mesh, spec))
+
+    return jax.tree.map(split, tree)
 
 
 def host_devices_environ(num_devices: int, environ: Mapping[str, str]) -> dict[str, str]:
