@@ -273,8 +273,8 @@ def sweep(
             policies.append(("greedy", "Greedy", heuristics.POLICIES["greedy"](env)))
             greedy_done = True
         for key, label, policy in policies:
-            if results.get(key, {}).get("iteration") == iteration:
-                continue
+            if key in results and results[key].get("iteration") == (iteration if key != "greedy" else None):
+                continue  # swept already (Greedy does not depend on the run)
             sweeps = sweep_policy(env, params, policy, episodes, seeds)
             results[key] = {"label": label, "iteration": iteration if key != "greedy" else None, **sweeps}
             write_results(path, data)
