@@ -28,7 +28,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from vmjax.agents import ppo
 from vmjax.agents.replay import ReplayBuffer
 from vmjax.core.env import Environment, is_concrete
-from vmjax.core.sharding import check_mesh, check_world_count, num_world_shards, sharded_batches, world_sharding
+from vmjax.core.sharding import (
+    check_mesh,
+    check_world_axes,
+    check_world_count,
+    num_world_shards,
+    sharded_batches,
+    world_sharding,
+)
 from vmjax.core.wrappers import LogWrapper, VecEnv
 
 PyTree = Any
@@ -152,15 +159,8 @@ def replay_shardings(buffer: ReplayBuffer, mesh: Mesh) -> ReplayBuffer:
 def _world_leaf_shardings(name: str, value: PyTree, mesh: Mesh) -> PyTree:
     """`world_sharding(mesh)` for every leaf of the state field `name` (batched over worlds); ValueError naming
     the leaf when its leading axis does not split evenly over the mesh."""
-    shards = num_world_shards(mesh)
-    for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
-        shape = jnp.shape(leaf)
-        if not shape or shape[0] % shards:
-            raise ValueError(
-                f"trainer state field {name}{jax.tree_util.keystr(path)} of shape {shape} has no leading world "
-                f"axis divisible by the {shards} devices of the mesh (fields other than {REPLICATED_FIELDS} and "
-                f"{REPLAY_FIELDS} are per-world)"
-            )
+    hint = f" (fields other than {REPLICATED_FIELDS} and {REPLAY_FIELDS} are per-world)"
+    check_world_axes(value, mesh, f"trainer state field {name}", hint)
     return jax.tree.map(lambda _: world_sharding(mesh), value)
 
 

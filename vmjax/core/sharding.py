@@ -89,6 +89,19 @@ def check_world_count(num_worlds: int, mesh: Mesh | None, field: str = "num_envs
         )
 
 
+def check_world_axes(tree: PyTree, mesh: Mesh, owner: str, hint: str = "", root: str = "") -> None:
+    """ValueError naming the leaf (`owner` + its path, `root` for a bare leaf) when a leaf's leading (world) axis
+    does not split evenly over the mesh's world axis; `hint` is appended to the message."""
+    shards = num_world_shards(mesh)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        shape = np.shape(leaf)
+        if not shape or shape[0] % shards:
+            raise ValueError(
+                f"{owner}{jax.tree_util.keystr(path) or root} of shape {shape} has no leading world axis "
+                f"divisible by the {shards} devices of the mesh's {WORLD_AXIS!r} axis{hint}"
+            )
+
+
 def _is_traced(tree: PyTree) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
@@ -102,14 +115,7 @@ def shard_worlds(tree: PyTree, mesh: Mesh | None) -> PyTree:
     split evenly over the mesh."""
     if mesh is None:
         return tree
-    shards = num_world_shards(mesh)
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        shape = np.shape(leaf)
-        if not shape or shape[0] % shards:
-            raise ValueError(
-                f"shard_worlds: leaf {jax.tree_util.keystr(path) or '(root)'} of shape {shape} has no leading "
-                f"world axis divisible by the {shards} devices of the mesh's {WORLD_AXIS!r} axis"
-            )
+    check_world_axes(tree, mesh, "shard_worlds: leaf ", root="(root)")
     sharding = world_sharding(mesh)
     if _is_traced(tree):
         return jax.lax.with_sharding_constraint(tree, sharding)
