@@ -4,6 +4,7 @@
 # information ("w/o pred.": --env.workload_forecast none) and without the mask, 3 training seeds each.
 #
 #   bash experiments/twin_routing_v1.sh [RUNS_DIR] [ALGOS] [SEEDS]
+#   (environment: VARIANTS, ABLATIONS, ITERATIONS choose a part of the queue; ALGOS="" runs only the ablations)
 #
 # Resumable: a finished run is skipped, a cut-off one continues from its checkpoint (`vmjax train --resume`).
 # Runs go learner by learner, seed by seed (every variant of DM-MAPPO for seed 0, then seed 1, ..., then MASAC), so
@@ -21,11 +22,12 @@ SEEDS=${3:-"0 1 2"}
 VMJAX=${VMJAX:-vmjax}
 ITERATIONS=${ITERATIONS:-210}
 ABLATIONS=${ABLATIONS:-"no_uav no_sat dynamic city_synthetic rural rural_no_sat"}
+VARIANTS=${VARIANTS:-"predictor none nomask"}
 mkdir -p "$RUNS"
 PREDICTOR="$RUNS/dm_mappo-predictor-s0/predictor.msgpack"
 for algo in $ALGOS; do
   for seed in $SEEDS; do
-    for variant in predictor none nomask; do
+    for variant in $VARIANTS; do
       dir="$RUNS/$algo-$variant-s$seed"
       if [ -f "$dir/checkpoint.msgpack" ]; then
         $VMJAX train --resume --run.run_dir "$dir" >>"$dir/train.log" 2>&1
