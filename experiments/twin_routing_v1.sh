@@ -17,7 +17,7 @@
 # rural also without the satellite. Then: python -m experiments.twin_routing_v1 evaluate RUNS_DIR/*.
 set -euo pipefail
 RUNS=${1:-runs/twin_routing_v1}
-ALGOS=${2:-"dm_mappo masac"}
+ALGOS=${2-"dm_mappo masac"}
 SEEDS=${3:-"0 1 2"}
 VMJAX=${VMJAX:-vmjax}
 ITERATIONS=${ITERATIONS:-210}
