@@ -8,6 +8,7 @@ the device count once, when JAX starts). It asserts nothing itself: it prints on
 * Hybrid-MAPPO on AvatarPremigration-v0 through `vmjax train` (`cli.main`, as the console script runs it): a
   2-iteration run on 4 devices, resumed to 3 iterations on 1 and on 2 devices (copies of its run folder), and a
   3-iteration run on 1 device; the checkpoints' parameters are compared. `--run.num_devices` errors.
+* A seed group (`--run.seeds 2`) on 2 devices, resumed: each seed's folder against the 1-device run.
 """
 
 from __future__ import annotations
@@ -158,12 +159,52 @@ def hybrid_mappo_cli(folder: Path) -> dict:
     return out
 
 
+def seed_group_cli(folder: Path) -> dict:
+    """`vmjax train --run.seeds 2` on 2 of the 4 devices (the seeds split over them): 2 iterations, resumed to 3;
+    its seed-0 folder against the 1-device run `one` of `hybrid_mappo_cli` (same seed, same config)."""
+    errors = {
+        "indivisible": error_of(
+            lambda: train(
+                folder / "bad_group", "--agent.num_iterations", "1", "--run.seeds", "3", "--run.num_devices", "2"
+            )
+        ),
+    }
+    group = folder / "group"
+    train(group, "--agent.num_iterations", "2", "--run.seeds", "2", "--run.num_devices", "2")
+    cli.main(["train", "--resume", "--run.run_dir", str(group), "--agent.num_iterations", "3"])
+    reference = final_params(folder / "one")[2]
+    members = {}
+    for seed in (0, 1):
+        iterations, checkpoint_at, params = final_params(group / f"seed-{seed}")
+        members[seed] = {
+            "iterations": iterations,
+            "checkpoint": checkpoint_at,
+            "vs_one": differences(reference, params),
+        }
+    progress, state_bytes = runner.read_run_checkpoint(group)
+    stacked = serialization.msgpack_restore(state_bytes)["params"]
+    seed_1 = final_params(group / "seed-1")[2]
+    return {
+        "errors": errors,
+        "group_files": sorted(p.name for p in group.iterdir()),
+        "member_files": sorted(p.name for p in (group / "seed-1").iterdir()),
+        "group_checkpoint": progress["iteration"],
+        "members": members,
+        "group_vs_seed_1": differences(jax.tree.map(lambda leaf: np.asarray(leaf)[1], stacked), seed_1),
+        "saved_seeds": json.loads((group / "config.json").read_text())["run"]["seeds"],
+        "member_saved_seed": json.loads((group / "seed-1" / "config.json").read_text())["run"]["seed"],
+        "evaluated_runs": [str(p.relative_to(folder)) for p in runner.seed_group_runs(group)],
+    }
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     result = {
         "num_devices": jax.device_count(),
+        "folder": str(folder),
         "mappo_ddpg": mappo_ddpg_one_vs_four(),
         "hybrid_mappo_cli": hybrid_mappo_cli(folder),
+        "seed_group_cli": seed_group_cli(folder),
     }
     print(json.dumps(result))
 

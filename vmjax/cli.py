@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vmjax import runner, scenarios
-from vmjax.core import validation
+from vmjax.core import distributed, validation
 
 
 # ====================================================================== config <-> flags
@@ -150,6 +150,20 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
         choices=typing.get_args(runner.MetricsLog),
         help="metrics sinks, short for --run.log",
     )
+    multi_host = train_parser.add_argument_group(
+        "multi-host", "one process per host, all with the same flags but --process-id (vmjax.core.distributed)"
+    )
+    multi_host.add_argument(
+        "--coordinator", default="", metavar="HOST:PORT", help="process 0's address (JAX_COORDINATOR_ADDRESS)"
+    )
+    multi_host.add_argument("--num-processes", type=int, default=0, help="processes in the run (JAX_NUM_PROCESSES)")
+    multi_host.add_argument("--process-id", type=int, default=-1, help="this process, 0.. (JAX_PROCESS_ID)")
+    multi_host.add_argument(
+        "--distributed",
+        action="store_true",
+        help="start jax.distributed with JAX's cluster detection (Slurm, Open MPI, Cloud TPU) when no coordinator "
+        "is given",
+    )
     for section, cls in scenario.config_sections(algo, runner.RunConfig).items():
         add_config_flags(train_parser, section, cls, scenario.defaults.get(section, {}))
     eval_parser = commands.add_parser(
@@ -222,7 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     raise CommandError(message)
 
 
+def _start_distributed(argv: list[str]) -> None:
+    """`jax.distributed.initialize` for a multi-host `vmjax train`, before anything else touches JAX (so read
+    from argv before the parser, whose flags only document them)."""
+    if not argv or argv[0] != "train":
+        return
+    try:
+        settings = distributed.distributed_settings(
+            _flag_from_argv(argv, ("--coordinator",)),
+            int(_flag_from_argv(argv, ("--num-processes",)) or 0),
+            int(_flag_from_argv(argv, ("--process-id",)) or -1),
+        )
+    except ValueError as error:
+        raise SystemExit(f"vmjax train: {error}") from None
+    distributed.initialize(settings, auto="--distributed" in argv)
+
+
 def _run(argv: list[str]) -> int:
+    _start_distributed(argv)
     algo = _flag_from_argv(argv, ("--run.algo", "--algo")).replace("-", "_")
     env_id = _flag_from_argv(argv, ("--run.env", "--env"))
     _check_scenario_and_algo(env_id, algo)

@@ -23,6 +23,7 @@ only for a config without annealed schedules (their slope is set by the total): 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import errno
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 from jax.sharding import Mesh
@@ -46,8 +48,9 @@ from vmjax import scenarios
 from vmjax.agents import checkpoint
 from vmjax.agents.trainer import annealed_fields
 from vmjax.core import io, registry, validation
+from vmjax.core.distributed import barrier, is_main_process, to_host
 from vmjax.core.machine import machine_summary
-from vmjax.core.sharding import world_mesh
+from vmjax.core.sharding import replicate, seed_mesh, shard_seeds, world_mesh
 from vmjax.scenarios.base import Configs, progress_end, progress_line, to_python
 
 MetricsLog = Literal["jsonl", "tensorboard"]
@@ -72,6 +75,9 @@ class RunConfig:
     num_devices: int = 0  # local devices the training is data parallel over (the worlds split among them,
     # the learner replicated, gradients summed across them); 0 = all local devices. Must divide agent.num_envs;
     # may change on resume. On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N gives N devices
+    seeds: int = 1  # > 1: a seed group, the training seeds seed, seed + 1, ..., seed + seeds - 1 trained together
+    # in one program (vmapped; the seeds, not the worlds, split over --run.num_devices devices), each seed's run
+    # folder RUN_DIR/seed-S (a run folder like any other: evaluate, resume or plot it alone)
 
     def __post_init__(self):
         validation.check_choice("RunConfig", "env", self.env, tuple(scenarios.all_scenarios()))
@@ -87,6 +93,7 @@ class RunConfig:
         validation.check_int_at_least("RunConfig", "predictor_seed", self.predictor_seed, 0)
         validation.check_int_at_least("RunConfig", "norm_episodes", self.norm_episodes, 2)
         validation.check_int_at_least("RunConfig", "num_devices", self.num_devices, 0)
+        validation.check_int_at_least("RunConfig", "seeds", self.seeds, 1)
 
 
 RESUMABLE_OVERRIDES = {
@@ -201,16 +208,25 @@ def make_trainer(configs: Configs, env, params):
     return scenario.learners[run.algo].make_trainer(env, configs["agent"], params, log_metrics=scenario.log_metrics)
 
 
+def run_devices() -> list:
+    """The devices a run trains on: this process's local devices, or every process's in a multi-host run."""
+    return list(jax.local_devices() if jax.process_count() == 1 else jax.devices())
+
+
+def _device_kind() -> str:
+    return "local" if jax.process_count() == 1 else "global"
+
+
 def training_mesh(configs: Configs, devices=None) -> Mesh | None:
     """The mesh a run trains on: the first `run.num_devices` of `devices` (default: this process's local
     devices; 0 = all of them), None for one device (no mesh: the program of a single-device run). A one-line
     SystemExit naming --run.num_devices when there are fewer devices or they do not divide agent.num_envs."""
     run, num_envs = configs["run"], configs["agent"].num_envs
-    devices = list(jax.local_devices() if devices is None else devices)
+    devices = list(run_devices() if devices is None else devices)
     count = run.num_devices or len(devices)
     if count > len(devices):
         raise SystemExit(
-            f"--run.num_devices {count}: only {len(devices)} local device(s) are available (on a CPU, set "
+            f"--run.num_devices {count}: only {len(devices)} {_device_kind()} device(s) are available (on a CPU, set "
             f"XLA_FLAGS=--xla_force_host_platform_device_count={count} before starting)"
         )
     if num_envs % count:
@@ -260,10 +276,10 @@ class MetricsSinks:
     """Where a run's per-iteration records go: metrics.jsonl always (resuming reads it back), plus TensorBoard
     event files in the run folder with `run.log = "tensorboard"` (scalars by iteration; null values skipped)."""
 
-    def __init__(self, run_dir: Path, kind: str):
-        self.jsonl = run_dir / "metrics.jsonl"
+    def __init__(self, run_dir: Path, kind: str, enabled: bool = True):
+        self.jsonl = run_dir / "metrics.jsonl" if enabled else None  # disabled: another process writes them
         self.tensorboard = None
-        if kind == "tensorboard":
+        if enabled and kind == "tensorboard":
             try:
                 from tensorboardX import SummaryWriter
             except ImportError as error:
@@ -273,6 +289,8 @@ class MetricsSinks:
             self.tensorboard = SummaryWriter(logdir=str(run_dir))
 
     def write(self, records: list[dict]) -> None:
+        if self.jsonl is None:
+            return
         records = [json_ready(r) for r in records]
         io.append_lines(self.jsonl, [json.dumps(r, allow_nan=False) for r in records])  # before the checkpoint
         if self.tensorboard is not None:
@@ -395,47 +413,142 @@ def check_resumed_configs(configs: Configs, saved: dict) -> None:
         )
 
 
+def start_or_resume(configs: Configs, run_dir: Path, resume: bool) -> tuple[dict, bytes]:
+    """(progress, state bytes) a training starts from: nothing for a fresh run (which must not overwrite a
+    checkpoint), the checkpoint of `run_dir` for a resumed one (whose configs are checked against the saved)."""
+    if not resume:
+        if (run_dir / CHECKPOINT).exists() or (run_dir / CHECKPOINT_SUMMARY).exists():
+            raise SystemExit(
+                f"{run_dir} already holds a checkpoint: pass --resume to continue it, or another --run.run_dir"
+            )
+        return {"iteration": 0, "train_wall_s": 0.0}, b""
+    check_resumed_configs(configs, read_saved_config(run_dir))
+    if not (run_dir / CHECKPOINT).exists():
+        raise SystemExit(
+            f"--resume: {run_dir} has no {CHECKPOINT} (the run stopped before its first chunk finished, or the "
+            "file was removed); start it afresh without --resume"
+        )
+    return read_run_checkpoint(run_dir)
+
+
+def kept_metrics(run_dir: Path, done: int, resume: bool) -> list[dict]:
+    """The metrics records of iterations 1..`done` (those of the checkpoint), written back to metrics.jsonl so
+    that a resumed run appends after them; a fresh run starts a fresh file."""
+    metrics_path = run_dir / "metrics.jsonl"
+    try:
+        records = read_metrics(metrics_path, done) if resume else []
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    if [r["iteration"] for r in records] != list(range(1, done + 1)):
+        raise SystemExit(f"{metrics_path} does not hold one record per iteration 1..{done} of the checkpoint")
+    if is_main_process():
+        io.atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+def write_config(configs: Configs, run_dir: Path) -> None:
+    """config.json of a run folder: the configs and the machine (process 0 alone writes it)."""
+    if not is_main_process():
+        return
+    saved = configs_to_json(configs)
+    saved["machine"] = machine_summary()
+    io.atomic_write_json(run_dir / "config.json", saved)
+
+
+def chunk_records(metrics: dict, chunk: int, wall_s: float) -> list[dict]:
+    """The metrics.jsonl records of a chunk's stacked metrics (host arrays [chunk, ...]), stamped with the
+    training wall time so far."""
+    records = [json_ready(to_python({k: v[i] for k, v in metrics.items()})) for i in range(chunk)]
+    for record in records:
+        record["wall_s"] = round(wall_s, 3)
+    return records
+
+
+def save_progress(run_dir: Path, state, info: dict) -> None:
+    """The checkpoint of `state` with its progress `info` (iteration, env_steps, train_wall_s), then its
+    human-readable summary. The state's shards are gathered from every process (a collective); process 0 alone
+    writes."""
+    state = to_host(state)
+    if not is_main_process():
+        return
+    checkpoint.save_checkpoint(run_dir / CHECKPOINT, state, **info)
+    io.atomic_write_json(run_dir / CHECKPOINT_SUMMARY, {**info, "checkpoint": CHECKPOINT})
+
+
+def progress_text(scenario, done: int, total: int, steps_per_s: float, last: dict, seconds_per_iteration: float) -> str:
+    """The progress line after a chunk: bar, iterations, speed, the last iteration's return and headline metric,
+    and the time left."""
+    headline = scenario.headline_metric
+    return (
+        f"{_bar(done, total)} {done}/{total} it  {steps_per_s:,.0f} env steps/s  "
+        f"return {_shown(last.get('episode_return'), 1)}  {headline.removeprefix('episode_')} "
+        f"{_shown(last.get(headline), 3)}  eta {(total - done) * seconds_per_iteration:.0f} s"
+    )
+
+
+def plot_run_curve(configs: Configs, records: list[dict], run_dir: Path) -> None:
+    from vmjax import report
+
+    if not is_main_process():
+        return
+    run = configs["run"]
+    scenario = scenarios.get(run.env)
+    report.plot_learning_curve(
+        records,
+        run_dir / "learning_curve.png",
+        f"{run.algo} on {run.env} ({scenario.variant(configs)})",
+        metric=scenario.headline_metric,
+        metric_label=scenario.headline_label,
+    )
+
+
 def train(configs: Configs, resume: bool = False, log=print, progress: bool = True) -> Path:
     """Run (or continue) a training run; returns the run folder. The folder is locked for the whole run.
-    `progress=False` drops the per-chunk progress line on stderr (a notebook keeps it out of its outputs)."""
+    `progress=False` drops the per-chunk progress line on stderr (a notebook keeps it out of its outputs).
+
+    In a multi-host run (`vmjax.core.distributed`) every process calls this with the same configs: the worlds (or
+    a seed group's seeds) split over every process's devices, process 0 alone locks the folder, logs and writes,
+    and the folder must be one every process sees (a shared disk: the others read the prepared artifacts and,
+    on resume, the checkpoint from it)."""
     run_dir = Path(configs["run"].run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir):
+    main = is_main_process()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        log, progress = (lambda *_: None), False
+    with RunLock(run_dir) if main else contextlib.nullcontext():
+        if configs["run"].seeds > 1:
+            return _train_seed_group_locked(configs, run_dir, resume, log, progress)
         return _train_locked(configs, run_dir, resume, log, progress)
+
+
+def prepare_run(configs: Configs, run_dir: Path, log=print):
+    """`build_env_and_params`, process 0 first in a multi-host run: the others then read what it prepared (and
+    stop with a clear error when the run folder is not one they see)."""
+    if jax.process_count() == 1:
+        return build_env_and_params(configs, run_dir, log)
+    prepared = build_env_and_params(configs, run_dir, log) if is_main_process() else None
+    barrier(f"vmjax: {run_dir} prepared")
+    if prepared is None:
+        if not (run_dir / "config.json").is_file():
+            raise SystemExit(
+                f"{run_dir}: process {jax.process_index()} does not see the run folder that process 0 writes; a "
+                "multi-host run needs a --run.run_dir on a disk every process shares"
+            )
+        prepared = build_env_and_params(configs, run_dir, log)
+    return prepared
 
 
 def _train_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_shown: bool = True) -> Path:
     run = configs["run"]
     scenario = scenarios.get(run.env)
-    ckpt_path = run_dir / CHECKPOINT
-    if not resume and (ckpt_path.exists() or (run_dir / CHECKPOINT_SUMMARY).exists()):
-        raise SystemExit(
-            f"{run_dir} already holds a checkpoint: pass --resume to continue it, or another --run.run_dir"
-        )
-    progress, state_bytes = {"iteration": 0, "train_wall_s": 0.0}, b""
     mesh = training_mesh(configs)  # before any preparation: a wrong device count fails at once
-    if resume:
-        check_resumed_configs(configs, read_saved_config(run_dir))
-        if not ckpt_path.exists():
-            raise SystemExit(
-                f"--resume: {run_dir} has no {CHECKPOINT} (the run stopped before its first chunk finished, or the "
-                "file was removed); start it afresh without --resume"
-            )
-        progress, state_bytes = read_run_checkpoint(run_dir)
+    progress, state_bytes = start_or_resume(configs, run_dir, resume)
     done, wall_before = int(progress["iteration"]), float(progress.get("train_wall_s", 0.0))
-    metrics_path = run_dir / "metrics.jsonl"
-    try:
-        records = read_metrics(metrics_path, done) if resume else []  # a fresh run starts a fresh file
-    except ValueError as error:
-        raise SystemExit(str(error)) from None
-    if [r["iteration"] for r in records] != list(range(1, done + 1)):
-        raise SystemExit(f"{metrics_path} does not hold one record per iteration 1..{done} of the checkpoint")
-    io.atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in records))
-    saved = configs_to_json(configs)
-    saved["machine"] = machine_summary()
-    io.atomic_write_json(run_dir / "config.json", saved)
+    records = kept_metrics(run_dir, done, resume)
+    write_config(configs, run_dir)
 
-    env, params = build_env_and_params(configs, run_dir, log)
+    env, params = prepare_run(configs, run_dir, log)
     agent = configs["agent"]
     trainer = make_trainer(configs, env, params).on_mesh(mesh)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(run.seed))
@@ -446,17 +559,16 @@ def _train_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_s
             + (" (earlier checkpoint format)" if "legacy" in progress else "")
         )
     state = trainer.place(state)  # on the mesh (worlds split, learner replicated); as it is on one device
-    sinks = MetricsSinks(run_dir, run.log)
+    sinks = MetricsSinks(run_dir, run.log, enabled=is_main_process())
 
     total = agent.num_iterations
     steps_per_iteration = agent.num_envs * agent.num_steps
     compiled: dict[int, Any] = {}
     wall = wall_before
-    variant = scenario.variant(configs)
-    headline = scenario.headline_metric
     log(
-        f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, {variant}), "
-        f"{agent.num_envs} worlds{_on_devices(mesh)}, {total} iterations [{machine_summary()}]"
+        f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, "
+        f"{scenario.variant(configs)}), {agent.num_envs} worlds{_on_devices(mesh)}, {total} iterations "
+        f"[{machine_summary()}]"
     )
     while done < total:
         chunk = min(run.chunk_iterations, total - done)
@@ -466,42 +578,187 @@ def _train_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_s
             log(f"compiled a chunk of {chunk} iterations in {time.perf_counter() - start:.1f} s")
         start = time.perf_counter()
         state, metrics = compiled[chunk](state)
-        metrics = jax.device_get(metrics)
+        metrics = to_host(metrics)
         elapsed = time.perf_counter() - start
         wall += elapsed
-        new = [json_ready(to_python({k: v[i] for k, v in metrics.items()})) for i in range(chunk)]
-        for record in new:
-            record["wall_s"] = round(wall, 3)
+        new = chunk_records(metrics, chunk, wall)
         sinks.write(new)
         records.extend(new)
         done += chunk
         info = {"iteration": done, "env_steps": done * steps_per_iteration, "train_wall_s": wall}
-        checkpoint.save_checkpoint(ckpt_path, state, **info)
-        io.atomic_write_json(run_dir / CHECKPOINT_SUMMARY, {**info, "checkpoint": CHECKPOINT})
-        last = new[-1]
+        save_progress(run_dir, state, info)
         if progress_shown:
             progress_line(
-                f"{_bar(done, total)} {done}/{total} it  {chunk * steps_per_iteration / elapsed:,.0f} env steps/s  "
-                f"return {_shown(last.get('episode_return'), 1)}  {headline.removeprefix('episode_')} "
-                f"{_shown(last.get(headline), 3)}  eta {(total - done) * elapsed / chunk:.0f} s"
+                progress_text(scenario, done, total, chunk * steps_per_iteration / elapsed, new[-1], elapsed / chunk)
             )
     if progress_shown:
         progress_end()
     sinks.close()
-    from vmjax import report
-
-    report.plot_learning_curve(
-        records,
-        run_dir / "learning_curve.png",
-        f"{run.algo} on {run.env} ({variant})",
-        metric=headline,
-        metric_label=scenario.headline_label,
-    )
+    plot_run_curve(configs, records, run_dir)
     log(
         f"done: {done} iterations, {done * steps_per_iteration:,} env steps, {wall:.0f} s of training; "
         f"wrote {run_dir}/metrics.jsonl, learning_curve.png, {CHECKPOINT}"
     )
     return run_dir
+
+
+# ---------------------------------------------------------------------- seed groups (--run.seeds K)
+def seed_member_configs(configs: Configs) -> list[Configs]:
+    """The configs of each seed of a seed group: run.seed + k for k < run.seeds, one seed each, in the group
+    folder's seed-S subfolder; everything else the group's. Each is what `vmjax train --run.seed S` would run."""
+    run = configs["run"]
+    members = []
+    for k in range(run.seeds):
+        seed = run.seed + k
+        member = dataclasses.replace(run, seed=seed, seeds=1, run_dir=str(Path(run.run_dir) / f"seed-{seed}"))
+        members.append({**configs, "run": member})
+    return members
+
+
+def seed_group_mesh(configs: Configs, devices=None) -> Mesh | None:
+    """The mesh a seed group's seeds split over: `run.num_devices` of `devices` (default: this process's local
+    devices), which must divide `run.seeds`; with num_devices 0, the most of them that divide it. None on one
+    device. A one-line SystemExit naming the flags otherwise."""
+    run = configs["run"]
+    devices = list(run_devices() if devices is None else devices)
+    if run.num_devices > len(devices):
+        raise SystemExit(
+            f"--run.num_devices {run.num_devices}: only {len(devices)} {_device_kind()} device(s) are available "
+            "(on a CPU, set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={run.num_devices} before starting)"
+        )
+    if run.num_devices and run.seeds % run.num_devices:
+        raise SystemExit(
+            f"--run.seeds {run.seeds} is not divisible by --run.num_devices {run.num_devices}: a seed group splits "
+            "its seeds evenly over the devices"
+        )
+    count = run.num_devices or max(c for c in range(1, min(len(devices), run.seeds) + 1) if run.seeds % c == 0)
+    return None if count == 1 else seed_mesh(count, devices=devices)
+
+
+def stack_params(params_per_seed: list) -> tuple[Any, int | None]:
+    """(params, vmap axis) of a seed group's env params: the one pytree and axis None when every seed's
+    preparation gave the same params (the usual case), else the pytrees stacked along a new leading seed axis
+    and axis 0 (e.g. TwinRouting's reward statistics, calibrated from each run's seed)."""
+    first = params_per_seed[0]
+    structure = jax.tree.structure(first)
+    same = all(
+        jax.tree.structure(p) == structure
+        and all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(p)))
+        for p in params_per_seed[1:]
+    )
+    if same:
+        return first, None
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *params_per_seed), 0
+
+
+def seed_slice(tree, k: int):
+    """Seed k's pytree out of a seed group's stacked one (host arrays)."""
+    return jax.tree.map(lambda leaf: np.asarray(leaf)[k], tree)
+
+
+def _train_seed_group_locked(configs: Configs, run_dir: Path, resume: bool, log, progress_shown: bool) -> Path:
+    """`train` of a seed group: `run.seeds` seeds in one jitted program (`jax.vmap` of the trainer over the seed
+    axis, that axis split over `seed_group_mesh`). The group folder holds the group's config and stacked
+    checkpoint (what `--resume` reads); each seed's subfolder is a complete run folder (config, prepared
+    artifacts, metrics, curve, checkpoint) equal to what training that seed alone would write."""
+    run, agent = configs["run"], configs["agent"]
+    scenario = scenarios.get(run.env)
+    mesh = seed_group_mesh(configs)
+    progress, state_bytes = start_or_resume(configs, run_dir, resume)
+    done, wall = int(progress["iteration"]), float(progress.get("train_wall_s", 0.0))
+    write_config(configs, run_dir)
+    members = seed_member_configs(configs)
+    member_dirs = [Path(m["run"].run_dir) for m in members]
+    records = []
+    for member, member_dir in zip(members, member_dirs):
+        member_dir.mkdir(parents=True, exist_ok=True)
+        records.append(kept_metrics(member_dir, done, resume))
+        write_config(member, member_dir)
+
+    prepared = [prepare_run(m, d, log) for m, d in zip(members, member_dirs)]  # each seed's own
+    env = prepared[0][0]
+    params, params_axis = stack_params([p for _, p in prepared])
+
+    def trainer_of(env_params):
+        return make_trainer(configs, env, env_params)
+
+    keys = jnp.stack([jax.random.PRNGKey(m["run"].seed) for m in members])
+    state = jax.jit(jax.vmap(lambda key, p: trainer_of(p).init(key), in_axes=(0, params_axis)))(keys, params)
+    if resume:
+        state = restore_run_state(run_dir, state_bytes, state)
+        log(f"resuming the seed group {run_dir} from iteration {done}")
+    state = shard_seeds(state, mesh)
+    params = shard_seeds(params, mesh) if params_axis == 0 else replicate(params, mesh)
+    sinks = [MetricsSinks(d, run.log, enabled=is_main_process()) for d in member_dirs]
+    if resume:
+        for member_dir, k in zip(member_dirs, range(run.seeds)):  # a kill between the group's and a seed's save
+            save_progress(member_dir, seed_slice(state, k), {**progress, "iteration": done})
+
+    total = agent.num_iterations
+    steps_per_iteration = agent.num_envs * agent.num_steps
+    compiled: dict[int, Any] = {}
+    headline = scenario.headline_metric
+    log(
+        f"training {run.algo} on {run.env} ({env.num_agents} agents, {configs['env'].num_rsus} RSUs, "
+        f"{scenario.variant(configs)}), seeds {run.seed}..{run.seed + run.seeds - 1} in one program"
+        f"{_on_devices(mesh)}, {agent.num_envs} worlds each, {total} iterations [{machine_summary()}]"
+    )
+    while done < total:
+        chunk = min(run.chunk_iterations, total - done)
+        if chunk not in compiled:
+            start = time.perf_counter()
+            run_all = jax.vmap(lambda s, p, n=chunk: trainer_of(p).run(s, n), in_axes=(0, params_axis))
+            compiled[chunk] = jax.jit(run_all).lower(state, params).compile()
+            log(f"compiled a chunk of {chunk} iterations for {run.seeds} seeds in {time.perf_counter() - start:.1f} s")
+        start = time.perf_counter()
+        state, metrics = compiled[chunk](state, params)
+        state = shard_seeds(state, mesh)  # the layout the chunk was compiled for
+        metrics = to_host(metrics)
+        elapsed = time.perf_counter() - start
+        wall += elapsed
+        done += chunk
+        info = {"iteration": done, "env_steps": done * steps_per_iteration, "train_wall_s": wall}
+        new = [chunk_records(seed_slice(metrics, k), chunk, wall) for k in range(run.seeds)]
+        for k, member_dir in enumerate(member_dirs):
+            sinks[k].write(new[k])  # every seed's metrics before the group's checkpoint
+            records[k].extend(new[k])
+        host_state = to_host(state)
+        save_progress(run_dir, host_state, info)  # the group's: what --resume reads
+        for k, member_dir in enumerate(member_dirs):
+            save_progress(member_dir, seed_slice(host_state, k), info)
+        if progress_shown:
+            mean_last = {name: _seed_mean([r[-1].get(name) for r in new]) for name in ("episode_return", headline)}
+            speed = run.seeds * chunk * steps_per_iteration / elapsed
+            progress_line(progress_text(scenario, done, total, speed, mean_last, elapsed / chunk) + " (seed mean)")
+    if progress_shown:
+        progress_end()
+    for k, (member, member_dir) in enumerate(zip(members, member_dirs)):
+        sinks[k].close()
+        plot_run_curve(member, records[k], member_dir)
+    log(
+        f"done: {done} iterations x {run.seeds} seeds, {done * steps_per_iteration:,} env steps each, {wall:.0f} s "
+        f"of training; wrote {run_dir}/seed-*/ (metrics.jsonl, learning_curve.png, {CHECKPOINT}) and the group's "
+        f"{CHECKPOINT}"
+    )
+    return run_dir
+
+
+def _seed_mean(values: list) -> float | None:
+    """The mean over a group's seeds of a progress-line number, over the seeds that have it (None if none)."""
+    present = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(present)) if present else None
+
+
+def seed_group_runs(run_dir: Path) -> list[Path]:
+    """The run folders `run_dir` stands for: its seeds' folders when it is a seed group's folder
+    (`--run.seeds` > 1 in its config.json), else `run_dir` itself."""
+    saved = read_saved_config(Path(run_dir))
+    seeds = int(saved["run"].get("seeds", 1))
+    if seeds <= 1:
+        return [Path(run_dir)]
+    first = int(saved["run"].get("seed", 0))
+    return [Path(run_dir) / f"seed-{first + k}" for k in range(seeds)]
 
 
 def _on_devices(mesh: Mesh | None) -> str:
@@ -547,6 +804,7 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
     `episodes` worlds drawn from PRNGKey(first_seed + s), disjoint from the training stream."""
     from vmjax import report
 
+    run_dirs = [member for run_dir in run_dirs for member in seed_group_runs(Path(run_dir))]  # a group: its seeds
     for run_dir in run_dirs:  # cheap checks first: run folders, then the output folder, then the evaluation
         read_saved_config(Path(run_dir))
     check_writable(Path(out_dir))
@@ -639,6 +897,7 @@ __all__ = [
     "read_metrics",
     "resume_configs",
     "run_label",
+    "seed_group_runs",
     "sections_of",
     "train",
     "training_mesh",

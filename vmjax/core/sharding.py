@@ -28,6 +28,9 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 WORLD_AXIS = "worlds"
 """The name of the mesh axis that the world axis (the leading axis of a batch of worlds) is split over."""
 
+SEED_AXIS = "seeds"
+"""The name of the mesh axis that the seed axis of a seed group's vmapped training state is split over."""
+
 PyTree = Any
 _DEVICE_COUNT_FLAG = re.compile(r"--xla_force_host_platform_device_count=\S*")
 
@@ -36,19 +39,30 @@ def world_mesh(num_devices: int | None = None, devices: Sequence[jax.Device] | N
     """A 1-D mesh with one axis, "worlds", over `devices` (default: all of `jax.devices()`), or over the first
     `num_devices` of them. The axis is of type Auto, so XLA propagates the world sharding through the
     program (`jax.lax.with_sharding_constraint` needs that)."""
+    return _one_axis_mesh(WORLD_AXIS, "world_mesh", num_devices, devices)
+
+
+def seed_mesh(num_devices: int | None = None, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh with one axis, "seeds", over `devices` (default: all of `jax.devices()`) or the first
+    `num_devices` of them: the mesh of a seed group (`vmjax train --run.seeds K`), whose vmapped training runs
+    split their leading seed axis over the devices (`shard_seeds`)."""
+    return _one_axis_mesh(SEED_AXIS, "seed_mesh", num_devices, devices)
+
+
+def _one_axis_mesh(axis: str, caller: str, num_devices: int | None, devices: Sequence[jax.Device] | None) -> Mesh:
     available = list(jax.devices() if devices is None else devices)
     if not available:
-        raise ValueError("world_mesh: devices must name at least one device")
+        raise ValueError(f"{caller}: devices must name at least one device")
     if num_devices is not None:
         if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
-            raise ValueError(f"world_mesh: num_devices must be a positive integer, got {num_devices!r}")
+            raise ValueError(f"{caller}: num_devices must be a positive integer, got {num_devices!r}")
         if num_devices > len(available):
             raise ValueError(
-                f"world_mesh: num_devices={num_devices} but only {len(available)} device(s) are available "
+                f"{caller}: num_devices={num_devices} but only {len(available)} device(s) are available "
                 "(on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts)"
             )
         available = available[:num_devices]
-    return Mesh(np.array(available), (WORLD_AXIS,), axis_types=(AxisType.Auto,))
+    return Mesh(np.array(available), (axis,), axis_types=(AxisType.Auto,))
 
 
 def world_sharding(mesh: Mesh) -> NamedSharding:
@@ -131,6 +145,24 @@ def replicate(tree: PyTree, mesh: Mesh | None) -> PyTree:
     if _is_traced(tree):
         return jax.lax.with_sharding_constraint(tree, sharding)
     return jax.device_put(tree, sharding)
+
+
+def shard_seeds(tree: PyTree, mesh: Mesh | None) -> PyTree:
+    """Every leaf of `tree` (stacked over a seed group: leading axis = seeds) with that axis split over the
+    "seeds" axis of `mesh` (`seed_mesh`), outside `jit`; `tree` as it is for `mesh=None`. ValueError naming the
+    leaf when its leading axis does not split evenly."""
+    if mesh is None:
+        return tree
+    if SEED_AXIS not in mesh.axis_names:
+        raise ValueError(f"shard_seeds: mesh must have an axis named {SEED_AXIS!r}, got axes {mesh.axis_names}")
+    shards = mesh.shape[SEED_AXIS]
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if np.ndim(leaf) == 0 or np.shape(leaf)[0] % shards:
+            raise ValueError(
+                f"shard_seeds: leaf {jax.tree_util.keystr(path) or '(root)'} of shape {np.shape(leaf)} has no "
+                f"leading seed axis that splits over {shards} devices"
+            )
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(SEED_AXIS)))
 
 
 def is_world_sharded(array: jax.Array, mesh: Mesh, axis: int = 0) -> bool:
