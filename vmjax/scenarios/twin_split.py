@@ -49,19 +49,31 @@ class TrajectoryConfig:
 
 
 def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
-    """The trajectory bank (spec 004 §7.3): read back from the run folder (trace_bank.npz, when built from the same
-    env and trajectories sections), from `trajectories.bank_path`, or built by `vmjax.mobility.build_trace_banks`
-    and saved; none for "synthetic"."""
-    config = configs["trajectories"]
+    """The trajectory bank (spec 004 §7.3): the env's own (`env.trace_bank`, the flag every scenario shares), else
+    read back from the run folder (trace_bank.npz, when built from the same env and trajectories sections), from
+    `trajectories.bank_path` (fitted to the env like `env.trace_bank`), or built by
+    `vmjax.mobility.build_trace_banks` and saved; none for "synthetic"."""
+    config, env_config = configs["trajectories"], configs["env"]
+    if env_config.trace_bank:
+        log(f"trajectories: {env_config.trace_bank} (env.trace_bank)")
+        return params
     if config.source == "synthetic":
         return params
 
     def load(source: Path):
         try:
-            with np.load(source) as data:
-                return data["positions_m"], data["valid"]
-        except (OSError, KeyError, ValueError) as error:
-            raise SystemExit(f"{source}: not a trace bank ({error})") from error
+            trace = mobility.load_trace_bank(
+                source,
+                float(params.slot_s),
+                (env_config.map_size_m, env_config.map_size_m),
+                env_config.max_steps + 1,
+                env_config.num_vehicles + env_config.num_background_vehicles,
+                owner="trajectories.bank_path",
+            )
+        except ValueError as error:
+            raise SystemExit(str(error)) from error
+        valid = np.ones(trace.positions_m.shape[:2], bool) if trace.valid is None else np.asarray(trace.valid)
+        return np.asarray(trace.positions_m), valid
 
     def save(path: Path, bank) -> None:
         buffer = BytesIO()
