@@ -106,13 +106,19 @@ MODE_LABELS = {"split": "MSRL (Split)", "local_edge": "Local-Edge", "local": "Lo
 
 def label(configs: Configs) -> str:
     """Split Model (MSRL), Local-Edge Model or Local-Model, then the trajectories if not the ground truth."""
-    source = configs["trajectories"].source
+    source = trajectory_source(configs)
     name = MODE_LABELS[configs["agent"].mode]
-    return name + ("" if source == "real" else " (EST-TG trajectories)" if source == "generated" else " (synthetic)")
+    suffix = {"real": "", "generated": " (EST-TG trajectories)", "synthetic": " (synthetic)", "env.trace_bank": ""}
+    return name + suffix[source] + (f" ({Path(configs['env'].trace_bank).name})" if configs["env"].trace_bank else "")
+
+
+def trajectory_source(configs: Configs) -> str:
+    """Where the vehicles drive: the env's trace bank when it has one, else `trajectories.source`."""
+    return "env.trace_bank" if configs["env"].trace_bank else configs["trajectories"].source
 
 
 def variant(configs: Configs) -> str:
-    return f"mode={configs['agent'].mode}, trajectories={configs['trajectories'].source}"
+    return f"mode={configs['agent'].mode}, trajectories={trajectory_source(configs)}"
 
 
 TABLE_COLUMNS = (
