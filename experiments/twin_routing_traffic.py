@@ -52,7 +52,6 @@ import argparse
 import gzip
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +60,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from vmjax.mobility.sumo_build import (  # noqa: F401 - demand_profile, sumo_home: this module's API too
+    demand_profile,
+    insertion_rates,
+    run_tool,
+    sumo_home,
+    sumo_version,
+)
 
 OUT = Path("data/traffic/twin_routing_sumo.csv")
 NUM_RSUS = 76  # TwinRouting-v0's default N
@@ -82,32 +89,8 @@ PEAK_RATE_PER_H = 23000.0  # vehicles inserted per hour at the profile's maximum
 
 
 # ====================================================================== demand
-def demand_profile(hour):
-    """Relative insertion rate (max 1) at `hour` of a weekday (hours from midnight, any real, periodic in 24):
-    night floor 0.12, a daytime plateau of 0.5 between ~06:00 and ~21:30, a morning rush peaking at 08:00
-    (sd 0.9 h) and an evening rush peaking at 17:45 (sd 1.2 h)."""
-    return _raw_profile(hour) / _PROFILE_MAX
-
-
-def _raw_profile(hour):
-    h = np.mod(np.asarray(hour, np.float64), 24.0)
-    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))
-    bump = lambda centre, sd: np.exp(-0.5 * ((h - centre + 12.0) % 24.0 - 12.0) ** 2 / sd**2)
-    day = sigmoid((h - 6.0) / 0.6) * sigmoid((21.5 - h) / 1.0)
-    return 0.12 + 0.38 * day + 0.5 * bump(8.0, 0.9) + 0.5 * bump(17.75, 1.2)
-
-
-_PROFILE_MAX = float(_raw_profile(np.linspace(0.0, 24.0, 24 * 60 + 1)).max())
-
-
-def insertion_rates(peak_per_h: float, begin_s: float, end_s: float, step_s: float = RATE_STEP_S) -> list[float]:
-    """randomTrips' `--insertion-rate` list (vehicles per hour, one per `step_s` interval of [begin_s, end_s),
-    simulation seconds with 0 = midnight): `peak_per_h` x `demand_profile` at each interval's middle."""
-    count = int(round((end_s - begin_s) / step_s))
-    if count < 1 or not math.isclose(count * step_s, end_s - begin_s):
-        raise ValueError(f"insertion_rates: [{begin_s}, {end_s}) s is not a whole number of {step_s} s steps")
-    middles_h = (begin_s + (np.arange(count) + 0.5) * step_s) / 3600.0
-    return [round(float(r), 1) for r in peak_per_h * demand_profile(middles_h)]
+# demand_profile (the weekday rate) and insertion_rates live in vmjax.mobility.sumo_build, shared with
+# `vmjax traces sumo`
 
 
 def centre_weights(midpoints_m, lengths_m, centre_m, bonus: float = CENTRE_BONUS, sigma_m: float = CENTRE_SIGMA_M):
@@ -232,32 +215,7 @@ def csv_text(rows, row_s: int = ROW_S) -> str:
 
 
 # ====================================================================== SUMO (imported lazily)
-def sumo_home() -> str:
-    """SUMO_HOME of the installed `eclipse-sumo` wheel; a clear error when it is missing."""
-    try:
-        import sumo
-    except ImportError:
-        raise RuntimeError(
-            "SUMO is not installed: pip install 'vmjax[sumo]' (the eclipse-sumo and sumolib wheels)"
-        ) from None
-    os.environ.setdefault("SUMO_HOME", sumo.SUMO_HOME)
-    return sumo.SUMO_HOME
-
-
-def sumo_version() -> str:
-    from importlib.metadata import version
-
-    sumo_home()
-    return version("eclipse-sumo")
-
-
-def _run(args: list[str], log_path: Path) -> None:
-    """Run a SUMO program, its output to `log_path`; RuntimeError with the log's tail on failure."""
-    with open(log_path, "w") as log:
-        result = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-    if result.returncode:
-        tail = log_path.read_text()[-2000:]
-        raise RuntimeError(f"{Path(args[0]).name} failed ({result.returncode}), see {log_path}:\n{tail}")
+_run = run_tool  # sumo_home, sumo_version and run_tool: vmjax.mobility.sumo_build
 
 
 def build_network(work_dir: Path) -> Path:

@@ -304,3 +304,21 @@ def test_written_files_get_the_umask_mode(tmp_path):
     state, progress = checkpoint.load_checkpoint_with_progress(tmp_path / "c.msgpack", {"w": np.ones(2)})
     assert progress == {"iteration": 1} and np.array_equal(state["w"], np.zeros(2))
     assert serialization.msgpack_restore(checkpoint.read_checkpoint(tmp_path / "c.msgpack")[1])["w"].shape == (2,)
+
+
+def test_a_later_config_field_at_its_default_keeps_earlier_fingerprints():
+    """`trace_bank` came after run folders with predictors existed: at its default ("") it is left out of the
+    fingerprint, so those folders' artifacts still match; set, it changes the fingerprint."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from vmjax import runner
+    from vmjax.scenarios.base import config_fingerprint
+
+    configs = runner.build_configs({"run.env": "TwinRouting-v1"})
+    before = {"env": {k: v for k, v in dataclasses.asdict(configs["env"]).items() if k != "trace_bank"}, "run": {}}
+    earlier = hashlib.sha256(json.dumps(before, sort_keys=True, default=list).encode()).hexdigest()
+    assert config_fingerprint(configs, ("env",)) == earlier
+    with_bank = {**configs, "env": dataclasses.replace(configs["env"], trace_bank="bank.npz")}
+    assert config_fingerprint(with_bank, ("env",)) != earlier

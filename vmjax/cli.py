@@ -4,6 +4,7 @@
     vmjax train --run.run_dir runs/avatar_premigration --resume             # continue from the last checkpoint
     vmjax evaluate runs/avatar_premigration [more run folders]              # trained policies vs heuristics
     vmjax train --env ENV_ID --algo ALGO --help                             # every flag of that run
+    vmjax traces sumo --net grid --vehicles 50 --hours 1 --out bank.npz     # a SUMO trace bank (--env.trace_bank)
 
 Every config field of the run's sections (run, env, agent and the scenario's own) is a flag `--section.field`,
 typed by its default, documented by the field's comment in the config dataclass; a `typing.Literal` field shows
@@ -27,6 +28,7 @@ from typing import Any
 
 from vmjax import runner, scenarios
 from vmjax.core import distributed, validation
+from vmjax.mobility import sumo_build
 
 
 # ====================================================================== config <-> flags
@@ -177,7 +179,40 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
     eval_parser.add_argument("--seeds", type=int, default=3, help="independent held-out episode sets")
     eval_parser.add_argument("--first-seed", type=int, default=10_000, help="seed of the first episode set")
     eval_parser.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
+    traces_parser = commands.add_parser(
+        "traces", help="build a trace bank for --env.trace_bank", description="Build a trace bank.", allow_abbrev=False
+    )
+    sources = traces_parser.add_subparsers(dest="source", required=True)
+    sumo_parser = sources.add_parser(
+        "sumo",
+        help="a bank from a SUMO simulation (pip install 'vmjax[sumo]')",
+        description=(sumo_build.__doc__ or "").split("\n\n")[0].strip(),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+    )
+    add_dash_flags(sumo_parser, sumo_build.SumoBankConfig)
+    sumo_parser.add_argument(
+        "--out", type=Path, required=True, help="the bank (.npz); the net, FCD, trips and summary go beside it"
+    )
     return parser
+
+
+def add_dash_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One `--field-name` flag per dataclass field (underscores as dashes), typed by its default, documented by its
+    comment; a `Literal` field's choices are checked by argparse."""
+    comments = field_comments(cls)
+    choices = validation.field_choices(cls)
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        kind = type(field.default)
+        parser.add_argument(
+            flag,
+            dest=field.name,
+            type=lambda text, kind=kind, flag=flag: _parse_value(kind, text, flag),
+            default=field.default,
+            choices=choices.get(field.name),
+            help=comments.get(field.name, "").replace("%", "%%"),
+        )
 
 
 def _flag_from_argv(argv: list[str], names: tuple[str, ...]) -> str:
@@ -272,6 +307,14 @@ def _run(argv: list[str]) -> int:
         except (ValueError, TypeError) as error:
             raise SystemExit(f"vmjax train: {error}") from error
         runner.train(configs, resume=args.resume)
+        return 0
+    if args.command == "traces":
+        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(sumo_build.SumoBankConfig)}
+        try:
+            config = sumo_build.SumoBankConfig(**fields)
+        except ValueError as error:
+            raise SystemExit(f"vmjax traces sumo: {error}") from error
+        sumo_build.build_sumo_bank(config, args.out)
         return 0
     if args.episodes < 2 or args.seeds < 1:
         raise SystemExit("vmjax evaluate: --episodes must be >= 2 and --seeds >= 1")

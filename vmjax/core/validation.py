@@ -135,6 +135,12 @@ def check_fields(
         check_range(owner, low, high, getattr(obj, low), getattr(obj, high))
 
 
+def check_str(owner: str, field: str, value: Any) -> None:
+    """A text field (a path; "" for none)."""
+    if not isinstance(value, str):
+        raise ValueError(f'{owner}.{field} must be a string (a file path, or "" for none), got {value!r}')
+
+
 def check_int_at_least(owner: str, field: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{owner}.{field} must be an integer, got {value!r}")

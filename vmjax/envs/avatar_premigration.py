@@ -71,9 +71,13 @@ class AvatarPremigrationConfig:
     corridor_width_m: float = 122.0  # [R] lat 22.5312-22.5323
     grid_core_rsu_share: float = 0.6  # grid layout: share of RSUs inside the urban core
     mobility_substeps: int = 4  # sub-steps per slot of the road-grid mobility
+    trace_bank: str = ""  # a trace bank .npz (`vmjax traces sumo --out`, or a run's trace_bank.npz) replayed
+    # instead of the built-in mobility: resampled to the slot, centred on the map (vmjax.mobility.load_trace_bank);
+    # "" = none
 
     def __post_init__(self):
         owner = "AvatarPremigrationConfig"
+        validation.check_str(owner, "trace_bank", self.trace_bank)
         validation.check_int_at_least(owner, "num_vehicles", self.num_vehicles, 1)
         validation.check_int_at_least(owner, "num_rsus", self.num_rsus, 1)
         validation.check_int_at_least(owner, "max_steps", self.max_steps, 1)
@@ -148,6 +152,9 @@ class EnvParams:
     latency_obs_scale_s: float = 10.0  # T_v(t-1) / 10 s in the observation
     # trajectory predictor (§4), used by workload_forecast="lstm"; None otherwise
     predictor: predict.TrajectoryPredictor | None = None
+    # replayed trajectories [T_bank >= history_slots + max_steps + 1, >= N + N_bg, 2] instead of the road-grid
+    # mobility (a window of random tracks from a random start slot per episode); None: the road-grid mobility
+    trace_bank: mobility.Trace | None = None
 
     @property
     def mean_max_workload_cycles(self):
@@ -442,6 +449,8 @@ class AvatarPremigration(Environment):
             + int(c.obs_prev_fraction)
             + c.obs_serving_onehot * c.num_rsus
         )
+        if c.trace_bank:
+            self.default_params  # noqa: B018 - read the bank now: a bad file fails in make(), with the file named
 
     @property
     def name(self) -> str:
@@ -449,10 +458,25 @@ class AvatarPremigration(Environment):
 
     @property
     def default_params(self) -> EnvParams:
-        return EnvParams(
+        params = EnvParams(
             rsu_xy_m=jnp.asarray(self._rsu_xy),
             map_extent_m=jnp.asarray(self.road_grid.extent_m, jnp.float32),
             mobility=mobility.MobilityParams(),
+        )
+        return params.replace(trace_bank=self._config_trace_bank(params.slot_s))
+
+    def _config_trace_bank(self, slot_s: float) -> mobility.Trace | None:
+        """The bank of `config.trace_bank` fitted to this env (None without one)."""
+        c = self.config
+        if not c.trace_bank:
+            return None
+        return mobility.load_trace_bank(
+            c.trace_bank,
+            float(slot_s),
+            self.road_grid.extent_m,
+            self.trajectory_slots,
+            c.num_vehicles + c.num_background_vehicles,
+            owner=f"{type(c).__name__}.trace_bank",
         )
 
     def validate_params(self, params: EnvParams) -> None:
@@ -468,6 +492,13 @@ class AvatarPremigration(Environment):
         validation.check_finite(owner, "rsu_xy_m", params.rsu_xy_m)
         validation.check_positive(owner, "map_extent_m", params.map_extent_m)
         mobility.validate_params(params.mobility)
+        mobility.check_trace_bank(
+            owner,
+            params.trace_bank,
+            self.trajectory_slots,
+            self.config.num_vehicles + self.config.num_background_vehicles,
+            "num_vehicles + num_background_vehicles",
+        )
         self._check_predictor(params)
 
     def _check_predictor(self, params: EnvParams) -> None:
@@ -510,15 +541,20 @@ class AvatarPremigration(Environment):
         c = self.config
         k_rsu, k_traj, k_queue, k_draws = jax.random.split(key, 4)
         rsu = self.sample_rsus(k_rsu, params)
-        trace = mobility.generate_trajectories(
-            k_traj,
-            self.road_grid,
-            params.mobility,
-            c.num_vehicles + c.num_background_vehicles,
-            self.trajectory_slots,
-            params.slot_s,
-            c.mobility_substeps,
-        )
+        if params.trace_bank is None:
+            trace = mobility.generate_trajectories(
+                k_traj,
+                self.road_grid,
+                params.mobility,
+                c.num_vehicles + c.num_background_vehicles,
+                self.trajectory_slots,
+                params.slot_s,
+                c.mobility_substeps,
+            )
+        else:  # a window of the bank; a vehicle between two tracks' vehicles holds its place
+            trace = mobility.draw_bank_window(
+                k_traj, params.trace_bank, c.num_vehicles + c.num_background_vehicles, self.trajectory_slots
+            )
         trace = mobility.Trace(positions_m=trace.positions_m)  # headings are not used: keep them out of the state
         positions = trace.positions_m
         queue = fastrand.uniform(k_queue, (self.num_rsus,)) * params.initial_load_max_frac * rsu.max_workload_cycles

@@ -92,9 +92,13 @@ class CrossRealityPrivacyConfig:
     # the AV's position in its lattice cell to the observation (needs adversary="mobility_prior")
     slot_s: float = 60.0  # Delta t of the mobility [R A5]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic mobility
+    trace_bank: str = ""  # a trace bank .npz (`vmjax traces sumo --out`, or a run's trace_bank.npz) replayed
+    # instead of the built-in mobility: resampled to the slot, centred on the map (vmjax.mobility.load_trace_bank);
+    # "" = none
 
     def __post_init__(self):
         owner = "CrossRealityPrivacyConfig"
+        validation.check_str(owner, "trace_bank", self.trace_bank)
         validation.check_int_at_least(owner, "num_vehicles", self.num_vehicles, 1)
         validation.check_int_at_least(owner, "num_rsus", self.num_rsus, 2)
         validation.check_int_at_least(owner, "max_steps", self.max_steps, 1)
@@ -645,6 +649,8 @@ class CrossRealityPrivacy(Environment):
         self.num_servers = c.num_rsus + 1  # index N = the satellite
         self.obs_dim = 14 if c.observe_adversary else 10
         self.road_grid = mobility.urban_grid(c.map_extent_m, c.core_extent_m, 500.0, 2000.0, (3.0,))
+        if c.trace_bank:
+            self.default_params  # noqa: B018 - read the bank now: a bad file fails in make(), with the file named
 
     @property
     def name(self) -> str:
@@ -654,6 +660,16 @@ class CrossRealityPrivacy(Environment):
     def default_params(self) -> EnvParams:
         c = self.config
         rsu = net.jittered_grid_rsu_positions(c.num_rsus, c.map_extent_m, c.core_extent_m)
+        bank = None
+        if c.trace_bank:
+            bank = mobility.load_trace_bank(
+                c.trace_bank,
+                c.slot_s,
+                c.map_extent_m,
+                c.max_steps + 1,
+                c.num_vehicles,
+                owner=f"{type(c).__name__}.trace_bank",
+            )
         return EnvParams(
             rsu_xy_m=jnp.asarray(rsu),
             satellite_xy_m=jnp.zeros(2, jnp.float32),  # the south-west map corner, in the remote ring [R A11]
@@ -662,6 +678,7 @@ class CrossRealityPrivacy(Environment):
             mobility=mobility.MobilityParams(
                 mean_speed_core_mps=8.0, mean_speed_outskirts_mps=12.0, max_speed_mps=16.67
             ),
+            trace_bank=bank,
         )
 
     def validate_params(self, params: EnvParams) -> None:

@@ -135,9 +135,13 @@ class TwinRoutingConfig:
     obs_include_host: bool = False  # append the current host one-hot and t / T_ep (§5.2 [REC option])
     obs_include_presence: bool = False  # append the M presence bits (§5.2 [REC, JAX])
     mobility_substeps: int = 4  # sub-steps per slot of the road-grid mobility
+    trace_bank: str = ""  # a trace bank .npz (`vmjax traces sumo --out`, or a run's trace_bank.npz) replayed
+    # instead of the built-in mobility: resampled to the slot, centred on the map (vmjax.mobility.load_trace_bank);
+    # "" = none
 
     def __post_init__(self):
         owner = "TwinRoutingConfig"
+        validation.check_str(owner, "trace_bank", self.trace_bank)
         validation.check_int_at_least(owner, "num_vehicles", self.num_vehicles, 1)
         validation.check_int_at_least(owner, "num_rsus", self.num_rsus, 1)
         validation.check_int_at_least(owner, "num_uavs", self.num_uavs, 0)
@@ -239,6 +243,8 @@ class EnvParams:
     mobility: mobility.MobilityParams
     norm_stats: NormStats = NormStats()
     trace: mobility.Trace | None = None  # replayed vehicle trajectories [T_ep + 1, V, 2] instead of synthetic
+    trace_bank: mobility.Trace | None = None  # [T_bank >= T_ep + 1, >= V, 2]: a window of random tracks from a
+    # random start slot per episode (its `valid` gaps are slots without the vehicle); at most one of trace, trace_bank
     workload_predictor: Any = None  # vmjax.predict WorkloadPredictor for workload_forecast="predictor"
     flow_table: jax.Array | None = None  # [T_table, N] vehicles per RSU and slot (a traffic CSV, e.g. the SUMO counts
     # of data/traffic/), replayed from a random row of each episode instead of the synthetic flow (`load_flow_table`)
@@ -605,6 +611,8 @@ class TwinRouting(Environment):
         self._uav_loops = patrol.patrol_loops(self._rsu_xy, c.num_uavs, c.uav_loop_rsus)
         m = self.num_servers
         self.obs_dim = (c.num_rsus + c.num_uavs) + m + c.obs_include_host * (m + 1) + c.obs_include_presence * m
+        if c.trace_bank:
+            self.default_params  # noqa: B018 - read the bank now: a bad file fails in make(), with the file named
 
     @property
     def name(self) -> str:
@@ -616,7 +624,7 @@ class TwinRouting(Environment):
         overrides = dict(PARAMETER_SETS[c.parameter_set])
         if c.parameter_set == "literal":
             overrides["channel_gain_coeff"] = literal_gain_coeff(c.snr_ref_db)
-        return EnvParams(
+        params = EnvParams(
             rsu_xy_m=jnp.asarray(self._rsu_xy),
             rsu_present=jnp.ones(c.num_rsus, bool),
             uav_loops_m=jnp.asarray(self._uav_loops),
@@ -626,6 +634,21 @@ class TwinRouting(Environment):
             ),  # 8-14 m/s road traffic [REC §7.2]
             norm_stats=DEFAULT_NORM_STATS[c.parameter_set],
             **overrides,
+        )
+        return params.replace(trace_bank=self._config_trace_bank(params.slot_s))
+
+    def _config_trace_bank(self, slot_s: float) -> mobility.Trace | None:
+        """The bank of `config.trace_bank` fitted to this env (None without one)."""
+        c = self.config
+        if not c.trace_bank:
+            return None
+        return mobility.load_trace_bank(
+            c.trace_bank,
+            float(slot_s),
+            self.road_grid.extent_m,
+            c.max_steps + 1,
+            c.num_vehicles,
+            owner=f"{type(c).__name__}.trace_bank",
         )
 
     # ------------------------------------------------------------------ validation
@@ -661,6 +684,9 @@ class TwinRouting(Environment):
         mobility.validate_params(params.mobility)
         if params.trace is not None:
             self._check_trace(params.trace)
+        if params.trace is not None and params.trace_bank is not None:
+            raise ValueError("EnvParams.trace and EnvParams.trace_bank are both set: replay one of them")
+        mobility.check_trace_bank(owner, params.trace_bank, self.config.max_steps + 1, self.config.num_vehicles)
         if params.flow_table is not None:
             self.check_flow_table(params.flow_table)
         self._check_predictor(params)
@@ -840,7 +866,9 @@ class TwinRouting(Environment):
         c = self.config
         n, u, w = self.num_agents, self.num_uavs, c.load_history_slots
         k_traj, k_trip, k_uav, k_flow = jax.random.split(key, 4)
-        if params.trace is None:
+        if params.trace_bank is not None:
+            trace = mobility.draw_bank_window(k_traj, params.trace_bank, n, c.max_steps + 1)
+        elif params.trace is None:
             trace = mobility.generate_trajectories(
                 k_traj, self.road_grid, params.mobility, n, c.max_steps + 1, params.slot_s, c.mobility_substeps
             )

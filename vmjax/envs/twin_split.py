@@ -88,9 +88,13 @@ class TwinSplitConfig:
     observed_load: Literal["previous", "requested"] = "previous"  # L_E in eq. (21): "previous" the agents' load
     # of slot t-1 [R §10-A6] | "requested" the work requested at each RSU in slot t (every task as if it stays) [C]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic fallback mobility
+    trace_bank: str = ""  # a trace bank .npz (`vmjax traces sumo --out`, or a run's trace_bank.npz) replayed
+    # instead of the built-in mobility: resampled to the slot, centred on the map (vmjax.mobility.load_trace_bank);
+    # "" = none
 
     def __post_init__(self):
         owner = "TwinSplitConfig"
+        validation.check_str(owner, "trace_bank", self.trace_bank)
         validation.check_int_at_least(owner, "num_vehicles", self.num_vehicles, 1)
         validation.check_int_at_least(owner, "num_rsus", self.num_rsus, 2)
         validation.check_int_at_least(owner, "max_steps", self.max_steps, 1)
@@ -379,6 +383,8 @@ class TwinSplit(Environment):
         self.obs_dim = c.num_rsus + 5 if c.obs_mode == "faithful" else 3 * c.num_rsus + 8
         size = c.map_size_m
         self.road_grid = mobility.urban_grid((size, size), (size / 2, size / 2), size / 20, size / 10, (3.0,))
+        if c.trace_bank:
+            self.default_params  # noqa: B018 - read the bank now: a bad file fails in make(), with the file named
 
     @property
     def name(self) -> str:
@@ -387,12 +393,23 @@ class TwinSplit(Environment):
     @property
     def default_params(self) -> EnvParams:
         c = self.config
-        return EnvParams(
+        params = EnvParams(
             rsu_xy_m=jnp.asarray(net.grid_rsu_positions(c.num_rsus, c.map_size_m)),
             backhaul_bps=jnp.asarray(grid_backhaul_bps(c.num_rsus)),
             map_extent_m=jnp.full((2,), c.map_size_m, jnp.float32),
             mobility=mobility.MobilityParams(),
         )
+        if not c.trace_bank:
+            return params
+        bank = mobility.load_trace_bank(
+            c.trace_bank,
+            float(params.slot_s),
+            (c.map_size_m, c.map_size_m),
+            c.max_steps + 1,
+            self.num_traced,
+            owner=f"{type(c).__name__}.trace_bank",
+        )
+        return params.replace(trace_bank=bank)
 
     def validate_params(self, params: EnvParams) -> None:
         owner, c = "EnvParams", self.config

@@ -12,8 +12,18 @@ model = fit_est_tg(city, gps)                 # spec 004 §4.2-4.4; generate_est
                                               # generate_chained_bank: §4.9 env bank
 banks = build_trace_banks(0)                  # spec 004 §4.9/§7.3: banks.real, banks.generated -> trace_bank
 fidelity_report(city, real_xy, real_hours, real_speeds, trips)  # spec 004 §4.10
+fcd = read_fcd("run.fcd.xml.gz"); trace = fcd_to_trace(fcd, 30.0)  # SUMO FCD -> Trace (vmjax.mobility.sumo)
+net = read_net("run.net.xml")                 # SUMO net -> net.graph, a directed RoadGraph; place_rsus on junctions
+bank = load_trace_bank("bank.npz", slot_s=30.0, map_extent_m=(5000, 5000))  # a bank file fitted to an env
 """
 
+from vmjax.mobility.bank_file import (
+    BankFile,
+    draw_bank_window,
+    load_trace_bank,
+    read_trace_bank,
+    save_trace_bank,
+)
 from vmjax.mobility.banks import TraceBanks, build_trace_banks
 from vmjax.mobility.est_tg import (
     ESTTGConfig,
@@ -66,6 +76,17 @@ from vmjax.mobility.roads import (
     intersections_m,
     urban_grid,
 )
+from vmjax.mobility.sumo import (
+    FcdData,
+    SumoNet,
+    fcd_to_trace,
+    geo_origin_lonlat,
+    junction_visits,
+    pack_tracks,
+    place_rsus,
+    read_fcd,
+    read_net,
+)
 from vmjax.mobility.synthetic import MobilityParams, generate_trajectories, validate_params
 from vmjax.mobility.tdrive import (
     BEIJING_CENTRE_LONLAT,
@@ -80,6 +101,20 @@ from vmjax.mobility.tdrive import (
 from vmjax.mobility.trace import Trace, check_trace_bank
 
 __all__ = [
+    "BankFile",
+    "FcdData",
+    "SumoNet",
+    "draw_bank_window",
+    "fcd_to_trace",
+    "geo_origin_lonlat",
+    "junction_visits",
+    "load_trace_bank",
+    "pack_tracks",
+    "place_rsus",
+    "read_fcd",
+    "read_net",
+    "read_trace_bank",
+    "save_trace_bank",
     "BEIJING_CENTRE_LONLAT",
     "ESTTGConfig",
     "ESTTGModel",

@@ -26,14 +26,16 @@ class Trace:
     positions_m:  [T, V, 2] float32, metres east/north of the map origin.
     headings_rad: [T, V] float32 direction of travel atan2(dy, dx), or None when unknown.
     valid:        [T, V] bool, True where the vehicle is present in the slot; None means all valid.
+    speeds_mps:   [T, V] float32 speed in m/s (e.g. SUMO's FCD `speed`), or None when unknown.
     """
 
     positions_m: jax.Array
     headings_rad: jax.Array | None = None
     valid: jax.Array | None = None
+    speeds_mps: jax.Array | None = None
 
     @classmethod
-    def create(cls, positions_m, headings_rad=None, valid=None) -> Trace:
+    def create(cls, positions_m, headings_rad=None, valid=None, speeds_mps=None) -> Trace:
         """Checks shapes (and finiteness, for concrete inputs) in Python, casts, and builds a `Trace`."""
         positions_m = jnp.asarray(positions_m, jnp.float32)
         if positions_m.ndim != 3 or positions_m.shape[-1] != 2:
@@ -58,7 +60,13 @@ class Trace:
                 raise ValueError(f"Trace.valid must have dtype bool, got {valid.dtype}")
             if tuple(valid.shape) != steps_vehicles:
                 raise ValueError(f"Trace.valid must have shape [T, V] = {steps_vehicles}, got {tuple(valid.shape)}")
-        return cls(positions_m=positions_m, headings_rad=headings_rad, valid=valid)
+        if speeds_mps is not None:
+            speeds_mps = jnp.asarray(speeds_mps, jnp.float32)
+            if tuple(speeds_mps.shape) != steps_vehicles:
+                raise ValueError(
+                    f"Trace.speeds_mps must have shape [T, V] = {steps_vehicles}, got {tuple(speeds_mps.shape)}"
+                )
+        return cls(positions_m=positions_m, headings_rad=headings_rad, valid=valid, speeds_mps=speeds_mps)
 
     @property
     def num_steps(self) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from baselines import avatar_premigration as heuristics
 from baselines import evaluate as evaluator
@@ -31,15 +32,19 @@ LEARNED_FORECAST = "lstm"  # the env's workload_forecast that needs the trained 
 
 
 def train_trajectory_predictor(env, config: predict.PredictorConfig, seed: int, run_dir: Path, log: Log = print):
-    """§4.3: fit the LSTM on simulated trajectories of the env's road, report held-out error (metres); its
-    metrics go to predictor_metrics.json in the run folder."""
+    """§4.3: fit the LSTM on simulated trajectories of the env's road (or on the env's trace bank, when it has
+    one: the motion it replays), report held-out error (metres); its metrics go to predictor_metrics.json in the
+    run folder."""
     k_data, k_test, k_train = jax.random.split(jax.random.PRNGKey(seed), 3)
-    positions = simulate_trajectories(k_data, env, config.num_vehicles, config.num_slots)
-    heldout = simulate_trajectories(k_test, env, config.num_vehicles, max(1000, config.history_slots + 2))
-    log(
-        f"trajectory predictor: training LSTM({config.hidden_size}) for {config.epochs} epochs on "
-        f"{config.num_vehicles} x {config.num_slots} slots"
-    )
+    bank = env.default_params.trace_bank
+    if bank is None:
+        positions = simulate_trajectories(k_data, env, config.num_vehicles, config.num_slots)
+        heldout = simulate_trajectories(k_test, env, config.num_vehicles, max(1000, config.history_slots + 2))
+        data = f"{config.num_vehicles} x {config.num_slots} slots"
+    else:
+        positions, heldout = split_bank_tracks(k_test, bank)
+        data = f"{positions.shape[1]} trace-bank tracks x {positions.shape[0]} slots ({heldout.shape[1]} held out)"
+    log(f"trajectory predictor: training LSTM({config.hidden_size}) for {config.epochs} epochs on {data}")
 
     def progress(epoch, record):
         progress_line(
@@ -66,6 +71,16 @@ def train_trajectory_predictor(env, config: predict.PredictorConfig, seed: int, 
         },
     )
     return predictor
+
+
+def split_bank_tracks(key, bank, heldout_share: float = 0.2):
+    """A trace bank's tracks [T, V, 2] split at random into training and held-out tracks (a fifth, at least one)."""
+    positions = np.asarray(bank.positions_m)
+    if positions.shape[1] < 2:
+        raise ValueError(f"the trajectory predictor needs a trace bank of >= 2 tracks, got {positions.shape[1]}")
+    num_heldout = max(1, int(round(heldout_share * positions.shape[1])))
+    order = np.asarray(jax.random.permutation(key, positions.shape[1]))
+    return positions[:, np.sort(order[num_heldout:])], positions[:, np.sort(order[:num_heldout])]
 
 
 def prepare(env, params, configs: Configs, run_dir: Path, log: Log):

@@ -126,9 +126,19 @@ def results_table(
 def config_fingerprint(configs: Configs, sections: Sequence[str], run_fields: Sequence[str] = ()) -> str:
     """sha256 of the JSON of the config `sections` (those the run has) and the `run_fields` of its run section:
     the fingerprint of the configuration an artifact of the run folder was built from."""
-    data = {section: dataclasses.asdict(configs[section]) for section in sections if section in configs}
+    data = {section: _fingerprinted(configs[section]) for section in sections if section in configs}
     data["run"] = {name: getattr(configs["run"], name) for name in run_fields}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()
+
+
+LATER_FIELDS = {"trace_bank": ""}
+"""Config fields added after run folders existed, with their default: at that default a field is left out of the
+fingerprint, so the artifacts of earlier run folders (predictors, reward statistics) still match."""
+
+
+def _fingerprinted(config) -> dict:
+    values = dataclasses.asdict(config)
+    return {k: v for k, v in values.items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
 def fingerprint_path(path: Path) -> Path:

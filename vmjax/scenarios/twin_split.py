@@ -49,19 +49,31 @@ class TrajectoryConfig:
 
 
 def prepare(env, params, configs: Configs, run_dir: Path, log: Log):
-    """The trajectory bank (spec 004 §7.3): read back from the run folder (trace_bank.npz, when built from the same
-    env and trajectories sections), from `trajectories.bank_path`, or built by `vmjax.mobility.build_trace_banks`
-    and saved; none for "synthetic"."""
-    config = configs["trajectories"]
+    """The trajectory bank (spec 004 §7.3): the env's own (`env.trace_bank`, the flag every scenario shares), else
+    read back from the run folder (trace_bank.npz, when built from the same env and trajectories sections), from
+    `trajectories.bank_path` (fitted to the env like `env.trace_bank`), or built by
+    `vmjax.mobility.build_trace_banks` and saved; none for "synthetic"."""
+    config, env_config = configs["trajectories"], configs["env"]
+    if env_config.trace_bank:
+        log(f"trajectories: {env_config.trace_bank} (env.trace_bank)")
+        return params
     if config.source == "synthetic":
         return params
 
     def load(source: Path):
         try:
-            with np.load(source) as data:
-                return data["positions_m"], data["valid"]
-        except (OSError, KeyError, ValueError) as error:
-            raise SystemExit(f"{source}: not a trace bank ({error})") from error
+            trace = mobility.load_trace_bank(
+                source,
+                float(params.slot_s),
+                (env_config.map_size_m, env_config.map_size_m),
+                env_config.max_steps + 1,
+                env_config.num_vehicles + env_config.num_background_vehicles,
+                owner="trajectories.bank_path",
+            )
+        except ValueError as error:
+            raise SystemExit(str(error)) from error
+        valid = np.ones(trace.positions_m.shape[:2], bool) if trace.valid is None else np.asarray(trace.valid)
+        return np.asarray(trace.positions_m), valid
 
     def save(path: Path, bank) -> None:
         buffer = BytesIO()
@@ -94,13 +106,19 @@ MODE_LABELS = {"split": "MSRL (Split)", "local_edge": "Local-Edge", "local": "Lo
 
 def label(configs: Configs) -> str:
     """Split Model (MSRL), Local-Edge Model or Local-Model, then the trajectories if not the ground truth."""
-    source = configs["trajectories"].source
+    source = trajectory_source(configs)
     name = MODE_LABELS[configs["agent"].mode]
-    return name + ("" if source == "real" else " (EST-TG trajectories)" if source == "generated" else " (synthetic)")
+    suffix = {"real": "", "generated": " (EST-TG trajectories)", "synthetic": " (synthetic)", "env.trace_bank": ""}
+    return name + suffix[source] + (f" ({Path(configs['env'].trace_bank).name})" if configs["env"].trace_bank else "")
+
+
+def trajectory_source(configs: Configs) -> str:
+    """Where the vehicles drive: the env's trace bank when it has one, else `trajectories.source`."""
+    return "env.trace_bank" if configs["env"].trace_bank else configs["trajectories"].source
 
 
 def variant(configs: Configs) -> str:
-    return f"mode={configs['agent'].mode}, trajectories={configs['trajectories'].source}"
+    return f"mode={configs['agent'].mode}, trajectories={trajectory_source(configs)}"
 
 
 TABLE_COLUMNS = (
