@@ -21,4 +21,8 @@ timeout 200 python3 -u -m bench --skip-torch --skip-twin-routing --skip-scaling 
 # TwinRouting-v0 env (persistence forecast and the LSTM-Transformer in the loop)
 timeout 100 python3 -u -m bench.twin_routing_throughput --worlds 1 1024 16384 --repeats 3 \
     --out "$out/twin_routing_throughput.json"
+# the layout search for a GPU preset (issue 21): Hybrid-MAPPO's training throughput at every world count x
+# minibatch count; the fastest row is the candidate for `--run.preset gpu`
+timeout 150 python3 -u -m bench.train_throughput --worlds 1024 4096 16384 --minibatches 4 16 64 --repeats 2 \
+    --large-repeats 2 --out "$out/train_layout.json"
 exit 0

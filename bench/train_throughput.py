@@ -1,18 +1,21 @@
 """End-to-end training throughput of Hybrid-MAPPO on AvatarPremigration-v0 at several numbers of parallel worlds.
 
-    python -m bench.train_throughput [--worlds 1 64 1024 4096] [--forecast lstm] [--epochs 10]
+    python -m bench.train_throughput [--worlds 1 64 1024 4096] [--minibatches 4 16] [--forecast lstm] [--epochs 10]
 
 One timed unit is one full training iteration: a 100-step rollout of every world (policy sampling, env steps,
 auto-resets with the LSTM forecast), GAE, and the PPO update (epochs x minibatches of four networks). The
 iteration is AOT-compiled first (compile time reported apart), run once as a warm-up, then timed with
 `block_until_ready`; the median of the repeats is reported. Throughput = worlds x rollout steps / time; the
-reference in the same process is the first world count. The LSTM has the command line's default size
+reference in the same process is the first row. With several `--minibatches`, every world count is measured at
+every minibatch count (the layout search behind a device's preset: the fastest row). The LSTM has the command line's default size
 (32 cells) with untrained weights: its cost does not depend on the weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 
 import jax
 
@@ -35,8 +38,10 @@ def make_env_and_params(forecast: str, predictor_hidden: int):
     return env, params
 
 
-def measure_one(env, params, num_worlds: int, epochs: int, repeats: int) -> dict:
+def measure_one(env, params, num_worlds: int, epochs: int, repeats: int, minibatches: int | None = None) -> dict:
     config = HybridMappoConfig(num_envs=num_worlds, num_steps=env.config.max_steps, update_epochs=epochs)
+    if minibatches is not None:
+        config = dataclasses.replace(config, num_minibatches=minibatches)
     trainer = make_trainer(env, config, params)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
     step, compile_s = compile_aot(jax.jit(trainer.update), (state,))
@@ -45,6 +50,7 @@ def measure_one(env, params, num_worlds: int, epochs: int, repeats: int) -> dict
     env_steps = config.env_steps_per_iteration
     return {
         "worlds": num_worlds,
+        "minibatches": config.num_minibatches,
         "compile_s": compile_s,
         "iteration_s": iteration_s,
         "env_steps_per_iteration": env_steps,
@@ -65,6 +71,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--predictor-hidden", type=int, default=32, help="LSTM cells (command-line default 32)")
     parser.add_argument("--epochs", type=int, default=10, help="PPO epochs per iteration (spec default 10)")
+    parser.add_argument(
+        "--minibatches",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="PPO minibatches per epoch, each a row at every world count (default: the config's)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations per world count (median)")
     parser.add_argument(
         "--large-repeats",
@@ -82,12 +95,12 @@ def main(argv=None) -> int:
         flush=True,
     )
     rows = []
-    for worlds in args.worlds:
+    for worlds, minibatches in itertools.product(args.worlds, args.minibatches):
         repeats = args.repeats if worlds < 2048 else args.large_repeats
-        row = measure_one(env, params, worlds, args.epochs, repeats)
+        row = measure_one(env, params, worlds, args.epochs, repeats, minibatches)
         rows.append(row)
         print(
-            f"{worlds:>6} worlds  {row['env_steps_per_s']:>12,.0f} env steps/s  {row['agent_steps_per_s']:>13,.0f} "
+            f"{worlds:>6} worlds  {row['minibatches']:>3} minibatches  {row['env_steps_per_s']:>12,.0f} env steps/s  {row['agent_steps_per_s']:>13,.0f} "
             f"agent steps/s  iteration {row['iteration_s']:7.2f} s  compile {row['compile_s']:5.1f} s",
             flush=True,
         )
