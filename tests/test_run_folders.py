@@ -322,3 +322,28 @@ def test_a_later_config_field_at_its_default_keeps_earlier_fingerprints():
     assert config_fingerprint(configs, ("env",)) == earlier
     with_bank = {**configs, "env": dataclasses.replace(configs["env"], trace_bank="bank.npz")}
     assert config_fingerprint(with_bank, ("env",)) != earlier
+
+
+def test_a_checkpoint_from_before_an_optional_field_was_added_still_restores():
+    """A state field added later with a None value (as `Trace.speeds_mps`) is filled in on restore; a missing
+    field that holds an array is still an error naming the checkpoint."""
+    import jax.numpy as jnp
+    import pytest
+    from flax import serialization, struct
+
+    from vmjax.agents import checkpoint
+
+    @struct.dataclass
+    class Before:
+        positions: jnp.ndarray
+
+    @struct.dataclass
+    class After:
+        positions: jnp.ndarray
+        speeds: jnp.ndarray | None = None
+
+    old = serialization.to_bytes(Before(jnp.arange(3.0)))
+    restored = checkpoint.restore_state(old, After(jnp.zeros(3)), "old.msgpack")
+    assert restored.speeds is None and restored.positions.tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(checkpoint.CheckpointError, match="old.msgpack is corrupt or from a different configuration"):
+        checkpoint.restore_state(old, After(jnp.zeros(3), jnp.zeros(3)), "old.msgpack")

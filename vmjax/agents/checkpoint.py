@@ -71,10 +71,28 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict | None, bytes]:
     return record["progress"], state_bytes
 
 
+def with_new_optional_fields(saved, expected):
+    """The state dict `saved` with the keys of `expected` (the template's state dict) that it lacks added where
+    the template holds None or an empty container: optional fields (e.g. `Trace.speeds_mps`) added to a state
+    after the checkpoint was written, so older checkpoints still restore. Any other missing key stays missing
+    (and the restore names it)."""
+    if not isinstance(saved, dict) or not isinstance(expected, dict):
+        return saved
+    out = dict(saved)
+    for key, value in expected.items():
+        if key in saved:
+            out[key] = with_new_optional_fields(saved[key], value)
+        elif value is None or (isinstance(value, dict | list | tuple) and not value):
+            out[key] = value
+    return out
+
+
 def restore_state(state_bytes: bytes, template: PyTree, where: str = "checkpoint") -> PyTree:
     """Flax msgpack bytes into the structure of `template`; CheckpointError naming `where` on a mismatch."""
     try:
-        restored = serialization.from_bytes(template, state_bytes)
+        saved = serialization.msgpack_restore(state_bytes)
+        saved = with_new_optional_fields(saved, serialization.to_state_dict(template))
+        restored = serialization.from_state_dict(template, saved)
     except Exception as error:  # msgpack and structure errors come in many types
         raise CheckpointError(f"{where} is corrupt or from a different configuration: {error}") from error
     for got, want in zip(jax.tree.leaves(restored), jax.tree.leaves(template)):
