@@ -75,21 +75,14 @@ class WorldEnv(gymnasium.Env):
         self.render_mode = render_mode
         self.observation_space, self.action_space = _space_pair(native, self.world.params)
         self._native_space = native.action_space(self.world.params)
-        self._key = None
         self._state = None
         self._done = False
 
-    def _next_key(self):
-        import jax
-
-        self._key, key = jax.random.split(self._key)
-        return key
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if seed is not None or self._key is None:
-            self._key = world.seed_key(seed, self.np_random)
-        obs, self._state, mask, present = self.world.reset(self._next_key())
+        if seed is not None or self.world.key is None:
+            self.world.key = world.seed_key(seed, self.np_random)
+        (obs, mask, present), self._state = self.world.reset()
         self._done = False
         return np.array(obs, np.float32), {"action_mask": np.array(mask), "agents_present": np.array(present)}
 
@@ -99,8 +92,8 @@ class WorldEnv(gymnasium.Env):
         if self._done:
             raise RuntimeError("the episode is over: call reset()")
         native_action = gym_spaces.joint_action(self._native_space, action)
-        (obs, reward, terminated, truncated, info), self._state, mask, present = self.world.step(
-            self._next_key(), self._state, native_action
+        (obs, reward, terminated, truncated, info, mask, present), self._state = self.world.step(
+            self._state, native_action
         )
         self._done = bool(terminated) or bool(truncated)
         info = {k: np.array(v) for k, v in info.items()}
@@ -137,14 +130,7 @@ class WorldsVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._native_space = native.action_space(self.worlds.params)
-        self._key = None
         self._state = None
-
-    def _next_key(self):
-        import jax
-
-        self._key, key = jax.random.split(self._key)
-        return key
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Reset every world: (observations [num_envs, N, obs_dim], infos). One `seed` for all worlds (each world
@@ -152,10 +138,10 @@ class WorldsVectorEnv(VectorEnv):
         if isinstance(seed, list | tuple):
             raise ValueError("seed must be one int (the worlds' starts are drawn from it) or None, got a list")
         super().reset(seed=seed)
-        if seed is not None or self._key is None:
+        if seed is not None or self.worlds.key is None:
             rng = self.np_random if self._np_random is not None else np.random.default_rng()
-            self._key = world.seed_key(seed, rng)
-        obs, self._state, mask, present = self.worlds.reset(self._next_key())
+            self.worlds.key = world.seed_key(seed, rng)
+        (obs, mask, present), self._state = self.worlds.reset()
         infos = self._masked({"action_mask": mask, "agents_present": present}, np.ones(self.num_envs, bool))
         return np.array(obs, np.float32), infos
 
@@ -165,8 +151,8 @@ class WorldsVectorEnv(VectorEnv):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
         native_actions = gym_spaces.joint_action(self._native_space, actions, batch=(self.num_envs,), where="actions")
-        (obs, reward, terminated, truncated, info), self._state, mask, present = self.worlds.step(
-            self._next_key(), self._state, native_actions
+        (obs, reward, terminated, truncated, info, mask, present), self._state = self.worlds.step(
+            self._state, native_actions
         )
         terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
         done = terminated | truncated

@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 
 from vmjax.interop import INSTALL_HINT, world
@@ -60,7 +59,6 @@ class ParallelEnv(_ParallelEnv):
         self.state_space = type(whole)(whole.low.reshape(-1), whole.high.reshape(-1), (whole.low.size,), np.float32)
         self._obs = None
         self._rng = np.random.default_rng()
-        self._key = None
         self._state = None
         self._mask = None
         self._present = None
@@ -84,15 +82,11 @@ class ParallelEnv(_ParallelEnv):
         return self._action_spaces[agent]
 
     # ------------------------------------------------------------------ episode
-    def _next_key(self) -> jax.Array:
-        self._key, key = jax.random.split(self._key)
-        return key
-
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Start an episode: (observations, infos) of the agents present at its first slot."""
-        if seed is not None or self._key is None:
-            self._key = world.seed_key(seed, self._rng)
-        obs, self._state, self._mask, self._present = self.world.reset(self._next_key())
+        if seed is not None or self.world.key is None:
+            self.world.key = world.seed_key(seed, self._rng)
+        (obs, self._mask, self._present), self._state = self.world.reset()
         self._obs = obs
         self._finished = set()
         self.agents = [a for a in self.possible_agents if self._present[self._index[a]]]
@@ -130,9 +124,8 @@ class ParallelEnv(_ParallelEnv):
         if not self.agents:
             raise RuntimeError("the episode is over (no agents left): call reset()")
         native_action = self._build_action(actions)
-        (obs, reward, terminated, truncated, info), self._state, self._mask, self._present = self.world.step(
-            self._next_key(), self._state, native_action
-        )
+        out, self._state = self.world.step(self._state, native_action)
+        obs, reward, terminated, truncated, info, self._mask, self._present = out
         self.last_info, self._obs = info, obs
         episode_over = bool(terminated) or bool(truncated)
         acted = list(self.agents)
@@ -167,9 +160,8 @@ class ParallelEnv(_ParallelEnv):
         while True:
             fillers = [gym_spaces.filler_action(self._native_space, self._mask_row(i)) for i in range(len(self._index))]
             native_action = gym_spaces.stack_agent_actions(self._native_space, fillers, self.possible_agents)
-            (obs, _, terminated, truncated, info), self._state, self._mask, self._present = self.world.step(
-                self._next_key(), self._state, native_action
-            )
+            out, self._state = self.world.step(self._state, native_action)
+            obs, _, terminated, truncated, info, self._mask, self._present = out
             self.last_info, self._obs = info, obs
             if bool(terminated) or bool(truncated):
                 return {}, {}

@@ -79,89 +79,95 @@ def compiled(env: Environment, kind: str, build):
 
 
 def one_world_functions(env: Environment):
-    """Jitted (reset(key, params), step(key, state, action, params)) of one world, each with the mask and the agents
-    present after the call."""
+    """Jitted (reset(key, params), step(key, state, action, params)) of one world. Each splits `key` (the adapter's
+    key stream: the next key comes back) and returns, after the call, the action mask and the agents present."""
 
     def reset(key, params):
-        obs, state = env.reset_env(key, params)
-        return obs, state, action_mask(env, state, params), env.agents_present(state, params)
+        key, sub = jax.random.split(key)
+        obs, state = env.reset_env(sub, params)
+        return key, (obs, action_mask(env, state, params), env.agents_present(state, params)), state
 
     def step(key, state, action, params):
-        obs, state, reward, terminated, truncated, info = env.step_env(key, state, action, params)
-        out = (obs, reward, terminated, truncated, info)
-        return out, state, action_mask(env, state, params), env.agents_present(state, params)
+        key, sub = jax.random.split(key)
+        obs, state, reward, terminated, truncated, info = env.step_env(sub, state, action, params)
+        out = (
+            obs,
+            reward,
+            terminated,
+            truncated,
+            info,
+            action_mask(env, state, params),
+            env.agents_present(state, params),
+        )
+        return key, out, state
 
     return jax.jit(reset), jax.jit(step)
 
 
 def many_worlds_functions(vec: VecEnv):
-    """Jitted (reset(key, params), step(key, state, actions, params)) of a `VecEnv`, each with the masks and the
-    agents present of every world after the call."""
+    """Jitted (reset(key, params), step(key, state, actions, params)) of a `VecEnv`, as `one_world_functions` with
+    a leading world axis (the masks and agents present of every world)."""
     extras = lambda state, params: jax.vmap(
         lambda s: (action_mask(vec.env, s, params), vec.env.agents_present(s, params))
     )(state)
 
     def reset(key, params):
-        obs, state = vec.reset(key, params)
-        return obs, state, *extras(state, params)
+        key, sub = jax.random.split(key)
+        obs, state = vec.reset(sub, params)
+        return key, (obs, *extras(state, params)), state
 
     def step(key, state, actions, params):
-        obs, state, reward, terminated, truncated, info = vec.step(key, state, actions, params)
-        return (obs, reward, terminated, truncated, info), state, *extras(state, params)
+        key, sub = jax.random.split(key)
+        obs, state, reward, terminated, truncated, info = vec.step(sub, state, actions, params)
+        return key, (obs, reward, terminated, truncated, info, *extras(state, params)), state
 
     return jax.jit(reset), jax.jit(step)
 
 
-class OneWorld:
-    """One world of `env` under `params`: jitted `reset(key)` and `step(key, state, action)`, each returning NumPy
-    (the state stays on the device) with the action mask and the agents present after the call."""
+class _Worlds:
+    """What `OneWorld` and `ManyWorlds` share: the params (checked once), the key stream `key` (set it from
+    `seed_key`; each reset and step advances it inside the jitted call), NumPy out."""
+
+    def __init__(self, env: Environment, params, functions):
+        self.env = env
+        self.params = env.default_params if params is None else params
+        env.check_params_class(self.params)
+        env.validate_params(self.params)
+        self._reset, self._step = functions
+        self.key = None
+
+    def _check_key(self) -> None:
+        if self.key is None:
+            raise RuntimeError("set the key stream (`seed_key`) before reset")
+
+    def reset(self):
+        """(obs, mask, present) as NumPy, and the state (on the device)."""
+        self._check_key()
+        self.key, out, state = self._reset(self.key, self.params)
+        return jax.device_get(out), state
+
+    def step(self, state, action):
+        """(obs, reward, terminated, truncated, info, mask, present) as NumPy, and the next state."""
+        self._check_key()
+        self.key, out, state = self._step(self.key, state, action, self.params)
+        return jax.device_get(out), state
+
+
+class OneWorld(_Worlds):
+    """One world of `env` under `params`: jitted `reset()` and `step(state, action)` without auto-reset (the raw
+    transition `step_env`), with the action mask and the agents present after the call."""
 
     def __init__(self, env: Environment, params):
-        self.env = env
-        self.params = env.default_params if params is None else params
-        env.check_params_class(self.params)
-        env.validate_params(self.params)
-        self._reset, self._step = compiled(env, "one_world", lambda: one_world_functions(env))
-
-    def reset(self, key):
-        """(obs, state, mask, present): obs, mask and present as NumPy."""
-        obs, state, mask, present = self._reset(key, self.params)
-        obs, mask, present = jax.device_get((obs, mask, present))
-        return obs, state, mask, present
-
-    def step(self, key, state, action):
-        """((obs, reward, terminated, truncated, info), state, mask, present), without auto-reset (the raw
-        transition `step_env`); everything but the state as NumPy."""
-        out, state, mask, present = self._step(key, state, action, self.params)
-        out, mask, present = jax.device_get((out, mask, present))
-        return out, state, mask, present
+        super().__init__(env, params, compiled(env, "one_world", lambda: one_world_functions(env)))
 
 
-class ManyWorlds:
+class ManyWorlds(_Worlds):
     """`num_envs` worlds of `env` in one `VecEnv` (same-step auto-reset, `info["final_observation"]`): jitted
-    `reset(key)` and `step(key, state, actions)` returning NumPy, with the masks and the agents present after the
-    call."""
+    `reset()` and `step(state, actions)` with the masks and the agents present of every world after the call."""
 
     def __init__(self, env: Environment, num_envs: int, params):
-        self.env = env
         self.vec = VecEnv(env, num_envs)
-        self.params = env.default_params if params is None else params
-        env.check_params_class(self.params)
-        env.validate_params(self.params)
-        self._reset, self._step = compiled(env, f"worlds_{num_envs}", lambda: many_worlds_functions(self.vec))
-
-    def reset(self, key):
-        """(obs, state, masks, present) of every world; all but the state as NumPy."""
-        obs, state, mask, present = self._reset(key, self.params)
-        obs, mask, present = jax.device_get((obs, mask, present))
-        return obs, state, mask, present
-
-    def step(self, key, state, actions):
-        """((obs, reward, terminated, truncated, info), state, masks, present) of every world, auto-reset included
-        (`VecEnv.step`); all but the state as NumPy."""
-        out, state, mask, present = self._step(key, state, actions, self.params)
-        out, mask, present = jax.device_get((out, mask, present))
-        return out, state, mask, present
+        super().__init__(env, params, compiled(env, f"worlds_{num_envs}", lambda: many_worlds_functions(self.vec)))
 
 
 __all__ = [
