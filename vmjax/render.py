@@ -115,7 +115,9 @@ def draw_scene(scene: Scene, ax) -> None:
     xmin, xmax, ymin, ymax = _limits(scene)
     ax.set_xlim(xmin, xmax)
     ax.set_ylim(ymin, ymax)
-    ax.set_aspect("equal" if (xmax - xmin) < 6 * (ymax - ymin) else "auto")
+    stretched = (xmax - xmin) > 2.5 * (ymax - ymin)  # a corridor: drawn in a wide box, y stretched
+    ax.set_aspect("auto" if stretched else "equal")
+    ax.set_box_aspect(0.5 if stretched else None)
     ax.set_title(scene.title)
     ax.set_ylabel("y (m)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
@@ -262,4 +264,36 @@ def render_run(
     return path
 
 
-__all__ = ["animate", "draw_scene", "frame", "new_figure", "record_episode", "render_run", "rgb_array", "scene_of"]
+def scenario_frames(out_dir: Path, env_ids=None, steps: int = 3, seed: int = FIRST_SEED, dpi: int = 70) -> list[Path]:
+    """One PNG per scenario (default: every registered -v0 id, at its default config): the frame of slot `steps`
+    of a held-out episode of the scenario's greedy heuristic, as `<out_dir>/<env id>.png` (the README's images:
+    `python -c "from vmjax import render; render.scenario_frames('docs/img')"`)."""
+    from vmjax.core import registry
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for env_id in env_ids or [e for e in registry.registered_envs() if e.endswith("-v0")]:
+        env = registry.make(env_id)
+        params = env.default_params
+        scenario = scenarios.get(env_id)
+        policy = scenario.evaluation.policies[scenario.greedy](env)
+        state, info, extras = record_episode(env, params, policy, jax.random.PRNGKey(seed), steps + 1)[steps]
+        fig = frame(env, state, params, info=info, extras=extras)
+        path = out_dir / f"{env_id}.png"
+        fig.savefig(path, dpi=dpi)
+        paths.append(path)
+    return paths
+
+
+__all__ = [
+    "animate",
+    "draw_scene",
+    "frame",
+    "new_figure",
+    "record_episode",
+    "render_run",
+    "rgb_array",
+    "scenario_frames",
+    "scene_of",
+]
