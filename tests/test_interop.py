@@ -202,3 +202,21 @@ def test_vector_env_is_deterministic_and_checks_actions(vector_run):
         again.step({"target": actions[0]["target"], "fraction": np.zeros((3, 2), np.float32)})
     with pytest.raises(ValueError, match="seed must be one int"):
         again.reset(seed=[1, 2, 3])
+
+
+def test_vector_infos_of_worlds_that_end_apart():
+    """Worlds that end at different steps (TwinRouting's trips, terminal states): per-world masks, as Gymnasium's
+    SyncVectorEnv lays them out (no env needed)."""
+    from vmjax.interop.gym_env import same_step_infos
+
+    done = np.array([False, True, False])
+    step_info = {"latency_s": np.array([1.0, 2.0, 3.0]), "agent_rewards": np.zeros((3, 2))}
+    reset_info = {"action_mask": np.ones((3, 2, 4), bool)}
+    final_obs = np.arange(3 * 2 * 5, dtype=np.float32).reshape(3, 2, 5)
+    infos = same_step_infos(step_info, reset_info, done, final_obs)
+    assert infos["_latency_s"].tolist() == [True, False, True] and infos["_action_mask"].all()
+    assert infos["_final_obs"].tolist() == [False, True, False] == infos["_final_info"].tolist()
+    assert infos["final_obs"][0] is None and np.array_equal(infos["final_obs"][1], final_obs[1])
+    assert infos["final_info"]["_latency_s"].tolist() == [False, True, False]
+    assert infos["final_info"]["latency_s"][1] == 2.0 and infos["latency_s"] is not step_info["latency_s"]
+    assert "final_obs" not in same_step_infos(step_info, reset_info, np.zeros(3, bool), final_obs)

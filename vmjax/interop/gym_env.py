@@ -142,7 +142,7 @@ class WorldsVectorEnv(VectorEnv):
             rng = self.np_random if self._np_random is not None else np.random.default_rng()
             self.worlds.key = world.seed_key(seed, rng)
         (obs, mask, present), self._state = self.worlds.reset()
-        infos = self._masked({"action_mask": mask, "agents_present": present}, np.ones(self.num_envs, bool))
+        infos = masked_infos({"action_mask": mask, "agents_present": present}, np.ones(self.num_envs, bool))
         return np.array(obs, np.float32), infos
 
     def step(self, actions):
@@ -155,33 +155,41 @@ class WorldsVectorEnv(VectorEnv):
             self._state, native_actions
         )
         terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
-        done = terminated | truncated
         final_obs = np.array(info.pop("final_observation"), np.float32)
-        step_info = {k: np.array(v) for k, v in info.items()}
-        step_info["agent_rewards"] = np.array(reward)
-        infos = self._masked(step_info, ~done)
-        infos.update(self._masked({"action_mask": mask, "agents_present": present}, np.ones_like(done)))
-        if done.any():
-            infos["final_obs"] = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(done):
-                infos["final_obs"][i] = final_obs[i]
-            infos["_final_obs"] = done.copy()
-            infos["final_info"] = self._masked(step_info, done)
-            infos["_final_info"] = done.copy()
+        step_info = {**info, "agent_rewards": reward}
+        reset_info = {"action_mask": mask, "agents_present": present}
+        infos = same_step_infos(step_info, reset_info, terminated | truncated, final_obs)
         world_rewards = reduce_reward(np.asarray(reward, np.float64), self.reward)
         return np.array(obs, np.float32), world_rewards, terminated, truncated, infos
 
-    @staticmethod
-    def _masked(values: dict, mask: np.ndarray) -> dict:
-        """Gymnasium's vector info layout: each key with its boolean mask "_key" over the worlds (keys whose mask is
-        all False left out)."""
-        if not mask.any():
-            return {}
-        out = {}
-        for key, value in values.items():
-            out[key] = np.array(value)
-            out[f"_{key}"] = mask.copy()
-        return out
+
+def masked_infos(values: dict, mask: np.ndarray) -> dict:
+    """Gymnasium's vector info layout: each key's batched values (copied) with its boolean mask "_key" over the
+    worlds; {} when the mask is all False."""
+    if not mask.any():
+        return {}
+    out = {}
+    for key, value in values.items():
+        out[key] = np.array(value)
+        out[f"_{key}"] = mask.copy()
+    return out
 
 
-__all__ = ["REWARDS", "WorldEnv", "WorldsVectorEnv", "reduce_reward"]
+def same_step_infos(step_info: dict, reset_info: dict, done: np.ndarray, final_obs: np.ndarray) -> dict:
+    """The infos of a same-step-autoreset vector step (what Gymnasium's SyncVectorEnv with
+    AutoresetMode.SAME_STEP assembles): the step's entries masked to the worlds that go on, `reset_info` (entries
+    valid for every world after the step: a finished world's are those of its reset), and for finished worlds
+    `final_obs` (an object array, None elsewhere) and `final_info` (the step's entries), each with its mask."""
+    infos = masked_infos(step_info, ~done)
+    infos.update(masked_infos(reset_info, np.ones_like(done)))
+    if done.any():
+        infos["final_obs"] = np.full(len(done), None, dtype=object)
+        for i in np.flatnonzero(done):
+            infos["final_obs"][i] = final_obs[i].copy()
+        infos["_final_obs"] = done.copy()
+        infos["final_info"] = masked_infos(step_info, done)
+        infos["_final_info"] = done.copy()
+    return infos
+
+
+__all__ = ["REWARDS", "WorldEnv", "WorldsVectorEnv", "masked_infos", "reduce_reward", "same_step_infos"]
