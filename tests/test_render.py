@@ -81,10 +81,12 @@ def test_render_command_writes_a_gif_of_a_heuristic_episode(tmp_path, capsys):
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps(runner.configs_to_json(configs)))
     out = tmp_path / "episode.gif"
-    assert cli.main(["render", str(run_dir), "--policy", "greedy", "--steps", "3", "--out", str(out)]) == 0
+    argv = ["render", str(run_dir), "--policy", "nearest_rsu", "--steps", "3", "--fps", "2", "--out", str(out)]
+    assert cli.main(argv) == 0
     with Image.open(out) as gif:
         assert gif.n_frames == 3 and np.asarray(gif.convert("RGB")).std() > 10.0
-    assert "greedy_oracle on AvatarPremigration-v0, 3 frames" in capsys.readouterr().out
+    assert "nearest_rsu on AvatarPremigration-v0, 3 frames" in capsys.readouterr().out
+    assert render.policy_of_run(run_dir, "greedy")[3] == "greedy_oracle"  # the scenario's Scenario.greedy
     with pytest.raises(SystemExit, match="--policy must be one of trained, greedy, full_premigration"):
         cli.main(["render", str(run_dir), "--policy", "nope", "--out", str(out)])
     with pytest.raises(SystemExit, match="--out must end in .gif or .mp4"):
