@@ -76,7 +76,8 @@ class Scenario:
     headline_metric: str = "episode_total_latency_s"  # the logged metric of the progress line and learning curve
     headline_label: str = "mean total latency T_v (s)"  # its axis label in the learning curve
     scene: Callable | None = None  # (env, state, params, info=None, extras=None) -> vmjax.core.scene.Scene: what a
-    # frame of one world shows (`vmjax.render.frame`); info: the step taken from `state`, extras: the policy's
+    # frame of one world shows (`vmjax.render.frame`); info: of the step taken from `state`; extras: the policy's
+    # per-agent extras (MSRL's use_server)
     greedy: str = ""  # the heuristic (a key of evaluation.policies) that `vmjax render --policy greedy` shows
 
     def __post_init__(self):
