@@ -1,6 +1,7 @@
 """The package's layers import one way only, and no module-level import cycle exists anywhere:
 
-    core -> net -> mobility -> predict -> envs -> agents -> baselines -> scenarios -> runner -> cli -> bench
+    core -> net -> mobility -> predict -> envs -> agents -> baselines -> scenarios -> runner, render -> cli, interop
+    -> bench
 
 A module may import its own layer and the layers below it, never above. The walk reads every module's source
 (vmjax/, baselines/, bench/) and follows its module-level imports (function-level imports are allowed: they run
@@ -25,7 +26,9 @@ LAYERS = (  # (module prefix, layer); the longest matching prefix wins
     ("baselines", 6),
     ("vmjax.scenarios", 7),
     ("vmjax.runner", 8),
+    ("vmjax.render", 8),  # draws a scenario's frames (its `Scenario.scene`); animates a run's episode
     ("vmjax.cli", 9),
+    ("vmjax.interop", 9),  # PettingZoo / Gymnasium adapters on top of the package (optional dependencies)
     ("bench", 10),
 )
 

@@ -3,6 +3,7 @@
     vmjax train [--env ENV_ID] [--algo ALGO] [--section.field VALUE ...]   # train a learner on a scenario
     vmjax train --run.run_dir runs/avatar_premigration --resume             # continue from the last checkpoint
     vmjax evaluate runs/avatar_premigration [more run folders]              # trained policies vs heuristics
+    vmjax render runs/twin_routing --episodes 1 --out episode.gif           # animate a held-out episode
     vmjax train --env ENV_ID --algo ALGO --help                             # every flag of that run
     vmjax traces sumo --net grid --vehicles 50 --hours 1 --out bank.npz     # a SUMO trace bank (--env.trace_bank)
 
@@ -194,6 +195,27 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
     sumo_parser.add_argument(
         "--out", type=Path, required=True, help="the bank (.npz); the net, FCD, trips and summary go beside it"
     )
+    render_parser = commands.add_parser(
+        "render",
+        help="animate a held-out episode of a run's policy (GIF, or MP4 with ffmpeg)",
+        description="Animate held-out episodes of a run's trained policy, or of one of its scenario's heuristics, "
+        "one frame per slot (vmjax.render).",
+        allow_abbrev=False,
+    )
+    render_parser.add_argument(
+        "run_dir", type=Path, help="the run folder (its config.json; its checkpoint for trained)"
+    )
+    render_parser.add_argument("--episodes", type=int, default=1, help="held-out episodes, one after the other")
+    render_parser.add_argument("--out", type=Path, help="the .gif (or .mp4) to write (default: RUN_DIR/episode.gif)")
+    render_parser.add_argument(
+        "--policy",
+        default="trained",
+        help="trained (the run's checkpoint), greedy (the scenario's greedy heuristic) or any heuristic of the "
+        "run's scenario by name",
+    )
+    render_parser.add_argument("--first-seed", type=int, default=10_000, help="seed of the first episode (held out)")
+    render_parser.add_argument("--steps", type=int, help="slots per episode at most (default: the whole episode)")
+    render_parser.add_argument("--fps", type=int, default=4, help="frames per second of the animation")
     return parser
 
 
@@ -316,9 +338,21 @@ def _run(argv: list[str]) -> int:
             raise SystemExit(f"vmjax traces sumo: {error}") from error
         sumo_build.build_sumo_bank(config, args.out)
         return 0
+    if args.command == "render":
+        return _render(args)
     if args.episodes < 2 or args.seeds < 1:
         raise SystemExit("vmjax evaluate: --episodes must be >= 2 and --seeds >= 1")
     runner.evaluate(args.run_dirs, args.episodes, args.seeds, args.first_seed, args.out or args.run_dirs[0])
+    return 0
+
+
+def _render(args) -> int:
+    from vmjax import render  # matplotlib's animation machinery only when rendering
+
+    if args.episodes < 1 or args.fps < 1 or (args.steps is not None and args.steps < 1):
+        raise SystemExit("vmjax render: --episodes, --fps and --steps must be >= 1")
+    out = args.out or args.run_dir / "episode.gif"
+    render.render_run(args.run_dir, out, args.episodes, args.policy, args.first_seed, args.steps, args.fps)
     return 0
 
 

@@ -53,6 +53,7 @@ class Environment:
 
     num_agents: int
     params_class: type | None = None  # the env's EnvParams class: reset / step reject another env's params
+    agent_role: str = "agent"  # what one agent is ("vehicle"): adapters name the agents f"{agent_role}_{index}"
 
     # ------------------------------------------------------------------ the contract
     @property
@@ -117,6 +118,13 @@ class Environment:
     def world_state(self, state: PyTree, params: PyTree) -> jax.Array:
         """Centralized-critic input [num_agents, state_dim]."""
         raise NotImplementedError
+
+    def agents_present(self, state: PyTree, params: PyTree) -> jax.Array:
+        """Boolean [num_agents]: the agents taking part in the slot `state` is at (every agent by default). A
+        scenario whose agents enter and leave during an episode overrides it; an absent agent's action is
+        ignored by `step`. The PettingZoo adapter (`vmjax.interop`) lists an agent from its first present slot
+        and removes it, terminated, once it is gone."""
+        return jnp.ones(self.num_agents, bool)
 
     def world_state_from_observation(self, obs: jax.Array) -> jax.Array:
         """Centralized-critic input built from the joint observation [..., N, D] alone (what trainers use, so

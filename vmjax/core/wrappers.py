@@ -63,6 +63,13 @@ class Wrapper(Environment):
     def world_state_from_observation(self, obs):
         return self._env.world_state_from_observation(obs)
 
+    def agents_present(self, state, params):
+        return self._env.agents_present(state, params)
+
+    @property
+    def agent_role(self) -> str:
+        return self._env.agent_role
+
     def validate_params(self, params):
         return self._env.validate_params(params)
 
@@ -144,6 +151,9 @@ class LogWrapper(Wrapper):
 
     def world_state(self, state: LogState, params):
         return self._env.world_state(state.env_state, params)
+
+    def agents_present(self, state: LogState, params):
+        return self._env.agents_present(state.env_state, params)
 
     def observation(self, state: LogState, params):
         return self._env.observation(state.env_state, params)

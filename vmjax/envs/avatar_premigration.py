@@ -425,6 +425,7 @@ class AvatarPremigration(Environment):
 
     params_class = EnvParams
     env_id = "AvatarPremigration-v0"
+    agent_role = "vehicle"
     config_class: type = AvatarPremigrationConfig
 
     def __init__(self, **config):

@@ -640,6 +640,7 @@ class CrossRealityPrivacy(Environment):
 
     params_class = EnvParams
     env_id = "CrossRealityPrivacy-v0"
+    agent_role = "vehicle"
     config_class: type = CrossRealityPrivacyConfig
 
     def __init__(self, **config):

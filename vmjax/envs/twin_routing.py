@@ -588,6 +588,7 @@ class TwinRouting(Environment):
 
     params_class = EnvParams
     env_id = "TwinRouting-v0"
+    agent_role = "vehicle"
     config_class: type = TwinRoutingConfig
 
     def __init__(self, **config):
@@ -857,6 +858,11 @@ class TwinRouting(Environment):
         """[V] bool: the vehicle's trip covers slot t (and a replayed trace marks it valid)."""
         active = (t >= state.depart_slot) & (t < state.arrive_slot)
         return active & state.trace.valid_at(t)
+
+    def agents_present(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """[V] bool: the vehicles on their trip in the current slot (`vehicle_active`): a late vehicle is absent
+        until it departs, a vehicle whose trip is over is gone."""
+        return self.vehicle_active(state, state.t)
 
     def server_presence(self, uav_present, params: EnvParams) -> jax.Array:
         return jnp.concatenate([params.rsu_present, uav_present, jnp.array([self.config.use_satellite])])

@@ -371,6 +371,7 @@ class TwinSplit(Environment):
 
     params_class = EnvParams
     env_id = "TwinSplit-v0"
+    agent_role = "vehicle"
     config_class: type = TwinSplitConfig
 
     def __init__(self, **config):

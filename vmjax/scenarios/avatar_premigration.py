@@ -14,6 +14,7 @@ from baselines import evaluate as evaluator
 from vmjax import predict
 from vmjax.agents import hybrid_mappo, mappo_ddpg
 from vmjax.core import io
+from vmjax.core.scene import Links, Scene, Servers, road_segments, sky_point
 from vmjax.envs.avatar_premigration import AvatarPremigrationConfig, map_box_m, simulate_trajectories
 from vmjax.scenarios.base import (
     Configs,
@@ -132,6 +133,42 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     return results_table(results, TABLE_COLUMNS, lambda r: r["latency_s"], note)
 
 
+def scene(env, state, params, info=None, extras=None) -> Scene:
+    """One slot of a world: the RSUs with their queue fill L_m / L^max_m and coverage disk, the cloud, each vehicle's
+    serving RSU and, after the slot's action (`info`), the RSU it pre-migrates a fraction of its task to."""
+    grid = env.road_grid
+    width, height = grid.extent_m
+    position = np.asarray(env.vehicle_positions(state))
+    rsu_xy = np.asarray(params.rsu_xy_m)
+    serving = np.argmin(np.linalg.norm(position[:, None] - rsu_xy[None], axis=-1), axis=-1)
+    fill = np.asarray(state.queue_cycles / state.rsu.max_workload_cycles)
+    extent = (0.0, float(width), 0.0, float(height))
+    cloud = sky_point(extent, 0.5, 1.0) + np.array([[0.0, float(params.coverage_radius_m) + 150.0]])
+    links = [Links("serving", position, rsu_xy[serving])]
+    notes = [f"slot {int(state.t)} of {env.config.max_steps}"]
+    if info is not None:
+        moved = np.asarray(info["premigrated"], bool)
+        links.append(Links("target", position[moved], rsu_xy[np.asarray(info["target"])[moved]]))
+        fraction = np.asarray(info["fraction"])
+        notes += [
+            f"pre-migrating {moved.sum()} of {len(moved)} vehicles (mean alpha {fraction[moved].mean() if moved.any() else 0:.2f})",
+            f"mean latency {float(np.mean(info['total_latency_s'])):.2f} s, cloud share {float(np.mean(info['cloud_share'])):.0%}",
+        ]
+    return Scene(
+        title=env.name,
+        extent_m=extent,
+        vehicles_xy_m=position,
+        vehicles_active=np.ones(len(position), bool),
+        servers=[
+            Servers("RSU", rsu_xy, fill, np.ones(len(rsu_xy), bool), float(params.coverage_radius_m)),
+            Servers("cloud", cloud, np.array([np.nan]), np.array([True])),
+        ],
+        links=links,
+        roads_m=road_segments(grid.x_roads_m, grid.y_roads_m, grid.extent_m),
+        notes=notes,
+    )
+
+
 SCENARIO = Scenario(
     env_id="AvatarPremigration-v0",
     env_config=AvatarPremigrationConfig,
@@ -157,6 +194,8 @@ SCENARIO = Scenario(
     },
     sections={"predictor": predict.PredictorConfig},
     prepare=prepare,
+    scene=scene,
+    greedy="greedy_oracle",
 )
 
-__all__ = ["SCENARIO", "format_table", "label", "prepare", "train_trajectory_predictor"]
+__all__ = ["SCENARIO", "format_table", "label", "prepare", "scene", "train_trajectory_predictor"]

@@ -75,10 +75,16 @@ class Scenario:
     check: Callable[[Configs], None] = _no_check  # cross-section checks no single config can make
     headline_metric: str = "episode_total_latency_s"  # the logged metric of the progress line and learning curve
     headline_label: str = "mean total latency T_v (s)"  # its axis label in the learning curve
+    scene: Callable | None = None  # (env, state, params, info=None, extras=None) -> vmjax.core.scene.Scene: what a
+    # frame of one world shows (`vmjax.render.frame`); info: of the step taken from `state`; extras: the policy's
+    # per-agent extras (MSRL's use_server)
+    greedy: str = ""  # the heuristic (a key of evaluation.policies) that `vmjax render --policy greedy` shows
 
     def __post_init__(self):
         if not self.learners:
             raise ValueError(f"scenario {self.env_id} has no learners")
+        if self.greedy and self.greedy not in self.evaluation.policies:
+            raise ValueError(f"scenario {self.env_id}: greedy={self.greedy!r} is not one of its heuristics")
 
     @property
     def default_algo(self) -> str:

@@ -19,6 +19,7 @@ from baselines import twin_routing as heuristics
 from vmjax import predict
 from vmjax.agents import dm_mappo, masac
 from vmjax.core import io, validation
+from vmjax.core.scene import Links, Scene, Servers, road_segments, sky_point
 from vmjax.envs.twin_routing import NormStats, TwinRoutingConfig
 from vmjax.scenarios.base import (
     Configs,
@@ -225,6 +226,52 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     return results_table(results, TABLE_COLUMNS, lambda r: r["latency_s"], note)
 
 
+def scene(env, state, params, info=None, extras=None) -> Scene:
+    """One slot of a world: RSUs, patrolling UAVs (faint when absent) and the satellite with their estimated load
+    S^o_m / L^max_m, the vehicles on their trip, the server hosting each twin and, after the slot's action
+    (`info`), the server it moves to (a migration when it differs)."""
+    grid = env.road_grid
+    width, height = grid.extent_m
+    extent = (0.0, float(width), 0.0, float(height))
+    t = int(state.t)
+    position = np.asarray(state.trace.position_at(min(t, env.config.max_steps)))
+    active = np.asarray(env.vehicle_active(state, t), bool)
+    uav_xy, uav_present = env.uav_positions(state, params, t)
+    present = np.asarray(env.server_presence(uav_present, params), bool)
+    load = np.where(present, np.asarray(state.forecast_bits + state.queue_bits), 0.0) / float(params.edge_cache_bits)
+    n, u = env.num_rsus, env.num_uavs
+    server_xy = np.concatenate([np.asarray(params.rsu_xy_m), np.asarray(uav_xy), sky_point(extent, 0.96, 1.06)])
+    host = np.asarray(state.host)
+    links = [Links("serving", position[active], server_xy[host[active]])]
+    notes = [f"slot {t} of {env.config.max_steps}, {active.sum()} of {len(active)} vehicles on their trip"]
+    if info is not None:
+        server = np.asarray(info["server"])
+        links.append(Links("target", position[active], server_xy[server[active]]))
+        migrated = np.asarray(info["migrated"], bool) & active
+        latency = np.asarray(info["total_latency_s"])[active]
+        notes += [
+            f"migrations {migrated.sum()}, on the satellite {int(np.sum(np.asarray(info['on_satellite'])))}, "
+            f"failures {int(np.sum(np.asarray(info['failure'])))}",
+            f"mean latency {latency.mean() if latency.size else 0.0:.2f} s",
+        ]
+    satellite_load = np.array([load[env.satellite] * float(params.edge_cache_bits) / 1e9])
+    notes.append(f"satellite load {satellite_load[0]:.2f} Gbit")
+    return Scene(
+        title=env.name,
+        extent_m=extent,
+        vehicles_xy_m=position,
+        vehicles_active=active,
+        servers=[
+            Servers("RSU", server_xy[:n], load[:n], present[:n]),
+            Servers("UAV", server_xy[n : n + u], load[n : n + u], present[n : n + u]),
+            Servers("satellite", server_xy[env.satellite :], np.array([np.nan]), present[env.satellite :]),
+        ],
+        links=links,
+        roads_m=road_segments(grid.x_roads_m, grid.y_roads_m, grid.extent_m),
+        notes=notes,
+    )
+
+
 SCENARIO = Scenario(
     env_id="TwinRouting-v0",
     env_config=TwinRoutingConfig,
@@ -255,6 +302,8 @@ SCENARIO = Scenario(
     sections={"predictor": predict.WorkloadPredictorConfig, "traffic": TrafficConfig},
     prepare=prepare,
     check=check,
+    scene=scene,
+    greedy="greedy",
 )
 
 __all__ = [
@@ -265,5 +314,6 @@ __all__ = [
     "load_traffic_series",
     "prepare",
     "replayed_flow_table",
+    "scene",
     "train_workload_predictor",
 ]

@@ -16,6 +16,7 @@ from baselines import twin_split as heuristics
 from vmjax import mobility
 from vmjax.agents import msrl
 from vmjax.core import io, validation
+from vmjax.core.scene import Links, Scene, Servers, road_segments
 from vmjax.envs.twin_split import TwinSplitConfig
 from vmjax.scenarios.base import (
     Configs,
@@ -144,6 +145,46 @@ def format_table(results: dict[str, dict], episodes: int, seeds: int) -> str:
     return results_table(results, TABLE_COLUMNS, lambda r: r["latency_s"], note)
 
 
+def scene(env, state, params, info=None, extras=None) -> Scene:
+    """One slot of a world: the RSUs with their utilisation u_e(t), each vehicle's serving RSU and, after the slot's
+    action (`info`), the RSU it pre-migrates its twin's split part to; with a split actor (`extras["use_server"]`,
+    MSRL's switch), the vehicles whose action came from the server-side model are ringed."""
+    grid = env.road_grid
+    width, height = grid.extent_m
+    position = np.asarray(state.trace.position_at(state.t))[: env.num_agents]
+    rsu_xy = np.asarray(params.rsu_xy_m)
+    serving = np.argmin(np.linalg.norm(position[:, None] - rsu_xy[None], axis=-1), axis=-1)
+    links = [Links("serving", position, rsu_xy[serving])]
+    notes = [f"slot {int(state.t)} of {env.config.max_steps}"]
+    marks = {}
+    if info is not None:
+        target = np.asarray(info["target"])
+        moved = target != np.asarray(info["serving"])
+        links.append(Links("target", position[moved], rsu_xy[target[moved]]))
+        notes.append(
+            f"pre-migrating {moved.sum()} of {len(moved)} (alpha {float(np.mean(np.asarray(info['alpha']))):.2f}), "
+            f"mean latency {float(np.mean(np.asarray(info['total_latency_s']))):.2f} s, "
+            f"QoE {float(np.mean(np.asarray(info['qoe']))):.2f}"
+        )
+    if extras and "use_server" in extras:
+        server_call = np.asarray(extras["use_server"]) > 0.5
+        marks["server-side actor call"] = server_call
+        notes.append(f"split actor: {server_call.sum()} server-side, {(~server_call).sum()} client-side calls")
+    else:
+        notes.append("split actor calls: none (not a split-actor policy)")
+    return Scene(
+        title=env.name,
+        extent_m=(0.0, float(width), 0.0, float(height)),
+        vehicles_xy_m=position,
+        vehicles_active=np.ones(len(position), bool),
+        servers=[Servers("RSU", rsu_xy, np.asarray(state.util), np.ones(len(rsu_xy), bool))],
+        links=links,
+        roads_m=road_segments(grid.x_roads_m, grid.y_roads_m, grid.extent_m),
+        vehicle_marks=marks,
+        notes=notes,
+    )
+
+
 SCENARIO = Scenario(
     env_id="TwinSplit-v0",
     env_config=TwinSplitConfig,
@@ -162,6 +203,8 @@ SCENARIO = Scenario(
     defaults={"agent": {"num_envs": 16, "num_iterations": 300}},
     sections={"trajectories": TrajectoryConfig},
     prepare=prepare,
+    scene=scene,
+    greedy="greedy_least_loaded",
 )
 
-__all__ = ["SCENARIO", "TrajectoryConfig", "format_table", "label", "prepare"]
+__all__ = ["SCENARIO", "TrajectoryConfig", "format_table", "label", "prepare", "scene"]
