@@ -36,7 +36,7 @@ def _safe_sqrt(x):
 def planar_distance_m(a_xy, b_xy, min_distance_m=0.0):
     """Euclidean distance ||a - b||_2 over the last axis (spec 003 §2.3, spec 004 (C1)), clamped below."""
     diff = jnp.asarray(a_xy) - jnp.asarray(b_xy)
-    return jnp.maximum(jnp.sqrt(_dot2(diff, diff)), min_distance_m)
+    return jnp.maximum(_safe_sqrt(_dot2(diff, diff)), min_distance_m)
 
 
 def distance_with_height_m(ground_distance_m, height_m):
