@@ -597,7 +597,12 @@ def entropy_surface(
 
 
 def _cell(r: dict, name: str, digits: int) -> str:
-    return f"{r[name]:.{digits}f} ± {r[f'{name}_seed_std']:.{digits}f}" if name in r else "–"
+    """`value ± seed std` (the value alone for one seed; "–" when absent)."""
+    if name not in r:
+        return "–"
+    if len(r.get(f"{name}_seed_means", [])) < 2:
+        return f"{r[name]:.{digits}f}"
+    return f"{r[name]:.{digits}f} ± {r[f'{name}_seed_std']:.{digits}f}"
 
 
 def format_table(results: dict[str, dict]) -> str:
