@@ -1174,7 +1174,7 @@ notebook only reads and plots the JSON that these commands wrote (each JSON name
 
 - `python -m baselines.cross_reality_privacy_v1_study`: the calibration, before any training (`calibration.json`);
 - `python -m baselines.cross_reality_privacy_study study --env CrossRealityPrivacy-v1 --iterations 10 --seeds 3
-  --grid-seeds 2 --eval-episodes 32 --rounds 3 --candidates 4 --out docs/results/cross_reality_privacy_v1`: the six
+  --grid-seeds 1 --eval-episodes 32 --rounds 3 --candidates 3 --out docs/results/cross_reality_privacy_v1`: the six
   learners (3 seeds vmapped per learner) and the heuristics on the same held-out worlds (`comparison.json`), the
   fixed radius's attacker confidence (`confidence.json`), the reward-weight search (`reward_search.json`), the
   learning-rate and denoising-step grids (`sweep_lr.json`, `sweep_denoising_steps.json`).""",
@@ -1267,7 +1267,10 @@ if comparison:
     caption(fig, comparison)
     fig.tight_layout(); plt.show()""",
     ),
-    ("markdown", "## 3. Learning curves (training rollouts: per-slot means over worlds and AVs; mean ± std over seeds)"),
+    (
+        "markdown",
+        "## 3. Learning curves (training rollouts: per-slot means over worlds and AVs; mean ± std over seeds)",
+    ),
     (
         "code",
         """if comparison:
@@ -1358,7 +1361,7 @@ Solid: the true trajectory; dotted with dots: the reports (eq. 2); triangles: th
         "markdown",
         """## 6. LHDPPO's learning-rate grid (actor = critic, every rate and seed in one vmapped jit) and denoising steps U
 
-The spec's values (lr 1e-4, U = 5) are the comparison's LHDPPO on the same seeds and held-out sets.""",
+1 seed (held-out set 0). The spec's values (lr 1e-4, U = 5) are the comparison's LHDPPO on the same seed and set.""",
     ),
     (
         "code",
@@ -1384,7 +1387,7 @@ if done:
         "markdown",
         """## 7. The reward-weight search (§4.5, offline cross-entropy stand-in for the LLM)
 
-Each round trains LHDPPO on 4 weight vectors of eq. (21) in one vmapped jit (1 seed each) and scores them by the
+Each round trains LHDPPO on 3 weight vectors of eq. (21) in one vmapped jit (1 seed each) and scores them by the
 utility (17) on held-out set 0; round 0's candidate 0 is the hand-set weights (spec §4.3). The best vector is then
 retrained on 3 seeds and set against the comparison's LHDPPO (hand-set weights, same seeds and sets).""",
     ),
