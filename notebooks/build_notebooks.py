@@ -1163,6 +1163,256 @@ held-out seeds). Rewards use one set of z-score constants per setting.""",
 ]
 
 
+PRIVACY_V1_CELLS = [
+    (
+        "markdown",
+        """# CrossRealityPrivacy-v1: the paper's study on the routine-mobility adversary
+
+CrossRealityPrivacy-v1 is v0 (spec 000, LHDPPO) with an adversary that knows routine mobility, 160 RSUs and the
+satellite relay; docs/cross_reality_privacy.md gives the v0 -> v1 table, the calibration and the results. This
+notebook only reads and plots the JSON that these commands wrote (each JSON names its machine and command):
+
+- `python -m baselines.cross_reality_privacy_v1_study`: the calibration, before any training (`calibration.json`);
+- `python -m baselines.cross_reality_privacy_study study --env CrossRealityPrivacy-v1 --iterations 10 --seeds 3
+  --grid-seeds 1 --eval-episodes 32 --rounds 3 --candidates 3 --out docs/results/cross_reality_privacy_v1`: the six
+  learners (3 seeds vmapped per learner) and the heuristics on the same held-out worlds (`comparison.json`), the
+  fixed radius's attacker confidence (`confidence.json`), the reward-weight search (`reward_search.json`), the
+  learning-rate and denoising-step grids (`sweep_lr.json`, `sweep_denoising_steps.json`).""",
+    ),
+    (
+        "code",
+        """import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from baselines import cross_reality_privacy_study as study
+from baselines import cross_reality_privacy_v1_study as calibration_study
+
+RESULTS = Path("../docs/results/cross_reality_privacy_v1")
+if not RESULTS.exists():  # run from the repository root (the test suite)
+    RESULTS = Path("docs/results/cross_reality_privacy_v1")
+def load(name):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+calibration, comparison, confidence = load("calibration.json"), load("comparison.json"), load("confidence.json")
+search, sweeps = load("reward_search.json"), {f: load(f"sweep_{f}.json") for f in ("lr", "denoising_steps")}
+def caption(fig, record):
+    \"\"\"Every figure names its machine and command.\"\"\"
+    fig.text(0.01, -0.04, f"{record.get('note') or record['machine']}\\n{record.get('command', '')}", fontsize=7)
+for name, data in {"calibration": calibration, "comparison": comparison, "confidence": confidence,
+                   "search": search, **sweeps}.items():
+    print(f"{name}: {data['machine'] if data else 'not produced yet'}")""",
+    ),
+    (
+        "markdown",
+        """## 1. Before any training: utility (17) against the radius, per state (v1) and over whole episodes (v0, v1)
+
+One-slot deviations to every radius from the states Geo-I visits, grouped by the adversary's dead-reckoning
+offset |l_pred - l|: the best radius depends on the state. Over whole episodes v0's fixed rule climbs to r_max,
+v1's peaks inside.""",
+    ),
+    (
+        "code",
+        """if calibration:
+    fractions = calibration["study"]["radius_fractions"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    for row in calibration["attempts"]["v1"]["states"]:
+        low, high = row["offset_m"]
+        label = f"{low:.0f}-{high:.0f} m" if high is not None else f">= {low:.0f} m"
+        axes[0].plot(fractions, row["curve"], marker="o", label=f"offset {label} ({row['share']:.0%})")
+    axes[0].set_xlabel("r / r_max"); axes[0].set_ylabel("utility (17), one slot"); axes[0].legend(fontsize=7)
+    for name in ("v0", "v1"):
+        axes[1].plot(fractions, calibration["attempts"][name]["fixed_radius_rule"]["utility"], marker="o", label=name)
+    axes[1].set_xlabel("r / r_max (fixed rule, whole episodes)"); axes[1].set_ylabel("utility (17)"); axes[1].legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    caption(fig, calibration)
+    fig.tight_layout(); plt.show()
+    oracle = calibration["attempts"]["v1"]["oracle"]
+    print(f"per-state oracle over r: {oracle['oracle_radius_utility']:.3f} vs best fixed r = "
+          f"{oracle['best_fixed_fraction']:.1f} r_max: {oracle['best_fixed_utility']:.3f} (gain {oracle['oracle_radius_gain']:.3f})")""",
+    ),
+    (
+        "markdown",
+        """## 2. The comparison on held-out worlds (v1), v0's next to it
+
+Training seed s of every learner is evaluated deterministically on held-out set s (32 worlds x 50 slots); every
+heuristic meets the same sets. ± = std over the 3 per-set means. v0's table (61,440 env steps per seed) is in
+`bench/results/cross_reality_privacy_study/`.""",
+    ),
+    (
+        "code",
+        """V0 = Path(str(RESULTS).replace("docs/results/cross_reality_privacy_v1", "bench/results/cross_reality_privacy_study"))
+v0 = json.loads((V0 / "comparison.json").read_text()) if (V0 / "comparison.json").exists() else None
+if comparison:
+    results = comparison["results"]
+    display(Markdown(study.format_table(results)))
+    names = sorted(results, key=lambda n: -results[n]["utility"])
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+    for ax, (metric, label) in zip(axes, (("utility", "utility (17)"), ("entropy_bits", "entropy (bit)"),
+                                          ("latency_s", "latency (s)"), ("adversary_error_m", "adversary error (m)"))):
+        ax.bar(range(len(names)), [results[n][metric] for n in names],
+               yerr=[results[n][f"{metric}_seed_std"] for n in names], capsize=3)
+        if v0 and metric != "adversary_error_m":  # v0's value of the same method (where it has one)
+            ax.scatter([i for i, n in enumerate(names) if n in v0["results"]],
+                       [v0["results"][n][metric] for n in names if n in v0["results"]], color="k", marker="x",
+                       label="v0", zorder=3)
+        ax.set_xticks(range(len(names))); ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(label); ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    caption(fig, comparison)
+    fig.tight_layout(); plt.show()""",
+    ),
+    (
+        "markdown",
+        "## 3. Learning curves (training rollouts: per-slot means over worlds and AVs; mean ± std over seeds)",
+    ),
+    (
+        "code",
+        """if comparison:
+    learners = [n for n in study.LEARNERS if n in comparison["results"]]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+    for ax, (metric, label) in zip(axes, (("rollout_utility", "utility (17)"), ("rollout_entropy_bits", "entropy (bit)"),
+                                          ("rollout_latency_s", "latency (s)"), ("rollout_qos_loss", "QoS loss (16)"))):
+        for name in learners:
+            r = comparison["results"][name]
+            curves = np.array(r["curves"][metric])  # [seeds, iterations]
+            steps = np.arange(1, curves.shape[1] + 1) * r["env_steps"] / curves.shape[1]
+            line, = ax.plot(steps, curves.mean(0), label=name)
+            ax.fill_between(steps, curves.mean(0) - curves.std(0), curves.mean(0) + curves.std(0),
+                            color=line.get_color(), alpha=0.2)
+        if metric == "rollout_utility":
+            ax.axhline(comparison["results"][study.BEST_FIXED]["utility"], color="k", ls="--", lw=1,
+                       label="best fixed radius (held-out)")
+        ax.set_title(label); ax.set_xlabel("environment steps per seed"); ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    caption(fig, comparison)
+    fig.tight_layout(); plt.show()
+    print("\\n".join(f"{n}: compile {comparison['results'][n]['compile_s']:.0f} s, training "
+                    f"{comparison['results'][n]['train_s']:.0f} s (3 seeds vmapped)" for n in learners))""",
+    ),
+    (
+        "markdown",
+        """## 4. Attacker confidence (posterior max, eq. 4) against the perturbation intensity
+
+Left: the fixed-radius rule r = f r_max on the held-out sets. Right: every method's AV-slots binned by the
+perturbation distance d(l, l~) (10 m bins; bins with fewer than 20 AV-slots left out).""",
+    ),
+    (
+        "code",
+        """fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+if confidence:
+    rows = confidence["rows"]
+    f = [row["fraction"] for row in rows]
+    axes[0].errorbar(f, [row["attacker_confidence"] for row in rows],
+                     [row["attacker_confidence_seed_std"] for row in rows], marker="o", label="posterior max")
+    ax2 = axes[0].twinx()
+    ax2.plot(f, [row["entropy_bits"] for row in rows], color="tab:red", marker="s", label="entropy (bit)")
+    ax2.set_ylabel("entropy (bit)", color="tab:red")
+    axes[0].set_xlabel("r / r_max (fixed rule)"); axes[0].set_ylabel("attacker confidence"); axes[0].grid(alpha=0.3)
+    display(Markdown(study.confidence_table(confidence)))
+if comparison:
+    for name, r in comparison["results"].items():
+        count = np.array(r["intensity"]["count"])
+        keep = count >= 20
+        centres = (np.arange(len(count)) + 0.5) * r["intensity"]["bin_m"]
+        axes[1].plot(centres[keep], np.array(r["intensity"]["attacker_confidence"])[keep], marker=".", label=name)
+    axes[1].set_xlabel("perturbation distance d(l, l~) (m)"); axes[1].set_ylabel("attacker confidence")
+    axes[1].legend(fontsize=6); axes[1].grid(alpha=0.3)
+    caption(fig, comparison)
+fig.tight_layout(); plt.show()""",
+    ),
+    (
+        "markdown",
+        """## 5. True vs reported trajectories and the chosen servers (held-out world 0 of set 0, 3 vehicles)
+
+Solid: the true trajectory; dotted with dots: the reports (eq. 2); triangles: the agent server chosen in each slot
+(RSUs grey; the satellite's ground point is off the map). Seed 0 of each learner.""",
+    ),
+    (
+        "code",
+        """if comparison:
+    shown = [n for n in ("LHDPPO", "H-PPO", study.BEST_FIXED, "Geo-I") if n in comparison["results"]]
+    servers = np.array(comparison["servers_xy_m"])
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 4.5), squeeze=False)
+    for ax, name in zip(axes[0], shown):
+        tr = comparison["results"][name]["trajectory"]
+        true, reported, agent = np.array(tr["true_m"]), np.array(tr["reported_m"]), np.array(tr["agent_server"])
+        lo, hi = true.reshape(-1, 2).min(0) - 1500, true.reshape(-1, 2).max(0) + 1500
+        near = np.all((servers[:-1] >= lo) & (servers[:-1] <= hi), axis=1)
+        ax.scatter(*servers[:-1][near].T / 1e3, s=8, color="0.7")
+        for m in range(min(3, true.shape[1])):
+            line, = ax.plot(*true[:, m].T / 1e3, lw=1.5)
+            ax.plot(*reported[:, m].T / 1e3, ls=":", marker=".", ms=3, color=line.get_color())
+            on_rsu = agent[:, m] < len(servers) - 1
+            ax.scatter(*servers[agent[on_rsu, m]].T / 1e3, marker="^", s=30, color=line.get_color(), edgecolor="k")
+            moves = int(np.sum(agent[1:, m] != agent[:-1, m]))
+            ax.plot([], [], color=line.get_color(), label=f"AV {m}: {moves} migrations, {int(np.sum(~on_rsu))} slots on S")
+        ax.set_title(name, fontsize=9); ax.set_xlabel("x (km)"); ax.set_ylabel("y (km)"); ax.legend(fontsize=6)
+        ax.set_aspect("equal")
+    caption(fig, comparison)
+    fig.tight_layout(); plt.show()""",
+    ),
+    (
+        "markdown",
+        """## 6. LHDPPO's learning-rate grid (actor = critic, every rate and seed in one vmapped jit) and denoising steps U
+
+1 seed (held-out set 0). The spec's values (lr 1e-4, U = 5) are the comparison's LHDPPO on the same seed and set.""",
+    ),
+    (
+        "code",
+        """done = {f: r for f, r in sweeps.items() if r}
+if done:
+    fig, axes = plt.subplots(1, len(done), figsize=(6.5 * len(done), 3.8), squeeze=False)
+    for ax, (field, record) in zip(axes[0], done.items()):
+        display(Markdown(f"**{field}**\\n\\n" + study.sweep_table(record)))
+        values = sorted(record["results"], key=float)
+        r = [record["results"][v] for v in values]
+        ax.errorbar([float(v) for v in values], [x["utility"] for x in r], [x["utility_seed_std"] for x in r], marker="o")
+        if field == "lr":
+            ax.set_xscale("log")
+        if comparison:
+            ax.axhline(comparison["results"][study.BEST_FIXED]["utility"], color="k", ls="--", lw=1,
+                       label="best fixed radius")
+            ax.legend(fontsize=7)
+        ax.set_xlabel(field); ax.set_ylabel("utility (17), held-out"); ax.grid(alpha=0.3)
+        caption(fig, record)
+    fig.tight_layout(); plt.show()""",
+    ),
+    (
+        "markdown",
+        """## 7. The reward-weight search (§4.5, offline cross-entropy stand-in for the LLM)
+
+Each round trains LHDPPO on 3 weight vectors of eq. (21) in one vmapped jit (1 seed each) and scores them by the
+utility (17) on held-out set 0; round 0's candidate 0 is the hand-set weights (spec §4.3). The best vector is then
+retrained on 3 seeds and set against the comparison's LHDPPO (hand-set weights, same seeds and sets).""",
+    ),
+    (
+        "code",
+        """if search and search["results"].get("rounds"):
+    display(Markdown(study.search_table(search)))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for rnd in search["results"]["rounds"]:
+        ax.scatter([rnd["round"]] * len(rnd["scores"]["utility"]), rnd["scores"]["utility"], color="tab:blue")
+    hand = search["results"]["rounds"][0]["scores"]["utility"][0]
+    ax.axhline(hand, color="tab:orange", ls="--", label="hand-set weights (round 0, k = 0)")
+    ax.set_xlabel("round"); ax.set_ylabel("utility (17), held-out set 0"); ax.legend(fontsize=7); ax.grid(alpha=0.3)
+    caption(fig, search)
+    fig.tight_layout(); plt.show()
+    best = search["results"].get("best_retrained")
+    if best and comparison and "LHDPPO" in comparison["results"]:
+        hand_set = comparison["results"]["LHDPPO"]
+        print(f"best weights {search['results']['best']['weights']}\\nretrained, 3 seeds: utility "
+              f"{best['utility']:.3f} ± {best['utility_seed_std']:.3f} vs hand-set {hand_set['utility']:.3f} ± "
+              f"{hand_set['utility_seed_std']:.3f}")""",
+    ),
+]
+
+
 NOTEBOOKS = {
     "avatar_premigration.ipynb": AVATAR_CELLS,
     "avatar_premigration_v1.ipynb": AVATAR_V1_CELLS,
@@ -1171,6 +1421,7 @@ NOTEBOOKS = {
     "twin_split.ipynb": TWIN_SPLIT_CELLS,
     "twin_split_v1.ipynb": TWIN_SPLIT_V1_CELLS,
     "cross_reality_privacy.ipynb": PRIVACY_CELLS,
+    "cross_reality_privacy_v1.ipynb": PRIVACY_V1_CELLS,
 }
 
 

@@ -459,10 +459,12 @@ def make_policy(env: Environment, config: LhdppoConfig, env_params: PyTree) -> L
 
 
 def make_optimizer(config: LhdppoConfig) -> optax.GradientTransformation:
-    """One global-norm clip over all parameters, then Adam with the actor / critic learning rates (§5.5)."""
+    """One global-norm clip over all parameters, then Adam with the actor / critic learning rates (§5.5). The
+    learning rates live in the optimizer state (`optax.inject_hyperparams`), so `with_learning_rates` can set
+    them per run and a study can vmap over them (the same updates as `optax.adam(lr)`)."""
 
     def adam(lr):
-        return optax.adam(lr, eps=config.adam_eps)
+        return optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=config.adam_eps)
 
     def labels(params):
         return {
@@ -474,6 +476,35 @@ def make_optimizer(config: LhdppoConfig) -> optax.GradientTransformation:
         optax.clip_by_global_norm(config.max_grad_norm),
         optax.multi_transform({"actor": adam(config.actor_lr), "critic": adam(config.critic_lr)}, labels),
     )
+
+
+def with_learning_rates(state: TrainerState, actor_lr, critic_lr) -> TrainerState:
+    """`state` with the Adam learning rates of the actor and critic groups (`make_optimizer`) replaced by
+    `actor_lr`, `critic_lr` (floats or traced scalars: `jax.vmap` over them trains one run per learning rate in
+    one jit). The parameters and the Adam moments are unchanged."""
+    rates = {"actor": actor_lr, "critic": critic_lr}
+
+    def replace(path, leaf):
+        names = [p.key for p in path if isinstance(p, jax.tree_util.DictKey)]
+        if names and names[-1] == "learning_rate" and names[0] in rates:
+            return jnp.asarray(rates[names[0]], leaf.dtype) * jnp.ones_like(leaf)
+        return leaf
+
+    return state.replace(opt_state=jax.tree_util.tree_map_with_path(replace, state.opt_state))
+
+
+def learning_rates(state: TrainerState) -> dict[str, jax.Array]:
+    """The Adam learning rates {"actor", "critic"} held in `state.opt_state` (see `with_learning_rates`)."""
+    found = {}
+
+    def visit(path, leaf):
+        names = [p.key for p in path if isinstance(p, jax.tree_util.DictKey)]
+        if names and names[-1] == "learning_rate":
+            found[names[0]] = leaf
+        return leaf
+
+    jax.tree_util.tree_map_with_path(visit, state.opt_state)
+    return found
 
 
 def _mean_over_agents(x: jax.Array) -> jax.Array:
@@ -660,6 +691,7 @@ __all__ = [
     "hdppo_config",
     "hppo_config",
     "make_components",
+    "learning_rates",
     "make_optimizer",
     "make_policy",
     "make_train",
@@ -667,4 +699,5 @@ __all__ = [
     "ppo_relaxed_config",
     "step_log",
     "training_reward",
+    "with_learning_rates",
 ]

@@ -238,6 +238,17 @@ class RoundResult(NamedTuple):
     def utility(self) -> np.ndarray:
         return self.scores["utility"]
 
+    @classmethod
+    def from_json(cls, data: dict) -> RoundResult:
+        """The inverse of `to_json` (a resumed search's finished rounds)."""
+        return cls(
+            int(data["round"]),
+            np.asarray(data["weights"], np.float32),
+            {k: np.asarray(v, np.float64) for k, v in data["scores"].items()},
+            {k: np.asarray(v) for k, v in data["per_seed"].items()},
+            float(data["seconds"]),
+        )
+
     def to_json(self) -> dict:
         return {
             "round": self.round_index,
@@ -335,14 +346,17 @@ def search(
     num_seeds: int = 1,
     output_path: str | None = None,
     on_round: Callable[[RoundResult], None] | None = None,
+    resume: Sequence[RoundResult] = (),
 ) -> SearchResult:
     """The §4.5 loop: `rounds` rounds of `candidates_per_round` candidates from `generator` (default
     `CrossEntropyGenerator()`), each round one `train_and_score` call (same training seeds and the same held-out
     `eval_key` episodes in every round; eval_key defaults to fold_in(key, 1)). A user generator is called as
     `generator(round_index, history, rng)` and must return [candidates_per_round, 5]. `output_path`: after every
     round the whole record so far is written there as JSON (atomically: a temporary file, then os.replace).
-    `on_round(result)` is called after every round (the CLI prints its table). Returns the best candidate over all
-    rounds by the seed-mean evaluation utility (first on ties) and the history."""
+    `on_round(result)` is called after every round (the CLI prints its table). `resume`: the first rounds of an
+    interrupted search with the same arguments (`RoundResult.from_json` of its record); they are kept as they are
+    and the loop goes on from the next round. Returns the best candidate over all rounds by the seed-mean
+    evaluation utility (first on ties) and the history."""
     for name, value in (("rounds", rounds), ("candidates_per_round", candidates_per_round)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{OWNER}: {name} must be an int >= 1, got {value!r}")
@@ -355,8 +369,8 @@ def search(
 
     k_train, k_gen = jax.random.split(key)
     eval_key = jax.random.fold_in(key, 1) if eval_key is None else eval_key
-    history: list[RoundResult] = []
-    for r in range(rounds):
+    history: list[RoundResult] = list(resume)[:rounds]
+    for r in range(len(history), rounds):
         candidates = generator(r, list(history), _round_rng(k_gen, r))
         array = validate_weights(candidates, owner=f"{OWNER}: generator round {r}")
         if array.shape[0] != candidates_per_round:
