@@ -1413,6 +1413,103 @@ retrained on 3 seeds and set against the comparison's LHDPPO (hand-set weights, 
 ]
 
 
+DESIGN_CELLS = [
+    (
+        "markdown",
+        """# The differentiable environment at work: network design and a gradient planner (issue 24)
+
+`vmjax.design` optimises continuous design parameters of an env's params (a GPU budget split over the RSUs, UAV
+patrol anchors, TwinSplit's pre-migrated fraction) against the expected cost of a fixed heuristic, with gradients
+through `vmap`-ed rollouts, and compares the gradient with an evolution strategy and random search at the same
+env steps, scored on held-out worlds (docs/design.md). The gradient planner picks AvatarPremigration's fractions by
+a few gradient steps through a short model rollout. This notebook only reads and plots the JSON that these
+commands wrote (each names its machine):
+
+- `python -m experiments.design search` (`docs/results/design/search.json`),
+- `python -m experiments.design planner` (`docs/results/design/planner.json`).""",
+    ),
+    (
+        "code",
+        """import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+RESULTS = Path("../docs/results/design")
+if not RESULTS.exists():  # run from the repository root (the test suite)
+    RESULTS = Path("docs/results/design")
+search = json.loads((RESULTS / "search.json").read_text())
+planner = json.loads((RESULTS / "planner.json").read_text())
+print("search:", search["machine"])
+print("planner:", planner["machine"])""",
+    ),
+    (
+        "markdown",
+        """## 1. Objective on held-out worlds against env steps (mean over 3 seeds; lower is better)""",
+    ),
+    (
+        "code",
+        """problems = search["problems"]
+fig, axes = plt.subplots(1, len(problems), figsize=(5 * len(problems), 3.6))
+for ax, (name, problem) in zip(np.atleast_1d(axes), problems.items()):
+    for method, record in problem["methods"].items():
+        curves = [run["curve"] for run in record["runs"]]
+        steps = [point["env_steps"] for point in curves[0]]
+        values = np.array([[point["held_out"] for point in curve] for curve in curves])
+        ax.plot(steps, values.mean(axis=0), label=method)
+        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2)
+    ax.set_title(problem["problem"], fontsize=9)
+    ax.set_xlabel("env steps")
+axes[0].set_ylabel("held-out objective")
+axes[0].legend()
+fig.text(0.01, -0.06, f"{search['machine']}\\n{search['command']}", fontsize=7)
+plt.show()
+for name, problem in problems.items():
+    print(problem["problem"])
+    for method, record in problem["methods"].items():
+        final = [run["curve"][-1]["held_out"] for run in record["runs"]]
+        print(f"  {method:>8}: {np.mean(final):.4f} +- {np.std(final, ddof=1):.4f} (3 seeds), {record['total_s']:.0f} s")""",
+    ),
+    (
+        "markdown",
+        """## 2. The GPU split each method found (AvatarPremigration-v1, 6 RSUs, 120 GHz in all; seed 0)
+
+The equal split is the reference. ES concentrates the cycles on the central RSUs, where the greedy policy then
+sends its work; the gradient holds the policy's choices fixed, so it cannot see that reaction (docs/design.md).""",
+    ),
+    (
+        "code",
+        """problem = problems["avatar_gpu_split"]
+designs = {"equal split": problem["reference_design"]["rsu_gpu_hz"]}
+designs.update({method: record["runs"][0]["design"]["rsu_gpu_hz"] for method, record in problem["methods"].items()})
+fig, ax = plt.subplots(figsize=(7, 3.2))
+width = 0.8 / len(designs)
+for i, (label, hz) in enumerate(designs.items()):
+    ax.bar(np.arange(len(hz)) + i * width, np.asarray(hz) / 1e9, width, label=label)
+ax.set_xticks(np.arange(len(hz)) + 0.4 - width / 2, [f"RSU {r}" for r in range(len(hz))])
+ax.set_ylabel("GPU (GHz)")
+ax.legend(fontsize=8)
+fig.text(0.01, -0.08, search["machine"], fontsize=7)
+plt.show()""",
+    ),
+    (
+        "markdown",
+        """## 3. The gradient planner against its heuristic base (AvatarPremigration-v1, held-out episodes)""",
+    ),
+    (
+        "code",
+        """print(f"{'base':>14} | base latency (s) | planner latency (s) | gain | ms per decision (base / planner)")
+for base, record in planner["bases"].items():
+    b, p = record["base"], record["planner"]
+    print(f"{base:>14} | {b['mean_latency_s']:16.2f} | {p['mean_latency_s']:19.2f} | {record['gain_pct']:4.1f}% | "
+          f"{b['ms_per_decision']:.3f} / {p['ms_per_decision']:.3f}")
+print(planner["machine"])
+print(planner["command"])""",
+    ),
+]
+
+
 NOTEBOOKS = {
     "avatar_premigration.ipynb": AVATAR_CELLS,
     "avatar_premigration_v1.ipynb": AVATAR_V1_CELLS,
@@ -1422,6 +1519,7 @@ NOTEBOOKS = {
     "twin_split_v1.ipynb": TWIN_SPLIT_V1_CELLS,
     "cross_reality_privacy.ipynb": PRIVACY_CELLS,
     "cross_reality_privacy_v1.ipynb": PRIVACY_V1_CELLS,
+    "differentiable.ipynb": DESIGN_CELLS,
 }
 
 

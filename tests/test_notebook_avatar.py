@@ -20,6 +20,7 @@ def test_every_notebook_has_a_test_file():
         "twin_split_v1.ipynb": "test_notebook_twin_split_v1.py",
         "cross_reality_privacy.ipynb": "test_notebook_cross_reality_privacy.py",
         "cross_reality_privacy_v1.ipynb": "test_notebook_cross_reality_privacy_v1.py",
+        "differentiable.ipynb": "test_notebook_differentiable.py",
     }
     assert set(build_notebooks.NOTEBOOKS) == set(test_files)
     assert all((Path(__file__).parent / name).is_file() for name in test_files.values())
