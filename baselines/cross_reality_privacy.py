@@ -179,6 +179,11 @@ def make_max_perturbation_stateful(
     )
 
 
+BEST_FIXED_RADIUS_FRACTION_V1 = 0.4
+"""r / r_max of the best fixed-radius rule on CrossRealityPrivacy-v1 (docs/results/cross_reality_privacy_v1/
+calibration.json, attempt "v1", fixed_radius_peak): the rule a learner must beat on v1."""
+
+
 def make_fixed_radius_stateful(
     env: crp.CrossRealityPrivacy, radius_fraction: float, explore: float = 0.1, num_nearest: int = 5
 ) -> StatefulPolicy:

@@ -54,7 +54,6 @@ from vmjax.core import io
 from vmjax.core.machine import machine_summary
 from vmjax.core.rollout import StatefulPolicy, VecEnv, rollout_stateful, stateless
 from vmjax.envs import cross_reality_privacy as crp
-from vmjax.scenarios.cross_reality_privacy_v1 import BEST_FIXED_RADIUS_FRACTION
 
 ENV_IDS = ("CrossRealityPrivacy-v0", "CrossRealityPrivacy-v1")
 LEARNERS = {
@@ -67,7 +66,7 @@ LEARNERS = {
 }
 PPO_STEPS_PER_ITERATION = 2048  # 16 worlds x 128 steps (§5.5): the study's budget unit
 HEURISTICS = {"Geo-I": "geo_i", "No perturbation": "no_perturbation", "Max perturbation": "max_perturbation"}
-BEST_FIXED = f"Best fixed radius (r = {BEST_FIXED_RADIUS_FRACTION:g} r_max)"
+BEST_FIXED = f"Best fixed radius (r = {heuristics.BEST_FIXED_RADIUS_FRACTION_V1:g} r_max)"
 V1_HEURISTICS = {**HEURISTICS, BEST_FIXED: "best_fixed_radius"}  # the calibration's best fixed rule joins on v1
 CURVES = ("mean_train_reward", "rollout_utility", "rollout_entropy_bits", "rollout_latency_s", "rollout_qos_loss")
 SCORES = (
@@ -121,7 +120,7 @@ def heuristic_names(study: StudyConfig) -> dict[str, str]:
 
 def heuristic_policy(env, key: str) -> StatefulPolicy:
     if key == "best_fixed_radius":
-        return heuristics.make_fixed_radius_stateful(env, BEST_FIXED_RADIUS_FRACTION)
+        return heuristics.make_fixed_radius_stateful(env, heuristics.BEST_FIXED_RADIUS_FRACTION_V1)
     return heuristics.POLICIES[key](env)
 
 

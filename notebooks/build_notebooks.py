@@ -1186,7 +1186,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
 from baselines import cross_reality_privacy_study as study
 from baselines import cross_reality_privacy_v1_study as calibration_study

@@ -24,7 +24,7 @@ from vmjax.agents.trainer import OffPolicyTrainerState, shard_state, state_shard
 from vmjax.core.sharding import host_devices_environ, sharded_batches, split_batch, world_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
-TOLERANCE = {"max_abs": 1e-6, "max_rel": 1e-5}  # float32 rounding of sums split over devices, see docs/api.md
+TOLERANCE = {"max_abs": 1e-5, "max_rel": 1e-5}  # float32 rounding of sums split over devices, see docs/api.md
 
 
 # ---------------------------------------------------------------- on this process's device

@@ -12,9 +12,7 @@ from baselines import cross_reality_privacy as heuristics
 from vmjax.envs.cross_reality_privacy import CrossRealityPrivacyV1Config
 from vmjax.scenarios import cross_reality_privacy as v0
 
-BEST_FIXED_RADIUS_FRACTION = 0.4
-"""r / r_max of the best fixed-radius rule on v1 (docs/results/cross_reality_privacy_v1/calibration.json, attempt
-"v1", fixed_radius_peak)."""
+BEST_FIXED_RADIUS_FRACTION = heuristics.BEST_FIXED_RADIUS_FRACTION_V1  # the calibration's, kept with the heuristics
 
 SCENARIO = dataclasses.replace(
     v0.SCENARIO,
