@@ -469,15 +469,14 @@ class AvatarPremigration(Environment):
     def _config_trace_bank(self, slot_s: float) -> mobility.Trace | None:
         """The bank of `config.trace_bank` fitted to this env (None without one)."""
         c = self.config
-        if not c.trace_bank:
-            return None
-        return mobility.load_trace_bank(
+        owner = f"{type(c).__name__}.trace_bank"
+        return mobility.config_trace_bank(
             c.trace_bank,
             float(slot_s),
             self.road_grid.extent_m,
             self.trajectory_slots,
             c.num_vehicles + c.num_background_vehicles,
-            owner=f"{type(c).__name__}.trace_bank",
+            owner,
         )
 
     def validate_params(self, params: EnvParams) -> None:

@@ -661,16 +661,10 @@ class CrossRealityPrivacy(Environment):
     def default_params(self) -> EnvParams:
         c = self.config
         rsu = net.jittered_grid_rsu_positions(c.num_rsus, c.map_extent_m, c.core_extent_m)
-        bank = None
-        if c.trace_bank:
-            bank = mobility.load_trace_bank(
-                c.trace_bank,
-                c.slot_s,
-                c.map_extent_m,
-                c.max_steps + 1,
-                c.num_vehicles,
-                owner=f"{type(c).__name__}.trace_bank",
-            )
+        owner = f"{type(c).__name__}.trace_bank"
+        bank = mobility.config_trace_bank(
+            c.trace_bank, c.slot_s, c.map_extent_m, c.max_steps + 1, c.num_vehicles, owner
+        )
         return EnvParams(
             rsu_xy_m=jnp.asarray(rsu),
             satellite_xy_m=jnp.zeros(2, jnp.float32),  # the south-west map corner, in the remote ring [R A11]

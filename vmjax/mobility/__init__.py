@@ -19,6 +19,7 @@ bank = load_trace_bank("bank.npz", slot_s=30.0, map_extent_m=(5000, 5000))  # a 
 
 from vmjax.mobility.bank_file import (
     BankFile,
+    config_trace_bank,
     draw_bank_window,
     load_trace_bank,
     read_trace_bank,
@@ -108,6 +109,7 @@ __all__ = [
     "fcd_to_trace",
     "geo_origin_lonlat",
     "junction_visits",
+    "config_trace_bank",
     "load_trace_bank",
     "pack_tracks",
     "place_rsus",

@@ -163,6 +163,16 @@ def _load_cached(path: str, stamp: tuple, slot_s: float, map_extent_m: tuple | N
     return trace, bank.slot_s
 
 
+def config_trace_bank(
+    path: str, slot_s: float, map_extent_m, min_steps: int, min_vehicles: int, owner: str
+) -> Trace | None:
+    """An env config's `trace_bank` field fitted to the env (`load_trace_bank`); None when the field is "" (the
+    env's built-in mobility)."""
+    if not path:
+        return None
+    return load_trace_bank(path, slot_s, map_extent_m, min_steps, min_vehicles, owner=owner)
+
+
 def load_trace_bank(
     path, slot_s: float, map_extent_m=None, min_steps: int = 1, min_vehicles: int = 1, owner: str = "trace_bank"
 ) -> Trace:
