@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 
 import vmjax
-from vmjax import cli
+from vmjax import cli, render
 from vmjax.mobility import (
+    bank_roads_m,
     draw_bank_window,
     fcd_to_trace,
     geo_origin_lonlat,
     junction_visits,
     load_trace_bank,
+    net_road_segments,
     pack_tracks,
     place_rsus,
     read_fcd,
@@ -103,6 +105,8 @@ def test_net_sample_is_a_directed_road_graph():
     assert np.isinf(np.asarray(shortest_path_lengths(net.graph, 2))[:2]).all()  # C is a one-way dead end
     nodes, count = shortest_path(net.graph, 0, 2)
     assert np.asarray(nodes)[: int(count)].tolist() == [0, 1, 2]
+    # the viewer's roads: A-B once (two directed edges), B-C
+    np.testing.assert_array_equal(net_road_segments(net), [[[0, 0], [100, 0]], [[100, 0], [100, 200]]])
 
 
 def test_rsus_on_the_busiest_junctions_or_spread_out():
@@ -140,6 +144,33 @@ def test_bank_file_round_trip_resampling_and_centring(tmp_path):
     np.testing.assert_array_equal(np.asarray(slot_1_5.valid)[:, 1], [True, False, True, True, False])
     window = draw_bank_window(jax.random.key(0), fitted, num_vehicles=2, num_steps=3)
     assert window.positions_m.shape == (3, 2, 2) and window.valid.shape == (3, 2)
+
+
+def test_bank_roads_are_centred_like_the_traces_and_drawn_by_the_viewer(tmp_path):
+    """A bank's road segments move with its traces onto the env's map, and `render.scene_of` draws them instead of
+    the scenario's own roads; a bank without roads keeps them; malformed roads name the file."""
+    rng = np.random.default_rng(1)
+    positions = 400.0 + np.cumsum(rng.normal(0.0, 5.0, (601, 3, 2)), axis=0)  # 10 min at 1 s
+    roads = np.asarray([[[0.0, 0.0], [800.0, 0.0]], [[400.0, 0.0], [400.0, 800.0]]], np.float32)
+    path, bare = tmp_path / "roads.npz", tmp_path / "bare.npz"
+    trace = vmjax.mobility.Trace.create(positions)
+    save_trace_bank(path, trace, 1.0, box_m=(0.0, 0.0, 800.0, 800.0), roads_m=roads)
+    save_trace_bank(bare, trace, 1.0, box_m=(0.0, 0.0, 800.0, 800.0))
+    np.testing.assert_array_equal(read_trace_bank(path).roads_m, roads)
+    np.testing.assert_allclose(bank_roads_m(path, (2000.0, 1000.0)), roads + np.asarray([600.0, 100.0]))
+    assert read_trace_bank(bare).roads_m is None and bank_roads_m(bare, (2000.0, 1000.0)) is None
+    scenes = {}
+    for name, bank in (("roads", path), ("bare", bare)):
+        env = vmjax.make("CrossRealityPrivacy-v0", trace_bank=str(bank), num_vehicles=3, max_steps=4, slot_s=60.0)
+        params = env.default_params
+        _, state = env.reset(jax.random.key(0), params)
+        scenes[name] = render.scene_of(env, state, params)
+    width, height = env.config.map_extent_m
+    np.testing.assert_allclose(scenes["roads"].roads_m, roads + (np.asarray([width, height]) - 800.0) / 2)
+    assert scenes["bare"].roads_m is None or len(scenes["bare"].roads_m) != 2  # the scenario's own (none or a grid)
+    np.savez(tmp_path / "bad.npz", positions_m=positions.astype(np.float32), roads_m=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"bad.npz: roads_m must be finite segments of shape \[K, 2, 2\]"):
+        read_trace_bank(tmp_path / "bad.npz")
 
 
 def test_every_scenario_takes_the_bank_through_env_trace_bank(tmp_path):
@@ -294,3 +325,21 @@ def test_real_sumo_builds_a_bank_the_envs_replay(tmp_path):
     assert bank_xy.shape == (31, 4, 2) and np.all(np.abs(bank_xy - 2500.0) < 200.0)
     with pytest.raises(SystemExit):
         cli.main([*argv, "--lonlat", "true", "--out", str(tmp_path / "geo.npz")])
+    assert bank.roads_m.shape == (12, 2, 2)  # the 3 x 3 grid's 12 two-way streets, for the viewer
+
+
+@pytest.mark.skipif(not HAS_SUMO, reason="needs the sumo extra: pip install 'vmjax[sumo]'")
+def test_real_sumo_builds_a_bank_from_an_osm_file(tmp_path):
+    """`vmjax traces sumo --net-file map.osm`: netconvert turns the committed hand-written OSM grid (3 x 3 streets
+    ~200 m apart, its corners geometry points) into a geo-referenced net of 5 junctions; the traces in x/y carry the
+    net's roads, the lon/lat bank (`--lonlat true`) none (the junctions are in SUMO's x/y)."""
+    argv = ["traces", "sumo", "--net-file", str(DATA / "sumo_tiny_grid.osm"), "--vehicles", "3", "--hours", "0.25"]
+    cli.main([*argv, "--slot-s", "5", "--seed", "2", "--out", str(tmp_path / "osm.npz")])
+    net = read_net(tmp_path / "osm.net.xml")
+    assert net.has_geo_reference and len(net.junction_ids) == 5
+    assert all(395.0 < side < 415.0 for side in net.extent_m)  # 0.0042 deg of latitude, 0.0042 deg of longitude
+    bank = read_trace_bank(tmp_path / "osm.npz")
+    assert bank.trace.positions_m.shape == (181, 3, 2) and bank.roads_m.shape == (8, 2, 2)
+    cli.main([*argv, "--slot-s", "5", "--seed", "2", "--lonlat", "true", "--out", str(tmp_path / "geo.npz")])
+    geo = read_trace_bank(tmp_path / "geo.npz")
+    assert geo.roads_m is None and all(390.0 < v < 410.0 for v in geo.box_m[2:])

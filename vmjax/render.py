@@ -15,13 +15,14 @@ scenario's quantities as text under the map.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vmjax import runner, scenarios
+from vmjax import mobility, runner, scenarios
 from vmjax.core.rollout import StatefulPolicy, stateless
 from vmjax.core.scene import Scene
 
@@ -41,7 +42,14 @@ def scene_of(env, state, params, info=None, extras=None) -> Scene:
     scenario = scenarios.get(env.name)
     if scenario.scene is None:
         raise ValueError(f"scenario {env.name} has no scene: set Scenario.scene in its vmjax/scenarios module")
-    return scenario.scene(env, state, params, info, extras)
+    scene = scenario.scene(env, state, params, info, extras)
+    bank = getattr(env.config, "trace_bank", "")
+    if bank:  # replayed traces: draw their road network (when the bank stores one) instead of the built-in roads
+        xmin, xmax, ymin, ymax = scene.extent_m
+        roads = mobility.bank_roads_m(bank, (xmax - xmin, ymax - ymin))
+        if roads is not None:
+            scene = dataclasses.replace(scene, roads_m=roads + np.asarray([xmin, ymin], np.float32))
+    return scene
 
 
 def new_figure(width_in: float = 7.0, height_in: float = 6.0):

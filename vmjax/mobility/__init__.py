@@ -19,6 +19,7 @@ bank = load_trace_bank("bank.npz", slot_s=30.0, map_extent_m=(5000, 5000))  # a 
 
 from vmjax.mobility.bank_file import (
     BankFile,
+    bank_roads_m,
     config_trace_bank,
     draw_bank_window,
     load_trace_bank,
@@ -83,6 +84,7 @@ from vmjax.mobility.sumo import (
     fcd_to_trace,
     geo_origin_lonlat,
     junction_visits,
+    net_road_segments,
     pack_tracks,
     place_rsus,
     read_fcd,
@@ -109,6 +111,7 @@ __all__ = [
     "fcd_to_trace",
     "geo_origin_lonlat",
     "junction_visits",
+    "net_road_segments",
     "config_trace_bank",
     "load_trace_bank",
     "pack_tracks",
@@ -117,6 +120,7 @@ __all__ = [
     "read_net",
     "read_trace_bank",
     "save_trace_bank",
+    "bank_roads_m",
     "BEIJING_CENTRE_LONLAT",
     "ESTTGConfig",
     "ESTTGModel",

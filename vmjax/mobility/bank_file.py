@@ -9,7 +9,8 @@ its env config's `trace_bank` (`--env.trace_bank bank.npz`, `vmjax.make(env_id, 
 Arrays: `positions_m` [T, V, 2] (required), `valid` [T, V], `headings_rad` [T, V], `speeds_mps` [T, V],
 `vehicle_of_track` [T, V] (which source vehicle a packed track carries in each slot, -1 none), and the scalars
 `slot_s`, `start_s` (seconds of day of slot 0), `box_m` [4] (xmin, ymin, xmax, ymax of the map the positions are
-in), `metadata` (a JSON string). A run's `trace_bank.npz` (TwinSplit: `positions_m`, `valid` only) is a bank too:
+in), `roads_m` [K, 2, 2] (the road network's segments in the positions' frame, for the viewer), `metadata` (a JSON
+string). A run's `trace_bank.npz` (TwinSplit: `positions_m`, `valid` only) is a bank too:
 without `slot_s` it is taken to be at the env's slot, without `box_m` it is used in place.
 
 Fitting a bank to an env (`load_trace_bank`): resampled to the env's slot by linear interpolation (a slot between
@@ -42,7 +43,8 @@ BANK_FORMAT = "vmjax-trace-bank-1"
 @dataclasses.dataclass(frozen=True)
 class BankFile:
     """A trace-bank file as stored: the trace at `slot_s` (None: unknown, an env-slot bank), its map box (None:
-    none stored), slot 0's seconds of day, `vehicle_of_track` [T, V] (or None) and the metadata dict."""
+    none stored), slot 0's seconds of day, `vehicle_of_track` [T, V] (or None), the metadata dict and the road
+    segments [K, 2, 2] (or None)."""
 
     trace: Trace
     slot_s: float | None
@@ -50,10 +52,18 @@ class BankFile:
     start_s: float
     vehicle_of_track: np.ndarray | None
     metadata: dict
+    roads_m: np.ndarray | None = None
 
 
 def save_trace_bank(
-    path, trace: Trace, slot_s: float, box_m=None, start_s: float = 0.0, vehicle_of_track=None, metadata=None
+    path,
+    trace: Trace,
+    slot_s: float,
+    box_m=None,
+    start_s: float = 0.0,
+    vehicle_of_track=None,
+    metadata=None,
+    roads_m=None,
 ) -> None:
     """Write a bank file atomically (temp file + os.replace, `vmjax.core.io`)."""
     arrays = {
@@ -70,6 +80,8 @@ def save_trace_bank(
         arrays["box_m"] = np.asarray(box_m, np.float64)
     if vehicle_of_track is not None:
         arrays["vehicle_of_track"] = np.asarray(vehicle_of_track, np.int32)
+    if roads_m is not None:
+        arrays["roads_m"] = np.asarray(roads_m, np.float32).reshape(-1, 2, 2)
     buffer = BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
@@ -111,7 +123,11 @@ def read_trace_bank(path) -> BankFile:
         metadata = json.loads(str(arrays["metadata"])) if "metadata" in arrays else {}
     except ValueError as error:
         raise ValueError(f"{path}: metadata is not JSON ({error})") from None
-    return BankFile(trace, slot_s, box_m, float(arrays.get("start_s", 0.0)), vehicle_of_track, metadata)
+    roads_m = arrays.get("roads_m")
+    if roads_m is not None and (roads_m.ndim != 3 or roads_m.shape[1:] != (2, 2) or not np.isfinite(roads_m).all()):
+        raise ValueError(f"{path}: roads_m must be finite segments of shape [K, 2, 2], got shape {roads_m.shape}")
+    start_s = float(arrays.get("start_s", 0.0))
+    return BankFile(trace, slot_s, box_m, start_s, vehicle_of_track, metadata, roads_m)
 
 
 def resample_bank(bank: BankFile, slot_s: float) -> Trace:
@@ -146,12 +162,27 @@ def resample_bank(bank: BankFile, slot_s: float) -> Trace:
     return Trace.create(positions.astype(np.float32), headings, valid, speeds)
 
 
+def centring_shift_m(box_m, map_extent_m) -> np.ndarray:
+    """The translation [2] (m) that moves the centre of `box_m` (xmin, ymin, xmax, ymax) onto the centre of the map
+    [0, W] x [0, H] (`map_extent_m` = (W, H))."""
+    xmin, ymin, xmax, ymax = box_m
+    return 0.5 * np.asarray(map_extent_m, np.float64) - 0.5 * np.asarray([xmin + xmax, ymin + ymax])
+
+
 def centre_on_map(trace: Trace, box_m, map_extent_m) -> Trace:
     """`trace` translated so that the centre of `box_m` (xmin, ymin, xmax, ymax) lands on the centre of the map
     [0, W] x [0, H] (`map_extent_m` = (W, H)); no scaling."""
-    xmin, ymin, xmax, ymax = box_m
-    shift = 0.5 * np.asarray(map_extent_m, np.float64) - 0.5 * np.asarray([xmin + xmax, ymin + ymax])
+    shift = centring_shift_m(box_m, map_extent_m)
     return trace.replace(positions_m=jnp.asarray(np.asarray(trace.positions_m, np.float64) + shift, jnp.float32))
+
+
+def bank_roads_m(path, map_extent_m) -> np.ndarray | None:
+    """The bank's road segments [K, 2, 2] moved as `load_trace_bank` moves its trace onto a map of `map_extent_m`
+    (W, H); None when the bank stores no roads (or no box to centre them by)."""
+    bank = read_trace_bank(path)
+    if bank.roads_m is None or bank.box_m is None:
+        return None
+    return (bank.roads_m + centring_shift_m(bank.box_m, map_extent_m)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -216,6 +247,7 @@ def draw_bank_window(key, bank: Trace, num_vehicles: int, num_steps: int) -> Tra
 __all__ = [
     "BANK_FORMAT",
     "BankFile",
+    "bank_roads_m",
     "centre_on_map",
     "draw_bank_window",
     "load_trace_bank",

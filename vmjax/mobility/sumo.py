@@ -507,6 +507,16 @@ def geo_origin_lonlat(net: SumoNet) -> tuple[float, float]:
 
 
 # ====================================================================== RSUs on junctions
+def net_road_segments(net: SumoNet) -> np.ndarray:
+    """The net's normal edges as straight junction-to-junction segments [K, 2, 2] (SUMO x/y metres), a two-way road
+    once; curved edges are drawn as their chords (for the viewer, `vmjax.render`)."""
+    xy = net.junction_xy_m
+    edges = np.asarray(net.graph.edges, np.int64)
+    pairs = np.unique(np.sort(edges, axis=1), axis=0) if len(edges) else np.zeros((0, 2), np.int64)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.stack([xy[pairs[:, 0]], xy[pairs[:, 1]]], axis=1).astype(np.float32)
+
+
 def junction_visits(net: SumoNet, trace: Trace, radius_m: float = 50.0) -> np.ndarray:
     """Vehicle-slots [N] spent within `radius_m` of each junction (a vehicle counts for its nearest junction only,
     valid slots only): how busy each junction is."""

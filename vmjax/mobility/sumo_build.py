@@ -36,7 +36,15 @@ import numpy as np
 
 from vmjax.core.io import atomic_write_json
 from vmjax.mobility.bank_file import save_trace_bank
-from vmjax.mobility.sumo import INSTALL_HINT, fcd_to_trace, geo_origin_lonlat, pack_tracks, read_fcd, read_net
+from vmjax.mobility.sumo import (
+    INSTALL_HINT,
+    fcd_to_trace,
+    geo_origin_lonlat,
+    net_road_segments,
+    pack_tracks,
+    read_fcd,
+    read_net,
+)
 
 RATE_STEP_S = 900  # randomTrips insertion-rate intervals (15 min); also the warm-up
 NetKind = Literal["grid", "spider", "rand"]
@@ -292,6 +300,7 @@ def build_sumo_bank(config: SumoBankConfig, out: Path, log=print) -> dict:
             start_s=bank_begin_s,
             vehicle_of_track=vehicle_of_track,
             metadata=summary,
+            roads_m=None if origin_lonlat else net_road_segments(net),  # junctions are in SUMO's x/y only
         )
         atomic_write_json(work / "bank.json", {**summary, "wall_s": round(time.perf_counter() - start, 1)})
         for name, target in (
