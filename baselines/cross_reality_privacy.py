@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from vmjax import design
 from vmjax.core.rollout import StatefulPolicy, rollout_stateful, stateless
 from vmjax.envs import cross_reality_privacy as crp
 
@@ -195,6 +196,29 @@ def make_fixed_radius_stateful(
             env, key, state, params, history, radius_fraction, explore, num_nearest
         ),
     )
+
+
+def make_radius_planner_stateful(
+    env: crp.CrossRealityPrivacy,
+    config: design.RadiusPlannerConfig = design.RadiusPlannerConfig(),
+    radius_fraction: float = BEST_FIXED_RADIUS_FRACTION_V1,
+    explore: float = 0.1,
+    num_nearest: int = 5,
+) -> StatefulPolicy:
+    """The radius planner (`design.make_radius_planner`, issue 24) on the fixed-radius rule: its greedy servers and
+    angle, each AV's radius (and angle) planned on the model's utility (17) from the current state, starting at
+    radius_fraction r_max; in the model's later slots (horizon > 1) the fixed-radius rule acts."""
+
+    def choose(key, state, params, history):
+        k_base, k_plan = jax.random.split(key)
+        base = _fixed_radius_action(env, k_base, state, params, history, radius_fraction, explore, num_nearest)
+        later = lambda k, s, p: _fixed_radius_action(env, k, s, p, history, radius_fraction, explore, num_nearest)
+        radius, theta = crp.perturbation_from_raw(base["perturbation"], params.r_max_deg, env.config.action_squash)
+        plan = design.make_radius_planner(env, later, config)
+        radius, theta = plan(k_plan, state, params, base["target"], radius, theta)
+        return _action(env, params, base["target"], radius, theta)
+
+    return _stateful(env, choose)
 
 
 def random_servers(key, env: crp.CrossRealityPrivacy, state, params):

@@ -2,11 +2,13 @@
 
     python -m experiments.design search [--problem NAME ...] [--seeds 3]   # gradient vs ES vs random, equal env steps
     python -m experiments.design planner                                   # the AvatarPremigration gradient planner
-    python -m experiments.design table                                     # both as markdown
+    python -m experiments.design radius_planner                            # CrossRealityPrivacy-v1's radius planner
+    python -m experiments.design table                                     # all three as markdown
 
 `search` runs every (problem, method) for the seeds and writes docs/results/design/search.json atomically after
 each (problem, method); a finished one is skipped, so a killed run resumes at the next. `planner` does the same
-per (base heuristic) in planner.json. Optimisation worlds come from PRNGKey(seed), held-out worlds from
+per (base heuristic) in planner.json, `radius_planner` per planner setting in radius_planner.json (its screen of
+the gradient's steps and learning rate on training worlds PRNGKey(0) first). Optimisation worlds come from PRNGKey(seed), held-out worlds from
 PRNGKey(HELD_OUT_SEED) (the same for every method and seed). Budgets are in `PROBLEMS` / `SEARCH`, scaled to a
 2-core CPU shared with other jobs.
 """
@@ -25,6 +27,7 @@ import numpy as np
 
 import vmjax
 from baselines import avatar_premigration as avatar_heuristics
+from baselines import cross_reality_privacy as privacy_heuristics
 from baselines import twin_routing as routing_heuristics
 from baselines import twin_split as split_heuristics
 from vmjax import design
@@ -176,6 +179,89 @@ def planner() -> None:
         atomic_write_json(path, results)
 
 
+RADIUS_PLANNERS = {
+    "gradient (10 steps)": design.RadiusPlannerConfig(steps=10, learning_rate=0.3),
+    "gradient (10 steps), horizon 2": design.RadiusPlannerConfig(steps=10, learning_rate=0.3, horizon=2),
+    "gradient (20 steps), radius and angle": design.RadiusPlannerConfig(
+        steps=20, learning_rate=0.1, optimise_angle=True
+    ),
+    "grid 11": design.RadiusPlannerConfig(grid=11, steps=0),
+    "grid 33": design.RadiusPlannerConfig(grid=33, steps=0),
+    "grid 11 + gradient (5 steps)": design.RadiusPlannerConfig(grid=11, steps=5, learning_rate=0.03),
+    "grid 21 + gradient (5 steps)": design.RadiusPlannerConfig(grid=21, steps=5, learning_rate=0.03),
+}
+"""The radius planners compared (learning rates from the screen); "grid 33", "gradient (10 steps)" and "grid 11 +
+gradient (5 steps)" cost about the same model rollouts per decision (33, 32, 28)."""
+RADIUS_SCREEN = {"steps": (5, 10, 20), "learning_rate": (0.1, 0.3, 1.0), "worlds": 8, "seed": 0}
+RADIUS_EPISODES = {
+    "worlds": 32,
+    "seeds": 3,
+}  # the held-out worlds of docs/results/cross_reality_privacy_v1/comparison.json
+RADIUS_METRICS = ("utility", "entropy_bits", "qos_loss", "latency_s", "perturbation_m")
+
+
+def privacy_rollouts(env, policy, keys, worlds: int) -> dict:
+    """`privacy_heuristics.episode_metrics` of `policy` on each key: per-key means, wall time after compiling."""
+    run = jax.jit(lambda k: privacy_heuristics.episode_metrics(env, policy, env.default_params, k, worlds))
+    start = time.perf_counter()
+    jax.block_until_ready(run(keys[0]))
+    compile_s = time.perf_counter() - start
+    per_key, wall = {name: [] for name in RADIUS_METRICS}, 0.0
+    for k in keys:
+        start = time.perf_counter()
+        out = jax.block_until_ready(run(k))
+        wall += time.perf_counter() - start
+        for name in RADIUS_METRICS:
+            per_key[name].append(float(np.mean(np.asarray(out[name]))))
+    decisions = len(keys) * worlds * env.config.max_steps
+    return {
+        **{name: float(np.mean(v)) for name, v in per_key.items()},
+        "utility_per_seed": per_key["utility"],
+        "ms_per_decision": 1e3 * wall / decisions,
+        "first_call_s": compile_s,
+    }
+
+
+def radius_planner() -> None:
+    path = OUT / "radius_planner.json"
+    results = load(path) or {
+        **header("python -m experiments.design radius_planner"),
+        "env": "CrossRealityPrivacy-v1 (defaults), base: the best fixed radius (0.4 r_max, greedy server)",
+        "episodes": RADIUS_EPISODES,
+        "screen": {"setting": {k: list(v) if isinstance(v, tuple) else v for k, v in RADIUS_SCREEN.items()}},
+        "planners": {},
+    }
+    env = vmjax.make("CrossRealityPrivacy-v1")
+    screen_keys = [jax.random.PRNGKey(RADIUS_SCREEN["seed"])]
+    for steps in RADIUS_SCREEN["steps"]:
+        for lr in RADIUS_SCREEN["learning_rate"]:
+            name = f"steps {steps}, learning rate {lr}"
+            if name in results["screen"]:
+                continue
+            config = design.RadiusPlannerConfig(steps=steps, learning_rate=lr)
+            policy = privacy_heuristics.make_radius_planner_stateful(env, config)
+            out = privacy_rollouts(env, policy, screen_keys, RADIUS_SCREEN["worlds"])
+            results["screen"][name] = out["utility"]
+            atomic_write_json(path, results)
+            print(f"screen {name}: utility {out['utility']:.4f}", flush=True)
+    held_out = [jax.random.fold_in(jax.random.PRNGKey(HELD_OUT_SEED), s) for s in range(RADIUS_EPISODES["seeds"])]
+    base = privacy_heuristics.make_fixed_radius_stateful(env, privacy_heuristics.BEST_FIXED_RADIUS_FRACTION_V1)
+    policies = {"base (r = 0.4 r_max)": (base, None)}
+    policies |= {
+        name: (privacy_heuristics.make_radius_planner_stateful(env, c), c) for name, c in RADIUS_PLANNERS.items()
+    }
+    for name, (policy, config) in policies.items():
+        if name in results["planners"]:
+            print(f"radius planner {name}: done, skipped", flush=True)
+            continue
+        entry = privacy_rollouts(env, policy, held_out, RADIUS_EPISODES["worlds"])
+        if config is not None:
+            entry |= {"config": dataclasses.asdict(config), "model_rollouts": config.model_rollouts_per_decision}
+        results["planners"][name] = entry
+        atomic_write_json(path, results)
+        print(f"radius planner {name}: utility {entry['utility']:.4f}, {entry['ms_per_decision']:.3f} ms", flush=True)
+
+
 def table() -> str:
     lines = []
     runs = load(OUT / "search.json").get("problems", {})
@@ -209,6 +295,19 @@ def table() -> str:
                 f"{e['gain_s']:.3f} s ({e['gain_pct']:.1f}%) | {e['base']['ms_per_decision']:.3f} / "
                 f"{e['planner']['ms_per_decision']:.3f} |"
             )
+    radius = load(OUT / "radius_planner.json").get("planners", {})
+    if radius:
+        lines += [
+            "",
+            "| radius planner | model rollouts per decision | utility (17) | ± seeds | entropy bit | "
+            "QoS loss | ms per decision |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, e in radius.items():
+            lines.append(
+                f"| {name} | {e.get('model_rollouts', 0)} | {e['utility']:.3f} | {np.std(e['utility_per_seed']):.3f} | "
+                f"{e['entropy_bits']:.3f} | {e['qos_loss']:.3f} | {e['ms_per_decision']:.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -219,6 +318,7 @@ def main(argv=None) -> None:
     s.add_argument("--problem", nargs="*", choices=sorted(PROBLEMS), default=list(PROBLEMS))
     s.add_argument("--seeds", type=int, default=3)
     sub.add_parser("planner", help="the AvatarPremigration gradient planner against its base heuristics")
+    sub.add_parser("radius_planner", help="CrossRealityPrivacy-v1's radius planners against the best fixed radius")
     sub.add_parser("table", help="the results as markdown")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -226,6 +326,8 @@ def main(argv=None) -> None:
         search(args.problem, args.seeds)
     elif args.command == "planner":
         planner()
+    elif args.command == "radius_planner":
+        radius_planner()
     else:
         print(table())
 

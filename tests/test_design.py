@@ -22,6 +22,7 @@ import pytest
 
 import vmjax
 from baselines import avatar_premigration as avatar_heuristics
+from baselines import cross_reality_privacy as privacy_heuristics
 from baselines import twin_routing as routing_heuristics
 from baselines import twin_split as split_heuristics
 from vmjax import design
@@ -211,6 +212,101 @@ def test_planner_returns_valid_actions_and_beats_its_base():
     # horizon 1: the model is the slot itself (its tasks are in the state), so the plan is never worse and here
     # strictly better on average
     assert float(jnp.mean(plan_reward)) > float(jnp.mean(base_reward))
+
+
+# ---------------------------------------------------------------- CrossRealityPrivacy-v1 radius planner
+def _privacy_states(num_worlds=4, slots=2):
+    """CrossRealityPrivacy-v1 (40 RSUs, 3 AVs) states after `slots` fixed-radius slots (the adversary has a
+    dead-reckoned prediction), the fixed-radius rule's servers and angles there."""
+    env = vmjax.make("CrossRealityPrivacy-v1", num_vehicles=3, num_rsus=40, max_steps=6)
+    params = env.default_params
+    fixed = privacy_heuristics.make_fixed_radius_stateful(env, 0.4)
+
+    @jax.jit
+    def prepare(key):
+        k_reset, k_hist, *k_slots = jax.random.split(key, 2 + slots + 1)
+        _, state = env.reset(k_reset, params)
+        history = fixed.init(k_hist, params)
+        for k in k_slots[:slots]:
+            action, history, _ = fixed.act(k, history, state, params)
+            state = env.step_env(k, state, action, params)[1]
+        action, _, _ = fixed.act(k_slots[-1], history, state, params)
+        return state, action
+
+    states, actions = jax.vmap(prepare)(jax.random.split(jax.random.key(3), num_worlds))
+    return env, params, states, actions
+
+
+def test_radius_model_utility_gradient_matches_finite_differences():
+    """d(sum of the AVs' utility (17))/d r over a 2-slot model (this slot's entropy and QoS loss, the next slot's
+    dead-reckoned prediction) against central differences in float32: utilities are O(1), float32 rounds them to
+    ~1e-6, so steps of 3e-3 and 1e-3 r_max give differences accurate to ~1e-3 of the O(1) derivatives."""
+    env, params, states, actions = _privacy_states(num_worlds=2)
+    later = lambda k, s, p: {"target": s.connected, "perturbation": jnp.zeros((env.num_agents, 2))}
+    r_max = params.r_max_deg
+    utility = lambda frac, state, target, theta: jnp.sum(
+        design.privacy_model_utility(env, later, 2, jax.random.key(5), state, params, target, frac * r_max, theta)
+    )
+    f, grad = jax.jit(utility), jax.jit(jax.grad(utility))
+    direction = jnp.asarray([1.0, -0.5, 0.8])
+    for world in range(2):
+        state, action = jax.tree.map(lambda x: x[world], (states, actions))
+        args = (state, action["target"], env.parse_action(action, params)[2])
+        for point in (0.25, 0.6):
+            frac = jnp.full(env.num_agents, point, jnp.float32) + 0.05 * jnp.arange(env.num_agents)
+            derivative = float(jnp.dot(grad(frac, *args), direction))
+            diffs = [float((f(frac + h * direction, *args) - f(frac - h * direction, *args)) / (2 * h)) for h in STEPS]
+            np.testing.assert_allclose(diffs[0], diffs[1], rtol=2e-2, atol=2e-2)  # no switching surface between
+            np.testing.assert_allclose(derivative, diffs[1], rtol=2e-2, atol=2e-2)
+
+
+def test_radius_planner_keeps_servers_stays_in_range_and_beats_its_base():
+    env, params, states, actions = _privacy_states()
+    later = lambda k, s, p: {"target": s.connected, "perturbation": jnp.zeros((env.num_agents, 2))}
+    config = design.RadiusPlannerConfig(steps=5, learning_rate=0.3)
+
+    @jax.jit
+    def plan(key, state, action):
+        _, radius, theta = env.parse_action(action, params)
+        planner = design.make_radius_planner(env, later, config)
+        planned = planner(key, state, params, action["target"], radius, theta)
+        model = lambda r, t: design.privacy_model_utility(env, later, 1, key, state, params, action["target"], r, t)
+        return planned, model(*planned), model(radius, theta)
+
+    keys = jax.random.split(jax.random.key(9), 4)
+    (radius, theta), planned_utility, base_utility = jax.vmap(plan)(keys, states, actions)
+    r = np.asarray(radius) / float(params.r_max_deg)
+    assert np.all((r >= 0) & (r <= 1)) and np.isfinite(r).all()
+    np.testing.assert_array_equal(theta, jax.vmap(lambda a: env.parse_action(a, params)[2])(actions))  # angle held
+    assert np.all(np.asarray(planned_utility) >= np.asarray(base_utility) - 1e-6)  # per AV, never worse on the model
+    assert float(jnp.mean(planned_utility)) > float(jnp.mean(base_utility)) + 0.05
+    # a grid of radii alone: the best of its points per AV, so at least the grid's r = 0.4 r_max point (the base)
+    grid = design.RadiusPlannerConfig(grid=6, steps=0)
+    grid_planner = design.make_radius_planner(env, later, grid)
+    r_grid, _ = jax.jit(
+        jax.vmap(lambda k, s, a: grid_planner(k, s, params, a["target"], *env.parse_action(a, params)[1:]))
+    )(keys, states, actions)
+    fractions = np.asarray(r_grid) / float(params.r_max_deg)
+    np.testing.assert_allclose(fractions, np.round(fractions * 5) / 5, atol=1e-6)  # points of the grid
+    assert grid.model_rollouts_per_decision == 6 and config.model_rollouts_per_decision == 17
+
+
+def test_radius_planner_policy_is_deterministic_and_reports_its_utility():
+    env = vmjax.make("CrossRealityPrivacy-v1", num_vehicles=2, num_rsus=30, max_steps=3)
+    policy = privacy_heuristics.make_radius_planner_stateful(env, design.RadiusPlannerConfig(steps=2))
+    run = jax.jit(lambda k: privacy_heuristics.episode_metrics(env, policy, env.default_params, k, 2))
+    a, b = run(jax.random.key(1)), run(jax.random.key(1))
+    for name in privacy_heuristics.EVAL_METRICS:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert np.isfinite(np.asarray(a["utility"])).all()
+
+
+@pytest.mark.parametrize(
+    "field, value", [("steps", -1), ("horizon", 0), ("grid", 1), ("learning_rate", 0.0), ("min_fraction", 0.5)]
+)
+def test_radius_planner_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=f"RadiusPlannerConfig.{field}"):
+        design.RadiusPlannerConfig(**{field: value})
 
 
 # ---------------------------------------------------------------- the docs' example runs
