@@ -1,6 +1,7 @@
 """MSRL's experiments on TwinSplit-v1 (spec 004 §7; on top of the learners and baselines, like bench).
 
     python -m experiments.twin_split_v1 train      # Split / Local-Edge / Local-Model, 3 seeds, spec budget
+    python -m experiments.twin_split_v1 train --plan sumo   # MSRL (Split) on a SUMO city's traces (issue 23)
     python -m experiments.twin_split_v1 table      # the method comparison and the capacity sweep, as markdown
 
 `train` trains each actor mode with 3 seeds in one compiled `vmap` over seeds (`msrl.make_train`), the GPU
@@ -9,7 +10,9 @@ Each (bank, capacity, mode) group is evaluated at once on the 3 x 100 held-out w
 (PRNGKey(10000 + s), the same for every policy, the heuristics and the per-slot oracles included) and written to
 training.json atomically; a finished group is skipped, so a killed run resumes at the next group. Groups go in
 `PLAN` order: both banks at 60 GHz first (the method comparison), then the ground-truth bank at 40 / 80 / 50 / 70
-GHz (the capacity sweep, learners retrained at each capacity).
+GHz (the capacity sweep, learners retrained at each capacity). `--plan sumo` adds the group `sumo/60GHz`: the same
+protocol on the traces of a SUMO simulation of a 5 km city grid (`SUMO_BANK`, built with the `sumo` extra into
+`--sumo-bank` when that file is missing), MSRL (Split) only.
 """
 
 from __future__ import annotations
@@ -28,12 +31,18 @@ from baselines import twin_split as heuristics
 from baselines import twin_split_study as study
 from baselines.evaluate import FIRST_SEED, write_results
 from experiments.curves import convergence_iteration
-from vmjax import scenarios
+from vmjax import mobility, scenarios
 from vmjax.agents import msrl
+from vmjax.mobility import sumo_build
 
 OUT = Path("docs/results/twin_split_v1")
 MODES = ("split", "local_edge", "local")
 PLAN = (("real", 60.0), ("generated", 60.0), ("real", 40.0), ("real", 80.0), ("real", 50.0), ("real", 70.0))
+PLANS = {"paper": (PLAN, MODES), "sumo": ((("sumo", 60.0),), ("split",))}
+SUMO_BANK = dict(grid_number=11, grid_length_m=500.0, lanes=2, vehicles=100, hours=1.0, seed=0)
+"""`vmjax traces sumo --grid-number 11 --grid-length-m 500 --lanes 2 --vehicles 100 --hours 1`: an 11 x 11 grid of
+two-lane streets 500 m apart (TwinSplit's 5 km map), 8:00-9:00 of the weekday demand profile."""
+SUMO_BANK_PATH = Path("runs/sumo/twin_split_city5k.npz")
 AGENT_DEFAULTS = scenarios.get("TwinSplit-v1").defaults["agent"]  # the spec's budget and v1's threshold change
 EVAL_METRICS = ("latency_s", "qoe", "ber", "migration_share", "use_server", "params_used")
 CURVE_METRICS = ("episode_total_latency_s", "episode_qoe", "server_use_fraction", "mean_threshold_nats")
@@ -71,7 +80,24 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def train(out: Path, iterations: int, episodes: int, seeds: tuple[int, ...], plan=PLAN, modes=MODES, log=print):
+def sumo_trace_bank(path: Path, num_slots: int, map_size_m: float, log=print) -> mobility.Trace:
+    """The SUMO bank of `SUMO_BANK` at TwinSplit's 30-s slot on its map (built into `path` first if missing)."""
+    if not path.exists():
+        log(f"building the SUMO bank {path} ({SUMO_BANK})")
+        sumo_build.build_sumo_bank(sumo_build.SumoBankConfig(**SUMO_BANK), path, log=log)
+    return mobility.load_trace_bank(path, 30.0, (map_size_m, map_size_m), num_slots, 10, owner="--sumo-bank")
+
+
+def train(
+    out: Path,
+    iterations: int,
+    episodes: int,
+    seeds: tuple[int, ...],
+    plan=PLAN,
+    modes=MODES,
+    log=print,
+    sumo_bank: Path = SUMO_BANK_PATH,
+):
     path = out / "training.json"
     data = _read(path)
     data.update(
@@ -86,6 +112,9 @@ def train(out: Path, iterations: int, episodes: int, seeds: tuple[int, ...], pla
     for bank, ghz in plan:
         name = f"{bank}/{ghz:.0f}GHz"
         group = groups.setdefault(name, {})
+        if bank == "sumo" and bank not in banks:
+            banks[bank] = sumo_trace_bank(sumo_bank, env.config.max_steps + 1, env.config.map_size_m, log)
+            data["sumo_bank"] = {"config": SUMO_BANK, "tracks": int(banks[bank].positions_m.shape[1])}
         if bank not in banks:
             banks[bank] = study.trace_bank(bank, env.config.max_steps + 1, env.config.map_size_m)
         if "heuristics" not in group:
@@ -218,9 +247,12 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--plan", choices=sorted(PLANS), default="paper", help="the paper's groups or the SUMO one")
+    parser.add_argument("--sumo-bank", type=Path, default=SUMO_BANK_PATH, help="the SUMO bank (built if missing)")
     args = parser.parse_args(argv)
     if args.command == "train":
-        train(args.out, args.iterations, args.episodes, tuple(args.seeds))
+        plan, modes = PLANS[args.plan]
+        train(args.out, args.iterations, args.episodes, tuple(args.seeds), plan, modes, sumo_bank=args.sumo_bank)
         return 0
     data = _read(args.out / "training.json")
     if not data.get("groups"):

@@ -184,7 +184,7 @@ CASES = {
             actor_lr=3e-3,
             critic_lr=3e-3,
         ),
-        iterations=40,
+        iterations=80,  # 40 left it 0.23-0.59 above random depending on XLA's CPU code generation; 80: 0.55-0.76
         margin=0.25,
         score=_info_mean("reward_llm_mean"),
     ),
