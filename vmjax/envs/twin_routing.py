@@ -48,6 +48,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import jax
+import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -457,10 +458,16 @@ def rows_by_loop(fn, rows):
     Same values as the vmap."""
     count = jax.tree.leaves(rows)[0].shape[0]
     row = lambda i: jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), rows)
-    table = jax.tree.map(lambda leaf: jnp.zeros((count,) + leaf.shape, leaf.dtype), jax.eval_shape(fn, row(0)))
+    # fn traced once (its Python is the costly part of tracing an env step), then replayed in the loop's body
+    row_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), rows)
+    closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(row_shape)
+    call = jax_core.jaxpr_as_fun(closed)
+    treedef = jax.tree.structure(out_shape)
+    table = jax.tree.map(lambda leaf: jnp.zeros((count,) + leaf.shape, leaf.dtype), out_shape)
 
     def write(i, table):
-        return jax.tree.map(lambda t, r: jax.lax.dynamic_update_index_in_dim(t, r, i, 0), table, fn(row(i)))
+        out = jax.tree.unflatten(treedef, call(*jax.tree.leaves(row(i))))
+        return jax.tree.map(lambda t, r: jax.lax.dynamic_update_index_in_dim(t, r, i, 0), table, out)
 
     return jax.lax.fori_loop(0, count, write, table)
 
