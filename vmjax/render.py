@@ -272,23 +272,26 @@ def render_run(
     return path
 
 
-def scenario_frames(out_dir: Path, env_ids=None, steps: int = 3, seed: int = FIRST_SEED, dpi: int = 70) -> list[Path]:
-    """One PNG per scenario (default: every registered -v0 id, at its default config): the frame of slot `steps`
-    of a held-out episode of the scenario's greedy heuristic, as `<out_dir>/<env id>.png` (the README's images:
-    `python -c "from vmjax import render; render.scenario_frames('docs/img')"`)."""
+def scenario_frames(
+    out_dir: Path, env_ids=None, steps: int = 3, seed: int = FIRST_SEED, dpi: int = 70, suffix: str = "", **config
+) -> list[Path]:
+    """One PNG per scenario (default: every registered -v0 id, at its default config, or with `config`, e.g.
+    trace_bank="bank.npz"): the frame of slot `steps` of a held-out episode of the scenario's greedy heuristic, as
+    `<out_dir>/<env id><suffix>.png` (the README's images: `python -c "from vmjax import render;
+    render.scenario_frames('docs/img')"`)."""
     from vmjax.core import registry
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for env_id in env_ids or [e for e in registry.registered_envs() if e.endswith("-v0")]:
-        env = registry.make(env_id)
+        env = registry.make(env_id, **config)
         params = env.default_params
         scenario = scenarios.get(env_id)
         policy = scenario.evaluation.policies[scenario.greedy](env)
         state, info, extras = record_episode(env, params, policy, jax.random.PRNGKey(seed), steps + 1)[steps]
         fig = frame(env, state, params, info=info, extras=extras)
-        path = out_dir / f"{env_id}.png"
+        path = out_dir / f"{env_id}{suffix}.png"
         fig.savefig(path, dpi=dpi)
         paths.append(path)
     return paths
