@@ -1422,11 +1422,13 @@ DESIGN_CELLS = [
 patrol anchors, TwinSplit's pre-migrated fraction) against the expected cost of a fixed heuristic, with gradients
 through `vmap`-ed rollouts, and compares the gradient with an evolution strategy and random search at the same
 env steps, scored on held-out worlds (docs/design.md). The gradient planner picks AvatarPremigration's fractions by
-a few gradient steps through a short model rollout. This notebook only reads and plots the JSON that these
+a few gradient steps through a short model rollout, and the radius planners pick CrossRealityPrivacy-v1's
+perturbation radius the same way. This notebook only reads and plots the JSON that these
 commands wrote (each names its machine):
 
 - `python -m experiments.design search` (`docs/results/design/search.json`),
-- `python -m experiments.design planner` (`docs/results/design/planner.json`).""",
+- `python -m experiments.design planner` (`docs/results/design/planner.json`),
+- `python -m experiments.design radius_planner` (`docs/results/design/radius_planner.json`).""",
     ),
     (
         "code",
@@ -1506,6 +1508,38 @@ for base, record in planner["bases"].items():
           f"{b['ms_per_decision']:.3f} / {p['ms_per_decision']:.3f}")
 print(planner["machine"])
 print(planner["command"])""",
+    ),
+    (
+        "markdown",
+        """## 4. Radius planners on CrossRealityPrivacy-v1 against the best fixed radius
+
+Each AV's perturbation radius planned per slot on the model's utility (17) (the best fixed radius's server and
+angle held): gradient steps, a grid of radii, or a grid refined by gradient steps, on the held-out sets of the §7
+study (`python -m experiments.design radius_planner`, `docs/results/design/radius_planner.json`). Higher is
+better; the error bars are the std over the 3 held-out sets.""",
+    ),
+    (
+        "code",
+        """radius = json.loads((RESULTS / "radius_planner.json").read_text())
+rows = radius["planners"]
+names = list(rows)
+fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 3.6))
+utility = [rows[n]["utility"] for n in names]
+spread = [np.std(rows[n]["utility_per_seed"]) for n in names]
+ax.barh(names, utility, xerr=spread, color=["0.6"] + ["tab:blue"] * (len(names) - 1))
+ax.invert_yaxis()
+ax.set_xlabel("utility (17) per AV-slot")
+for n in names[1:]:
+    bx.scatter(rows[n]["ms_per_decision"], rows[n]["utility"], label=n)
+bx.axhline(rows[names[0]]["utility"], color="0.6", linestyle="--", label=names[0])
+bx.set_xlabel("ms per decision (one world-slot, 5 AVs)")
+bx.set_ylabel("utility (17)")
+bx.legend(fontsize=7)
+fig.text(0.01, -0.08, f"{radius['machine']}\\n{radius['command']}", fontsize=7)
+plt.show()
+for n in names:
+    print(f"{n:>40}: utility {rows[n]['utility']:+.3f}, entropy {rows[n]['entropy_bits']:.3f} bit, "
+          f"QoS loss {rows[n]['qos_loss']:.3f}, {rows[n]['ms_per_decision']:.1f} ms per decision")""",
     ),
 ]
 
