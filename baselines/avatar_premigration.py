@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from baselines import oracles
-from vmjax import net
+from vmjax import design, net
 from vmjax.envs.avatar_premigration import AvatarPremigration, RsuState, SlotContext, next_rsu_ahead, slot_latency
 
 
@@ -257,3 +257,13 @@ ORACLES: dict[str, Callable[[AvatarPremigration], Callable]] = {
     "oracle_team": lambda env: make_oracle_policy(env, objective="team"),
 }
 """Per-slot oracles (whole state and the others' choices known): the gap a policy could win (`calibrate`)."""
+
+
+GRADIENT_PLANNER = design.PlannerConfig(steps=5, horizon=2, learning_rate=0.5)
+"""The gradient planner of docs/design.md: 5 Adam steps on the fractions through a 2-slot model rollout."""
+
+PLANNERS: dict[str, Callable[[AvatarPremigration], Callable]] = {
+    "gradient_planner": lambda env: design.make_planner_policy(env, make_greedy_policy(env), GRADIENT_PLANNER),
+}
+"""The model-based planners by name (`vmjax evaluate --heuristics gradient_planner`): the greedy oracle's targets,
+the fractions by gradient steps (`design.make_planner_policy`)."""

@@ -221,6 +221,19 @@ def make_radius_planner_stateful(
     return _stateful(env, choose)
 
 
+GRADIENT_RADIUS_PLANNER = design.RadiusPlannerConfig(steps=10, learning_rate=0.3)
+"""The gradient radius planner of docs/design.md (10 Adam steps from 0.4 r_max; steps and rate from its screen)."""
+RADIUS_PLANNER = design.RadiusPlannerConfig(grid=21, steps=5, learning_rate=0.03)
+"""The best radius planner of docs/design.md: the best of 21 radii, then 5 gradient steps (-0.016 against the best
+fixed radius's -0.514 on CrossRealityPrivacy-v1's held-out sets)."""
+
+PLANNERS = {
+    "radius_planner": lambda env: make_radius_planner_stateful(env, RADIUS_PLANNER),
+    "gradient_radius_planner": lambda env: make_radius_planner_stateful(env, GRADIENT_RADIUS_PLANNER),
+}
+"""The model-based radius planners by name: make(env) -> StatefulPolicy (`vmjax evaluate --heuristics NAME`)."""
+
+
 def random_servers(key, env: crp.CrossRealityPrivacy, state, params):
     """A uniform pick among all N + 1 servers for every AV (a bad server rule, for reference)."""
     return jax.random.randint(key, (env.num_agents,), 0, env.num_servers).astype(jnp.int32)

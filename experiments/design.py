@@ -123,7 +123,7 @@ PLANNER_BASES = {
     "greedy_oracle": avatar_heuristics.make_greedy_policy,
     "least_loaded": avatar_heuristics.make_least_loaded_policy,
 }
-PLANNER = design.PlannerConfig(steps=5, horizon=2, learning_rate=0.5)
+PLANNER = avatar_heuristics.GRADIENT_PLANNER
 PLANNER_EPISODES = {"worlds": 32, "slots": 20, "seeds": 3}
 
 
@@ -180,7 +180,7 @@ def planner() -> None:
 
 
 RADIUS_PLANNERS = {
-    "gradient (10 steps)": design.RadiusPlannerConfig(steps=10, learning_rate=0.3),
+    "gradient (10 steps)": privacy_heuristics.GRADIENT_RADIUS_PLANNER,
     "gradient (10 steps), horizon 2": design.RadiusPlannerConfig(steps=10, learning_rate=0.3, horizon=2),
     "gradient (20 steps), radius and angle": design.RadiusPlannerConfig(
         steps=20, learning_rate=0.1, optimise_angle=True
@@ -188,7 +188,7 @@ RADIUS_PLANNERS = {
     "grid 11": design.RadiusPlannerConfig(grid=11, steps=0),
     "grid 33": design.RadiusPlannerConfig(grid=33, steps=0),
     "grid 11 + gradient (5 steps)": design.RadiusPlannerConfig(grid=11, steps=5, learning_rate=0.03),
-    "grid 21 + gradient (5 steps)": design.RadiusPlannerConfig(grid=21, steps=5, learning_rate=0.03),
+    "grid 21 + gradient (5 steps)": privacy_heuristics.RADIUS_PLANNER,
 }
 """The radius planners compared (learning rates from the screen); "grid 33", "gradient (10 steps)" and "grid 11 +
 gradient (5 steps)" cost about the same model rollouts per decision (33, 32, 28)."""

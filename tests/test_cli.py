@@ -120,6 +120,16 @@ def test_train_resume_and_evaluate_a_tiny_run(tmp_path):
     assert all(r["latency_s"] > 0 and len(r["latency_s_seed_means"]) == 2 for r in results.values())
     assert (run_dir / "evaluation.png").is_file() and (run_dir / "evaluation.md").is_file()
 
+    # --heuristics: only the named ones beside the run; an unknown name fails before any evaluation
+    chosen = tmp_path / "chosen"
+    cli.main(
+        ["evaluate", str(run_dir), "--episodes", "2", "--seeds", "1", "--heuristics", "random", "--out", str(chosen)]
+    )
+    assert set(json.loads((chosen / "evaluation.json").read_text())["results"]) == {"Hybrid-MAPPO", "random"}
+    with pytest.raises(cli.CommandError, match=r"unknown heuristic\(s\) \['nope'\]: this scenario has \["):
+        cli.main(["evaluate", str(run_dir), "--heuristics", "nope", "--out", str(tmp_path / "never")])
+    assert not (tmp_path / "never").exists()
+
 
 TINY_TWIN = [
     "--env",

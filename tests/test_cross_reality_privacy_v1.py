@@ -318,3 +318,7 @@ def test_committed_calibration_matches_the_defaults():
     assert all(v1["checks"].values()) and not data["attempts"]["self_consistent_prior"]["checks"]["c_oracle_room"]
     assert v1["fixed_radius_peak"]["best_fraction"] == scenario_v1.BEST_FIXED_RADIUS_FRACTION
     assert "best_fixed_radius" in scenario_v1.SCENARIO.evaluation.policies
+    evaluation = scenario_v1.SCENARIO.evaluation  # the model-based planners only when named (vmjax evaluate)
+    assert set(evaluation.optional_policies) == {"radius_planner", "gradient_radius_planner"}
+    assert list(evaluation.select_policies(["radius_planner", "geo_i"])) == ["radius_planner", "geo_i"]
+    assert "radius_planner" not in evaluation.select_policies(None)

@@ -180,6 +180,13 @@ def make_parser(algo: str = "", env_id: str = "") -> argparse.ArgumentParser:
     eval_parser.add_argument("--seeds", type=int, default=3, help="independent held-out episode sets")
     eval_parser.add_argument("--first-seed", type=int, default=10_000, help="seed of the first episode set")
     eval_parser.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
+    eval_parser.add_argument(
+        "--heuristics",
+        nargs="+",
+        metavar="NAME",
+        help="the heuristics to run beside the runs (default: all of the scenario's; names its optional "
+        "model-based planners too, e.g. radius_planner on CrossRealityPrivacy-v1)",
+    )
     traces_parser = commands.add_parser(
         "traces", help="build a trace bank for --env.trace_bank", description="Build a trace bank.", allow_abbrev=False
     )
@@ -342,7 +349,8 @@ def _run(argv: list[str]) -> int:
         return _render(args)
     if args.episodes < 2 or args.seeds < 1:
         raise SystemExit("vmjax evaluate: --episodes must be >= 2 and --seeds >= 1")
-    runner.evaluate(args.run_dirs, args.episodes, args.seeds, args.first_seed, args.out or args.run_dirs[0])
+    out = args.out or args.run_dirs[0]
+    runner.evaluate(args.run_dirs, args.episodes, args.seeds, args.first_seed, out, heuristics=args.heuristics)
     return 0
 
 

@@ -34,6 +34,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -799,14 +800,26 @@ def check_writable(folder: Path) -> None:
         raise SystemExit(f"output folder {folder} is not writable ({error.strerror or error})") from None
 
 
-def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, out_dir: Path, log=print) -> dict:
-    """Trained policies of `run_dirs` and the scenario's heuristics on the same held-out episodes: `seeds` sets of
+def evaluate(
+    run_dirs: list[Path],
+    episodes: int,
+    seeds: int,
+    first_seed: int,
+    out_dir: Path,
+    log=print,
+    heuristics: Sequence[str] | None = None,
+) -> dict:
+    """Trained policies of `run_dirs` and the scenario's heuristics (all of its default ones, or the named
+    `heuristics`, which may include its optional planners) on the same held-out episodes: `seeds` sets of
     `episodes` worlds drawn from PRNGKey(first_seed + s), disjoint from the training stream."""
     from vmjax import report
 
     run_dirs = [member for run_dir in run_dirs for member in seed_group_runs(Path(run_dir))]  # a group: its seeds
-    for run_dir in run_dirs:  # cheap checks first: run folders, then the output folder, then the evaluation
-        read_saved_config(Path(run_dir))
+    saved = [read_saved_config(Path(run_dir)) for run_dir in run_dirs]  # cheap checks first: run folders, the
+    try:  # heuristics' names, then the output folder, then the evaluation
+        selected = scenarios.get(saved[0]["run"].get("env", "")).evaluation.select_policies(heuristics)
+    except ValueError as error:
+        raise SystemExit(f"evaluate: {error}") from None
     check_writable(Path(out_dir))
     runs = [load_run(Path(d)) for d in run_dirs]
     (configs0, env0, params0, *_) = runs[0]
@@ -819,7 +832,7 @@ def evaluate(run_dirs: list[Path], episodes: int, seeds: int, first_seed: int, o
     for configs, env, *_ in runs[1:]:
         if shape(configs, env) != shape(configs0, env0):
             raise SystemExit("evaluate: all runs must share the scenario, num_vehicles, num_rsus and max_steps")
-    groups = [(env0, params0, {name: make(env0) for name, make in spec.policies.items()})]
+    groups = [(env0, params0, {name: make(env0) for name, make in selected.items()})]
     labels = [run_label(configs) for configs, *_ in runs]
     run_of_label: dict[str, str] = {}
     for index, (run_dir, (configs, env, params, trainer, state)) in enumerate(zip(run_dirs, runs)):

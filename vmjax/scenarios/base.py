@@ -45,6 +45,22 @@ class Evaluation:
     seed_metrics: tuple[str, ...]
     table: Callable[[dict, int, int], str]  # (results, episodes, seeds) -> markdown
     panels: tuple[tuple[str, str, float], ...]  # (metric, y label, scale)
+    optional_policies: dict[str, Callable] = dataclasses.field(default_factory=dict)  # run only when named
+    # (`vmjax evaluate --heuristics NAME`): model-based planners, whose compile takes minutes on a CPU
+
+    def select_policies(self, names: Sequence[str] | None) -> dict[str, Callable]:
+        """The heuristics `vmjax evaluate` runs: `policies` when `names` is None, else the named ones (from
+        `policies` and `optional_policies`); ValueError naming the unknown ones and what there is."""
+        if names is None:
+            return dict(self.policies)
+        available = {**self.policies, **self.optional_policies}
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise ValueError(
+                f"unknown heuristic(s) {unknown}: this scenario has {sorted(self.policies)} and, when named, "
+                f"{sorted(self.optional_policies) or 'nothing else'}"
+            )
+        return {name: available[name] for name in dict.fromkeys(names)}
 
 
 def _no_preparation(env, params, configs: Configs, run_dir: Path, log: Log):

@@ -1,6 +1,7 @@
 """CrossRealityPrivacy-v1 (spec 000 with an adversary that knows routine mobility and a server choice worth tens of
 seconds): the v0 scenario's learners and table on `CrossRealityPrivacyV1Config`, with the best fixed radius of the
-calibration among the heuristics (the rule a learner must beat now that r = r_max no longer wins).
+calibration among the heuristics (the rule a learner must beat now that r = r_max no longer wins) and the radius
+planners on request (`vmjax evaluate --heuristics radius_planner`).
 docs/cross_reality_privacy.md, "v0 -> v1", gives the reasons."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SCENARIO = dataclasses.replace(
                 heuristics.make_fixed_radius_stateful, radius_fraction=BEST_FIXED_RADIUS_FRACTION
             ),
         },
+        optional_policies=heuristics.PLANNERS,  # vmjax evaluate --heuristics radius_planner
     ),
 )
 
