@@ -1477,8 +1477,9 @@ for name, problem in problems.items():
         "markdown",
         """## 2. The GPU split each method found (AvatarPremigration-v1, 6 RSUs, 120 GHz in all; seed 0)
 
-The equal split is the reference. ES concentrates the cycles on the central RSUs, where the greedy policy then
-sends its work; the gradient holds the policy's choices fixed, so it cannot see that reaction (docs/design.md).""",
+The equal split is the reference. ES puts almost all the cycles on a single RSU (which one differs by seed), where
+the greedy policy then sends its work; the gradient splits them between the two outskirts RSUs in every seed: it
+holds the policy's choices fixed, so it cannot see that reaction (docs/design.md).""",
     ),
     (
         "code",
@@ -1493,6 +1494,33 @@ ax.set_xticks(np.arange(len(hz)) + 0.4 - width / 2, [f"RSU {r}" for r in range(l
 ax.set_ylabel("GPU (GHz)")
 ax.legend(fontsize=8)
 fig.text(0.01, -0.08, search["machine"], fontsize=7)
+plt.show()""",
+    ),
+    (
+        "markdown",
+        """The same splits on the map: each RSU of the grid layout (dense core, sparse outskirts) as a disc whose area
+is its GPU share (`vmjax.make("AvatarPremigration-v1", layout="grid")`'s RSU positions).""",
+    ),
+    (
+        "code",
+        """import vmjax
+
+env = vmjax.make("AvatarPremigration-v1", layout="grid", max_steps=20)
+rsu_xy = np.asarray(env.default_params.rsu_xy_m)
+width, height = env.road_grid.extent_m
+fig, axes = plt.subplots(1, len(designs), figsize=(3.2 * len(designs), 3.3), sharey=True)
+for ax, (label, hz) in zip(np.atleast_1d(axes), designs.items()):
+    ghz = np.asarray(hz) / 1e9
+    ax.scatter(rsu_xy[:, 0], rsu_xy[:, 1], s=12 * ghz, color="tab:green", alpha=0.6, edgecolor="k")
+    for (x, y), g in zip(rsu_xy, ghz):
+        ax.annotate(f"{g:.0f}", (x, y), textcoords="offset points", xytext=(0, 9), ha="center", fontsize=7)
+    ax.set_xlim(-200, width + 200)
+    ax.set_ylim(-200, height + 300)
+    ax.set_aspect("equal")
+    ax.set_title(label, fontsize=9)
+    ax.set_xlabel("x (m)")
+axes[0].set_ylabel("y (m)")
+fig.text(0.01, -0.06, "disc area and label: GHz at the RSU (120 GHz in all); " + search["machine"], fontsize=7)
 plt.show()""",
     ),
     (
