@@ -103,13 +103,7 @@ class WorldEnv(gymnasium.Env):
 
     def render(self):
         """With render_mode="rgb_array": the current slot drawn by `vmjax.render.frame`, an RGB array [H, W, 3]."""
-        if self.render_mode is None:
-            return None
-        if self._state is None:
-            raise RuntimeError("call reset() before render()")
-        from vmjax import render
-
-        return render.rgb_array(self.native, self._state, self.world.params)
+        return world.rgb_frame(self.render_mode, self.native, self._state, self.world.params)
 
 
 class WorldsVectorEnv(VectorEnv):

@@ -124,6 +124,18 @@ def many_worlds_functions(vec: VecEnv):
     return jax.jit(reset), jax.jit(step)
 
 
+def rgb_frame(render_mode: str | None, env: Environment, state, params):
+    """The adapters' `render()`: with render_mode="rgb_array" the current slot drawn by `vmjax.render.frame`, an RGB
+    array [H, W, 3]; None without a render mode; RuntimeError before the first reset (`state` None)."""
+    if render_mode is None:
+        return None
+    if state is None:
+        raise RuntimeError("call reset() before render()")
+    from vmjax import render  # matplotlib only when drawing
+
+    return render.rgb_array(env, state, params)
+
+
 class _Worlds:
     """What `OneWorld` and `ManyWorlds` share: the params (checked once), the key stream `key` (set it from
     `seed_key`; each reset and step advances it inside the jitted call), NumPy out."""
@@ -178,5 +190,6 @@ __all__ = [
     "compiled",
     "discrete_head",
     "resolve_env",
+    "rgb_frame",
     "seed_key",
 ]
