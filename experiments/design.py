@@ -32,11 +32,17 @@ from baselines import twin_routing as routing_heuristics
 from baselines import twin_split as split_heuristics
 from vmjax import design
 from vmjax.core.io import atomic_write_json
+from vmjax.core.machine import machine_summary
 from vmjax.core.rollout import rollout
 
 OUT = Path("docs/results/design")
 HELD_OUT_SEED = 10_000
-MACHINE = f"2-core AMD EPYC, CPU only, jax {jax.__version__} (shared with other jobs: wall times are indicative)"
+MACHINE_NOTE = "shared with other jobs: wall times are indicative"
+
+
+def machine() -> str:
+    """The machine this process runs on (`vmjax.core.machine.machine_summary`), for a result file's header."""
+    return f"{machine_summary()} ({MACHINE_NOTE})"
 
 
 def avatar_problem():
@@ -72,7 +78,7 @@ def load(path: Path) -> dict:
 
 
 def header(command: str) -> dict:
-    return {"machine": MACHINE, "python": platform.python_version(), "command": command}
+    return {"machine": machine(), "python": platform.python_version(), "command": command}
 
 
 def search(names, seeds: int) -> None:

@@ -43,6 +43,7 @@ from baselines import twin_routing_study as calibration
 from baselines.evaluate import FIRST_SEED, write_results
 from experiments.curves import convergence_iteration
 from vmjax import runner
+from vmjax.core.machine import machine_summary
 
 OUT = Path("docs/results/twin_routing_v1")
 METRICS = (
@@ -145,6 +146,7 @@ def evaluate(run_dirs: list[Path], out: Path, episodes: int = 100, seeds: int = 
                 "seed": configs["run"].seed,
                 "iteration": iteration,
                 "train_wall_s": json.loads((run_dir / "checkpoint.json").read_text()).get("train_wall_s"),
+                "machine": machine_summary(),  # of this evaluation (the file's "machine" is its last writer's)
                 "per_held_out_seed": per_seed,
                 **{m: float(np.mean(v)) for m, v in per_seed.items()},
             }

@@ -33,6 +33,7 @@ from baselines.evaluate import FIRST_SEED, write_results
 from experiments.curves import convergence_iteration
 from vmjax import mobility, scenarios
 from vmjax.agents import msrl
+from vmjax.core.machine import machine_summary
 from vmjax.mobility import sumo_build
 
 OUT = Path("docs/results/twin_split_v1")
@@ -122,6 +123,7 @@ def train(
             params = base.replace(trace_bank=banks[bank])
             policies = {n: make(env) for n, make in study.all_policies().items()}
             group["heuristics"] = study.evaluate_capacities(env, params, policies, episodes, 3, (ghz,))
+            group["heuristics_machine"] = machine_summary()  # the file's "machine" is its last writer's
             write_results(path, data)
             log(f"{name}: heuristics and oracles in {time.perf_counter() - start:.0f} s")
         for mode in modes:
@@ -135,6 +137,7 @@ def train(
                 **{m: _summary(np.asarray(held_out[m])) for m in EVAL_METRICS},
                 "curves": {m: np.asarray(curves[m])[:, CURVE_EVERY - 1 :: CURVE_EVERY].tolist() for m in CURVE_METRICS},
                 "wall_s": time.perf_counter() - start,
+                "machine": machine_summary(),
             }
             write_results(path, data)
             log(
