@@ -10,6 +10,10 @@ satellite's ground point), take the one with the best running-mean utility (17) 
 count as worst, so with no history the nearest wins (ties -> nearest); with probability `explore` (0.1) a uniform
 pick among those candidates instead.
 
+Model-based radius planners (issue 24, docs/design.md): `make_radius_planner` plans each AV's radius per slot on
+the utility (17) of a model rollout (`privacy_model_utility`, the env's own step), by a grid of radii and / or Adam
+steps; `make_radius_planner_stateful` puts it on the fixed-radius rule (`PLANNERS`: `vmjax evaluate --heuristics`).
+
 `make_*_policy(env)` returns a stateless per-world `policy(key, env_state, env_params) -> action` (no history:
 nearest + exploration); `make_*_stateful(env)` returns a `vmjax.core.rollout.StatefulPolicy` whose state is the
 per-AV `ServerHistory`, updated with the utility that the env will give for the chosen action
@@ -18,10 +22,12 @@ per-AV `ServerHistory`, updated with the utility that the env will give for the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 from vmjax import design
@@ -198,14 +204,112 @@ def make_fixed_radius_stateful(
     )
 
 
+# ---------------------------------------------------------------------- model-based radius planners (issue 24)
+
+
+@dataclasses.dataclass(frozen=True)
+class RadiusPlannerConfig:
+    """`make_radius_planner`'s budget: first the best of `grid` radii evenly spaced over [0, r_max] (0: start from
+    the base's radius), then `steps` Adam steps of size `learning_rate` on logit(r / r_max) (and on the angle
+    theta when `optimise_angle`) through a model rollout of `horizon` slots (the base acts after the first); r
+    stays in [`min_fraction`, 1 - `min_fraction`] r_max while it is optimised (a finite logit)."""
+
+    steps: int = 10
+    horizon: int = 1
+    learning_rate: float = 0.3
+    grid: int = 0
+    min_fraction: float = 0.01
+    optimise_angle: bool = False
+
+    def __post_init__(self):
+        for field, low in (("steps", 0), ("horizon", 1), ("grid", 0)):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"RadiusPlannerConfig.{field} must be an int >= {low}, got {value!r}")
+        if self.grid == 1:
+            raise ValueError("RadiusPlannerConfig.grid must be 0 (no grid) or >= 2 (radii 0 .. r_max), got 1")
+        design.check_total("RadiusPlannerConfig", "learning_rate", self.learning_rate)
+        if not 0.0 < self.min_fraction < 0.5:
+            raise ValueError(f"RadiusPlannerConfig.min_fraction must be in (0, 0.5), got {self.min_fraction}")
+
+    @property
+    def model_rollouts_per_decision(self) -> int:
+        """Model rollouts per decision: the grid's, ~3 per gradient step (forward and reverse), 2 to compare."""
+        return self.grid + 3 * self.steps + (2 if self.steps else 0)
+
+
+def privacy_model_utility(env, later_action, horizon: int, key, state, params, target, radius, theta):
+    """Per-AV sum over `horizon` slots of the utility (17) of CrossRealityPrivacy when the AVs take (agent servers
+    `target`, radius r deg, angle theta rad) now and `later_action` after (held), the env's own step as the model
+    (later slots' task draws from `key`). [M]. Through r and theta the sum sees this slot's entropy (5) and QoS
+    loss (16) and, for horizon > 1, the routine-mobility adversary's next dead-reckoned prediction, which the
+    report moves (v1); latency (15) does not depend on the perturbation."""
+    encode = lambda r, t: crp.raw_from_perturbation(r, t, params.r_max_deg, env.config.action_squash)
+    action = {"target": target, "perturbation": encode(radius, theta)}
+    total = jnp.zeros(env.num_agents, jnp.float32)
+    for h in range(horizon):
+        k_step, k_act = jax.random.split(jax.random.fold_in(key, h))
+        if h:
+            action = jax.lax.stop_gradient(later_action(k_act, state, params))
+        if h == horizon - 1:
+            out = env.outcome(state, action, params)
+        else:
+            _, state, _, _, _, out = env.step_env(k_step, state, action, params)
+        total = total + out["utility"]
+    return total
+
+
+def make_radius_planner(env, later_action, config: RadiusPlannerConfig = RadiusPlannerConfig()):
+    """plan(key, state, params, target, radius, theta) -> (radius, theta) [M] each for CrossRealityPrivacy: every
+    AV's perturbation radius (and angle with `config.optimise_angle`) maximising `privacy_model_utility` from the
+    current state, the agent servers held: the best of `config.grid` radii (if any), then `config.steps` Adam
+    steps on logit(r / r_max) from there (or from the given base radius). The AVs' utilities are separable (each
+    AV's entropy and QoS loss depend on its own report only), so per-coordinate Adam is one optimisation per AV,
+    and each AV keeps the gradient's result only where the model rates it better than its start.
+
+    Gradients: exact along the realised path; the lattice window's centre (a rounding) is held and the likelihood
+    width's floor max(r, sigma_min) takes its active branch (docs/design.md)."""
+    lo = config.min_fraction
+    fractions = jnp.linspace(0.0, 1.0, max(config.grid, 2))
+
+    def plan(key, state, params, target, radius, theta):
+        r_max = params.r_max_deg
+        utility = lambda r, t: privacy_model_utility(
+            env, later_action, config.horizon, key, state, params, target, r, t
+        )
+        theta = jnp.asarray(theta, jnp.float32)
+        if config.grid:
+            radii = fractions[:, None] * r_max * jnp.ones_like(radius)  # [K, M]
+            best = jnp.argmax(jax.vmap(lambda r: utility(r, theta))(radii), axis=0)  # [M]
+            radius = jnp.take_along_axis(radii, best[None], axis=0)[0]
+        if not config.steps:
+            return radius, theta
+        decode = lambda z: (r_max * jax.nn.sigmoid(z[0]), z[1] if config.optimise_angle else theta)
+        z0 = (design.box_raw(jnp.clip(radius / r_max, lo, 1.0 - lo), 0.0, 1.0), theta)
+        opt = optax.adam(config.learning_rate)
+
+        def body(_, carry):
+            z, opt_state = carry
+            g = jax.grad(lambda z: -jnp.sum(utility(*decode(z))))(z)
+            updates, opt_state = opt.update(g, opt_state)
+            return optax.apply_updates(z, updates), opt_state
+
+        z, _ = jax.lax.fori_loop(0, config.steps, body, (z0, opt.init(z0)))
+        planned_r, planned_theta = decode(z)
+        better = utility(planned_r, planned_theta) > utility(radius, theta)
+        return jnp.where(better, planned_r, radius), jnp.where(better, planned_theta, theta)
+
+    return plan
+
+
 def make_radius_planner_stateful(
     env: crp.CrossRealityPrivacy,
-    config: design.RadiusPlannerConfig = design.RadiusPlannerConfig(),
+    config: RadiusPlannerConfig = RadiusPlannerConfig(),
     radius_fraction: float = BEST_FIXED_RADIUS_FRACTION_V1,
     explore: float = 0.1,
     num_nearest: int = 5,
 ) -> StatefulPolicy:
-    """The radius planner (`design.make_radius_planner`, issue 24) on the fixed-radius rule: its greedy servers and
+    """The radius planner (`make_radius_planner`, issue 24) on the fixed-radius rule: its greedy servers and
     angle, each AV's radius (and angle) planned on the model's utility (17) from the current state, starting at
     radius_fraction r_max; in the model's later slots (horizon > 1) the fixed-radius rule acts."""
 
@@ -214,16 +318,16 @@ def make_radius_planner_stateful(
         base = _fixed_radius_action(env, k_base, state, params, history, radius_fraction, explore, num_nearest)
         later = lambda k, s, p: _fixed_radius_action(env, k, s, p, history, radius_fraction, explore, num_nearest)
         radius, theta = crp.perturbation_from_raw(base["perturbation"], params.r_max_deg, env.config.action_squash)
-        plan = design.make_radius_planner(env, later, config)
+        plan = make_radius_planner(env, later, config)
         radius, theta = plan(k_plan, state, params, base["target"], radius, theta)
         return _action(env, params, base["target"], radius, theta)
 
     return _stateful(env, choose)
 
 
-GRADIENT_RADIUS_PLANNER = design.RadiusPlannerConfig(steps=10, learning_rate=0.3)
+GRADIENT_RADIUS_PLANNER = RadiusPlannerConfig(steps=10, learning_rate=0.3)
 """The gradient radius planner of docs/design.md (10 Adam steps from 0.4 r_max; steps and rate from its screen)."""
-RADIUS_PLANNER = design.RadiusPlannerConfig(grid=21, steps=5, learning_rate=0.03)
+RADIUS_PLANNER = RadiusPlannerConfig(grid=21, steps=5, learning_rate=0.03)
 """The best radius planner of docs/design.md: the best of 21 radii, then 5 gradient steps (-0.016 against the best
 fixed radius's -0.514 on CrossRealityPrivacy-v1's held-out sets)."""
 

@@ -187,13 +187,13 @@ def planner() -> None:
 
 RADIUS_PLANNERS = {
     "gradient (10 steps)": privacy_heuristics.GRADIENT_RADIUS_PLANNER,
-    "gradient (10 steps), horizon 2": design.RadiusPlannerConfig(steps=10, learning_rate=0.3, horizon=2),
-    "gradient (20 steps), radius and angle": design.RadiusPlannerConfig(
+    "gradient (10 steps), horizon 2": privacy_heuristics.RadiusPlannerConfig(steps=10, learning_rate=0.3, horizon=2),
+    "gradient (20 steps), radius and angle": privacy_heuristics.RadiusPlannerConfig(
         steps=20, learning_rate=0.1, optimise_angle=True
     ),
-    "grid 11": design.RadiusPlannerConfig(grid=11, steps=0),
-    "grid 33": design.RadiusPlannerConfig(grid=33, steps=0),
-    "grid 11 + gradient (5 steps)": design.RadiusPlannerConfig(grid=11, steps=5, learning_rate=0.03),
+    "grid 11": privacy_heuristics.RadiusPlannerConfig(grid=11, steps=0),
+    "grid 33": privacy_heuristics.RadiusPlannerConfig(grid=33, steps=0),
+    "grid 11 + gradient (5 steps)": privacy_heuristics.RadiusPlannerConfig(grid=11, steps=5, learning_rate=0.03),
     "grid 21 + gradient (5 steps)": privacy_heuristics.RADIUS_PLANNER,
 }
 """The radius planners compared (learning rates from the screen); "grid 33", "gradient (10 steps)" and "grid 11 +
@@ -244,7 +244,7 @@ def radius_planner() -> None:
             name = f"steps {steps}, learning rate {lr}"
             if name in results["screen"]:
                 continue
-            config = design.RadiusPlannerConfig(steps=steps, learning_rate=lr)
+            config = privacy_heuristics.RadiusPlannerConfig(steps=steps, learning_rate=lr)
             policy = privacy_heuristics.make_radius_planner_stateful(env, config)
             out = privacy_rollouts(env, policy, screen_keys, RADIUS_SCREEN["worlds"])
             results["screen"][name] = out["utility"]

@@ -245,7 +245,9 @@ def test_radius_model_utility_gradient_matches_finite_differences():
     later = lambda k, s, p: {"target": s.connected, "perturbation": jnp.zeros((env.num_agents, 2))}
     r_max = params.r_max_deg
     utility = lambda frac, state, target, theta: jnp.sum(
-        design.privacy_model_utility(env, later, 2, jax.random.key(5), state, params, target, frac * r_max, theta)
+        privacy_heuristics.privacy_model_utility(
+            env, later, 2, jax.random.key(5), state, params, target, frac * r_max, theta
+        )
     )
     f, grad = jax.jit(utility), jax.jit(jax.grad(utility))
     direction = jnp.asarray([1.0, -0.5, 0.8])
@@ -263,14 +265,16 @@ def test_radius_model_utility_gradient_matches_finite_differences():
 def test_radius_planner_keeps_servers_stays_in_range_and_beats_its_base():
     env, params, states, actions = _privacy_states()
     later = lambda k, s, p: {"target": s.connected, "perturbation": jnp.zeros((env.num_agents, 2))}
-    config = design.RadiusPlannerConfig(steps=5, learning_rate=0.3)
+    config = privacy_heuristics.RadiusPlannerConfig(steps=5, learning_rate=0.3)
 
     @jax.jit
     def plan(key, state, action):
         _, radius, theta = env.parse_action(action, params)
-        planner = design.make_radius_planner(env, later, config)
+        planner = privacy_heuristics.make_radius_planner(env, later, config)
         planned = planner(key, state, params, action["target"], radius, theta)
-        model = lambda r, t: design.privacy_model_utility(env, later, 1, key, state, params, action["target"], r, t)
+        model = lambda r, t: privacy_heuristics.privacy_model_utility(
+            env, later, 1, key, state, params, action["target"], r, t
+        )
         return planned, model(*planned), model(radius, theta)
 
     keys = jax.random.split(jax.random.key(9), 4)
@@ -281,8 +285,8 @@ def test_radius_planner_keeps_servers_stays_in_range_and_beats_its_base():
     assert np.all(np.asarray(planned_utility) >= np.asarray(base_utility) - 1e-6)  # per AV, never worse on the model
     assert float(jnp.mean(planned_utility)) > float(jnp.mean(base_utility)) + 0.05
     # a grid of radii alone: the best of its points per AV, so at least the grid's r = 0.4 r_max point (the base)
-    grid = design.RadiusPlannerConfig(grid=6, steps=0)
-    grid_planner = design.make_radius_planner(env, later, grid)
+    grid = privacy_heuristics.RadiusPlannerConfig(grid=6, steps=0)
+    grid_planner = privacy_heuristics.make_radius_planner(env, later, grid)
     r_grid, _ = jax.jit(
         jax.vmap(lambda k, s, a: grid_planner(k, s, params, a["target"], *env.parse_action(a, params)[1:]))
     )(keys, states, actions)
@@ -293,7 +297,7 @@ def test_radius_planner_keeps_servers_stays_in_range_and_beats_its_base():
 
 def test_radius_planner_policy_is_deterministic_and_reports_its_utility():
     env = vmjax.make("CrossRealityPrivacy-v1", num_vehicles=2, num_rsus=30, max_steps=3)
-    policy = privacy_heuristics.make_radius_planner_stateful(env, design.RadiusPlannerConfig(steps=2))
+    policy = privacy_heuristics.make_radius_planner_stateful(env, privacy_heuristics.RadiusPlannerConfig(steps=2))
     run = jax.jit(lambda k: privacy_heuristics.episode_metrics(env, policy, env.default_params, k, 2))
     a, b = run(jax.random.key(1)), run(jax.random.key(1))
     for name in privacy_heuristics.EVAL_METRICS:
@@ -306,7 +310,7 @@ def test_radius_planner_policy_is_deterministic_and_reports_its_utility():
 )
 def test_radius_planner_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=f"RadiusPlannerConfig.{field}"):
-        design.RadiusPlannerConfig(**{field: value})
+        privacy_heuristics.RadiusPlannerConfig(**{field: value})
 
 
 # ---------------------------------------------------------------- the docs' example runs

@@ -40,7 +40,6 @@ import optax
 
 from vmjax.core.env import Environment
 from vmjax.core.rollout import Policy
-from vmjax.envs import cross_reality_privacy as crp
 
 # ====================================================================== constraint reparameterisations
 
@@ -493,101 +492,3 @@ def make_planner_policy(env, base: Policy, config: PlannerConfig = PlannerConfig
         return {"target": target, "fraction": jnp.where(better, planned, base_fraction)}
 
     return policy
-
-
-# ====================================================================== gradient planner (CrossRealityPrivacy-v1)
-
-
-@dataclasses.dataclass(frozen=True)
-class RadiusPlannerConfig:
-    """`make_radius_planner`'s budget: first the best of `grid` radii evenly spaced over [0, r_max] (0: start from
-    the base's radius), then `steps` Adam steps of size `learning_rate` on logit(r / r_max) (and on the angle
-    theta when `optimise_angle`) through a model rollout of `horizon` slots (the base acts after the first); r
-    stays in [`min_fraction`, 1 - `min_fraction`] r_max while it is optimised (a finite logit)."""
-
-    steps: int = 10
-    horizon: int = 1
-    learning_rate: float = 0.3
-    grid: int = 0
-    min_fraction: float = 0.01
-    optimise_angle: bool = False
-
-    def __post_init__(self):
-        for field, low in (("steps", 0), ("horizon", 1), ("grid", 0)):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"RadiusPlannerConfig.{field} must be an int >= {low}, got {value!r}")
-        if self.grid == 1:
-            raise ValueError("RadiusPlannerConfig.grid must be 0 (no grid) or >= 2 (radii 0 .. r_max), got 1")
-        check_total("RadiusPlannerConfig", "learning_rate", self.learning_rate)
-        if not 0.0 < self.min_fraction < 0.5:
-            raise ValueError(f"RadiusPlannerConfig.min_fraction must be in (0, 0.5), got {self.min_fraction}")
-
-    @property
-    def model_rollouts_per_decision(self) -> int:
-        """Model rollouts per decision: the grid's, ~3 per gradient step (forward and reverse), 2 to compare."""
-        return self.grid + 3 * self.steps + (2 if self.steps else 0)
-
-
-def privacy_model_utility(env, later_action: Policy, horizon: int, key, state, params, target, radius, theta):
-    """Per-AV sum over `horizon` slots of the utility (17) of CrossRealityPrivacy when the AVs take (agent servers
-    `target`, radius r deg, angle theta rad) now and `later_action` after (held), the env's own step as the model
-    (later slots' task draws from `key`). [M]. Through r and theta the sum sees this slot's entropy (5) and QoS
-    loss (16) and, for horizon > 1, the routine-mobility adversary's next dead-reckoned prediction, which the
-    report moves (v1); latency (15) does not depend on the perturbation."""
-    encode = lambda r, t: crp.raw_from_perturbation(r, t, params.r_max_deg, env.config.action_squash)
-    action = {"target": target, "perturbation": encode(radius, theta)}
-    total = jnp.zeros(env.num_agents, jnp.float32)
-    for h in range(horizon):
-        k_step, k_act = jax.random.split(jax.random.fold_in(key, h))
-        if h:
-            action = jax.lax.stop_gradient(later_action(k_act, state, params))
-        if h == horizon - 1:
-            out = env.outcome(state, action, params)
-        else:
-            _, state, _, _, _, out = env.step_env(k_step, state, action, params)
-        total = total + out["utility"]
-    return total
-
-
-def make_radius_planner(env, later_action: Policy, config: RadiusPlannerConfig = RadiusPlannerConfig()):
-    """plan(key, state, params, target, radius, theta) -> (radius, theta) [M] each for CrossRealityPrivacy: every
-    AV's perturbation radius (and angle with `config.optimise_angle`) maximising `privacy_model_utility` from the
-    current state, the agent servers held: the best of `config.grid` radii (if any), then `config.steps` Adam
-    steps on logit(r / r_max) from there (or from the given base radius). The AVs' utilities are separable (each
-    AV's entropy and QoS loss depend on its own report only), so per-coordinate Adam is one optimisation per AV,
-    and each AV keeps the gradient's result only where the model rates it better than its start.
-
-    Gradients: exact along the realised path; the lattice window's centre (a rounding) is held and the likelihood
-    width's floor max(r, sigma_min) takes its active branch (docs/design.md)."""
-    lo = config.min_fraction
-    fractions = jnp.linspace(0.0, 1.0, max(config.grid, 2))
-
-    def plan(key, state, params, target, radius, theta):
-        r_max = params.r_max_deg
-        utility = lambda r, t: privacy_model_utility(
-            env, later_action, config.horizon, key, state, params, target, r, t
-        )
-        theta = jnp.asarray(theta, jnp.float32)
-        if config.grid:
-            radii = fractions[:, None] * r_max * jnp.ones_like(radius)  # [K, M]
-            best = jnp.argmax(jax.vmap(lambda r: utility(r, theta))(radii), axis=0)  # [M]
-            radius = jnp.take_along_axis(radii, best[None], axis=0)[0]
-        if not config.steps:
-            return radius, theta
-        decode = lambda z: (r_max * jax.nn.sigmoid(z[0]), z[1] if config.optimise_angle else theta)
-        z0 = (box_raw(jnp.clip(radius / r_max, lo, 1.0 - lo), 0.0, 1.0), theta)
-        opt = optax.adam(config.learning_rate)
-
-        def body(_, carry):
-            z, opt_state = carry
-            g = jax.grad(lambda z: -jnp.sum(utility(*decode(z))))(z)
-            updates, opt_state = opt.update(g, opt_state)
-            return optax.apply_updates(z, updates), opt_state
-
-        z, _ = jax.lax.fori_loop(0, config.steps, body, (z0, opt.init(z0)))
-        planned_r, planned_theta = decode(z)
-        better = utility(planned_r, planned_theta) > utility(radius, theta)
-        return jnp.where(better, planned_r, radius), jnp.where(better, planned_theta, theta)
-
-    return plan
