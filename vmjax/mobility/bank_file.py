@@ -178,11 +178,20 @@ def centre_on_map(trace: Trace, box_m, map_extent_m) -> Trace:
 
 def bank_roads_m(path, map_extent_m) -> np.ndarray | None:
     """The bank's road segments [K, 2, 2] moved as `load_trace_bank` moves its trace onto a map of `map_extent_m`
-    (W, H); None when the bank stores no roads (or no box to centre them by)."""
-    bank = read_trace_bank(path)
-    if bank.roads_m is None or bank.box_m is None:
+    (W, H); None when the bank stores no roads (or no box to centre them by). Cached per (file, modification time)
+    like `load_trace_bank`: the viewer asks for every frame."""
+    path = os.fspath(path)
+    stat = os.stat(path)
+    roads, box_m = _roads_cached(os.path.realpath(path), (stat.st_mtime_ns, stat.st_size))
+    if roads is None or box_m is None:
         return None
-    return (bank.roads_m + centring_shift_m(bank.box_m, map_extent_m)).astype(np.float32)
+    return (roads + centring_shift_m(box_m, map_extent_m)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _roads_cached(path: str, stamp: tuple) -> tuple[np.ndarray | None, tuple | None]:
+    bank = read_trace_bank(path)
+    return bank.roads_m, bank.box_m
 
 
 @functools.lru_cache(maxsize=8)
