@@ -13,6 +13,19 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
+
+def results_loader(folder: str) -> str:
+    """The code that finds docs/results/<folder> (from notebooks/ or the repository root) and defines `load(name)`
+    (its JSON, None when not produced yet): the start of every results notebook."""
+    return f"""RESULTS = Path("../docs/results/{folder}")
+if not RESULTS.exists():  # run from the repository root (the test suite)
+    RESULTS = Path("docs/results/{folder}")
+def load(name):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+"""
+
+
 AVATAR_CELLS = [
     (
         "markdown",
@@ -777,13 +790,9 @@ from IPython.display import Image, Markdown, display
 
 from baselines import avatar_premigration_study as study
 
-RESULTS = Path("../docs/results/avatar_premigration_v1")
-if not RESULTS.exists():  # run from the repository root (the test suite)
-    RESULTS = Path("docs/results/avatar_premigration_v1")
-def load(name):
-    path = RESULTS / name
-    return json.loads(path.read_text()) if path.exists() else None
-
+"""
+        + results_loader("avatar_premigration_v1")
+        + """
 calibration, evaluation = load("calibration.json"), load("evaluation/evaluation.json")
 curves, sweeps, predictor = load("learning_curves.json"), load("sweeps.json"), load("predictor.json")
 loaded = {"calibration": calibration, "evaluation": evaluation, "curves": curves, "sweeps": sweeps,
@@ -922,13 +931,9 @@ from IPython.display import Image, Markdown, display
 from baselines import twin_split_study as study
 from experiments import twin_split_v1 as experiment
 
-RESULTS = Path("../docs/results/twin_split_v1")
-if not RESULTS.exists():  # run from the repository root (the test suite)
-    RESULTS = Path("docs/results/twin_split_v1")
-def load(name):
-    path = RESULTS / name
-    return json.loads(path.read_text()) if path.exists() else None
-
+"""
+        + results_loader("twin_split_v1")
+        + """
 calibration, training, fidelity = load("calibration.json"), load("training.json"), load("est_tg_fidelity.json")
 for name, data in {"calibration": calibration, "training": training, "fidelity": fidelity}.items():
     print(f"{name}: {data['machine'] if data else 'not produced yet'}")""",
@@ -1061,13 +1066,9 @@ from IPython.display import Image, Markdown, display
 from baselines import twin_routing_study as study
 from experiments import twin_routing_v1 as experiment
 
-RESULTS = Path("../docs/results/twin_routing_v1")
-if not RESULTS.exists():  # run from the repository root (the test suite)
-    RESULTS = Path("docs/results/twin_routing_v1")
-def load(name):
-    path = RESULTS / name
-    return json.loads(path.read_text()) if path.exists() else None
-
+"""
+        + results_loader("twin_routing_v1")
+        + """
 calibration, predictors = load("calibration.json"), load("predictors.json")
 evaluation, sweeps, curves = load("evaluation.json"), load("sweeps.json"), load("learning_curves.json")
 for name, data in {"calibration": calibration, "predictors": predictors, "evaluation": evaluation,
@@ -1191,13 +1192,9 @@ from IPython.display import Image, Markdown, display
 from baselines import cross_reality_privacy_study as study
 from baselines import cross_reality_privacy_v1_study as calibration_study
 
-RESULTS = Path("../docs/results/cross_reality_privacy_v1")
-if not RESULTS.exists():  # run from the repository root (the test suite)
-    RESULTS = Path("docs/results/cross_reality_privacy_v1")
-def load(name):
-    path = RESULTS / name
-    return json.loads(path.read_text()) if path.exists() else None
-
+"""
+        + results_loader("cross_reality_privacy_v1")
+        + """
 calibration, comparison, confidence = load("calibration.json"), load("comparison.json"), load("confidence.json")
 search, sweeps = load("reward_search.json"), {f: load(f"sweep_{f}.json") for f in ("lr", "denoising_steps")}
 def caption(fig, record):
