@@ -815,8 +815,9 @@ def evaluate(
     from vmjax import report
 
     run_dirs = [member for run_dir in run_dirs for member in seed_group_runs(Path(run_dir))]  # a group: its seeds
-    saved = [read_saved_config(Path(run_dir)) for run_dir in run_dirs]  # cheap checks first: run folders, the
-    try:  # heuristics' names, then the output folder, then the evaluation
+    # cheap checks first: the run folders, the heuristics' names, the output folder; then the evaluation
+    saved = [read_saved_config(Path(run_dir)) for run_dir in run_dirs]
+    try:
         selected = scenarios.get(saved[0]["run"].get("env", "")).evaluation.select_policies(heuristics)
     except ValueError as error:
         raise SystemExit(f"evaluate: {error}") from None
