@@ -30,7 +30,7 @@ from flax import struct
 
 from vmjax import mobility, net, predict
 from vmjax.core import fastrand, spaces, validation
-from vmjax.core.env import Environment, materialize
+from vmjax.core.env import Environment, materialize, traced_once
 
 MB = net.BITS_PER_MEGABYTE
 
@@ -537,6 +537,7 @@ class AvatarPremigration(Environment):
         return spaces.Box(0.0, high, (self.num_agents, self.obs_dim))
 
     # ------------------------------------------------------------------ reset
+    @traced_once
     def reset_env(self, key, params: EnvParams):
         c = self.config
         k_rsu, k_traj, k_queue, k_draws = jax.random.split(key, 4)

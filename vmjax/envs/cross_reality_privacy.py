@@ -52,7 +52,7 @@ from flax import struct
 
 from vmjax import mobility, net
 from vmjax.core import fastrand, spaces, validation
-from vmjax.core.env import Environment, is_concrete, materialize
+from vmjax.core.env import Environment, is_concrete, materialize, traced_once
 
 MB = net.BITS_PER_MEGABYTE  # 1 MB = 8e6 bit [R §0.3, A14]
 
@@ -724,6 +724,7 @@ class CrossRealityPrivacy(Environment):
         return spaces.Box(low, high, (self.num_agents, self.obs_dim))
 
     # ------------------------------------------------------------------ reset
+    @traced_once
     def reset_env(self, key, params: EnvParams):
         c, m, n = self.config, self.num_agents, self.num_rsus
         k_traj, k_start, k_model, k_cpu, k_f, k_draw = jax.random.split(key, 6)

@@ -36,7 +36,7 @@ from flax import struct
 
 from vmjax import mobility, net
 from vmjax.core import fastrand, spaces, validation
-from vmjax.core.env import Environment
+from vmjax.core.env import Environment, traced_once
 
 MBIT = 1e6
 HOURLY_ACTIVITY = (  # w(h), spec 004 §4.8 (trough at 3-4 h, peaks at 8 h and 17-18 h)
@@ -454,6 +454,7 @@ class TwinSplit(Environment):
         return jnp.ones((self.num_agents, self.num_actions), bool)
 
     # ------------------------------------------------------------------ reset
+    @traced_once
     def reset_env(self, key, params: EnvParams):
         c, v, e = self.config, self.num_agents, self.num_rsus
         k_traj, k_hour, k_gpu, k_f, k_umean, k_uinit, k_draw = jax.random.split(key, 7)
