@@ -8,6 +8,7 @@ from flax import struct
 
 import vmjax
 from vmjax.core import Environment, LogWrapper, VecEnv, spaces
+from vmjax.core.env import traced_once
 
 
 # ---------------------------------------------------------------- a toy env with both kinds of episode end
@@ -160,3 +161,41 @@ def test_vec_env_when_every_world_ends_together():
     np.testing.assert_array_equal(info["final_observation"][:, 0], [[4.0, 2.0], [4.0, 2.0]])
     np.testing.assert_array_equal(state.returned_episode_returns, [[2.0, 0.0], [0.0, 2.0]])
     np.testing.assert_array_equal(state.episode_lengths, [0, 0])
+
+
+class TracedOnceEnv(CountEnv):
+    """CountEnv whose reset_env counts how often its Python runs (traces) and starts from a random total."""
+
+    def __init__(self):
+        self.reset_traces = 0
+
+    @traced_once
+    def reset_env(self, key, params):
+        self.reset_traces += 1
+        state = CountState(t=jnp.int32(0), total=jax.random.randint(key, (), 0, 2))
+        return self._obs(state), state
+
+
+def count_rollout(env):
+    def rollout(key):  # reset, then steps with the auto-reset inside, in one program
+        obs, state = env.reset(key)
+        for i in range(5):
+            obs, state, *_ = env.step(jax.random.fold_in(key, i), state, jnp.ones(2, jnp.int32))
+        return obs
+
+    return rollout
+
+
+def test_traced_once_reset_is_traced_once_per_env_object_and_gives_the_same_values():
+    env = TracedOnceEnv()
+    keys = jax.random.split(jax.random.key(0), 3)
+    got = jax.jit(jax.vmap(count_rollout(env)))(keys)
+    assert env.reset_traces == 1  # the reset and five auto-resets, under vmap: one trace
+    jax.jit(count_rollout(env))(keys[0])  # another program on the same env object: no new trace
+    assert env.reset_traces == 1
+    plain = TracedOnceEnv()
+    plain.reset_env = TracedOnceEnv.reset_env.__get__(plain)  # the undecorated method (read from the class)
+    want = jax.jit(jax.vmap(count_rollout(plain)))(keys)
+    assert plain.reset_traces == 6  # traced by the reset and again by each step's auto-reset
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert TracedOnceEnv().reset_traces == 0 and TracedOnceEnv.reset_env.__name__ == "reset_env"
