@@ -310,8 +310,10 @@ def sweep_table(data: dict, field: str, metric: str = "latency_s", scale: float 
 # ---------------------------------------------------------------------------------------------- curves
 def learning_curves(run_dirs: list[Path], out: Path) -> dict:
     """The logged mean episode latency and failure rate per iteration of each run: {"curves": {setting: {run label:
-    {run folder: curves}}}}; unfinished runs are left out, as in `evaluate`."""
-    curves: dict[str, dict] = {}
+    {run folder: curves}}}}; unfinished runs are left out, as in `evaluate`. Added to what `out` holds already (a
+    run folder given again replaces its entry), so runs trained in different sessions or places add up."""
+    path = out / "learning_curves.json"
+    curves: dict[str, dict] = json.loads(path.read_text())["curves"] if path.is_file() else {}
     for run_dir in sorted(Path(d) for d in run_dirs):
         if not (run_dir / "metrics.jsonl").is_file() or not finished(run_dir):
             continue
@@ -325,7 +327,7 @@ def learning_curves(run_dirs: list[Path], out: Path) -> dict:
             "wall_s": records[-1]["wall_s"] if records else None,
         }
     data = {"curves": curves}
-    write_results(out / "learning_curves.json", data)
+    write_results(path, data)
     return data
 
 

@@ -218,6 +218,11 @@ def test_v1_trains_from_the_command_line(tmp_path, monkeypatch):
         assert "| DM-MAPPO w/o pred. |" in study.sweep_table(sweeps, field)
     curves = study.learning_curves([run_dir], out)
     assert list(curves["curves"]) == [setting] and list(curves["curves"][setting]) == ["DM-MAPPO w/o pred."]
+    elsewhere = {"iteration": [1], "latency_s": [0.1], "failure": [0.0], "wall_s": 1.0}  # a run not on this disk
+    curves["curves"][setting]["DM-MAPPO w/o pred."]["other"] = elsewhere
+    study.write_results(out / "learning_curves.json", curves)
+    merged = study.learning_curves([run_dir], out)["curves"][setting]["DM-MAPPO w/o pred."]
+    assert set(merged) == {"v1", "other"} and merged["v1"] == curves["curves"][setting]["DM-MAPPO w/o pred."]["v1"]
     assert study.main(["table", "--out", str(out)]) == 0
 
 
