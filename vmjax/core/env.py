@@ -41,14 +41,16 @@ def _materialize_jvp(primals, tangents):
 
 
 class traced_once:  # noqa: N801 - a decorator, named as one
-    """Method decorator for a scenario's `reset_env`: the method runs through a `jax.jit` of the instance's
-    bound method, made once per env object, so every caller of that object (`reset`, the auto-reset inside
-    `step`, a `VecEnv`, a trainer's rollout and its evaluation) shares one trace per argument shapes instead of
-    re-running the method's Python each time (tracing is the costly part of compiling an env program:
-    TwinRouting-v1's reset ~1 s, traced twice in every rollout). Inside an outer `jit` XLA inlines the call:
-    the same program and values. Outside one, a call compiles the method (once per shapes) instead of running it
-    op by op. Only for methods whose checks look at shapes, not values (a value check needs a concrete input,
-    and under this jit every input is traced): `reset_env` is; `step_env` checks its action's values."""
+    """Method decorator for a scenario's `reset_env` / `step_env`: the method runs through a `jax.jit` of the
+    instance's bound method, made once per env object, so every caller of that object (`reset`, the auto-reset
+    inside `step`, a `VecEnv`, a trainer's rollout and its evaluation, a heuristic's) shares one trace per
+    argument shapes instead of re-running the method's Python each time (tracing is the costly part of compiling
+    an env program: TwinRouting-v1's reset ~1 s, traced twice in every rollout). Inside an outer `jit` XLA
+    inlines the call: the same program and values. Outside one, a call runs the compiled method (compiled once
+    per shapes) instead of dispatching it op by op: TwinRouting-v1's eager reset took 18.8 s the first time and
+    2.2 s each time after, now 3.7 s and 3 ms (2-core Intel Xeon). Only for methods whose checks look at shapes
+    and dtypes, not values: a value check needs a concrete input, and under this jit every input is traced
+    (CrossRealityPrivacy's `step_env` rejects NaN actions when they are concrete, so it is left undecorated)."""
 
     def __init__(self, method):
         self.method = method

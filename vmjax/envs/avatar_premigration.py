@@ -771,6 +771,7 @@ class AvatarPremigration(Environment):
         return target, fraction
 
     # ------------------------------------------------------------------ transition and reward
+    @traced_once
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         target, fraction = self.parse_action(action)
         target = self.decode_target(state, params, target)

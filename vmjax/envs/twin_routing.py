@@ -1246,6 +1246,7 @@ class TwinRouting(Environment):
             "variance_bits2": variance,
         }
 
+    @traced_once
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         c = self.config
         action = self.parse_action(action)

@@ -616,6 +616,7 @@ class TwinSplit(Environment):
         return jnp.clip(target, 0, self.num_rsus - 1).astype(jnp.int32), alpha
 
     # ------------------------------------------------------------------ transition and reward
+    @traced_once
     def step_env(self, key, state: EnvState, action, params: EnvParams):
         c = self.config
         target, alpha = self.parse_action(action, params)
