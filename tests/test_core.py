@@ -1,5 +1,8 @@
 """The environment contract: spaces, registry, auto-reset semantics, episode statistics, VecEnv."""
 
+import copy
+import pickle
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -199,3 +202,10 @@ def test_traced_once_reset_is_traced_once_per_env_object_and_gives_the_same_valu
     assert plain.reset_traces == 6  # traced by the reset and again by each step's auto-reset
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     assert TracedOnceEnv().reset_traces == 0 and TracedOnceEnv.reset_env.__name__ == "reset_env"
+    clone = copy.copy(env)  # a copy traces its own reset (the cached function belongs to the original)
+    clone.reset(keys[0])
+    assert clone.reset_traces == 2 and env.reset_traces == 1
+    for env_id in ("TwinRouting-v0", "CrossRealityPrivacy-v0"):  # a used env still pickles
+        used = vmjax.make(env_id)
+        used.reset(jax.random.key(0))
+        assert pickle.loads(pickle.dumps(used)).config == used.config

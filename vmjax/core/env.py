@@ -40,6 +40,9 @@ def _materialize_jvp(primals, tangents):
     return materialize(primals[0]), tangents[0]
 
 
+_TRACED_ONCE_PREFIX = "_traced_once_"
+
+
 class traced_once:  # noqa: N801 - a decorator, named as one
     """Method decorator for a scenario's `reset_env` / `step_env`: the method runs through a `jax.jit` of the
     instance's bound method, made once per env object, so every caller of that object (`reset`, the auto-reset
@@ -57,7 +60,7 @@ class traced_once:  # noqa: N801 - a decorator, named as one
         functools.update_wrapper(self, method)
 
     def __set_name__(self, owner, name):
-        self.attribute = f"_traced_once_{name}"
+        self.attribute = _TRACED_ONCE_PREFIX + name
 
     def __get__(self, env, owner=None):
         if env is None:
@@ -83,6 +86,11 @@ class Environment:
     num_agents: int
     params_class: type | None = None  # the env's EnvParams class: reset / step reject another env's params
     agent_role: str = "agent"  # what one agent is ("vehicle"): adapters name the agents f"{agent_role}_{index}"
+
+    def __getstate__(self) -> dict:
+        """What a copy or a pickle keeps: everything but the `traced_once` functions, which belong to this object
+        (a copy traces its own)."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith(_TRACED_ONCE_PREFIX)}
 
     # ------------------------------------------------------------------ the contract
     @property
