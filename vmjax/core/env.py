@@ -51,9 +51,9 @@ class traced_once:  # noqa: N801 - a decorator, named as one
     an env program: TwinRouting-v1's reset ~1 s, traced twice in every rollout). Inside an outer `jit` XLA
     inlines the call: the same program and values. Outside one, a call runs the compiled method (compiled once
     per shapes) instead of dispatching it op by op: TwinRouting-v1's eager reset took 18.8 s the first time and
-    2.2 s each time after, now 3.7 s and 3 ms (2-core Intel Xeon). Only for methods whose checks look at shapes
-    and dtypes, not values: a value check needs a concrete input, and under this jit every input is traced
-    (CrossRealityPrivacy's `step_env` rejects NaN actions when they are concrete, so it is left undecorated)."""
+    2.2 s each time after, now 3.7 s and 3 ms (2-core Intel Xeon). A check of values needs a concrete input and
+    under this jit every input is traced: such a check goes in the public method (CrossRealityPrivacy's `step`
+    checks a concrete action's server ids and NaNs before its decorated `step_env`)."""
 
     def __init__(self, method):
         self.method = method
