@@ -205,7 +205,6 @@ def test_traced_once_reset_is_traced_once_per_env_object_and_gives_the_same_valu
     clone = copy.copy(env)  # a copy traces its own reset (the cached function belongs to the original)
     clone.reset(keys[0])
     assert clone.reset_traces == 2 and env.reset_traces == 1
-    for env_id in ("TwinRouting-v0", "CrossRealityPrivacy-v0"):  # a used env still pickles
-        used = vmjax.make(env_id)
-        used.reset(jax.random.key(0))
-        assert pickle.loads(pickle.dumps(used)).config == used.config
+    restored = pickle.loads(pickle.dumps(env))  # a used env still pickles; the copy traces its own reset
+    restored.reset(keys[0])
+    assert restored.reset_traces == 2

@@ -12,6 +12,7 @@ import pytest
 
 import vmjax
 from vmjax import net
+from vmjax.core import LogWrapper
 from vmjax.envs import cross_reality_privacy as crp
 from vmjax.mobility import Trace
 
@@ -545,6 +546,10 @@ def test_bad_config_params_and_actions_name_the_field(small):
     ):
         with pytest.raises(ValueError, match=match):
             env.step(jax.random.key(0), state, action, p)  # eager: the values are checked before tracing
+    wrapped = LogWrapper(env)  # a wrapper's step runs the same check (`check_action`, delegated)
+    _, wrapped_state = wrapped.reset(jax.random.key(0), p)
+    with pytest.raises(ValueError, match=r"action\['perturbation'\].*NaN"):
+        wrapped.step(jax.random.key(0), wrapped_state, good | {"perturbation": jnp.full((3, 2), jnp.nan)}, p)
     # inside jit, out-of-range ids are clipped and NaN means no perturbation: never NaN out
     out = jax.jit(env.step)(
         jax.random.key(0),

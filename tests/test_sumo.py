@@ -159,6 +159,8 @@ def test_bank_roads_are_centred_like_the_traces_and_drawn_by_the_viewer(tmp_path
     np.testing.assert_array_equal(read_trace_bank(path).roads_m, roads)
     np.testing.assert_allclose(bank_roads_m(path, (2000.0, 1000.0)), roads + np.asarray([600.0, 100.0]))
     assert read_trace_bank(bare).roads_m is None and bank_roads_m(bare, (2000.0, 1000.0)) is None
+    with pytest.raises(ValueError, match="trace bank not found"):
+        bank_roads_m(tmp_path / "missing.npz", (2000.0, 1000.0))
     scenes = {}
     for name, bank in (("roads", path), ("bare", bare)):
         env = vmjax.make("CrossRealityPrivacy-v0", trace_bank=str(bank), num_vehicles=3, max_steps=4, slot_s=60.0)

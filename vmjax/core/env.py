@@ -52,8 +52,8 @@ class traced_once:  # noqa: N801 - a decorator, named as one
     inlines the call: the same program and values. Outside one, a call runs the compiled method (compiled once
     per shapes) instead of dispatching it op by op: TwinRouting-v1's eager reset took 18.8 s the first time and
     2.2 s each time after, now 3.7 s and 3 ms (2-core Intel Xeon). A check of values needs a concrete input and
-    under this jit every input is traced: such a check goes in the public method (CrossRealityPrivacy's `step`
-    checks a concrete action's server ids and NaNs before its decorated `step_env`)."""
+    under this jit every input is traced: an action's goes in `Environment.check_action`, which `step` runs first
+    (CrossRealityPrivacy's checks a concrete action's server ids and NaNs)."""
 
     def __init__(self, method):
         self.method = method
@@ -117,6 +117,7 @@ class Environment:
         self.check_params_class(params)
         if is_concrete(params):
             self.validate_params(params)
+        self.check_action(action)
         key_step, key_reset = jax.random.split(key)
         obs_step, state_step, reward, terminated, truncated, info = self.step_env(key_step, state, action, params)
         done = jnp.logical_or(terminated, truncated)
@@ -129,6 +130,11 @@ class Environment:
         """Pick the reset (obs, state) where `done`, else the stepped one. Wrappers that keep data across
         episodes (episode statistics) override this."""
         return select_tree(done, reset_out, step_out)
+
+    def check_action(self, action: PyTree) -> None:
+        """Raise ValueError naming the field when an action is malformed (keys, shapes, dtypes; and its values when
+        it is concrete). `step` calls it before `step_env`, which may be traced even in an eager call
+        (`traced_once`), where no value is concrete. Checks nothing by default."""
 
     # ------------------------------------------------------------------ to implement
     def reset_env(self, key: jax.Array, params: PyTree) -> tuple[jax.Array, PyTree]:

@@ -48,6 +48,9 @@ class Wrapper(Environment):
     def merge_reset(self, done, reset_out, step_out):
         return self._env.merge_reset(done, reset_out, step_out)
 
+    def check_action(self, action):
+        return self._env.check_action(action)
+
     def observation_space(self, params=None):
         return self._env.observation_space(params)
 

@@ -852,14 +852,15 @@ class CrossRealityPrivacy(Environment):
     def parse_action(self, action, params: EnvParams) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(agent server e [M] int32, r [M] deg, theta [M] rad) from {"target", "perturbation"}, checked by
         `check_action`; inside jit, ids are clipped into range and NaN raw values count as -1 (no perturbation)."""
-        target, raw = self.check_action(action)
+        self.check_action(action)
+        target, raw = jnp.asarray(action["target"]), jnp.asarray(action["perturbation"])
         radius, theta = perturbation_from_raw(raw, params.r_max_deg, self.config.action_squash)
         return jnp.clip(target, 0, self.num_servers - 1).astype(jnp.int32), radius, theta
 
-    def check_action(self, action) -> tuple[jax.Array, jax.Array]:
-        """(target [M], raw perturbation [M, 2]) of a {"target", "perturbation"} action. Keys, shapes and dtypes
-        are checked in Python (ValueError naming the field, at trace time); for a concrete (non-traced) action
-        NaN perturbations and server ids outside 0..N also raise."""
+    def check_action(self, action) -> None:
+        """A {"target": [M] int, "perturbation": [M, 2] float} action: keys, shapes and dtypes are checked in Python
+        (ValueError naming the field, at trace time); for a concrete (non-traced) action NaN perturbations and
+        server ids outside 0..N also raise."""
         m, s = self.num_agents, self.num_servers
         if not isinstance(action, Mapping) or set(action) != {"target", "perturbation"}:
             got = sorted(action) if isinstance(action, Mapping) else type(action).__name__
@@ -884,7 +885,6 @@ class CrossRealityPrivacy(Environment):
                 )
         if is_concrete(raw) and np.isnan(np.asarray(raw)).any():
             raise ValueError(f"action['perturbation'] must not be NaN, got {np.asarray(raw).tolist()}")
-        return target, raw
 
     # ------------------------------------------------------------------ transition and reward
     def outcome(self, state: EnvState, action, params: EnvParams) -> dict:
@@ -910,12 +910,6 @@ class CrossRealityPrivacy(Environment):
             predicted,
         )
         return dict(out, agent_server=agent, connected=state.connected)
-
-    def step(self, key, state: EnvState, action, params: EnvParams | None = None):
-        """`Environment.step` with the action checked first (`check_action`): `step_env` is traced once per env
-        object (`traced_once`), where even an eager call's action is traced and its values cannot be checked."""
-        self.check_action(action)
-        return super().step(key, state, action, params)
 
     @traced_once
     def step_env(self, key, state: EnvState, action, params: EnvParams):

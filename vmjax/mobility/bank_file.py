@@ -181,7 +181,10 @@ def bank_roads_m(path, map_extent_m) -> np.ndarray | None:
     (W, H); None when the bank stores no roads (or no box to centre them by). Cached per (file, modification time)
     like `load_trace_bank`: the viewer asks for every frame."""
     path = os.fspath(path)
-    stat = os.stat(path)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        raise ValueError(f"{path}: trace bank not found") from None
     roads, box_m = _roads_cached(os.path.realpath(path), (stat.st_mtime_ns, stat.st_size))
     if roads is None or box_m is None:
         return None
