@@ -1294,6 +1294,54 @@ if comparison:
     ),
     (
         "markdown",
+        """## 3b. Longer budgets on the CPU (`vmjax train --run.seeds 3`, scored on the same held-out sets)
+
+`bash experiments/cross_reality_privacy_v1_long.sh` trains each learner beyond the study's 20,480 env steps per
+seed and scores it at every budget it passes (`long_budget.json`). Lines: training rollouts (mean over 3 seeds,
+moving average over 10 iterations, band = std over seeds); points: held-out scores at each scored budget
+(± std over the 3 sets), the study's 20,480-step run included; dashed: the best fixed radius (greedy server) on the
+held-out sets; in the latency panel the calibration's greedy and uniform-random servers.""",
+    ),
+    (
+        "code",
+        """longer = load("long_budget.json")
+if longer:
+    display(Markdown(study.long_budget_table(longer, comparison)))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4))
+    panels = (("rollout_utility", "utility", "utility (17)"), ("rollout_latency_s", "latency_s", "latency (s)"),
+              ("rollout_entropy_bits", "entropy_bits", "entropy (bit)"))
+    for ax, (metric, score, label) in zip(axes, panels):
+        for name, rows in longer["results"].items():
+            last = max(rows.values(), key=lambda r: r["env_steps"])
+            curves = np.array(last["curves"][metric])  # [seeds, iterations]
+            window = min(10, curves.shape[1])
+            smooth = np.array([np.convolve(c, np.ones(window) / window, mode="valid") for c in curves])
+            steps = (np.arange(smooth.shape[1]) + window) * last["env_steps"] / curves.shape[1]
+            line, = ax.plot(steps, smooth.mean(0), label=name)
+            ax.fill_between(steps, smooth.mean(0) - smooth.std(0), smooth.mean(0) + smooth.std(0),
+                            color=line.get_color(), alpha=0.2)
+            points = sorted(rows.values(), key=lambda r: r["env_steps"])
+            if comparison and name in comparison["results"]:
+                points = [comparison["results"][name], *points]
+            ax.errorbar([r["env_steps"] for r in points], [r[score] for r in points],
+                        [r[f"{score}_seed_std"] for r in points], color=line.get_color(), marker="o", ls="none")
+        if comparison:
+            ax.axhline(comparison["results"][study.BEST_FIXED][score], color="k", ls="--", lw=1,
+                       label="best fixed radius (held-out)")
+        if metric == "rollout_latency_s" and calibration:
+            servers = calibration["attempts"]["v1"]["servers"]
+            for server, style in (("greedy", ":"), ("random", "-.")):
+                ax.axhline(servers[server]["latency_s"], color="gray", ls=style, lw=1,
+                           label=f"{server} server (calibration)")
+        ax.set_xscale("log"); ax.set_title(label); ax.set_xlabel("environment steps per seed"); ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    caption(fig, longer)
+    fig.tight_layout(); plt.show()
+else:
+    print("long_budget.json: not produced yet (bash experiments/cross_reality_privacy_v1_long.sh)")""",
+    ),
+    (
+        "markdown",
         """## 4. Attacker confidence (posterior max, eq. 4) against the perturbation intensity
 
 Left: the fixed-radius rule r = f r_max on the held-out sets. Right: every method's AV-slots binned by the

@@ -274,6 +274,23 @@ def test_v1_with_v0_values_steps_like_v0_and_the_adversary_changes_only_the_entr
         assert not np.allclose(i0["entropy_bits"], i1["entropy_bits"])
 
 
+def test_agent_server_connected_ignores_the_target_and_is_the_action_env_with_the_connected_target(small):
+    """`agent_server="connected"` (the longer-budget ablation): the agent sits on the connected server k whatever
+    the action's target; the slot is the default env's slot with target = k."""
+    env, p, reset, _ = small
+    pinned = vmjax.make("CrossRealityPrivacy-v1", **SMALL, agent_server="connected")
+    _, state = reset(jax.random.key(7), p)
+    perturbation = jnp.full((env.num_agents, 2), 0.3)
+    wrong = (state.connected + 1) % env.num_servers
+    got = pinned.outcome(state, {"target": wrong, "perturbation": perturbation}, p)
+    want = env.outcome(state, {"target": state.connected, "perturbation": perturbation}, p)
+    np.testing.assert_array_equal(got["agent_server"], state.connected)
+    chex.assert_trees_all_equal(got, want)
+    assert not np.allclose(
+        env.outcome(state, {"target": wrong, "perturbation": perturbation}, p)["latency_s"], want["latency_s"]
+    )
+
+
 def test_bad_config_names_the_field():
     with pytest.raises(ValueError, match="observe_adversary needs adversary='mobility_prior'"):
         vmjax.make("CrossRealityPrivacy-v1", adversary="grid")

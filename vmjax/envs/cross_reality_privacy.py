@@ -90,6 +90,9 @@ class CrossRealityPrivacyConfig:
     # D^down over the satellite link (D^up / R^up_sat + D^down / R^down_sat, in backhaul_s) | False: free, as [R A7]
     observe_adversary: bool = False  # append the adversary's dead-reckoned prediction offset (in prior widths) and
     # the AV's position in its lattice cell to the observation (needs adversary="mobility_prior")
+    agent_server: Literal["action", "connected"] = "action"  # the agent server e: the action's target [P] |
+    # "connected": the AV's connected server k (RSU or satellite), the action's target ignored (a study ablation that
+    # leaves only the perturbation to learn; docs/cross_reality_privacy.md, "Longer budgets")
     slot_s: float = 60.0  # Delta t of the mobility [R A5]
     mobility_substeps: int = 4  # sub-steps per slot of the synthetic mobility
     trace_bank: str = ""  # a trace bank .npz (`vmjax traces sumo --out`, or a run's trace_bank.npz) replayed
@@ -890,6 +893,8 @@ class CrossRealityPrivacy(Environment):
     def outcome(self, state: EnvState, action, params: EnvParams) -> dict:
         """The slot's per-AV metrics (eqs. 2-17, 21) for a parsed or raw action, without advancing the state."""
         agent, radius, theta = self.parse_action(action, params)
+        if self.config.agent_server == "connected":
+            agent = state.connected
         predicted = self.predicted_m(state) if self.config.adversary == "mobility_prior" else None
         true_deg = materialize(
             self.offsets_deg(state.trace.position_at(state.t), params)

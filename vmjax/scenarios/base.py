@@ -153,7 +153,7 @@ def config_fingerprint(configs: Configs, sections: Sequence[str], run_fields: Se
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()
 
 
-LATER_FIELDS = {"trace_bank": ""}
+LATER_FIELDS = {"trace_bank": "", "agent_server": "action"}
 """Config fields added after run folders existed, with their default: at that default a field is left out of the
 fingerprint, so the artifacts of earlier run folders (predictors, reward statistics) still match."""
 
