@@ -230,15 +230,21 @@ def _timed_run(train, *args):
     return compile_s, time.perf_counter() - start, out
 
 
-def evaluate_trained(env, params, trainer, trained_params: list, study: StudyConfig) -> dict:
-    """Seed s's trained params (trained_params[s]) scored deterministically on held-out set s."""
+def evaluate_trained(
+    env, params, trainer, *param_lists: list, study: StudyConfig, deterministic: bool | None = None
+) -> dict | list[dict]:
+    """Seed s's params (params_list[s]) scored on held-out set s, for each list given (one compiled scorer for all
+    of them); one record for one list. Deterministic actions (the learner's `deterministic_eval`, the study's
+    protocol) unless `deterministic=False`: actions sampled from the policy."""
     metrics = score_names(env)
 
     @jax.jit
     def score(p, key):
-        return held_out_rollout(env, trainer.make_eval_policy(p), params, key, study.eval_episodes, metrics)
+        policy = trainer.make_eval_policy(p, deterministic)
+        return held_out_rollout(env, policy, params, key, study.eval_episodes, metrics)
 
-    return _collect([score(p, held_out_key(study, s)) for s, p in enumerate(trained_params)])
+    records = [_collect([score(p, held_out_key(study, s)) for s, p in enumerate(ps)]) for ps in param_lists]
+    return records[0] if len(records) == 1 else records
 
 
 def _run_record(config, metrics, compile_s: float, train_s: float, runs: int) -> dict:
@@ -267,7 +273,7 @@ def train_and_evaluate(env, params, config, study: StudyConfig, log=print) -> di
     )
     trained = [jax.tree.map(lambda x, s=s: x[s], state.params) for s in range(study.seeds)]
     return {
-        **evaluate_trained(env, params, trainer, trained, study),
+        **evaluate_trained(env, params, trainer, trained, study=study),
         **_run_record(config, metrics, compile_s, train_s, study.seeds),
     }
 
@@ -293,7 +299,7 @@ def train_learning_rate_grid(env, params, config, study: StudyConfig, rates: Seq
         trained = [jax.tree.map(lambda x, i=i, s=s: x[i, s], state.params) for s in range(study.seeds)]
         per_lr = jax.tree.map(lambda x, i=i: x[i], metrics)
         out[str(lr)] = {
-            **evaluate_trained(env, params, trainer, trained, study),
+            **evaluate_trained(env, params, trainer, trained, study=study),
             **_run_record(config, per_lr, compile_s, train_s, runs),
         }
     return out
@@ -627,12 +633,21 @@ def evaluate_run_group(run_dir: Path, study: StudyConfig, env_config: dict | Non
     done = int(progress[0]["iteration"])
     records = [runner.read_metrics(member / "metrics.jsonl", done) for member in members]
     held_out = dataclasses.replace(study, seeds=len(members))
-    scored = evaluate_trained(env, params, trainer, [state.params for *_, state in runs], held_out)
+    seeds = [member_configs["run"].seed for member_configs, *_ in runs]
+    init = jax.jit(trainer.init)
+    untrained = [init(jax.random.PRNGKey(seed)).params for seed in seeds]  # each seed's iteration 0
+    trained = [s.params for *_, s in runs]
+    scored, at_start = evaluate_trained(env, params, trainer, trained, untrained, study=held_out)
+    sampled = evaluate_trained(env, params, trainer, trained, untrained, study=held_out, deterministic=False)
+    brief = lambda r: {k: v for k, v in r.items() if k not in ("intensity", "trajectory")}
     return {
         **scored,
+        "untrained": brief(at_start),
+        "sampled": brief(sampled[0]),  # the same seeds and sets with the actions drawn from the policy
+        "untrained_sampled": brief(sampled[1]),
         "method": method,
         "run": Path(run_dir).name,
-        "seeds": [member_configs["run"].seed for member_configs, *_ in runs],
+        "seeds": seeds,
         "iterations": done,
         "env_steps": env_steps,
         "train_s": float(np.mean([p.get("train_wall_s", np.nan) for p in progress])),
@@ -659,12 +674,14 @@ def long_budget(
     its current budget is skipped (not loaded). The heuristics' held-out scores are the comparison's (the same
     sets)."""
     record = _resume(out_path, _header(study, env_config, None, **extra), keys=("study", "env_config"))
+    if record["results"]:  # the saved file's: its yardsticks too
+        record["yardsticks"] = json.loads(out_path.read_text()).get("yardsticks", {})
     for run_dir in run_dirs:
         method, env_steps = run_group_budget(Path(run_dir), study, env_config)
         if str(env_steps) in record["results"].get(method, {}):
             log(f"{method} at {env_steps:,} env steps per seed: done")
             continue
-        result = evaluate_run_group(Path(run_dir), study, env_config)
+        result = {**evaluate_run_group(Path(run_dir), study, env_config), "command": extra.get("command", "")}
         record["results"].setdefault(method, {})[str(env_steps)] = result
         variant = env_variant(Path(run_dir), study, env_config)
         if variant and variant not in record.setdefault("yardsticks", {}):  # the default env's: comparison.json
@@ -680,12 +697,14 @@ def long_budget(
 
 
 def long_budget_table(record: dict, comparison: dict | None = None) -> str:
-    """Each learner at every budget (its comparison row first, when given), best budget last; the comparison's
-    best fixed radius as the yardstick."""
+    """Each learner at every budget (its comparison row first, when given), with the same seeds untrained
+    (iteration 0, the same held-out sets); then the yardsticks: the best fixed radius on each env variant and on
+    the default env (the comparison's)."""
     lines = [
-        "| method | env steps per seed | utility (17) | entropy (bit) | latency (s) | QoS loss | attacker confidence "
-        "| agent migrated (share of slots) | training (s, seeds vmapped) |",
-        "|---" * 9 + "|",
+        "| method | env steps per seed | utility (17) | untrained: utility (17) | sampled actions: utility (17) | "
+        "sampled, untrained | entropy (bit) | latency (s) | QoS loss | attacker confidence | agent migrated (share "
+        "of slots) | training (s, seeds vmapped) |",
+        "|---" * 12 + "|",
     ]
     results = (comparison or {}).get("results", {})
     for name, rows in record["results"].items():
@@ -693,21 +712,20 @@ def long_budget_table(record: dict, comparison: dict | None = None) -> str:
         if name in results:
             budgets = [results[name], *budgets]
         for r in budgets:
-            lines.append(
-                f"| {name} | {r['env_steps']:,} | {_cell(r, 'utility', 3)} | {_cell(r, 'entropy_bits', 2)} | "
-                f"{_cell(r, 'latency_s', 1)} | {r['qos_loss']:.2f} | {r['attacker_confidence']:.3f} | "
-                f"{r['migrated']:.2f} | {r['train_s']:.0f} |"
+            other = " | ".join(
+                _cell(r[k], "utility", 3) if k in r else "–" for k in ("untrained", "sampled", "untrained_sampled")
             )
-    for variant, yardsticks in record.get("yardsticks", {}).items():
-        r = yardsticks[BEST_FIXED]
-        lines.append(
-            f"| {BEST_FIXED} ({variant}) | – | {_cell(r, 'utility', 3)} | {_cell(r, 'entropy_bits', 2)} | "
-            f"{_cell(r, 'latency_s', 1)} | {r['qos_loss']:.2f} | {r['attacker_confidence']:.3f} | {r['migrated']:.2f} | – |"
-        )
+            lines.append(
+                f"| {name} | {r['env_steps']:,} | {_cell(r, 'utility', 3)} | {other} | "
+                f"{_cell(r, 'entropy_bits', 2)} | {_cell(r, 'latency_s', 1)} | {r['qos_loss']:.2f} | "
+                f"{r['attacker_confidence']:.3f} | {r['migrated']:.2f} | {r['train_s']:.0f} |"
+            )
+    yardsticks = [(f"{BEST_FIXED} ({v})", y[BEST_FIXED]) for v, y in record.get("yardsticks", {}).items()]
     if BEST_FIXED in results:
-        r = results[BEST_FIXED]
+        yardsticks.append((BEST_FIXED, results[BEST_FIXED]))
+    for name, r in yardsticks:
         lines.append(
-            f"| {BEST_FIXED} | – | {_cell(r, 'utility', 3)} | {_cell(r, 'entropy_bits', 2)} | "
+            f"| {name} | – | {_cell(r, 'utility', 3)} | – | – | – | {_cell(r, 'entropy_bits', 2)} | "
             f"{_cell(r, 'latency_s', 1)} | {r['qos_loss']:.2f} | {r['attacker_confidence']:.3f} | {r['migrated']:.2f} | – |"
         )
     return "\n".join(lines)

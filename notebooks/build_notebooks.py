@@ -1178,7 +1178,9 @@ notebook only reads and plots the JSON that these commands wrote (each JSON name
   --grid-seeds 1 --eval-episodes 32 --rounds 3 --candidates 3 --out docs/results/cross_reality_privacy_v1`: the six
   learners (3 seeds vmapped per learner) and the heuristics on the same held-out worlds (`comparison.json`), the
   fixed radius's attacker confidence (`confidence.json`), the reward-weight search (`reward_search.json`), the
-  learning-rate and denoising-step grids (`sweep_lr.json`, `sweep_denoising_steps.json`).""",
+  learning-rate and denoising-step grids (`sweep_lr.json`, `sweep_denoising_steps.json`);
+- `bash experiments/cross_reality_privacy_v1_long.sh`: learners at 10 times that budget and more (`vmjax train
+  --run.seeds 3`), scored on the same held-out worlds at every budget they pass (`long_budget.json`).""",
     ),
     (
         "code",
@@ -1299,8 +1301,11 @@ if comparison:
 `bash experiments/cross_reality_privacy_v1_long.sh` trains each learner beyond the study's 20,480 env steps per
 seed and scores it at every budget it passes (`long_budget.json`). Lines: training rollouts (mean over 3 seeds,
 moving average over 10 iterations, band = std over seeds); points: held-out scores at each scored budget
-(± std over the 3 sets), the study's 20,480-step run included; dashed: the best fixed radius (greedy server) on the
-held-out sets; in the latency panel the calibration's greedy and uniform-random servers.""",
+(± std over the 3 sets; filled: deterministic actions, the study's protocol; open: actions sampled from the
+policy), the study's 20,480-step run included; dashed: the best fixed radius (greedy server) on the held-out sets,
+dotted: on an env variant's (the connected server); in the latency panel the calibration's greedy and
+uniform-random servers. The table adds each run's seeds untrained
+(iteration 0) on the same sets.""",
     ),
     (
         "code",
@@ -1325,9 +1330,16 @@ if longer:
                 points = [comparison["results"][name], *points]
             ax.errorbar([r["env_steps"] for r in points], [r[score] for r in points],
                         [r[f"{score}_seed_std"] for r in points], color=line.get_color(), marker="o", ls="none")
+            sampled = [r for r in points if "sampled" in r]  # the same held-out sets, actions drawn from the policy
+            ax.errorbar([r["env_steps"] for r in sampled], [r["sampled"][score] for r in sampled],
+                        [r["sampled"][f"{score}_seed_std"] for r in sampled], color=line.get_color(), marker="o",
+                        mfc="none", ls="none")
         if comparison:
             ax.axhline(comparison["results"][study.BEST_FIXED][score], color="k", ls="--", lw=1,
                        label="best fixed radius (held-out)")
+        for variant, yardsticks in longer.get("yardsticks", {}).items():
+            ax.axhline(yardsticks[study.BEST_FIXED][score], color="k", ls=":", lw=1.5,
+                       label=f"best fixed radius, {variant} (held-out)")
         if metric == "rollout_latency_s" and calibration:
             servers = calibration["attempts"]["v1"]["servers"]
             for server, style in (("greedy", ":"), ("random", "-.")):
@@ -1335,7 +1347,8 @@ if longer:
                            label=f"{server} server (calibration)")
         ax.set_xscale("log"); ax.set_title(label); ax.set_xlabel("environment steps per seed"); ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    caption(fig, longer)
+    caption(fig, {**longer, "command": "bash experiments/cross_reality_privacy_v1_long.sh (each step: vmjax train, "
+                                        "then python -m baselines.cross_reality_privacy_study long)"})
     fig.tight_layout(); plt.show()
 else:
     print("long_budget.json: not produced yet (bash experiments/cross_reality_privacy_v1_long.sh)")""",

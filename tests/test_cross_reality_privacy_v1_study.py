@@ -176,6 +176,8 @@ def test_long_budget_scores_a_vmjax_train_seed_group_once_per_budget(tmp_path, m
     row = rows[str(steps)]
     assert row["iterations"] == 1 and row["seeds"] == [0, 1] and row["vmapped_runs"] == 2
     assert np.asarray(row["curves"]["rollout_utility"]).shape == (2, 1)
+    for part in ("untrained", "sampled", "untrained_sampled"):  # iteration 0; actions drawn from the policy
+        assert len(row[part]["utility_seed_means"]) == 2 and "trajectory" not in row[part]
     # seed 1's own run folder, scored on held-out set 1 alone, is the group's second per-set mean
     _, env, params, trainer, state = runner.load_run(run_dir / "seed-1")
     alone = study.held_out_rollout(
