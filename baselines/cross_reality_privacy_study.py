@@ -641,7 +641,7 @@ def evaluate_run_group(run_dir: Path, study: StudyConfig, env_config: dict | Non
     sampled = evaluate_trained(env, params, trainer, trained, untrained, study=held_out, deterministic=False)
     brief = lambda r: {k: v for k, v in r.items() if k not in ("intensity", "trajectory")}
     return {
-        **scored,
+        **{k: v for k, v in scored.items() if k != "trajectory"},  # the comparison's map has set 0's trajectories
         "untrained": brief(at_start),
         "sampled": brief(sampled[0]),  # the same seeds and sets with the actions drawn from the policy
         "untrained_sampled": brief(sampled[1]),
