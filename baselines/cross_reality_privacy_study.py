@@ -28,6 +28,13 @@ heuristics gain the calibration's best fixed radius, the scores the adversary's 
   sweep_denoising_steps.json   LHDPPO over U (static: one jit per U, seeds vmapped)
   reward_search.json           the §4.5 search (vmjax.agents.reward_search, resumable by round) and its best
                                weights retrained over the study's seeds against the hand-set weights
+
+`long RUN_DIR ...` scores learners trained by `vmjax train` (seed groups, `--run.seeds 3`) on the same held-out
+sets, with their seeds untrained and with sampled actions, one row per learner and budget (`long_budget.json`;
+experiments/cross_reality_privacy_v1_long.sh trains and scores a queue of them):
+
+    python -m baselines.cross_reality_privacy_study long --env CrossRealityPrivacy-v1 \
+        --out docs/results/cross_reality_privacy_v1 runs/crp_v1_long/ppo_relaxed
 """
 
 from __future__ import annotations
