@@ -29,12 +29,8 @@ heuristics gain the calibration's best fixed radius, the scores the adversary's 
   reward_search.json           the §4.5 search (vmjax.agents.reward_search, resumable by round) and its best
                                weights retrained over the study's seeds against the hand-set weights
 
-`long RUN_DIR ...` scores learners trained by `vmjax train` (seed groups, `--run.seeds 3`) on the same held-out
-sets, with their seeds untrained and with sampled actions, one row per learner and budget (`long_budget.json`;
-experiments/cross_reality_privacy_v1_long.sh trains and scores a queue of them):
-
-    python -m baselines.cross_reality_privacy_study long --env CrossRealityPrivacy-v1 \
-        --out docs/results/cross_reality_privacy_v1 runs/crp_v1_long/ppo_relaxed
+`report` also prints the longer budgets' table (`long_budget.json`, written by experiments/cross_reality_privacy_v1_long.py
+from runs of `vmjax train`, which the CLI's runner owns, above this layer).
 """
 
 from __future__ import annotations
@@ -573,136 +569,6 @@ def run_study(
 
 
 # ------------------------------------------------------------------------------------------- longer budgets
-ALGO_NAMES = {algo: name for name, algo in LEARNERS.items()}  # `vmjax train --algo` -> the study's method name
-
-
-def _changed_fields(config, default) -> list[str]:
-    """`field=value` for each field of the dataclass `config` that differs from `default`."""
-    fields = dataclasses.fields(config)
-    return [
-        f"{f.name}={getattr(config, f.name)}" for f in fields if getattr(config, f.name) != getattr(default, f.name)
-    ]
-
-
-def env_variant(run_dir: Path, study: StudyConfig, env_config: dict | None = None) -> str:
-    """How a `vmjax train` run's env config departs from the study's env (`env_config` on `study.env_id`), e.g.
-    "agent_server=connected"; "" for none. Runs of one variant share their heuristic yardsticks."""
-    from vmjax import runner  # the CLI's run folders; imported here so the study runs without the CLI's extras
-
-    env = runner.configs_from_json(runner.read_saved_config(Path(run_dir)))["env"]
-    return ", ".join(_changed_fields(env, make_env(study, env_config).config))
-
-
-def run_group_budget(run_dir: Path, study: StudyConfig, env_config: dict | None = None) -> tuple[str, int]:
-    """(method, env steps per seed) of a `vmjax train` run folder (one run or a seed group), read from its config
-    and checkpoints without loading them. The method is the run's label ("PPO-relaxed", "LHDPPO (reward manual)")
-    with what departs from the learner's defaults (the budget aside) and from the env's, so unlike runs never share
-    a row (`env_variant`). ValueError unless every seed stands at the same iteration."""
-    from vmjax import runner
-
-    configs = runner.configs_from_json(runner.read_saved_config(Path(run_dir)))
-    iterations = {int(runner.read_run_checkpoint(m)[0]["iteration"]) for m in runner.seed_group_runs(Path(run_dir))}
-    if len(iterations) != 1:
-        raise ValueError(f"{run_dir}: its seeds stand at different iterations {sorted(iterations)}; resume it first")
-    agent = configs["agent"]
-    default = dataclasses.replace(type(agent)(), num_iterations=agent.num_iterations)
-    changed = [c for c in _changed_fields(agent, default) if not c.startswith("reward_mode=")]  # the label has it
-    variant = env_variant(run_dir, study, env_config)
-    changed += [variant] if variant else []
-    label = runner.run_label(configs) + (f" ({', '.join(changed)})" if changed else "")
-    return label, iterations.pop() * agent.env_steps_per_iteration
-
-
-def evaluate_run_group(run_dir: Path, study: StudyConfig, env_config: dict | None = None) -> dict:
-    """A learner trained by `vmjax train` (one run, or a seed group of `--run.seeds K`) scored like the comparison:
-    its k-th seed with deterministic actions on held-out set k. Adds the run's budget and training time and each
-    seed's per-iteration training curves (metrics.jsonl, as the comparison's `curves`). ValueError unless the run
-    is a learner of the study on the study's env (`env_config`, default: its defaults), so that the held-out worlds
-    are the same for every policy, and every seed stands at the same iteration."""
-    from vmjax import runner
-
-    method, env_steps = run_group_budget(run_dir, study, env_config)
-    members = runner.seed_group_runs(Path(run_dir))
-    runs = [runner.load_run(member) for member in members]
-    configs, env, params, trainer, _ = runs[0]
-    if configs["run"].env != study.env_id or configs["run"].algo not in ALGO_NAMES:
-        raise ValueError(
-            f"{run_dir}: a {configs['run'].algo!r} run on {configs['run'].env}, not a learner of the study on "
-            f"{study.env_id}"
-        )
-    reference = make_env(study, env_config).default_params
-    same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), np.asarray(b))), params, reference)
-    if not all(jax.tree.leaves(same)):
-        raise ValueError(
-            f"{run_dir}: its env parameters differ from the study's {study.env_id} (other held-out worlds)"
-        )
-    progress = [runner.read_run_checkpoint(member)[0] for member in members]
-    done = int(progress[0]["iteration"])
-    records = [runner.read_metrics(member / "metrics.jsonl", done) for member in members]
-    held_out = dataclasses.replace(study, seeds=len(members))
-    seeds = [member_configs["run"].seed for member_configs, *_ in runs]
-    init = jax.jit(trainer.init)
-    untrained = [init(jax.random.PRNGKey(seed)).params for seed in seeds]  # each seed's iteration 0
-    trained = [s.params for *_, s in runs]
-    scored, at_start = evaluate_trained(env, params, trainer, trained, untrained, study=held_out)
-    sampled = evaluate_trained(env, params, trainer, trained, untrained, study=held_out, deterministic=False)
-    brief = lambda r: {k: v for k, v in r.items() if k not in ("intensity", "trajectory")}
-    return {
-        **{k: v for k, v in scored.items() if k != "trajectory"},  # the comparison's map has set 0's trajectories
-        "untrained": brief(at_start),
-        "sampled": brief(sampled[0]),  # the same seeds and sets with the actions drawn from the policy
-        "untrained_sampled": brief(sampled[1]),
-        "method": method,
-        "run": Path(run_dir).name,
-        "seeds": seeds,
-        "iterations": done,
-        "env_steps": env_steps,
-        "train_s": float(np.mean([p.get("train_wall_s", np.nan) for p in progress])),
-        "vmapped_runs": len(members),
-        "curves": {name: [[float(r[name]) for r in rec if name in r] for rec in records] for name in CURVES},
-    }
-
-
-def variant_yardsticks(run_dir: Path, study: StudyConfig, env_config: dict | None = None) -> dict:
-    """The best fixed radius on the env of the run in `run_dir` (its config's env, e.g. agent_server=connected),
-    on the study's held-out sets: the yardstick of the runs of that env variant."""
-    from vmjax import runner
-
-    configs = runner.configs_from_json(runner.read_saved_config(Path(run_dir)))
-    env = make_env(study, {**(env_config or {}), **dataclasses.asdict(configs["env"])})
-    return {BEST_FIXED: evaluate_heuristic(env, env.default_params, V1_HEURISTICS[BEST_FIXED], study)}
-
-
-def long_budget(
-    study: StudyConfig, out_path: Path, run_dirs: Sequence[Path], env_config: dict | None = None, log=print, **extra
-) -> dict:
-    """`evaluate_run_group` of every run in `run_dirs` into `out_path` (JSON, atomically after each), keyed by
-    method and env steps per seed: a run evaluated again after more training adds a row; one already evaluated at
-    its current budget is skipped (not loaded). The heuristics' held-out scores are the comparison's (the same
-    sets)."""
-    record = _resume(out_path, _header(study, env_config, None, **extra), keys=("study", "env_config"))
-    if record["results"]:  # the saved file's: its yardsticks too
-        record["yardsticks"] = json.loads(out_path.read_text()).get("yardsticks", {})
-    for run_dir in run_dirs:
-        method, env_steps = run_group_budget(Path(run_dir), study, env_config)
-        if str(env_steps) in record["results"].get(method, {}):
-            log(f"{method} at {env_steps:,} env steps per seed: done")
-            continue
-        result = {**evaluate_run_group(Path(run_dir), study, env_config), "command": extra.get("command", "")}
-        record["results"].setdefault(method, {})[str(env_steps)] = result
-        variant = env_variant(Path(run_dir), study, env_config)
-        if variant and variant not in record.setdefault("yardsticks", {}):  # the default env's: comparison.json
-            record["yardsticks"][variant] = variant_yardsticks(Path(run_dir), study, env_config)
-            log(f"{BEST_FIXED} ({variant}): utility {_cell(record['yardsticks'][variant][BEST_FIXED], 'utility', 3)}")
-        log(
-            f"{method} at {env_steps:,} env steps per seed: utility {_cell(result, 'utility', 3)} "
-            f"entropy {result['entropy_bits']:.2f} bit latency {result['latency_s']:.1f} s"
-        )
-        record["machine"] = machine()
-        io.atomic_write_json(out_path, record)
-    return record
-
-
 def long_budget_table(record: dict, comparison: dict | None = None) -> str:
     """Each learner at every budget (its comparison row first, when given), with the same seeds untrained
     (iteration 0, the same held-out sets); then the yardsticks: the best fixed radius on each env variant and on
@@ -927,8 +793,7 @@ def command_line(argv: Sequence[str] | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("compare", "sweep", "surface", "study", "report", "long"))
-    parser.add_argument("runs", nargs="*", type=Path, help="long: `vmjax train` run folders (seed groups) to score")
+    parser.add_argument("command", choices=("compare", "sweep", "surface", "study", "report"))
     parser.add_argument("--env", default=StudyConfig.env_id, choices=ENV_IDS)
     parser.add_argument("--iterations", type=int, default=StudyConfig.iterations)
     parser.add_argument("--seeds", type=int, default=StudyConfig.seeds)
@@ -942,7 +807,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny env and learner sizes (a pipeline check only)")
     parser.add_argument("--note", default="", help="stored with the results (e.g. what else ran on the machine)")
     parser.add_argument("--out", type=Path, default=Path("runs/crp_study"))
-    args = parser.parse_intermixed_args(argv)  # run folders may follow the options
+    args = parser.parse_args(argv)
     study = StudyConfig(args.iterations, args.seeds, args.eval_episodes, env_id=args.env)
     env_config, overrides = (TINY_ENV, TINY_LEARNER) if args.tiny else (None, None)
     extra = {"command": command_line(argv), "note": args.note}
@@ -959,11 +824,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     elif args.command == "report":
         print(report(args.out))
-    elif args.command == "long":
-        if not args.runs:
-            parser.error("long: name the run folders to score")
-        record = long_budget(study, args.out / "long_budget.json", args.runs, env_config, **extra)
-        print(long_budget_table(record, load_result(args.out, "comparison.json")))
     elif args.command == "study":
         run_study(
             study,

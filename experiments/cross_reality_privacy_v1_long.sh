@@ -45,5 +45,5 @@ for step in $QUEUE; do
     $VMJAX train --env CrossRealityPrivacy-v1 --algo "$algo" --run.seeds 3 --run.run_dir "$dir" \
       --agent.num_iterations "$iterations" "${extra[@]}" >>"$dir/train.log" 2>&1
   fi
-  $PYTHON -m baselines.cross_reality_privacy_study long --env CrossRealityPrivacy-v1 --out "$OUT" "$dir"
+  $PYTHON -m experiments.cross_reality_privacy_v1_long --out "$OUT" "$dir"
 done

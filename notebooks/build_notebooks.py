@@ -1348,7 +1348,7 @@ if longer:
         ax.set_xscale("log"); ax.set_title(label); ax.set_xlabel("environment steps per seed"); ax.grid(alpha=0.3)
     fig.legend(*axes[1].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
     caption(fig, {**longer, "command": "bash experiments/cross_reality_privacy_v1_long.sh (each step: vmjax train, "
-                                        "then python -m baselines.cross_reality_privacy_study long)"})
+                                        "then python -m experiments.cross_reality_privacy_v1_long)"})
     fig.tight_layout(); plt.show()
 else:
     print("long_budget.json: not produced yet (bash experiments/cross_reality_privacy_v1_long.sh)")""",

@@ -1,4 +1,4 @@
-"""`python -m baselines.cross_reality_privacy_study long`: `vmjax train` seed groups of CrossRealityPrivacy-v1
+"""`python -m experiments.cross_reality_privacy_v1_long`: `vmjax train` seed groups of CrossRealityPrivacy-v1
 learners scored like the study's comparison, one row per budget (a file of its own so that pytest-xdist can run it
 beside the study's pipeline test)."""
 
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from baselines import cross_reality_privacy_study as study
+from experiments import cross_reality_privacy_v1_long as long
 from vmjax.agents import lhdppo
 
 TINY_ENV = study.TINY_ENV
@@ -36,10 +37,10 @@ def test_long_budget_scores_a_vmjax_train_seed_group_once_per_budget(tmp_path, m
     variant = ["--env.agent_server", "connected"]
     cli.main([*train, "--run.run_dir", str(run_dir), "--agent.num_iterations", "1", *variant, *tiny_flags])
     out = tmp_path / "out"
-    argv = ["long", "--env", "CrossRealityPrivacy-v1", "--tiny", "--seeds", "2", "--eval-episodes", "2"]
-    study.main([*argv, "--out", str(out), str(run_dir)])
+    argv = ["--env", "CrossRealityPrivacy-v1", "--tiny", "--seeds", "2", "--eval-episodes", "2"]
+    long.main([*argv, "--out", str(out), str(run_dir)])
     config = study.StudyConfig(iterations=1, seeds=2, eval_episodes=2, env_id="CrossRealityPrivacy-v1")
-    method, steps = study.run_group_budget(run_dir, config, TINY_ENV)
+    method, steps = long.run_group_budget(run_dir, config, TINY_ENV)
     assert method.startswith("PPO-relaxed (") and method.endswith(", agent_server=connected)")
     assert steps == sizes["num_envs"] * sizes["num_steps"]
     record = json.loads((out / "long_budget.json").read_text())
@@ -62,15 +63,15 @@ def test_long_budget_scores_a_vmjax_train_seed_group_once_per_budget(tmp_path, m
     def not_again(*_, **__):
         raise AssertionError("a budget already scored was evaluated again")
 
-    monkeypatch.setattr(study, "evaluate_run_group", not_again)
-    study.main([*argv, "--out", str(out), str(run_dir)])
+    monkeypatch.setattr(long, "evaluate_run_group", not_again)
+    long.main([*argv, "--out", str(out), str(run_dir)])
     monkeypatch.undo()
     cli.main(["train", "--resume", "--run.run_dir", str(run_dir), "--agent.num_iterations", "2"])
-    study.main([*argv, "--out", str(out), str(run_dir)])
+    long.main([*argv, "--out", str(out), str(run_dir)])
     rows = json.loads((out / "long_budget.json").read_text())["results"][method]
     assert sorted(map(int, rows)) == [steps, 2 * steps] and rows[str(steps)] == row
     assert np.asarray(rows[str(2 * steps)]["curves"]["rollout_utility"]).shape == (2, 2)
     with pytest.raises(ValueError, match="env parameters differ"):
-        study.evaluate_run_group(run_dir, config, {**TINY_ENV, "num_rsus": TINY_ENV["num_rsus"] + 2})
+        long.evaluate_run_group(run_dir, config, {**TINY_ENV, "num_rsus": TINY_ENV["num_rsus"] + 2})
     with pytest.raises(ValueError, match="not a learner of the study"):
-        study.evaluate_run_group(run_dir, dataclasses.replace(config, env_id="CrossRealityPrivacy-v0"), TINY_ENV)
+        long.evaluate_run_group(run_dir, dataclasses.replace(config, env_id="CrossRealityPrivacy-v0"), TINY_ENV)
