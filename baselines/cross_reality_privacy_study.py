@@ -233,12 +233,12 @@ def _timed_run(train, *args):
     return compile_s, time.perf_counter() - start, out
 
 
-def evaluate_trained(
-    env, params, trainer, *param_lists: list, study: StudyConfig, deterministic: bool | None = None
-) -> dict | list[dict]:
-    """Seed s's params (params_list[s]) scored on held-out set s, for each list given (one compiled scorer for all
-    of them); one record for one list. Deterministic actions (the learner's `deterministic_eval`, the study's
-    protocol) unless `deterministic=False`: actions sampled from the policy."""
+def evaluate_param_lists(
+    env, params, trainer, param_lists: Sequence[list], study: StudyConfig, deterministic: bool | None = None
+) -> list[dict]:
+    """For each list, seed s's params (list[s]) scored on held-out set s, by one compiled scorer. Deterministic
+    actions (the learner's `deterministic_eval`, the study's protocol) unless `deterministic=False`: actions
+    sampled from the policy."""
     metrics = score_names(env)
 
     @jax.jit
@@ -246,8 +246,12 @@ def evaluate_trained(
         policy = trainer.make_eval_policy(p, deterministic)
         return held_out_rollout(env, policy, params, key, study.eval_episodes, metrics)
 
-    records = [_collect([score(p, held_out_key(study, s)) for s, p in enumerate(ps)]) for ps in param_lists]
-    return records[0] if len(records) == 1 else records
+    return [_collect([score(p, held_out_key(study, s)) for s, p in enumerate(ps)]) for ps in param_lists]
+
+
+def evaluate_trained(env, params, trainer, trained_params: list, study: StudyConfig) -> dict:
+    """Seed s's trained params (trained_params[s]) scored deterministically on held-out set s."""
+    return evaluate_param_lists(env, params, trainer, [trained_params], study)[0]
 
 
 def _run_record(config, metrics, compile_s: float, train_s: float, runs: int) -> dict:
@@ -276,7 +280,7 @@ def train_and_evaluate(env, params, config, study: StudyConfig, log=print) -> di
     )
     trained = [jax.tree.map(lambda x, s=s: x[s], state.params) for s in range(study.seeds)]
     return {
-        **evaluate_trained(env, params, trainer, trained, study=study),
+        **evaluate_trained(env, params, trainer, trained, study),
         **_run_record(config, metrics, compile_s, train_s, study.seeds),
     }
 
@@ -302,7 +306,7 @@ def train_learning_rate_grid(env, params, config, study: StudyConfig, rates: Seq
         trained = [jax.tree.map(lambda x, i=i, s=s: x[i, s], state.params) for s in range(study.seeds)]
         per_lr = jax.tree.map(lambda x, i=i: x[i], metrics)
         out[str(lr)] = {
-            **evaluate_trained(env, params, trainer, trained, study=study),
+            **evaluate_trained(env, params, trainer, trained, study),
             **_run_record(config, per_lr, compile_s, train_s, runs),
         }
     return out

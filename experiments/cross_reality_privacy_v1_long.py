@@ -93,8 +93,8 @@ def evaluate_run_group(run_dir: Path, study: crps.StudyConfig, env_config: dict 
     init = jax.jit(trainer.init)
     untrained = [init(jax.random.PRNGKey(seed)).params for seed in seeds]  # each seed's iteration 0
     trained = [s.params for *_, s in runs]
-    scored, at_start = crps.evaluate_trained(env, params, trainer, trained, untrained, study=held_out)
-    sampled = crps.evaluate_trained(env, params, trainer, trained, untrained, study=held_out, deterministic=False)
+    scored, at_start = crps.evaluate_param_lists(env, params, trainer, [trained, untrained], held_out)
+    sampled = crps.evaluate_param_lists(env, params, trainer, [trained, untrained], held_out, deterministic=False)
     brief = lambda r: {k: v for k, v in r.items() if k not in ("intensity", "trajectory")}
     return {
         **{k: v for k, v in scored.items() if k != "trajectory"},  # the comparison's map has set 0's trajectories
